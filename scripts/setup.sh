@@ -92,6 +92,15 @@ SRC
   if ! { binfmt_ok qemu-aarch64 && binfmt_ok qemu-arm; }; then
     [ -w /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
     update-binfmts --enable >/dev/null 2>&1 || true
+    # QEMU >= 8 packages register through systemd-binfmt (/usr/lib/binfmt.d); with no systemd
+    # running (CI runners, containers) write those entries to the kernel ourselves.
+    for name in qemu-aarch64 qemu-arm; do
+      conf=/usr/lib/binfmt.d/$name.conf
+      if ! binfmt_ok "$name" && [ -r "$conf" ]; then
+        [ ! -e "/proc/sys/fs/binfmt_misc/$name" ] || echo -1 > "/proc/sys/fs/binfmt_misc/$name"
+        grep -v '^#' "$conf" > /proc/sys/fs/binfmt_misc/register
+      fi
+    done
     binfmt_ok qemu-aarch64 && binfmt_ok qemu-arm || { say "QEMU binfmt handlers did not register (see /proc/sys/fs/binfmt_misc)"; exit 1; }
   fi
   if ! engine_up; then

@@ -1,0 +1,71 @@
+"""Errors raised by the armstack runtime.
+
+One base class, subclasses carry data so callers can react without parsing text::
+
+    ArmstackError
+    ├── ComposeError            the compose file is wrong (carries every problem found)
+    ├── EngineError             the Docker engine refused or failed an operation
+    │   └── DiskFullError       an operation would not fit, or hit ENOSPC
+    ├── StateError              the persisted state directory is unusable
+    └── SupervisorError         talking to a running supervisor failed
+
+Messages are full sentences that say what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ArmstackError(Exception):
+    """Base of every error the runtime raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a compose file: where it is and what was expected."""
+
+    file: str
+    message: str
+    service: str | None = None
+    field: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        path = ".".join(p for p in ("services" if self.service else None, self.service, self.field) if p)
+        return f"{where}: {path + ': ' if path else ''}{self.message}"
+
+
+class ComposeError(ArmstackError):
+    """The compose file cannot be used; ``problems`` lists every error found, not just the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"the compose file has {len(self.problems)} error(s):\n{lines}")
+
+
+class EngineError(ArmstackError):
+    """The Docker engine refused or failed an operation."""
+
+    def __init__(self, message: str, *, service: str | None = None):
+        self.service = service
+        super().__init__(message)
+
+
+class DiskFullError(EngineError):
+    """An image build, pull or container would not fit on the engine's disk."""
+
+    def __init__(self, message: str, *, service: str | None = None, needed: int = 0, free: int = 0):
+        self.needed = needed
+        self.free = free
+        super().__init__(message, service=service)
+
+
+class StateError(ArmstackError):
+    """The state directory cannot be read or written."""
+
+
+class SupervisorError(ArmstackError):
+    """A running supervisor could not be reached or did not apply a request in time."""

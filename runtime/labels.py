@@ -1,0 +1,19 @@
+"""Label keys stamped on everything the runtime creates.
+
+Ownership is decided by these labels only: cleanup never touches an object without them.
+The compose-compatible ones make plain ``docker compose ps/logs`` on a device show the stack.
+"""
+
+STACK = "io.armstack.stack"
+SERVICE = "io.armstack.service"
+CONFIG_HASH = "io.armstack.config-hash"
+BUILD_HASH = "io.armstack.build-hash"
+RELEASE = "io.armstack.release"
+UPDATE_STRATEGY = "io.armstack.update-strategy"
+
+COMPOSE_PROJECT = "com.docker.compose.project"
+COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_NUMBER = "com.docker.compose.container-number"
+COMPOSE_ONEOFF = "com.docker.compose.oneoff"
+COMPOSE_NETWORK = "com.docker.compose.network"
+COMPOSE_VOLUME = "com.docker.compose.volume"
