@@ -1,0 +1,17 @@
+"""Top-level pytest configuration: the test tier follows from the folder a test lives in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+_TIERS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration, "e2e": pytest.mark.e2e}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for tier, mark in _TIERS.items():
+            if tier in parts:
+                item.add_marker(mark)
