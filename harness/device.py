@@ -1,0 +1,411 @@
+"""``EmulatedDevice``: an ARM device made of two containers on the host engine.
+
+::
+
+    host engine (native)
+    ├── <name>-engine   native dockerd; /var/lib/docker on a loop-mounted ext4 "SD card"
+    │     └── stack containers (arm64/armv7 images, run by QEMU through binfmt_misc)
+    └── <name>-runtime  the armstack runtime image of the device's arch, on the engine's socket
+
+An arm64 dockerd cannot start containers under qemu-user, so the engine runs natively and all
+user space that matters (the runtime and every stack image) runs as the device's arch. The
+card is an image file on a named volume: reboot and power cut keep images and data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal as signals
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk needs a registry; we sweep by label
+
+import contextlib
+
+import docker  # noqa: E402
+import docker.errors  # noqa: E402
+from testcontainers.core.container import DockerContainer  # noqa: E402
+
+from harness import images  # noqa: E402
+from harness.arch import Arch, check_emulation, get_arch  # noqa: E402
+from harness.archive import read_single_file, tar_directory  # noqa: E402
+from harness.capabilities import engine_run_kwargs  # noqa: E402
+from harness.errors import DeployError, DeviceError, FaultError  # noqa: E402
+from harness.session import labels, sweep  # noqa: E402
+from harness.waits import wait_for  # noqa: E402
+
+STACKS_DIR = "/srv/armstack/stacks"   # same path in both containers, so bind mounts resolve alike
+DATA_DIR = "/data/armstack"
+SOCKET = "unix:///run/armstack/docker.sock"
+COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    status: str
+    container_id: str | None = None
+    restarts: int = 0
+    image: str | None = None
+    health: str | None = None
+    last_exit: int | None = None
+    crash_looping: bool = False
+    backoff_until: float | None = None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    used: int
+    total: int
+    available: int = 0
+
+    @property
+    def percent(self) -> float:
+        """Used share of the space a user can fill, as ``df`` reports it."""
+        usable = self.used + self.available if self.available else self.total
+        return 100.0 * self.used / usable if usable else 0.0
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", text.lower())
+    if not m:
+        raise ValueError(f"bad size {text!r}: expected e.g. 768M or 2G")
+    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
+
+
+class EmulatedDevice:
+    """An emulated ARM device; use as a context manager, or call ``start()``/``stop()``."""
+
+    def __init__(self, arch: str = "arm64", disk: str = "2G", name: str | None = None, *,
+                 keep: bool = False, client: docker.DockerClient | None = None,
+                 preload: tuple[str, ...] = ("python", "debian")):
+        self.arch: Arch = get_arch(arch)
+        self.disk = disk
+        parse_size(disk)  # fail now on a bad size, not inside the engine container
+        self.name = name or f"armstack-{self.arch.name}-{uuid.uuid4().hex[:8]}"
+        self.keep = keep
+        self.preload = preload
+        self.host = client or docker.from_env()
+        self.project: str | None = None
+        self.compose_path: str | None = None
+        self._engine_c: DockerContainer | None = None
+        self._runtime_c: DockerContainer | None = None
+        self._engine_client: docker.DockerClient | None = None
+        self._engine_ip: str | None = None
+        self.volumes = {v: f"{self.name}-{v}" for v in ("sdcard", "sock", "stack", "data")}
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def __enter__(self) -> EmulatedDevice:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def timeout(self, seconds: float) -> float:
+        """A timeout for work that runs under emulation, scaled by the arch's slowdown."""
+        return seconds * self.arch.factor
+
+    def start(self) -> EmulatedDevice:
+        check_emulation(self.arch)
+        engine_image = images.build_engine(self.host)
+        self.runtime_image = images.build_runtime(self.arch.name, self.host)
+        bases = {kind: images.build_base(kind, self.arch.name, self.host) for kind in self.preload}
+        for vol in self.volumes.values():
+            self.host.volumes.create(vol, labels=labels(self.name))
+        run = engine_run_kwargs(self.host, engine_image)
+        mounts = {**run.get("volumes", {}),
+                  self.volumes["sdcard"]: {"bind": "/sdcard", "mode": "rw"},
+                  self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
+                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"}}
+        self._engine_c = (
+            DockerContainer(engine_image, name=f"{self.name}-engine", docker_client_kw={})
+            .with_env("ARMSTACK_DISK_SIZE", self.disk)
+            .with_kwargs(**{**run, "volumes": mounts, "labels": labels(self.name), "hostname": self.name,
+                            "restart_policy": {"Name": "unless-stopped"}})
+        )
+        self._engine_c.start()
+        self._wait_engine()
+        for kind, tag in bases.items():
+            images.load_into(self.engine, self.host, tag, images.BASES[kind].official)
+        return self
+
+    def stop(self) -> None:
+        """Remove the device's containers, and its volumes unless ``keep``."""
+        for c in (self._runtime_c, self._engine_c):
+            if c is not None and c._container is not None:
+                with contextlib.suppress(docker.errors.NotFound):
+                    c._container.remove(force=True, v=False)
+        self._runtime_c = self._engine_c = None
+        if self._engine_client is not None:
+            self._engine_client.close()
+            self._engine_client = None
+        if not self.keep:
+            for vol in self.volumes.values():
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.host.volumes.get(vol).remove(force=True)
+
+    # ---- engine access ---------------------------------------------------------------
+    def _container(self, which: str) -> Any:
+        tc = self._engine_c if which == "engine" else self._runtime_c
+        if tc is None or tc._container is None:
+            raise DeviceError(f"device {self.name} has no {which} container (not started, or no stack deployed)")
+        tc._container.reload()
+        return tc._container
+
+    @property
+    def engine(self) -> docker.DockerClient:
+        """A docker-py client of the device's own engine (reconnects if the engine moved)."""
+        ip = self._container("engine").attrs["NetworkSettings"]["IPAddress"]
+        if self._engine_client is None or ip != self._engine_ip:
+            if self._engine_client is not None:
+                self._engine_client.close()
+            self._engine_client = docker.DockerClient(base_url=f"tcp://{ip}:2375", timeout=120)
+            self._engine_ip = ip
+        return self._engine_client
+
+    def _wait_engine(self) -> None:
+        def ready() -> bool:
+            c = self._container("engine")
+            if c.status in ("exited", "dead"):
+                raise DeviceError(f"the device engine exited:\n{self._tail(c)}")
+            return bool(self.engine.ping())
+
+        wait_for(ready, 60, f"the engine of device {self.name} to answer",
+                 describe=lambda: self._tail(self._container("engine")))
+
+    @staticmethod
+    def _tail(container: Any, n: int = 30) -> str:
+        return container.logs(tail=n).decode(errors="replace")
+
+    # ---- the device's shell ----------------------------------------------------------
+    def shell(self, cmd: str) -> ExecResult:
+        """Run a shell command on the device itself (its engine host, where the SD card is /data)."""
+        code, out = self._container("engine").exec_run(["sh", "-c", cmd])
+        return ExecResult(code, out.decode(errors="replace"))
+
+    def _shell_ok(self, cmd: str) -> str:
+        res = self.shell(cmd)
+        if res.exit_code != 0:
+            raise DeviceError(f"`{cmd}` failed on device {self.name} (exit {res.exit_code}): {res.output.strip()}")
+        return res.output
+
+    # ---- stacks ----------------------------------------------------------------------
+    def deploy(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Copy a stack onto the device and have its runtime apply it; returns the runtime's report."""
+        from runtime.compose import load_stack
+        from runtime.errors import ComposeError
+
+        src = Path(path).resolve()
+        compose = src if src.is_file() else next((src / n for n in COMPOSE_NAMES if (src / n).exists()), None)
+        if compose is None:
+            raise DeployError(f"{src} has none of {', '.join(COMPOSE_NAMES)}")
+        try:
+            project = load_stack(compose).stack.project
+        except ComposeError as e:
+            raise DeployError(f"the stack at {compose} is invalid", str(e)) from e
+        if self.project not in (None, project):
+            raise DeployError(f"device {self.name} already runs stack {self.project!r}; one stack per device")
+        stack_dir = f"{STACKS_DIR}/{project}"
+        self._shell_ok(f"rm -rf {stack_dir}.new && mkdir -p {stack_dir}.new")
+        self._container("engine").put_archive(f"{stack_dir}.new", tar_directory(compose.parent, "."))
+        # Swap in whole, so a runtime reading the directory never sees half a stack.
+        self._shell_ok(f"rm -rf {stack_dir}.old; [ ! -d {stack_dir} ] || mv {stack_dir} {stack_dir}.old; "
+                       f"mv {stack_dir}.new {stack_dir}; rm -rf {stack_dir}.old")
+        self.project, self.compose_path = project, f"{stack_dir}/{compose.name}"
+        if self._runtime_c is None:
+            return self._start_runtime()
+        return self._apply()
+
+    def _start_runtime(self) -> dict[str, Any]:
+        assert self.compose_path and self.project
+        self._runtime_c = (
+            DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw={})
+            .with_command(["up", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR])
+            .with_env("DOCKER_HOST", SOCKET)
+            .with_env("ARMSTACK_DATA_DIR", DATA_DIR)
+            .with_kwargs(labels=labels(self.name), restart_policy={"Name": "unless-stopped"}, stop_signal="SIGTERM",
+                         stop_timeout=120, platform=self.arch.platform,
+                         volumes={self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
+                                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
+                                  self.volumes["data"]: {"bind": "/data", "mode": "rw"}})
+        )
+        self._runtime_c.start()
+        status = self._wait_applied(1)
+        return dict(status.get("last_apply") or {})
+
+    def _wait_applied(self, generation: int) -> dict[str, Any]:
+        def applied() -> dict[str, Any] | None:
+            rt = self._container("runtime")
+            if rt.status == "exited" or rt.attrs["RestartCount"] > 0:
+                raise DeployError(f"the runtime on device {self.name} exited while applying the stack",
+                                  self._tail(rt))
+            st = self.status()
+            last = (st or {}).get("last_apply") or {}
+            return st if st and last.get("generation", 0) >= generation else None
+
+        status = wait_for(applied, self.timeout(120), "the runtime to apply the stack",
+                          describe=lambda: self._tail(self._container("runtime")), interval=0.25)
+        last = status.get("last_apply") or {}
+        if not last.get("ok", False):
+            raise DeployError(f"the runtime on device {self.name} failed to apply the stack",
+                              str(last.get("error") or self._tail(self._container("runtime"))))
+        return status
+
+    def _apply(self) -> dict[str, Any]:
+        assert self.compose_path and self.project
+        code, out = self._container("runtime").exec_run(
+            ["armstack", "apply", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR, "--json"],
+            environment={"DOCKER_HOST": SOCKET}, demux=True)
+        stdout, stderr = ((out[0] or b"").decode(), (out[1] or b"").decode())
+        if code != 0:
+            raise DeployError(f"the runtime on device {self.name} rejected the stack (exit {code})",
+                              (stderr + stdout).strip())
+        try:
+            return dict(json.loads(stdout))
+        except ValueError:
+            return {"output": stdout}
+
+    def status(self) -> dict[str, Any] | None:
+        """The runtime's status document (None before the first apply)."""
+        if self.project is None or self._runtime_c is None:
+            return None
+        try:
+            bits, _ = self._container("runtime").get_archive(f"{DATA_DIR}/{self.project}/status.json")
+        except docker.errors.NotFound:
+            return None
+        return dict(json.loads(read_single_file(bits)))
+
+    def services(self) -> dict[str, ServiceState]:
+        out: dict[str, ServiceState] = {}
+        for name, s in ((self.status() or {}).get("services") or {}).items():
+            out[name] = ServiceState(
+                status=s.get("state", "unknown"), container_id=s.get("container_id"),
+                restarts=int(s.get("restarts") or 0), image=s.get("image"), health=s.get("health"),
+                last_exit=s.get("last_exit"), crash_looping=bool(s.get("crash_looping")),
+                backoff_until=s.get("backoff_until"))
+        return out
+
+    def container(self, service: str, *, running: bool = True) -> Any:
+        """The device-engine container of a service (docker-py object)."""
+        filters: dict[str, Any] = {"label": [f"io.armstack.service={service}"]}
+        if self.project:
+            filters["label"].append(f"io.armstack.stack={self.project}")
+        found = self.engine.containers.list(all=not running, filters=filters)
+        if not found:
+            raise FaultError(f"service {service!r} has no {'running ' if running else ''}container on {self.name}")
+        return found[0]
+
+    def wait_until_running(self, service: str, timeout: float = 30.0) -> float:
+        """Wait until the service's container runs (and is healthy if it has a healthcheck)."""
+        start = time.monotonic()
+
+        def running() -> bool:
+            c = self.container(service)
+            health = c.attrs["State"].get("Health", {}).get("Status")
+            return c.status == "running" and health in (None, "healthy")
+
+        def describe() -> str:
+            state = self.services().get(service)
+            lines = [ln for ln in self.logs(service)][-20:]
+            return f"state of {service}: {state}\nlast log lines:\n" + "\n".join(lines)
+
+        wait_for(running, self.timeout(timeout), f"service {service!r} on {self.name} to be running",
+                 describe=describe)
+        return time.monotonic() - start
+
+    def exec(self, service: str, cmd: str | list[str]) -> ExecResult:
+        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else cmd
+        code, out = self.container(service).exec_run(argv)
+        return ExecResult(code, out.decode(errors="replace"))
+
+    def logs(self, service: str | None = None) -> list[str]:
+        """The runtime's prefixed output lines (``service | line``), optionally of one service."""
+        if self._runtime_c is None:
+            return []
+        text = _ANSI.sub("", self._container("runtime").logs().decode(errors="replace"))
+        lines = text.splitlines()
+        if service is None:
+            return lines
+        return [ln for ln in lines if ln.split(" | ", 1)[0].strip() == service and " | " in ln]
+
+    # ---- disk ------------------------------------------------------------------------
+    def disk_usage(self) -> DiskUsage:
+        out = self._shell_ok("df -B1 --output=used,size,avail /var/lib/docker | tail -n 1").split()
+        return DiskUsage(used=int(out[0]), total=int(out[1]), available=int(out[2]))
+
+    def fill_disk(self, percent: float) -> DiskUsage:
+        """Fill the SD card to ``percent`` used with a file nothing on the device owns."""
+        usage = self.disk_usage()
+        need = int((usage.used + usage.available) * percent / 100) - usage.used
+        if need > 0:
+            self._shell_ok(f"fallocate -l {need} /data/armstack-fill.$(date +%s%N)")
+        return self.disk_usage()
+
+    def free_disk(self) -> DiskUsage:
+        self._shell_ok("rm -f /data/armstack-fill.*")
+        return self.disk_usage()
+
+    # ---- faults ----------------------------------------------------------------------
+    def crash(self, service: str, signal: str = "SIGKILL") -> str:
+        """A real crash: signal the service's main process from the device (not `docker kill`,
+        which the engine counts as a manual stop). Returns the container id."""
+        c = self.container(service)
+        pid = c.attrs["State"]["Pid"]
+        sig = signal.upper().removeprefix("SIG")
+        self._shell_ok(f"kill -s {sig} {pid}")
+        return str(c.id)
+
+    def _host_kill(self, which: str) -> None:
+        c = self._container(which)
+        pid = c.attrs["State"]["Pid"]
+        if not pid:
+            raise FaultError(f"the {which} of {self.name} is not running")
+        os.kill(pid, signals.SIGKILL)   # a crash: the host engine's restart policy brings it back
+
+    def kill_engine(self) -> None:
+        """SIGKILL the device's dockerd (and so every stack container); it restarts by itself."""
+        self._host_kill("engine")
+
+    def kill_runtime(self) -> None:
+        """SIGKILL the runtime; the device restarts it by itself."""
+        self._host_kill("runtime")
+
+    def reboot(self) -> None:
+        """An orderly reboot: the runtime stops the stack, the engine shuts down, both start again."""
+        if self._runtime_c is not None:
+            self._container("runtime").stop(timeout=int(self.timeout(20)))
+        self._container("engine").stop(timeout=30)
+        self._boot()
+
+    def power_cut(self) -> None:
+        """Everything SIGKILLed at once, then powered on again; the SD card keeps what reached it."""
+        if self._runtime_c is not None:
+            self._container("runtime").kill()
+        self._container("engine").kill()
+        self._boot()
+
+    def _boot(self) -> None:
+        self._container("engine").start()
+        self._wait_engine()
+        if self._runtime_c is not None:
+            self._container("runtime").start()
+
+    def sweep(self) -> list[str]:
+        return sweep(self.host)

@@ -1,0 +1,285 @@
+"""Base images without a registry, the device engine image and the runtime image.
+
+Debian stand-ins for ``debian:bookworm-slim`` and ``python:3.11-slim-bookworm`` are built from
+Debian packages with debootstrap, per architecture. Root filesystems are cached as tarballs
+under ``~/.cache/armstack/rootfs`` keyed by suite + arch + package list, so only the first run
+pays for debootstrap. On the host the images carry the project's own names (``armstack/...``)
+so a user's real ``debian:*``/``python:*`` images are never overwritten; inside a device's
+engine they are tagged with the official names so ordinary Dockerfiles work offline.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from harness.arch import Arch, check_emulation, get_arch
+from harness.errors import ImageBuildError, SetupError
+from harness.progress import Update, step
+
+SUITE = "bookworm"
+# Bump when the way a rootfs is made changes, so cached tarballs are rebuilt.
+RECIPE = "3"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS = Path(__file__).resolve().parent / "assets"
+LABEL_KIND = "io.armstack.base"
+LABEL_KEY = "io.armstack.rootfs-key"
+LABEL_SOURCE = "io.armstack.source-hash"
+
+
+@dataclass(frozen=True)
+class BaseKind:
+    name: str
+    official: tuple[str, ...]   # names it takes inside a device's engine
+    packages: tuple[str, ...]   # added to debootstrap's minbase
+    cmd: str
+    python: bool = False
+
+
+BASES: dict[str, BaseKind] = {
+    "debian": BaseKind("debian", ("debian:bookworm-slim", "debian:bookworm", "debian:12-slim", "debian:12"),
+                       (), '["bash"]'),
+    "python": BaseKind("python", ("python:3.11-slim-bookworm", "python:3.11-slim", "python:3.11", "python:3-slim"),
+                       ("python3", "python3-pip", "python3-venv", "python-is-python3", "ca-certificates"),
+                       '["python3"]', python=True),
+}
+ENGINE_PACKAGES = ("docker.io", "e2fsprogs", "iptables", "procps", "ca-certificates")
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("ARMSTACK_CACHE", Path.home() / ".cache" / "armstack"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def mirror() -> str:
+    """The Debian mirror this machine uses (its own apt sources), so no mirror host is hard-coded."""
+    if env := os.environ.get("ARMSTACK_DEBIAN_MIRROR"):
+        return env
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.exists():
+        for line in sources.read_text().splitlines():
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split()[1]
+    legacy = Path("/etc/apt/sources.list")
+    if legacy.exists():
+        for line in legacy.read_text().splitlines():
+            m = re.match(r"deb\s+(?:\[[^\]]*\]\s+)?(\S+/debian/?)\s", line)
+            if m:
+                return m.group(1)
+    # Not a Debian host (e.g. Ubuntu): debootstrap needs a Debian archive all the same.
+    return "http://deb.debian.org/debian"
+
+
+def host_tag(kind: str, arch: Arch) -> str:
+    if kind == "debian":
+        return f"armstack/debian:{SUITE}-slim-{arch.name}"
+    if kind == "python":
+        return f"armstack/python:3.11-slim-{SUITE}-{arch.name}"
+    if kind == "engine":
+        return f"armstack/device-engine:{SUITE}-{arch.name}"
+    raise ValueError(kind)
+
+
+def _key(arch: Arch, packages: tuple[str, ...], extra: str = "") -> str:
+    text = "|".join([RECIPE, SUITE, arch.debian, "minbase", ",".join(sorted(packages)), extra])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise builds of the same artefact across processes (pytest-xdist workers)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _run_streaming(cmd: list[str], update: Update, what: str) -> None:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        update(line)
+        tail = (tail + [line.rstrip()])[-15:]
+    if proc.wait() != 0:
+        raise ImageBuildError(f"{what} failed (exit {proc.returncode}); last output:\n" + "\n".join(tail))
+
+
+def rootfs_tarball(arch: Arch, packages: tuple[str, ...], python: bool = False) -> Path:
+    """A cached rootfs tarball of Debian minbase + packages for arch; debootstraps on a miss."""
+    key = _key(arch, packages)
+    out = cache_dir() / "rootfs" / f"{SUITE}-{arch.name}-{key}.tar"
+    if out.exists():
+        return out
+    with _locked(out.with_suffix(".lock")):
+        if out.exists():  # another process built it while we waited
+            return out
+        if shutil.which("debootstrap") is None:
+            raise SetupError("debootstrap is not installed: run `make setup` (or apt-get install debootstrap)")
+        if os.geteuid() != 0:
+            raise SetupError("building a base image runs debootstrap, which needs root; run as root")
+        check_emulation(arch)
+        work = Path(tempfile.mkdtemp(prefix=f"rootfs-{arch.name}-", dir=out.parent))
+        try:
+            cmd = ["debootstrap", f"--arch={arch.debian}", "--variant=minbase"]
+            if packages:
+                cmd.append("--include=" + ",".join(packages))
+            cmd += [SUITE, str(work / "root"), mirror()]
+            label = f"debootstrap {SUITE} {arch.name}" + (f" + {' '.join(packages)}" if packages else "")
+            with step(label) as update:
+                _run_streaming(cmd, update, label)
+                _trim(work / "root", python)
+                tmp = out.with_suffix(".tar.tmp")
+                subprocess.run(["tar", "-C", str(work / "root"), "--numeric-owner", "-cf", str(tmp), "."],
+                               check=True)
+                tmp.replace(out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _trim(root: Path, python: bool) -> None:
+    """Make the rootfs behave like the official slim image it stands in for, and keep it small."""
+    for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for p in (root / sub).glob("*"):
+            if p.is_file():
+                p.unlink()
+    if python:
+        # The official python image lets `pip install` into the system; Debian marks it
+        # externally managed. Users' Dockerfiles expect the former.
+        for marker in root.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
+            marker.unlink()
+
+
+def _image_label(client: docker.DockerClient, tag: str, label: str) -> str | None:
+    try:
+        return (client.images.get(tag).labels or {}).get(label)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _build(client: docker.DockerClient, context: Path, tag: str, arch: Arch, update: Update,
+           dockerfile: str = "Dockerfile", buildargs: dict[str, str] | None = None,
+           target: str | None = None, labels: dict[str, str] | None = None) -> None:
+    tail: list[str] = []
+    try:
+        for chunk in client.api.build(path=str(context), dockerfile=dockerfile, tag=tag, platform=arch.platform,
+                                      buildargs=buildargs or {}, target=target, labels=labels or {},
+                                      rm=True, forcerm=True, decode=True):
+            if "stream" in chunk:
+                update(chunk["stream"])
+                tail = (tail + [chunk["stream"].rstrip()])[-15:]
+            if "error" in chunk:
+                raise ImageBuildError(f"building {tag} failed: {chunk['error'].strip()}\n" + "\n".join(tail))
+    except docker.errors.APIError as e:
+        raise ImageBuildError(f"building {tag} failed: {e.explanation or e}") from e
+
+
+def build_base(kind: str, arch_name: str, client: docker.DockerClient | None = None) -> str:
+    """Build (or reuse) the stand-in base image ``kind`` for an arch; returns its host tag."""
+    base = BASES[kind]
+    arch = get_arch(arch_name)
+    client = client or docker.from_env()
+    tag = host_tag(kind, arch)
+    key = _key(arch, base.packages)
+    if _image_label(client, tag, LABEL_KEY) == key:
+        return tag
+    tarball = rootfs_tarball(arch, base.packages, python=base.python)
+    with tempfile.TemporaryDirectory(dir=tarball.parent) as ctx:
+        os.link(tarball, Path(ctx) / "rootfs.tar")
+        (Path(ctx) / "Dockerfile").write_text(
+            f"FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD {base.cmd}\n")
+        with step(f"image {tag}") as update:
+            _build(client, Path(ctx), tag, arch, update, labels={LABEL_KIND: kind, LABEL_KEY: key})
+    return tag
+
+
+def build_engine(client: docker.DockerClient | None = None) -> str:
+    """The device engine image: native dockerd + tools to make and mount the SD card."""
+    arch = get_arch("amd64")
+    client = client or docker.from_env()
+    tag = host_tag("engine", arch)
+    entry = (ASSETS / "engine-entrypoint.sh").read_bytes()
+    key = _key(arch, ENGINE_PACKAGES, hashlib.sha256(entry).hexdigest())
+    if _image_label(client, tag, LABEL_KEY) == key:
+        return tag
+    tarball = rootfs_tarball(arch, ENGINE_PACKAGES)
+    with tempfile.TemporaryDirectory(dir=tarball.parent) as ctx:
+        os.link(tarball, Path(ctx) / "rootfs.tar")
+        shutil.copy(ASSETS / "engine-entrypoint.sh", Path(ctx) / "engine-entrypoint.sh")
+        (Path(ctx) / "Dockerfile").write_text(
+            "FROM scratch\nADD rootfs.tar /\nCOPY engine-entrypoint.sh /usr/local/bin/engine-entrypoint\n"
+            "RUN chmod 755 /usr/local/bin/engine-entrypoint\n"
+            'ENTRYPOINT ["/usr/local/bin/engine-entrypoint"]\n')
+        with step(f"image {tag}") as update:
+            _build(client, Path(ctx), tag, arch, update, labels={LABEL_KIND: "engine", LABEL_KEY: key})
+    return tag
+
+
+def runtime_source_hash() -> str:
+    """Hash of what goes into the runtime image, so a code change rebuilds it (and only then)."""
+    h = hashlib.sha256()
+    files = [REPO_ROOT / "Dockerfile", REPO_ROOT / "pyproject.toml"]
+    files += sorted(p for p in (REPO_ROOT / "runtime").rglob("*.py"))
+    for p in files:
+        h.update(str(p.relative_to(REPO_ROOT)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def build_runtime(arch_name: str, client: docker.DockerClient | None = None) -> str:
+    """The runtime image for an arch, on top of the python stand-in; returns its host tag."""
+    arch = get_arch(arch_name)
+    client = client or docker.from_env()
+    base = build_base("python", arch.name, client)
+    source = runtime_source_hash()
+    tag = f"armstack/runtime:{source}-{arch.name}"
+    if _image_label(client, tag, LABEL_SOURCE) == source:
+        return tag
+    with step(f"image {tag}") as update:
+        _build(client, REPO_ROOT, tag, arch, update, buildargs={"BASE": base}, target="runtime",
+               labels={LABEL_SOURCE: source, LABEL_KIND: "runtime"})
+    return tag
+
+
+def load_into(target: docker.DockerClient, source: docker.DockerClient, tag: str, names: tuple[str, ...]) -> None:
+    """Copy an image from the host engine into a device engine and give it ``names`` there."""
+    image = source.images.get(tag)
+    try:
+        present = target.images.get(tag).id == image.id
+    except docker.errors.ImageNotFound:
+        present = False
+    if not present:
+        with step(f"load {tag} into device"):
+            target.images.load(image.save(chunk_size=1 << 20))
+    loaded = target.images.get(tag)
+    for name in names:
+        repo, _, version = name.partition(":")
+        loaded.tag(repo, version or "latest")
+
+
+def list_images(client: docker.DockerClient | None = None) -> list[dict[str, str]]:
+    client = client or docker.from_env()
+    rows = []
+    for img in client.images.list(filters={"label": LABEL_KIND}):
+        attrs = img.attrs
+        rows.append({
+            "tag": ", ".join(img.tags) or img.short_id,
+            "kind": (img.labels or {}).get(LABEL_KIND, ""),
+            "arch": attrs.get("Architecture", "") + (f"/{attrs['Variant']}" if attrs.get("Variant") else ""),
+            "size": f"{attrs.get('Size', 0) / 1e6:.0f} MB",
+            "created": attrs.get("Created", "")[:19],
+        })
+    return sorted(rows, key=lambda r: r["tag"])

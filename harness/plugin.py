@@ -1,0 +1,158 @@
+"""pytest plugin: emulated ARM devices as fixtures.
+
+Options ``--arch`` (a comma list runs each device test once per arch), ``--device-disk``,
+``--keep-devices``, ``--docker-host``; fixtures ``arm_device`` and ``device_factory``; marker
+``@pytest.mark.device(arch=..., disk=...)``. When a test fails, the runtime log, the engine
+log, ``docker ps -a`` of the device and an inspect of each service are saved under a report
+folder that the failure output names. Leftovers of crashed sessions are swept at start; this
+session's objects are swept at its end, also after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.device import EmulatedDevice
+
+DEVICES_KEY = pytest.StashKey[list[EmulatedDevice]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("armstack", "emulated ARM devices")
+    group.addoption("--arch", default=os.environ.get("ARMSTACK_ARCH", "arm64"),
+                    help="device architecture(s), comma separated: arm64, armv7, amd64 (default arm64)")
+    group.addoption("--device-disk", default="2G", help="SD card size of each device (default 2G)")
+    group.addoption("--keep-devices", action="store_true", help="leave devices (containers, volumes) after tests")
+    group.addoption("--docker-host", default=None, help="engine that hosts the devices (default: DOCKER_HOST)")
+    group.addoption("--armstack-reports", default="reports/armstack",
+                    help="folder for the artefacts of failed device tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "device(arch=None, disk=None): device settings for this test")
+    host = config.getoption("--docker-host", default=None)
+    if host:
+        os.environ["DOCKER_HOST"] = host
+
+
+def _arches(config: pytest.Config) -> list[str]:
+    return [a.strip() for a in str(config.getoption("--arch")).split(",") if a.strip()]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "arm_device" not in metafunc.fixturenames and "device_arch" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("device")
+    wanted = marker.kwargs.get("arch") if marker else None
+    arches = _arches(metafunc.config)
+    if wanted:
+        allowed = [wanted] if isinstance(wanted, str) else list(wanted)
+        arches = [a for a in arches if a in allowed] or allowed[:1]
+    metafunc.parametrize("device_arch", arches, scope="function")
+
+
+def _host_client() -> Any:
+    import docker
+
+    return docker.from_env()
+
+
+@pytest.fixture(scope="session", autouse=False)
+def _armstack_session(request: pytest.FixtureRequest) -> Iterator[None]:
+    from harness.session import sweep
+
+    sweep(_host_client())   # leftovers of sessions whose process is gone
+    yield
+
+
+@pytest.fixture
+def device_factory(request: pytest.FixtureRequest, _armstack_session: None) -> Iterator[Callable[..., EmulatedDevice]]:
+    """Start devices with any arguments; all of them are removed after the test."""
+    devices = request.node.stash.setdefault(DEVICES_KEY, [])
+    keep = bool(request.config.getoption("--keep-devices"))
+    default_disk = str(request.config.getoption("--device-disk"))
+
+    def create(arch: str = "arm64", disk: str | None = None, name: str | None = None, **kwargs: Any) -> EmulatedDevice:
+        device = EmulatedDevice(arch=arch, disk=disk or default_disk, name=name, keep=keep, **kwargs)
+        devices.append(device)
+        return device.start()
+
+    yield create
+    if not keep:
+        for device in reversed(devices):
+            device.stop()
+
+
+@pytest.fixture
+def device_arch(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", _arches(request.config)[0]))
+
+
+@pytest.fixture
+def arm_device(request: pytest.FixtureRequest, device_arch: str,
+               device_factory: Callable[..., EmulatedDevice]) -> EmulatedDevice:
+    """A started emulated device of the selected arch (function scope)."""
+    marker = request.node.get_closest_marker("device")
+    disk = marker.kwargs.get("disk") if marker else None
+    return device_factory(arch=device_arch, disk=disk)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    devices = item.stash.get(DEVICES_KEY, [])
+    if report.failed and report.when in ("setup", "call") and devices:
+        folder = Path(str(item.config.getoption("--armstack-reports"))) / re.sub(r"[^\w.-]+", "_", item.nodeid)
+        saved = [save_artifacts(d, folder / d.name) for d in devices]
+        report.sections.append(("armstack artifacts", "device artefacts saved under:\n" +
+                                "\n".join(f"  {p.resolve()}" for p in saved)))
+
+
+def save_artifacts(device: EmulatedDevice, folder: Path) -> Path:
+    """Write what a failing test needs to be understood: logs, container list, inspects, status."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def attempt(name: str, produce: Callable[[], str]) -> None:
+        try:
+            text = produce()
+        except Exception as e:  # a broken device is exactly when this runs: record, go on
+            text = f"could not collect {name}: {e}\n"
+        (folder / name).write_text(text)
+
+    attempt("runtime.log", lambda: "\n".join(device.logs()) + "\n")
+    attempt("engine.log", lambda: device._container("engine").logs().decode(errors="replace"))
+    attempt("status.json", lambda: json.dumps(device.status(), indent=2))
+    attempt("disk.txt", lambda: device.shell("df -h /var/lib/docker; ls -la /data").output)
+
+    def ps() -> str:
+        containers = device.engine.containers.list(all=True)
+        rows = [f"{c.short_id}  {c.name:40} {c.status:10} {c.image.tags}" for c in containers]
+        return "\n".join(rows) + "\n"
+
+    attempt("docker-ps-a.txt", ps)
+
+    def inspects() -> str:
+        return json.dumps([c.attrs for c in device.engine.containers.list(all=True)], indent=2)
+
+    attempt("inspect.json", inspects)
+    return folder
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove everything this session made, also after a failure or Ctrl-C."""
+    if session.config.getoption("--keep-devices"):
+        return
+    try:
+        from harness.session import SESSION_ID, sweep
+
+        sweep(_host_client(), everything_of_session=SESSION_ID)
+    except Exception:
+        pass  # no engine at all: nothing of ours can be left
