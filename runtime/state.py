@@ -1,0 +1,390 @@
+"""Persisted supervisor state and the status file, written so a power cut never tears them.
+
+Layout, one directory per stack (``<data_dir>/<project>/``)::
+
+    state.json        PersistedState: release, generation, per-service restart records
+    status.json       the live status the CLI and the test harness read (schema below)
+    request.json      a request from the CLI to a running supervisor
+    supervisor.lock   held by the running supervisor
+    supervisor.pid    its process id
+
+Every JSON file is written by :func:`atomic_write_json`: temp file in the same directory,
+fsync, ``os.replace``, fsync of the directory. After a power cut the file is either the old
+version or the new one, never a mix (SD cards and ext4 with delayed allocation otherwise
+leave zero-length or half-written files).
+
+Corrupt files (which atomic writes make unlikely, but a failing SD card does not):
+
+* :func:`read_json` raises :class:`StateError` naming the file and what to do;
+* :meth:`StateStore.load` instead moves a corrupt ``state.json`` aside to
+  ``state.json.corrupt`` and starts from an empty state, with a warning. The state only holds
+  counters and the last release, all of which the supervisor rebuilds; refusing to boot a
+  device's stack over it would be the worse failure.
+* :meth:`StateStore.read_status` raises: the status is only read by people and tools, who
+  should be told.
+
+Status schema (keys the CLI and the harness rely on)::
+
+    {"project", "release", "generation", "updated_at",
+     "supervisor": {"pid", "started_at", "ready"},
+     "last_apply": {"generation", "ok", "error", "finished_at", "report"},
+     "services": {name: {"state", "container_id", "image", "image_id", "restarts",
+                         "last_exit", "last_exit_at", "oom_killed", "health",
+                         "backoff_until", "crash_looping", "waiting_for"}},
+     "disk": {}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import StateError
+
+STATE_VERSION = 1
+_log = logging.getLogger("armstack.state")
+_SAFE_PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+# -- atomic files -----------------------------------------------------------------------------
+
+
+def atomic_write_json(path: Path, data: object) -> None:
+    """Replace ``path`` with ``data`` as JSON, atomically and durably.
+
+    Raises :class:`StateError` (with the cause chained) if the file cannot be written; the old
+    file is then left as it was.
+    """
+    path = Path(path)
+    payload = (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    tmp_name: str | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(payload)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+        _fsync_dir(path.parent)   # makes the rename itself survive a power cut
+    except OSError as exc:
+        raise StateError(_write_failure(path, exc)) from exc
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """The JSON in ``path``, or ``default`` if the file does not exist.
+
+    Raises :class:`StateError` if it exists but cannot be read or is not valid JSON.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return default
+    except OSError as exc:
+        raise StateError(
+            f"Cannot read {path}: {exc.strerror or exc}. Check the permissions of the state directory "
+            f"(run the supervisor and the CLI as the same user)."
+        ) from exc
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise StateError(
+            f"{path} is corrupt ({exc}). Move it aside or delete it; the supervisor rewrites it."
+        ) from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return   # some filesystems cannot open directories; the rename is still atomic
+    try:
+        with contextlib.suppress(OSError):   # e.g. EINVAL on filesystems without dir fsync
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_failure(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"Cannot write {path}: the disk is full. Free space on the device (e.g. `armstack prune`)."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"Cannot write {path}: {exc.strerror}. Run as a user that can write {path.parent}, "
+            f"or choose another data directory with --data-dir."
+        )
+    return f"Cannot write {path}: {exc.strerror or exc}."
+
+
+# -- persisted state --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """What survives a supervisor restart about one service."""
+
+    restarts: int = 0
+    last_exit_code: int | None = None
+    last_exit_at: float | None = None   # epoch seconds
+    oom_killed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: object) -> ServiceRecord:
+        if not isinstance(data, Mapping):
+            return cls()
+        return cls(
+            restarts=_as_int(data.get("restarts"), 0),
+            last_exit_code=_as_opt_int(data.get("last_exit_code")),
+            last_exit_at=_as_opt_float(data.get("last_exit_at")),
+            oom_killed=bool(data.get("oom_killed", False)),
+        )
+
+
+@dataclass(frozen=True)
+class PersistedState:
+    """The supervisor's memory across restarts and power cuts.
+
+    ``from_json`` ignores keys it does not know and defaults missing ones, so an older runtime
+    can read a newer file and the other way round.
+    """
+
+    release: str = ""
+    generation: int = 0
+    services: Mapping[str, ServiceRecord] = field(default_factory=dict)
+
+    def service(self, name: str) -> ServiceRecord:
+        return self.services.get(name, ServiceRecord())
+
+    def with_service(self, name: str, record: ServiceRecord) -> PersistedState:
+        return replace(self, services={**self.services, name: record})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "release": self.release,
+            "generation": self.generation,
+            "services": {name: rec.to_json() for name, rec in sorted(self.services.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> PersistedState:
+        if not isinstance(data, Mapping):
+            return cls()
+        services = data.get("services")
+        return cls(
+            release=str(data.get("release") or ""),
+            generation=_as_int(data.get("generation"), 0),
+            services={
+                str(name): ServiceRecord.from_json(rec)
+                for name, rec in (services.items() if isinstance(services, Mapping) else ())
+            },
+        )
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One service's entry in ``status.json``."""
+
+    state: str = "unknown"                # running, starting, exited, backoff, waiting, ...
+    container_id: str | None = None
+    image: str | None = None
+    image_id: str | None = None
+    restarts: int = 0
+    last_exit: int | None = None          # exit code of the last exit
+    last_exit_at: float | None = None
+    oom_killed: bool = False
+    health: str | None = None             # starting / healthy / unhealthy; None: no healthcheck
+    backoff_until: float | None = None    # epoch seconds
+    crash_looping: bool = False
+    waiting_for: tuple[str, ...] = ()     # dependencies it waits on before it can start
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["waiting_for"] = list(self.waiting_for)
+        return out
+
+
+@dataclass(frozen=True)
+class SupervisorInfo:
+    pid: int
+    started_at: float
+    ready: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "started_at": self.started_at, "ready": self.ready}
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Outcome of the last apply of a generation (``report`` is free-form, e.g. build times)."""
+
+    generation: int
+    ok: bool
+    error: str | None = None
+    finished_at: float | None = None
+    report: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "ok": self.ok,
+            "error": self.error,
+            "finished_at": self.finished_at,
+            "report": dict(self.report),
+        }
+
+
+def build_status(
+    *,
+    project: str,
+    release: str,
+    generation: int,
+    supervisor: SupervisorInfo,
+    services: Mapping[str, ServiceStatus],
+    last_apply: ApplyResult | None = None,
+    disk: Mapping[str, Any] | None = None,
+    updated_at: float | None = None,
+) -> dict[str, Any]:
+    """A ``status.json`` document with every key of the schema present."""
+    return {
+        "project": project,
+        "release": release,
+        "generation": generation,
+        "updated_at": time.time() if updated_at is None else updated_at,
+        "supervisor": supervisor.to_json(),
+        "last_apply": None if last_apply is None else last_apply.to_json(),
+        "services": {name: st.to_json() for name, st in sorted(services.items())},
+        "disk": dict(disk or {}),
+    }
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+class StateStore:
+    """The files of one stack under ``data_dir/project/``; the directory is created on first write."""
+
+    def __init__(self, data_dir: Path, project: str) -> None:
+        if not _SAFE_PROJECT.match(project or ""):
+            raise StateError(
+                f"Project name {project!r} cannot name a state directory: use letters, digits, "
+                f"'_', '.' and '-', starting with a letter or digit."
+            )
+        self.project = project
+        self.dir = Path(data_dir) / project
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def status_path(self) -> Path:
+        return self.dir / "status.json"
+
+    @property
+    def request_path(self) -> Path:
+        return self.dir / "request.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / "supervisor.lock"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.dir / "supervisor.pid"
+
+    def ensure_dir(self) -> Path:
+        """Create the directory if needed and check it is writable; StateError if not."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(
+                f"Cannot create the state directory {self.dir}: {exc.strerror or exc}. "
+                f"Choose a writable data directory with --data-dir, or run as a user that can write it."
+            ) from exc
+        if not os.access(self.dir, os.W_OK | os.X_OK):
+            raise StateError(
+                f"The state directory {self.dir} is not writable. Fix its permissions, or choose "
+                f"another one with --data-dir."
+            )
+        return self.dir
+
+    def load(self, *, on_warning: Callable[[str], None] | None = None) -> PersistedState:
+        """The persisted state; empty if there is none yet.
+
+        A corrupt ``state.json`` is moved to ``state.json.corrupt`` (replacing an older one) and
+        an empty state returned; ``on_warning`` (default: the ``armstack.state`` logger) is told.
+        """
+        try:
+            return PersistedState.from_json(read_json(self.state_path, None))
+        except StateError as exc:
+            if not isinstance(exc.__cause__, ValueError):
+                raise   # unreadable (permissions): moving it would not help
+            aside = self.state_path.with_name(self.state_path.name + ".corrupt")
+            try:
+                os.replace(self.state_path, aside)
+            except OSError as move_exc:
+                raise StateError(
+                    f"{self.state_path} is corrupt and cannot be moved aside ({move_exc.strerror}). "
+                    f"Delete it; the supervisor starts from an empty state."
+                ) from move_exc
+            message = (
+                f"{self.state_path} was corrupt; moved it to {aside} and started from an empty state "
+                f"(restart counters reset)."
+            )
+            (on_warning or _log.warning)(message)
+            return PersistedState()
+
+    def save(self, state: PersistedState) -> None:
+        self.ensure_dir()
+        atomic_write_json(self.state_path, state.to_json())
+
+    def write_status(self, status: Mapping[str, Any]) -> None:
+        self.ensure_dir()
+        atomic_write_json(self.status_path, dict(status))
+
+    def read_status(self) -> dict[str, Any] | None:
+        """The last status written, or None if no supervisor has written one yet."""
+        data = read_json(self.status_path, None)
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise StateError(
+                f"{self.status_path} does not hold a status object. Delete it; the supervisor rewrites it."
+            )
+        return data
+
+
+def _as_int(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _as_opt_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _as_opt_float(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
