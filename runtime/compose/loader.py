@@ -1,0 +1,242 @@
+"""Loading a compose file into a validated :class:`StackSpec`, or every problem it has.
+
+The steps, none of which touches the engine::
+
+    find the file ─ read .env ─ parse YAML (with lines) ─ interpolate ─ read top level
+        ─ read each service ─ check references and cycles ─ StackSpec
+
+Errors are collected along the way and raised together as one
+:class:`~runtime.errors.ComposeError`; things that are merely odd (unknown keys, unset
+variables, ignored settings) come back as warnings in :class:`LoadResult`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.compose.env import parse_env
+from runtime.compose.graph import check_cycles, check_references
+from runtime.compose.interpolate import TreeIssue, interpolate_tree
+from runtime.compose.model import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+from runtime.compose.report import Report
+from runtime.compose.resources import read_resources
+from runtime.compose.service import read_service
+from runtime.compose.yamlnodes import LineDict, YamlSyntaxError, parse_yaml
+from runtime.errors import ComposeError, Problem
+
+COMPOSE_FILENAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+_SERVICE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
+_TOP_LEVEL = ("version", "name", "services", "volumes", "networks")
+_TOP_LEVEL_IGNORED = ("secrets", "configs", "include", "models")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    stack: StackSpec
+    warnings: tuple[Problem, ...]
+
+
+def find_compose_file(path: str | os.PathLike[str]) -> str:
+    """The absolute path of the compose file ``path`` names, or finds in the directory ``path``."""
+    where = os.path.abspath(os.fspath(path))
+    if os.path.isdir(where):
+        for name in COMPOSE_FILENAMES:
+            candidate = os.path.join(where, name)
+            if os.path.isfile(candidate):
+                return candidate
+        raise ComposeError([Problem(where, f"no compose file in this directory; expected one of "
+                                           f"{', '.join(COMPOSE_FILENAMES)}")])
+    if not os.path.isfile(where):
+        raise ComposeError([Problem(where, "the compose file does not exist; check the path")])
+    return where
+
+
+def load_stack(
+    path: str | os.PathLike[str], project: str | None = None, environ: Mapping[str, str] | None = None
+) -> LoadResult:
+    """Load the compose file at ``path`` (a file, or a directory holding one).
+
+    ``environ`` defaults to the process environment; it wins over the ``.env`` file beside the
+    compose file. Raises :class:`ComposeError` listing every problem found.
+    """
+    source = find_compose_file(path)
+    try:
+        with open(source, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ComposeError([Problem(source, f"the compose file cannot be read ({exc})")]) from exc
+    return load_text(text, source=source, workdir=os.path.dirname(source), project=project, environ=environ)
+
+
+def load_text(
+    text: str,
+    *,
+    source: str = "compose.yaml",
+    workdir: str | os.PathLike[str] | None = None,
+    project: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadResult:
+    """Load compose ``text`` as if it were the file ``source`` in the directory ``workdir``."""
+    base = os.path.abspath(os.fspath(workdir) if workdir is not None else os.getcwd())
+    report = Report(source)
+    env = _environment(report, base, os.environ if environ is None else environ)
+    try:
+        tree = parse_yaml(text)
+    except YamlSyntaxError as exc:
+        report.error(str(exc), line=exc.line)
+        raise ComposeError(report.errors) from None
+    stack = _read_stack(report, tree, base, project, env)
+    if report.errors or stack is None:
+        raise ComposeError(report.errors)
+    return LoadResult(stack, tuple(report.warnings))
+
+
+def normalize_project_name(name: str) -> str:
+    """Lower case, only ``[a-z0-9_-]``, starting with a letter or digit (docker compose's rule)."""
+    return re.sub(r"[^a-z0-9_-]", "", name.lower()).lstrip("_-")
+
+
+def _environment(report: Report, workdir: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """Variables for interpolation: the process environment over the ``.env`` file."""
+    path = os.path.join(workdir, ".env")
+    merged = dict(environ)
+    if not os.path.isfile(path):
+        return merged
+    try:
+        with open(path, encoding="utf-8") as fh:
+            parsed = parse_env(fh.read(), environ.get, file_wins=False)
+    except (OSError, UnicodeDecodeError) as exc:
+        report.error(f"the .env file cannot be read ({exc})", file=path)
+        return merged
+    for line, message in parsed.problems:
+        report.error(message, line=line, file=path)
+    for line, name in parsed.undefined:
+        report.warn(f"the variable {name} is not set; using an empty string", line=line, file=path)
+    return {**parsed.values, **environ}
+
+
+def _read_stack(
+    report: Report, tree: Any, workdir: str, project: str | None, env: dict[str, str]
+) -> StackSpec | None:
+    if tree is None or (isinstance(tree, str) and not tree.strip()):
+        report.error("the file is empty; expected a mapping with a 'services:' key")
+        return None
+    if not isinstance(tree, LineDict):
+        report.error(f"expected a mapping with a 'services:' key at the top level, found {type(tree).__name__}",
+                     line=1)
+        return None
+    interpolated = interpolate_tree(tree, env)
+    for issue in interpolated.errors:
+        report.error(issue.message, **_where(issue))
+    for issue in interpolated.undefined:
+        report.warn(issue.message, **_where(issue))
+    top: LineDict = interpolated.value
+
+    _check_top_level_keys(report, top)
+    name = _project_name(report, top, workdir, project)
+    services_node = _services_node(report, top)
+    volumes = read_resources(report, "volumes", top.get("volumes"), top.line_of("volumes"), VolumeSpec)
+    networks = read_resources(report, "networks", top.get("networks"), top.line_of("networks"), NetworkSpec)
+
+    names: list[str] = []
+    specs: list[ServiceSpec] = []
+    for key, node in (services_node or {}).items():
+        service = str(key)
+        line = services_node.line_of(key) if isinstance(services_node, LineDict) else None
+        if not _SERVICE_NAME.fullmatch(service):
+            report.error(f"invalid service name {service!r}: expected letters, digits, '.', '_' and '-', "
+                         "starting with a letter or digit", service=service, line=line)
+            continue
+        names.append(service)
+        if isinstance(node, LineDict) and node.line is None:
+            node.line = line
+        try:
+            spec = read_service(report, service, node, workdir, env)
+        except Exception as exc:  # noqa: BLE001 - a bad file must never become a traceback
+            report.error(f"could not read this service ({type(exc).__name__}: {exc})", service=service, line=line)
+            spec = None
+        if spec is not None:
+            specs.append(spec)
+
+    uses_default = check_references(report, names, (v.name for v in volumes), (n.name for n in networks))
+    check_cycles(report, names)
+    if uses_default:
+        networks = (*networks, NetworkSpec("default"))
+    if report.errors or name is None or services_node is None:
+        return None
+    return StackSpec(project=name, services=tuple(specs), volumes=volumes, networks=networks,
+                     source=os.path.abspath(os.path.join(workdir, report.file)), workdir=workdir)
+
+
+def _where(issue: TreeIssue) -> dict[str, Any]:
+    """Problem location (service, field, line) of something found at ``issue.path``."""
+    path = issue.path
+    if len(path) >= 2 and path[0] == "services":
+        return {"service": path[1], "field": ".".join(path[2:]) or None, "line": issue.line}
+    return {"field": ".".join(path) or None, "line": issue.line}
+
+
+def _check_top_level_keys(report: Report, top: LineDict) -> None:
+    for key in top:
+        name = str(key)
+        if name in _TOP_LEVEL or name.startswith("x-"):
+            continue
+        if name in _TOP_LEVEL_IGNORED:
+            report.warn(f"top-level '{name}' is not supported by armstack and is ignored", field=name,
+                        line=top.line_of(key))
+        elif "services" in top:
+            report.warn(f"unknown top-level key '{name}' is ignored", field=name, line=top.line_of(key))
+    if "version" in top:
+        version = top["version"]
+        line = top.line_of("version")
+        if isinstance(version, bool) or not isinstance(version, (str, int, float)):
+            report.error(f"expected the version as a string such as '3.8', found {version!r}", field="version",
+                         line=line)
+        elif not str(version).startswith(("2", "3")):
+            report.warn(f"version {version!r} is not a compose file version 2.x or 3.x; reading the file "
+                        "with the current compose specification", field="version", line=line)
+
+
+def _project_name(report: Report, top: LineDict, workdir: str, project: str | None) -> str | None:
+    if project is not None:
+        raw, where = project, "the project name given"
+    elif top.get("name") is not None:
+        if not isinstance(top["name"], str):
+            report.error(f"expected the project name as a string, found {top['name']!r}", field="name",
+                         line=top.line_of("name"))
+            return None
+        raw, where = top["name"], "the top-level 'name'"
+    else:
+        raw, where = os.path.basename(workdir.rstrip(os.sep)), "the compose file's directory name"
+    name = normalize_project_name(raw)
+    if not name:
+        report.error(f"{where} ({raw!r}) has no letters or digits to make a project name from; expected "
+                     "something like 'my-stack'", field="name" if where.startswith("the top") else None,
+                     line=top.line_of("name") if "name" in top else None)
+        return None
+    return name
+
+
+def _services_node(report: Report, top: LineDict) -> LineDict | None:
+    if "services" not in top:
+        looks_v1 = any(isinstance(v, dict) and ("image" in v or "build" in v) for v in top.values())
+        if looks_v1:
+            report.error("compose file format version 1 (services at the top level) is not supported; move the "
+                         "services under a top-level 'services:' key", line=1)
+        else:
+            report.error("there is no 'services:' key; expected a mapping of service names to their settings",
+                         line=1)
+        return None
+    node = top["services"]
+    if not isinstance(node, dict):
+        found = "nothing" if node is None else type(node).__name__
+        report.error(f"expected a mapping of service names to their settings, found {found}", field="services",
+                     line=top.line_of("services"))
+        return None
+    if not node:
+        report.warn("the file defines no services", field="services", line=top.line_of("services"))
+    return node if isinstance(node, LineDict) else LineDict(node)

@@ -1,0 +1,45 @@
+"""Collects the errors and warnings of one load, and the cross-references to check at the end.
+
+Parsing never stops at the first problem: every part records what it found here, and the
+loader raises one :class:`~runtime.errors.ComposeError` carrying all errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from runtime.errors import Problem
+
+RefKind = Literal["depends_on", "volumes_from", "network_mode", "volume", "network"]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A service naming something defined elsewhere in the file (checked once all is read)."""
+
+    service: str
+    kind: RefKind
+    target: str
+    field: str
+    line: int | None
+
+
+@dataclass
+class Report:
+    file: str
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    refs: list[Ref] = field(default_factory=list)
+
+    def error(
+        self, message: str, *, service: str | None = None, field: str | None = None, line: int | None = None,
+        file: str | None = None,
+    ) -> None:
+        self.errors.append(Problem(file or self.file, message, service, field, line))
+
+    def warn(
+        self, message: str, *, service: str | None = None, field: str | None = None, line: int | None = None,
+        file: str | None = None,
+    ) -> None:
+        self.warnings.append(Problem(file or self.file, message, service, field, line))

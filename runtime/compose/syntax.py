@@ -1,0 +1,180 @@
+"""Parsers for the compact string forms compose allows (ports, volumes, restart...).
+
+Pure functions of their text: each returns model objects or raises :class:`ValueError` whose
+message quotes the text and shows an accepted form. The service reader adds file, service,
+field and line.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal, cast
+
+from runtime.compose.model import PortSpec, RestartMode, RestartPolicy, VolumeMount, VolumesFrom
+
+Protocol = Literal["tcp", "udp"]
+
+PORT_FORMS = "'80', '8080:80', '127.0.0.1:8080:80/udp' or '9000-9001:9000-9001'"
+RESTART_FORMS = "'no', 'always', 'on-failure', 'on-failure:N' or 'unless-stopped'"
+# Mount options docker accepts that do not change what the runtime needs to know.
+_IGNORED_MOUNT_OPTIONS = frozenset(
+    {"z", "Z", "nocopy", "consistent", "cached", "delegated",
+     "private", "rprivate", "shared", "rshared", "slave", "rslave"}
+)
+
+
+def port_number(value: object, *, what: str = "port") -> int:
+    """An integer port in 1-65535 from an int or its text."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a {what} number; expected 1-65535")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip()
+        if not text.isdigit():
+            raise ValueError(f"{text!r} is not a {what} number; expected 1-65535")
+        number = int(text)
+    if not 1 <= number <= 65535:
+        raise ValueError(f"{what} {number} is out of range; expected 1-65535")
+    return number
+
+
+def protocol(value: str) -> Protocol:
+    proto = value.strip().lower()
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"protocol {value!r} is not supported; expected 'tcp' or 'udp'")
+    return cast(Protocol, proto)
+
+
+def _port_range(text: str, what: str) -> list[int]:
+    low, sep, high = text.partition("-")
+    if not sep:
+        return [port_number(text, what=what)]
+    first, last = port_number(low, what=what), port_number(high, what=what)
+    if last < first:
+        raise ValueError(f"the {what} range {text!r} runs backwards; write the lower port first")
+    return list(range(first, last + 1))
+
+
+def parse_port(spec: str | int) -> list[PortSpec]:
+    """Short port syntax → one PortSpec per port (ranges expand)."""
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return [PortSpec(target=port_number(spec, what="container port"))]
+    text = str(spec).strip()
+    body, slash, proto_text = text.rpartition("/")
+    if not slash:
+        body, proto_text = text, "tcp"
+    proto = protocol(proto_text)
+    host_ip = ""
+    if body.startswith("["):
+        close = body.find("]")
+        if close < 0 or body[close + 1 : close + 2] != ":":
+            raise ValueError(f"invalid port {text!r}: expected '[IPv6]:published:target'")
+        host_ip, body = body[1:close], body[close + 2 :]
+        parts = body.split(":")
+        if len(parts) != 2:
+            raise ValueError(f"invalid port {text!r}: expected '[IPv6]:published:target'")
+    else:
+        parts = body.split(":")
+        if len(parts) == 3:
+            host_ip, parts = parts[0], parts[1:]
+        elif len(parts) > 3:
+            raise ValueError(f"invalid port {text!r}: expected {PORT_FORMS} (write IPv6 addresses in brackets)")
+    targets = _port_range(parts[-1], "container port")
+    if len(parts) == 1 or parts[0] == "":
+        return [PortSpec(target=t, protocol=proto, host_ip=host_ip) for t in targets]
+    published = _port_range(parts[0], "published port")
+    if len(published) != len(targets):
+        raise ValueError(
+            f"invalid port {text!r}: the published range has {len(published)} port(s) and the container "
+            f"range {len(targets)}; they must be the same length"
+        )
+    pairs = zip(published, targets, strict=True)
+    return [PortSpec(target=t, published=p, protocol=proto, host_ip=host_ip) for p, t in pairs]
+
+
+def _bind_source(source: str, workdir: str, home: str | None) -> str:
+    if source == "~" or source.startswith("~/"):
+        if not home:
+            raise ValueError(f"cannot expand {source!r}: HOME is not set")
+        source = home + source[1:]
+    return os.path.normpath(os.path.join(workdir, source))
+
+
+def is_path(source: str) -> bool:
+    """Whether a volume source is a host path (bind) rather than a named volume."""
+    return source.startswith(("/", ".", "~"))
+
+
+def parse_volume(spec: str, workdir: str, home: str | None = None) -> VolumeMount:
+    """Short volume syntax: ``name:/path[:ro]``, ``./rel:/path``, ``/abs:/path:rw``, ``/path``."""
+    text = spec.strip()
+    forms = "'name:/path', './dir:/path', '/host:/path:ro' or '/path'"
+    parts = text.split(":")
+    if not text or len(parts) > 3 or any(not p for p in parts):
+        raise ValueError(f"invalid volume {spec!r}: expected {forms}")
+    mode = ""
+    if len(parts) == 3 or (len(parts) == 2 and not parts[1].startswith("/") and parts[0].startswith("/")):
+        mode = parts.pop()
+    read_only = False
+    for option in mode.split(",") if mode else ():
+        if option in ("ro", "rw"):
+            read_only = option == "ro"
+        elif option not in _IGNORED_MOUNT_OPTIONS:
+            raise ValueError(f"invalid volume {spec!r}: unknown mode {option!r}; expected 'ro' or 'rw'")
+    target = parts[-1]
+    if not target.startswith("/"):
+        raise ValueError(f"invalid volume {spec!r}: the container path {target!r} must be absolute")
+    if len(parts) == 1:
+        return VolumeMount(type="volume", target=target, source=None, read_only=read_only)
+    source = parts[0]
+    if is_path(source):
+        return VolumeMount(type="bind", target=target, source=_bind_source(source, workdir, home), read_only=read_only)
+    return VolumeMount(type="volume", target=target, source=source, read_only=read_only)
+
+
+def bind_source(source: str, workdir: str, home: str | None = None) -> str:
+    """Absolute host path of a bind source written relative to the compose file's directory."""
+    return _bind_source(source, workdir, home)
+
+
+def parse_restart(value: object) -> RestartPolicy:
+    # Unquoted `no` is the boolean false in YAML 1.1: it still means "never restart".
+    if value is False:
+        return RestartPolicy("no")
+    if not isinstance(value, str):
+        raise ValueError(f"invalid restart policy {value!r}: expected {RESTART_FORMS}")
+    text = value.strip()
+    if text in ("no", "always", "unless-stopped", "on-failure"):
+        return RestartPolicy(cast(RestartMode, text))
+    mode, sep, count = text.partition(":")
+    if mode == "on-failure" and sep and count.strip().isdigit():
+        return RestartPolicy("on-failure", int(count))
+    raise ValueError(f"invalid restart policy {value!r}: expected {RESTART_FORMS}")
+
+
+def parse_volumes_from(value: str) -> VolumesFrom:
+    text = value.strip()
+    if text.startswith("container:"):
+        raise ValueError(
+            f"{text!r}: volumes_from a container is not supported, only services of this stack; "
+            "use 'service' or 'service:ro'"
+        )
+    name, sep, mode = text.partition(":")
+    if not name or (sep and mode not in ("ro", "rw")):
+        raise ValueError(f"invalid volumes_from {value!r}: expected 'service', 'service:ro' or 'service:rw'")
+    return VolumesFrom(service=name, read_only=mode == "ro")
+
+
+def parse_network_mode(value: str) -> str:
+    text = value.strip()
+    if text in ("bridge", "host", "none"):
+        return text
+    if text.startswith("service:") and text[len("service:") :]:
+        return text
+    if text.startswith("container:"):
+        raise ValueError(
+            f"network_mode {text!r} is not supported: only services of this stack can share a network "
+            "stack; use 'service:NAME'"
+        )
+    raise ValueError(f"invalid network_mode {text!r}: expected 'bridge', 'host', 'none' or 'service:NAME'")

@@ -1,0 +1,162 @@
+"""YAML parsing that remembers where things were written.
+
+Mappings become :class:`LineDict` and sequences :class:`LineList`: ordinary ``dict`` / ``list``
+objects that also carry the 1-based line of each key or item, so every problem found later can
+point at a line. Scalars stay plain Python values.
+
+Two deliberate departures from PyYAML's YAML 1.1 defaults:
+
+- base-60 numbers are not recognised: ``8080:80`` unquoted must stay the string a port mapping
+  needs, not the integer 484880 (YAML 1.2, and docker compose, read it as a string);
+- a key written twice in one mapping is reported (compose refuses it) instead of silently
+  keeping the last value. Keys brought in by a merge key (``<<:``) may be overridden freely.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, SequenceNode
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+class LineDict(dict[Any, Any]):
+    """A mapping that knows its own line and the line of each of its keys."""
+
+    line: int | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_lines: dict[Any, int] = {}
+
+    def line_of(self, key: Any) -> int | None:
+        return self.key_lines.get(key, self.line)
+
+
+class LineList(list[Any]):
+    """A sequence that knows its own line and the line of each item."""
+
+    line: int | None = None
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.item_lines: list[int] = []
+
+    def line_of(self, index: int) -> int | None:
+        if 0 <= index < len(self.item_lines):
+            return self.item_lines[index]
+        return self.line
+
+
+class DuplicateKey(Exception):
+    def __init__(self, key: object, line: int):
+        self.key = key
+        self.line = line
+        super().__init__(f"the key {key!r} is written twice in the same mapping (line {line})")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 numbers and line-aware containers."""
+
+
+# Rebuild the implicit resolvers without the base-60 forms of int and float.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _INT_TAG,
+    re.compile(
+        r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0[0-7_]+
+        |[-+]?(?:0|[1-9][0-9_]*)
+        |[-+]?0x[0-9a-fA-F_]+)$""",
+        re.X,
+    ),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+        |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[LineDict]:
+    data = LineDict()
+    data.line = _line(node)
+    yield data
+    own = [k for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"]
+    own_ids = {id(k) for k in own}
+    loader.flatten_mapping(node)
+    seen_own: set[Any] = set()
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError as exc:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                "found an unhashable key (a mapping or list used as a key)", key_node.start_mark,
+            ) from exc
+        if id(key_node) in own_ids:
+            if key in seen_own:
+                raise DuplicateKey(key, _line(key_node))
+            seen_own.add(key)
+        data[key] = loader.construct_object(value_node, deep=True)
+        data.key_lines[key] = _line(key_node)
+
+
+def _construct_seq(loader: _Loader, node: SequenceNode) -> Iterator[LineList]:
+    data = LineList()
+    data.line = _line(node)
+    yield data
+    data.extend(loader.construct_object(child, deep=True) for child in node.value)
+    data.item_lines = [_line(child) for child in node.value]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+class YamlSyntaxError(Exception):
+    """The text is not valid YAML; ``line`` is 1-based when known."""
+
+    def __init__(self, message: str, line: int | None):
+        self.line = line
+        super().__init__(message)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse one YAML document into plain values, :class:`LineDict` and :class:`LineList`."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except DuplicateKey as exc:
+        raise YamlSyntaxError(
+            f"the key {exc.key!r} is written twice in the same mapping; keep only one", exc.line
+        ) from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise YamlSyntaxError(
+            f"this is not valid YAML ({what})", int(mark.line) + 1 if mark else None
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(f"this is not valid YAML ({exc})", None) from exc
+    except RecursionError as exc:
+        raise YamlSyntaxError("the YAML nests too deeply to read", None) from exc
