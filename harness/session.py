@@ -31,6 +31,8 @@ def labels(device: str | None = None) -> dict[str, str]:
 
 
 def _owner_alive(owner: str) -> bool:
+    if not owner:
+        return False  # harness-labelled but ownerless: nobody will ever clean it up but a sweep
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname():
         return True  # another machine's object on a shared engine: not ours to judge

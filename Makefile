@@ -1,0 +1,48 @@
+# armstack — `make demo` and `make test` set up what they need first (see scripts/setup.sh).
+PY      := .venv/bin/python
+PYTEST  := .venv/bin/pytest
+ARCH    ?= arm64
+export TESTCONTAINERS_RYUK_DISABLED := true
+
+.PHONY: setup images demo test test-unit test-integration test-e2e test-full lint typecheck bench bench-quick clean
+
+setup:
+	@bash scripts/setup.sh
+
+images: setup
+	$(PY) -m harness.cli build --arch $(ARCH)
+
+demo: setup
+	$(PY) -m harness.demo --arch $(ARCH)
+
+# Unit + integration + the quick e2e set (minimal stack, arm64): what CI runs.
+test: setup
+	$(PYTEST) -m "not full" -p no:cacheprovider --junitxml=reports/junit.xml tests
+
+test-unit: setup
+	$(PYTEST) -m unit tests/unit
+
+test-integration: setup
+	$(PYTEST) tests/integration
+
+test-e2e: setup
+	$(PYTEST) -m "e2e and not full" tests/e2e
+
+# The whole matrix: every stack x fault, arm64 and armv7.
+test-full: setup
+	$(PYTEST) --arch arm64,armv7 tests
+
+lint: setup
+	.venv/bin/ruff check runtime harness tests bench
+
+typecheck: setup
+	.venv/bin/mypy runtime harness
+
+bench: setup
+	$(PY) -m bench --all
+
+bench-quick: setup
+	$(PY) -m bench --quick
+
+clean:
+	rm -rf reports .pytest_cache

@@ -1,0 +1,107 @@
+"""Pure parts of the device kit: arch table, sizes, disk maths, ownership, capability probing."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from harness import capabilities, images, session
+from harness.arch import get_arch
+from harness.device import DiskUsage, parse_size
+from harness.errors import SetupError
+
+
+@pytest.mark.parametrize(("name", "uname", "platform"), [
+    ("arm64", "aarch64", "linux/arm64"),
+    ("aarch64", "aarch64", "linux/arm64"),
+    ("armv7", "armv7l", "linux/arm/v7"),
+    ("armhf", "armv7l", "linux/arm/v7"),
+    ("amd64", "x86_64", "linux/amd64"),
+])
+def test_arch_aliases(name: str, uname: str, platform: str) -> None:
+    arch = get_arch(name)
+    assert (arch.uname, arch.platform) == (uname, platform)
+
+
+def test_native_arch_has_no_emulation_factor() -> None:
+    assert get_arch("amd64").factor == 1.0 and get_arch("amd64").qemu is None
+    assert get_arch("arm64").factor > 1.0 and get_arch("arm64").qemu == "qemu-aarch64"
+
+
+def test_unknown_arch_says_what_is_allowed() -> None:
+    with pytest.raises(SetupError, match="arm64, armv7, amd64"):
+        get_arch("mips")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("768M", 768 << 20), ("2G", 2 << 30), ("2g", 2 << 30), ("1.5G", int(1.5 * (1 << 30))),
+    ("512MiB", 512 << 20), ("100k", 100 << 10), ("4096", 4096),
+])
+def test_parse_size(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "two gigs", "2X", "-1G"])
+def test_parse_size_rejects_garbage(text: str) -> None:
+    with pytest.raises(ValueError, match="bad size"):
+        parse_size(text)
+
+
+def test_disk_percent_matches_df() -> None:
+    # df's Use% is used / (used + available): reserved blocks do not count as free.
+    usage = DiskUsage(used=80, total=110, available=20)
+    assert usage.percent == pytest.approx(80.0)
+    assert DiskUsage(used=0, total=0).percent == 0.0
+
+
+def test_labels_name_owner_and_session() -> None:
+    lbls = session.labels("dev1")
+    assert lbls[session.HARNESS] == "1"
+    assert lbls[session.SESSION] == session.SESSION_ID
+    assert lbls[session.OWNER] == f"{socket.gethostname()}:{os.getpid()}"
+    assert lbls[session.DEVICE] == "dev1"
+
+
+def test_owner_alive_only_for_live_local_pids() -> None:
+    host = socket.gethostname()
+    assert session._owner_alive(f"{host}:{os.getpid()}")
+    assert not session._owner_alive(f"{host}:999999999")
+    assert not session._owner_alive("")
+    # Another machine's objects on a shared engine are never judged dead from here.
+    assert session._owner_alive("some-other-host:1")
+
+
+def test_missing_caps_reads_bounding_set(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    import builtins
+    import io
+
+    real_open = builtins.open
+    all_but_sys_resource = ((1 << 41) - 1) & ~(1 << 24)
+
+    def fake_open(path: str, *a: object, **k: object) -> object:
+        if path == "/proc/self/status":
+            return io.StringIO(f"Name:\tx\nCapBnd:\t{all_but_sys_resource:016x}\n")
+        return real_open(path, *a, **k)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert capabilities._missing_caps() == ["SYS_RESOURCE"]
+
+
+def test_rootfs_cache_key_depends_on_arch_and_packages() -> None:
+    arm, amd = get_arch("arm64"), get_arch("amd64")
+    assert images._key(arm, ("python3",)) != images._key(amd, ("python3",))
+    assert images._key(arm, ("python3",)) != images._key(arm, ("python3", "curl"))
+    assert images._key(arm, ("a", "b")) == images._key(arm, ("b", "a"))
+
+
+def test_host_tags_never_use_official_names() -> None:
+    for kind in ("debian", "python", "engine"):
+        tag = images.host_tag(kind, get_arch("arm64"))
+        assert tag.startswith("armstack/"), tag
+
+
+def test_mirror_comes_from_machine_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARMSTACK_DEBIAN_MIRROR", "http://mirror.example/debian")
+    assert images.mirror() == "http://mirror.example/debian"
