@@ -1,0 +1,444 @@
+"""``armstack``: supervise, apply, inspect and take down a compose stack on a device.
+
+Flags follow ``docker compose`` where they overlap (``-f``, ``-p``, ``down -v``, ``logs -f``).
+
+Exit codes:
+    0    ok
+    1    apply failed, or not every service is running/healthy
+    2    invalid compose file, or a usage error
+    3    the Docker engine is unreachable
+    4    supervisor conflict: another one holds the project, it is unreachable, or it timed out
+    130  interrupted (Ctrl-C)
+
+``apply`` while a supervisor runs the project: the project's lock is held, so ``apply`` writes
+``request.json`` {"file", "project", "generation": current+1} atomically, sends SIGHUP to the
+pid in the pid file and waits until ``status.last_apply.generation`` reaches that generation.
+No traceback reaches the user for a runtime or engine error: one sentence on stderr and the
+exit code above.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import docker
+import docker.errors
+
+from runtime.errors import ArmstackError, ComposeError, EngineError, StateError, SupervisorError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_CONFLICT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+EPILOG = """\
+exit codes:
+  0    ok
+  1    apply failed, or not every service is running/healthy
+  2    invalid compose file, or a usage error
+  3    the Docker engine is unreachable
+  4    supervisor conflict: another holds the project, it is unreachable, or it timed out
+  130  interrupted
+
+environment:
+  ARMSTACK_DATA_DIR      state directory (default /data/armstack)
+  ARMSTACK_EXTRA_LABELS  k=v[,k=v] labels added to every object created
+  ARMSTACK_RELEASE       release name stamped on containers
+  NO_COLOR               disable colours
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse exits 2 on usage errors, which is our code too
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="armstack", description="Run and supervise a docker-compose stack on a device.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-f", "--file", default=None, help="compose file or directory (default: the current directory)")
+    p.add_argument("-p", "--project-name", default=None, help="project name (default: top-level name:, "
+                   "else the directory name)")
+    p.add_argument("--data-dir", default=os.environ.get("ARMSTACK_DATA_DIR", "/data/armstack"),
+                   help="state directory (default: $ARMSTACK_DATA_DIR or /data/armstack)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--no-color", action="store_true", help="never colour output")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    up = sub.add_parser("up", help="supervise the stack in the foreground")
+    up.add_argument("--detach-on-exit", action="store_true", help="leave the stack running when stopped")
+    up.add_argument("--reconcile-interval", type=float, default=30.0, metavar="SECONDS")
+    up.add_argument("--no-restart-unhealthy", action="store_true", help="do not restart unhealthy services")
+    up.add_argument("--release", default=None)
+
+    ap = sub.add_parser("apply", help="converge once; exit 0 when every service is running/healthy")
+    ap.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS")
+    ap.add_argument("--json", action="store_true", help="print the report as JSON")
+    ap.add_argument("--release", default=None)
+
+    dn = sub.add_parser("down", help="stop and remove the stack's containers and networks")
+    dn.add_argument("-v", "--volumes", action="store_true", help="remove named volumes too")
+    dn.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                    help="how long to wait for a running supervisor to stop")
+
+    sub.add_parser("validate", help="check the compose file")
+
+    pl = sub.add_parser("plan", help="print the actions apply would take")
+    pl.add_argument("--json", action="store_true")
+
+    st = sub.add_parser("status", help="per service: state, restarts, last exit, backoff")
+    st.add_argument("--json", action="store_true")
+
+    lg = sub.add_parser("logs", help="show service output")
+    lg.add_argument("-f", "--follow", action="store_true")
+    lg.add_argument("service", nargs="?", default=None)
+
+    im = sub.add_parser("images", help="base and runtime images (needs the harness package)", add_help=False)
+    im.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _err(message: str) -> None:
+    print(f"armstack: {message}", file=sys.stderr)
+
+
+def _presenter(args: argparse.Namespace, out: TextIO | None = None) -> Any:
+    from runtime.logs import LogPresenter
+
+    return LogPresenter(out or sys.stdout, fmt=args.log_format, color=False if args.no_color else None)
+
+
+def _client() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+        return client
+    except (docker.errors.DockerException, OSError) as exc:
+        host = os.environ.get("DOCKER_HOST", "the default socket")
+        raise _EngineDown(f"The Docker engine is unreachable at {host} ({exc}); start it or set DOCKER_HOST.") from exc
+
+
+class _EngineDown(EngineError):
+    pass
+
+
+def _compose_path(args: argparse.Namespace) -> Path:
+    from runtime.compose.loader import find_compose_file
+
+    return Path(find_compose_file(args.file or "."))
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from runtime.compose.loader import load_stack
+
+    result = load_stack(_compose_path(args), project=args.project_name)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return result.stack
+
+
+def _store(args: argparse.Namespace, project: str) -> Any:
+    from runtime.state import StateStore
+
+    return StateStore(Path(args.data_dir), project)
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    stack = _load(args)
+    print(f"{stack.source}: valid (project {stack.project}, {len(stack.services)} service(s))")
+    return EXIT_OK
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from runtime.supervisor import Supervisor
+
+    path = _compose_path(args)
+    sup = Supervisor(
+        _client(), path, project=args.project_name, data_dir=Path(args.data_dir), presenter=_presenter(args),
+        reconcile_interval=args.reconcile_interval, restart_unhealthy=not args.no_restart_unhealthy,
+        detach_on_exit=args.detach_on_exit, release=args.release,
+    )
+    return sup.run()
+
+
+def _print_apply(last: dict[str, Any] | None, as_json: bool) -> int:
+    from runtime.report import format_report
+
+    if last is None:
+        _err("the apply left no result")
+        return EXIT_FAILED
+    if as_json:
+        print(json.dumps(last, indent=2, sort_keys=True))
+    else:
+        for line in format_report(last.get("report") or {}):
+            print(line)
+        if last.get("ok"):
+            print(f"generation {last.get('generation')} applied: every service is up")
+    if not last.get("ok"):
+        _err(f"apply failed: {last.get('error')}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from runtime.control import ApplyRequest, hand_off, is_locked
+    from runtime.state import atomic_write_json
+    from runtime.supervisor import Supervisor
+
+    stack = _load(args)
+    store = _store(args, stack.project)
+    if is_locked(store.lock_path):
+        status = store.read_status() or {}
+        req = ApplyRequest(stack.source, stack.project, int(status.get("generation") or 0) + 1)
+        print(f"a supervisor runs project {stack.project}: handing it generation {req.generation}", file=sys.stderr)
+        done = hand_off(req, request_path=store.request_path, pid_path=store.pid_path,
+                        read_status=store.read_status, write_json=atomic_write_json, timeout=args.timeout)
+        return _print_apply(done.get("last_apply"), args.json)
+    sup = Supervisor(
+        _client(), Path(stack.source), project=stack.project, data_dir=Path(args.data_dir),
+        presenter=_presenter(args, sys.stderr), once=True, apply_timeout=args.timeout, release=args.release,
+    )
+    code = sup.run()
+    if code in (EXIT_OK, EXIT_FAILED) and sup.last_apply is not None:
+        return _print_apply(sup.last_apply.to_json(), args.json)
+    return code
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from runtime.control import is_locked, read_pid
+    from runtime.desired import make_desired
+    from runtime.executor import Executor
+    from runtime.planner import plan_down
+
+    stack = _load(args)
+    store = _store(args, stack.project)
+    if is_locked(store.lock_path):
+        # A running supervisor would recreate what we remove: stop it (it stops the stack) first.
+        pid = read_pid(store.pid_path)
+        if pid is None:
+            raise SupervisorError(f"A supervisor holds project {stack.project!r} but its pid file is missing.")
+        print(f"stopping the supervisor of project {stack.project} (pid {pid})", file=sys.stderr)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + args.timeout
+        while is_locked(store.lock_path):
+            if time.monotonic() > deadline:
+                raise SupervisorError(f"The supervisor (pid {pid}) did not stop within {args.timeout:g} s.")
+            time.sleep(0.2)
+    client = _client()
+    ex = Executor(client, make_desired(client, stack), output=_presenter(args))
+    observed = ex.observe()
+    results = ex.execute(plan_down(observed, stack, args.volumes))
+    errors = [r.error for r in results if not r.ok and r.error]
+    errors += ex.remove_networks()
+    for e in errors:
+        _err(e)
+    removed = sum(1 for r in results if r.ok)
+    print(f"project {stack.project}: removed {removed} object(s)")
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+def plan_lines(actions: Sequence[Any]) -> list[str]:
+    """One line per action: its kind and fields, e.g. ``Start service=web container_id=1234abcd``."""
+    out = []
+    for a in actions:
+        parts = [type(a).__name__]
+        for k, v in vars(a).items():
+            if k.endswith("_id") or k in ("config_hash", "build_hash"):
+                v = str(v).removeprefix("sha256:")[:12]
+            if v not in ("", None):
+                parts.append(f"{k}={v}")
+        out.append(" ".join(parts))
+    return out
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from runtime.desired import make_desired
+    from runtime.executor import Executor
+    from runtime.observed import Policy
+    from runtime.planner import plan
+
+    stack = _load(args)
+    client = _client()
+    desired = make_desired(client, stack)
+    ex = Executor(client, desired)
+    actions = plan(desired, ex.observe(), Policy(now=time.monotonic()))
+    if args.json:
+        print(json.dumps([{"action": type(a).__name__, **vars(a)} for a in actions], indent=2))
+    else:
+        for line in plan_lines(actions) or ["nothing to do"]:
+            print(line)
+    return EXIT_OK
+
+
+def _observe_status(stack: Any) -> dict[str, Any]:
+    from runtime.desired import make_desired
+    from runtime.executor import Executor
+    from runtime.report import kept_container
+
+    client = _client()
+    ex = Executor(client, make_desired(client, stack))
+    observed = ex.observe()
+    services = {}
+    for name in stack.service_names:
+        c = kept_container(observed, name)
+        state = "missing" if c is None else (
+            c.health if c.status == "running" and c.health in ("starting", "unhealthy") else c.status)
+        services[name] = {"state": state, "container_id": c.id if c else None, "restarts": None,
+                          "last_exit": c.exit_code if c else None, "health": c.health if c else None,
+                          "backoff_until": None, "crash_looping": False}
+    return {"project": stack.project, "supervisor": None, "services": services}
+
+
+def status_lines(status: dict[str, Any]) -> list[str]:
+    sup = status.get("supervisor") or {}
+    lines = [f"project {status.get('project')}: " + (
+        f"supervised by pid {sup.get('pid')}, generation {status.get('generation')}" if sup.get("pid")
+        else "no supervisor running (observed from the engine)")]
+    services = status.get("services") or {}
+    width = max((len(n) for n in services), default=7)
+    lines.append(f"{'SERVICE':<{width}}  {'STATE':<11} {'RESTARTS':>8}  {'LAST EXIT':>9}  BACKOFF")
+    for name, s in services.items():
+        backoff = ""
+        if s.get("backoff_until"):
+            backoff = f"{max(0.0, s['backoff_until'] - time.time()):.1f}s"
+        restarts = "-" if s.get("restarts") is None else str(s.get("restarts"))
+        last = "-" if s.get("last_exit") is None else str(s.get("last_exit"))
+        lines.append(f"{name:<{width}}  {s.get('state', '?'):<11} {restarts:>8}  {last:>9}  {backoff}")
+    last_apply = status.get("last_apply")
+    if last_apply:
+        verdict = "ok" if last_apply.get("ok") else f"FAILED: {last_apply.get('error')}"
+        lines.append(f"last apply (generation {last_apply.get('generation')}): {verdict}")
+    return lines
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from runtime.control import is_locked
+
+    stack = _load(args)
+    store = _store(args, stack.project)
+    status = store.read_status() if is_locked(store.lock_path) else None
+    if status is None:
+        status = _observe_status(stack)
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        for line in status_lines(status):
+            print(line)
+    services = status.get("services") or {}
+    up = all(s.get("state") in ("running", "healthy", "completed") for s in services.values())
+    return EXIT_OK if up else EXIT_FAILED
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    import queue as _queue
+
+    from runtime.events import ContainerEvent, EventWatcher
+    from runtime.executor import Executor
+    from runtime.logfollow import LogFollower
+    from runtime.observed import Desired
+
+    stack = _load(args)
+    if args.service and args.service not in stack.service_names:
+        _err(f"no service {args.service!r} in {stack.source}; services: {', '.join(stack.service_names)}")
+        return EXIT_USAGE
+    client = _client()
+    presenter = _presenter(args)
+    presenter.add_names(stack.service_names)
+    observed = Executor(client, Desired(stack)).observe()
+    chosen = [c for c in observed.containers if args.service in (None, c.service)]
+    if not args.follow:
+        for c in sorted(chosen, key=lambda c: c.service):
+            raw = client.api.logs(c.id, stdout=True, stderr=True, stream=False)
+            text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+            if text:
+                presenter.line(c.service, text)
+        return EXIT_OK
+    follower = LogFollower(client, presenter)
+    q: _queue.Queue[Any] = _queue.Queue()
+    watcher = EventWatcher(client, stack.project, q)
+    watcher.start()
+    try:
+        for c in chosen:
+            follower.follow(c.service, c.id)
+        while True:  # re-attach across restarts, as the supervisor does
+            ev = q.get()
+            if isinstance(ev, ContainerEvent) and ev.action == "start" and args.service in (None, ev.service):
+                follower.follow(ev.service, ev.container_id)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        watcher.stop()
+        follower.stop_all(timeout=1.0)
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    try:
+        from harness.cli import images_main  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        _err("`armstack images` needs the harness package (pip install 'armstack[harness]'); it is not installed.")
+        return EXIT_USAGE
+    return int(images_main(list(args.args)) or 0)
+
+
+COMMANDS = {
+    "up": cmd_up, "apply": cmd_apply, "down": cmd_down, "validate": cmd_validate, "plan": cmd_plan,
+    "status": cmd_status, "logs": cmd_logs, "images": cmd_images,
+}
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code for an error that ends a command."""
+    if isinstance(exc, ComposeError):
+        return EXIT_USAGE
+    if isinstance(exc, _EngineDown):
+        return EXIT_ENGINE
+    if isinstance(exc, SupervisorError):
+        return EXIT_CONFLICT
+    if isinstance(exc, docker.errors.DockerException | ConnectionError):
+        return EXIT_ENGINE
+    if isinstance(exc, StateError | ArmstackError):
+        return EXIT_FAILED
+    return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `images` passes everything after it through untouched (its own flags included).
+    if "images" in argv:
+        i = argv.index("images")
+        if all(a.startswith("-") or argv[j - 1] in ("-f", "--file", "-p", "--project-name", "--data-dir",
+                                                     "--log-format") for j, a in enumerate(argv[:i])):
+            return cmd_images(argparse.Namespace(args=argv[i + 1:]))
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except ComposeError as exc:
+        for p in exc.problems:
+            print(f"error: {p}", file=sys.stderr)
+        _err(f"the compose file is invalid ({len(exc.problems)} error(s)); nothing was changed.")
+        return EXIT_USAGE
+    except (ArmstackError, docker.errors.DockerException) as exc:
+        _err(str(exc).strip() or type(exc).__name__)
+        return exit_code_for(exc)
+    except OSError as exc:
+        _err(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

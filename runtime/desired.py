@@ -1,0 +1,48 @@
+"""Build the ``Desired`` state: the stack plus build-input hashes, which need file and engine reads.
+
+The build hash covers the base images' ids, so the engine's images are listed once here.
+A Dockerfile that cannot be read gets no hash: the planner then builds, and the build reports
+the real error with the service's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+
+from runtime.buildctx import build_context_hash, dockerfile_bases
+from runtime.compose.model import StackSpec
+from runtime.observed import Desired
+
+
+def base_image_ids(client: docker.DockerClient) -> dict[str, str]:
+    """Every tag the engine knows, mapped to its image id (``ref`` and ``ref:latest`` forms)."""
+    out: dict[str, str] = {}
+    for img in client.api.images():
+        for tag in img.get("RepoTags") or ():
+            if tag and tag != "<none>:<none>":
+                out[tag] = img["Id"]
+                if tag.endswith(":latest"):
+                    out[tag[: -len(":latest")]] = img["Id"]
+    return out
+
+
+def make_desired(client: docker.DockerClient, stack: StackSpec, *, release: str = "") -> Desired:
+    hashes: list[tuple[str, str]] = []
+    known: dict[str, str] | None = None
+    for spec in stack.services:
+        if spec.build is None:
+            continue
+        try:
+            text = Path(spec.build.context, spec.build.dockerfile).read_text(errors="replace")
+        except OSError:
+            continue
+        if known is None:
+            known = base_image_ids(client)
+        bases = dockerfile_bases(text, dict(spec.build.args))
+        try:
+            hashes.append((spec.name, build_context_hash(spec.build, {b: known[b] for b in bases if b in known})))
+        except OSError:
+            continue
+    return Desired(stack=stack, build_hashes=tuple(hashes), release=release)

@@ -1,0 +1,607 @@
+"""The only code that calls the Docker engine on behalf of a stack.
+
+``Executor.observe()`` reads the engine into an ``ObservedState`` (one filtered list call for
+the stack's containers, inspect only for what the list lacks); ``Executor.execute(actions)``
+turns planner actions into engine calls and returns one ``ActionResult`` each. Independent
+Create/Start/Recreate actions of one dependency stage run in parallel; everything else runs in
+order. docker-py errors never escape: each becomes an ``EngineError`` sentence naming the
+service and the action.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import docker
+import docker.errors
+
+from runtime import labels as L
+from runtime.actions import (
+    Action,
+    Build,
+    Create,
+    EnsureNetwork,
+    EnsureVolume,
+    Pull,
+    Recreate,
+    Remove,
+    RemoveNetwork,
+    RemoveVolume,
+    Restart,
+    Start,
+    Wait,
+)
+from runtime.compose.model import StackSpec
+from runtime.containerspec import (
+    CreateParams,
+    container_name,
+    create_params,
+    extra_labels,
+    stack_networks,
+)
+from runtime.errors import DiskFullError, EngineError
+from runtime.observed import Desired, ObservedContainer, ObservedImage, ObservedState
+
+_STEP = re.compile(r"^Step (\d+)/(\d+)\s*:")
+_PARALLEL = (Create, Start, Recreate)
+_MAX_WORKERS = 4
+
+
+class BuildOutput(Protocol):
+    """Where build output goes (``runtime.logs.LogPresenter`` fits)."""
+
+    def line(self, service: str, text: str, *, stream: str = ..., time: float | None = ...) -> None: ...
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    service: str
+    steps: int
+    cached: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    action: Action
+    ok: bool
+    error: str | None = None
+    seconds: float = 0.0
+    container_id: str | None = None
+    build: BuildReport | None = None
+    downtime: float | None = None   # Recreate: seconds between the old stopping and the new running
+
+    @property
+    def service(self) -> str | None:
+        return getattr(self.action, "service", None)
+
+
+def _ts(value: str | None) -> float | None:
+    """Engine RFC3339 timestamps (nanoseconds, 'Z') to epoch seconds; the zero time is None."""
+    if not value or value.startswith("0001-"):
+        return None
+    head, _, frac = value.rstrip("Z").partition(".")
+    tz = ""
+    for sign in ("+", "-"):
+        if sign in frac:
+            frac, _, rest = frac.partition(sign)
+            tz = sign + rest
+    if not tz and value.endswith("Z"):
+        tz = "+00:00"
+    try:
+        base = datetime.fromisoformat(head + (tz or "+00:00")).timestamp()
+    except ValueError:
+        return None
+    return base + (float("0." + frac) if frac.isdigit() else 0.0)
+
+
+def _health_from_status(status: str) -> str | None:
+    if "(healthy)" in status:
+        return "healthy"
+    if "(unhealthy)" in status:
+        return "unhealthy"
+    if "(health: starting)" in status:
+        return "starting"
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, docker.errors.APIError):
+        return str(exc.explanation or exc)
+    return str(exc) or type(exc).__name__
+
+
+def _looks_offline(text: str) -> bool:
+    t = text.lower()
+    return any(s in t for s in ("no such host", "dial tcp", "timeout", "connection refused", "network is unreachable"))
+
+
+def _looks_disk_full(text: str) -> bool:
+    t = text.lower()
+    return "no space left on device" in t or "enospc" in t
+
+
+class Executor:
+    """Runs planner actions against one engine for one desired stack."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        desired: Desired,
+        *,
+        output: BuildOutput | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.client = client
+        self.api = client.api
+        self.desired = desired
+        self.output = output
+        self.extra_labels = extra_labels(environ)
+        self._stopping: set[str] = set()
+        self._networks_seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- observing --------------------------------------------------------------------------
+
+    @property
+    def stack(self) -> StackSpec:
+        return self.desired.stack
+
+    def expected_stop(self, container_id: str) -> bool:
+        """True if the runtime itself stopped this container (its ``die`` is not a crash)."""
+        with self._lock:
+            return any(container_id.startswith(c) or c.startswith(container_id) for c in self._stopping)
+
+    def forget_stop(self, container_id: str) -> None:
+        with self._lock:
+            self._stopping.discard(container_id)
+
+    def observe(self) -> ObservedState:
+        try:
+            return ObservedState(
+                containers=tuple(self._observe_containers()),
+                images=tuple(self._observe_images()),
+                networks=frozenset(n["Name"] for n in self.api.networks()),
+                volumes=frozenset(v["Name"] for v in (self.api.volumes().get("Volumes") or [])),
+            )
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"Could not read the state of stack {self.stack.project!r} from the engine: "
+                              f"{_describe(exc)}.") from exc
+        except OSError as exc:  # requests' ConnectionError is an OSError
+            raise EngineError(f"The Docker engine is unreachable: {exc}.") from exc
+
+    def _observe_containers(self) -> Iterator[ObservedContainer]:
+        rows = self.api.containers(all=True, filters={"label": f"{L.STACK}={self.stack.project}"})
+        for row in rows:
+            labels = row.get("Labels") or {}
+            state = row.get("State") or "created"
+            status_text = row.get("Status") or ""
+            info: dict[str, Any] = {}
+            try:
+                # The list lacks exit code, OOM and timestamps; one inspect each is cheap on a socket.
+                info = self.api.inspect_container(row["Id"])
+            except docker.errors.NotFound:
+                continue
+            st = info.get("State") or {}
+            health = (st.get("Health") or {}).get("Status") or _health_from_status(status_text)
+            running = state in ("running", "restarting", "paused")
+            name = (row.get("Names") or ["/" + row["Id"][:12]])[0].lstrip("/")
+            yield ObservedContainer(
+                id=row["Id"],
+                name=name,
+                service=labels.get(L.SERVICE, ""),
+                config_hash=labels.get(L.CONFIG_HASH, ""),
+                image_id=row.get("ImageID") or info.get("Image", ""),
+                status=st.get("Status", state),
+                health=health if health in ("starting", "healthy", "unhealthy") else None,  # type: ignore[arg-type]
+                exit_code=None if running else st.get("ExitCode"),
+                oom_killed=bool(st.get("OOMKilled")),
+                started_at=_ts(st.get("StartedAt")),
+                finished_at=None if running else _ts(st.get("FinishedAt")),
+                created_at=float(row.get("Created") or 0),
+            )
+
+    def _observe_images(self) -> Iterator[ObservedImage]:
+        for img in self.api.images(all=False):
+            tags = tuple(t for t in (img.get("RepoTags") or ()) if t and t != "<none>:<none>")
+            yield ObservedImage(
+                id=img["Id"],
+                tags=tags,
+                labels=tuple(sorted((img.get("Labels") or {}).items())),
+                size=int(img.get("Size") or 0),
+                created_at=float(img.get("Created") or 0),
+            )
+
+    # -- executing --------------------------------------------------------------------------
+
+    def execute(self, actions: Sequence[Action]) -> list[ActionResult]:
+        """Run ``actions`` stage by stage (``planner.stages``); a failed service gets no further actions."""
+        from runtime.planner import stages
+
+        results: list[ActionResult] = []
+        failed: set[str] = set()
+        for stage in stages(actions, self.stack):
+            todo = [a for a in stage if getattr(a, "service", None) not in failed]
+            for a in stage:
+                if a not in todo:
+                    svc = getattr(a, "service", "?")
+                    results.append(ActionResult(a, False, f"Skipped: an earlier action for service {svc!r} failed."))
+            if len(todo) > 1 and all(isinstance(a, _PARALLEL) for a in todo):
+                # One stage holds no dependency between its services: start them together.
+                with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(todo))) as pool:
+                    batch = list(pool.map(self._run_one, todo))
+            else:
+                batch = []
+                for a in todo:
+                    r = self._run_one(a)
+                    batch.append(r)
+                    if not r.ok and r.service:
+                        failed.add(r.service)
+            for r in batch:
+                if not r.ok and r.service:
+                    failed.add(r.service)
+            results.extend(batch)
+        return results
+
+    def _run_one(self, action: Action) -> ActionResult:
+        t0 = time.monotonic()
+        try:
+            extra: dict[str, Any] = self._dispatch(action) or {}
+        except EngineError as exc:
+            return ActionResult(action, False, str(exc), time.monotonic() - t0)
+        return ActionResult(action, True, None, time.monotonic() - t0, **extra)
+
+    def _dispatch(self, action: Action) -> dict[str, Any] | None:
+        handlers: dict[type, Callable[[Any], dict[str, Any] | None]] = {
+            EnsureNetwork: self._ensure_network,
+            EnsureVolume: self._ensure_volume,
+            Build: self._build,
+            Pull: self._pull,
+            Create: self._create,
+            Start: self._start,
+            Restart: self._restart,
+            Recreate: self._recreate,
+            Remove: self._remove,
+            RemoveNetwork: self._remove_network,
+            RemoveVolume: self._remove_volume,
+            Wait: lambda a: None,
+        }
+        return handlers[type(action)](action)
+
+    def _engine(self, what: str, fn: Callable[[], Any], service: str | None = None) -> Any:
+        """Call the engine, turning every docker-py failure into one EngineError sentence."""
+        try:
+            return fn()
+        except docker.errors.DockerException as exc:
+            text = _describe(exc)
+            if _looks_disk_full(text):
+                raise DiskFullError(f"Could not {what}: the engine's disk is full ({text}).", service=service) from exc
+            raise EngineError(f"Could not {what}: {text}.", service=service) from exc
+        except OSError as exc:
+            raise EngineError(f"Could not {what}: the Docker engine is unreachable ({exc}).", service=service) from exc
+
+    def _labels(self, **more: str) -> dict[str, str]:
+        out = dict(self.extra_labels)
+        out.update({L.STACK: self.stack.project, L.COMPOSE_PROJECT: self.stack.project})
+        out.update(more)
+        return out
+
+    def _ensure_network(self, a: EnsureNetwork) -> None:
+        self.ensure_network(a.name)
+        return None
+
+    def ensure_network(self, name: str) -> None:
+        """Create the engine network ``name`` unless it exists (idempotent, remembered)."""
+        if name in self._networks_seen:
+            return
+        a = EnsureNetwork(name)
+        stack_name = next((n for n in stack_networks(self.stack) if self.stack.network_name(n) == a.name), a.name)
+        spec = next((n for n in self.stack.networks if n.name == stack_name), None)
+
+        def make() -> None:
+            if any(n["Name"] == a.name for n in self.api.networks(names=[a.name])):
+                return
+            labels = self._labels(**{L.COMPOSE_NETWORK: stack_name})
+            if spec is not None:
+                labels.update(dict(spec.labels))
+            self.api.create_network(a.name, driver=(spec.driver if spec and spec.driver else "bridge"),
+                                    labels=labels, check_duplicate=True)
+
+        self._engine(f"create network {a.name!r}", make)
+        self._networks_seen.add(name)
+
+    def _ensure_volume(self, a: EnsureVolume) -> None:
+        stack_name = next((v.name for v in self.stack.volumes if self.stack.volume_name(v.name) == a.name), a.name)
+        spec = next((v for v in self.stack.volumes if v.name == stack_name), None)
+
+        def make() -> None:
+            try:
+                self.api.inspect_volume(a.name)
+                return
+            except docker.errors.NotFound:
+                pass
+            labels = self._labels(**{L.COMPOSE_VOLUME: stack_name})
+            if spec is not None:
+                labels.update(dict(spec.labels))
+            self.api.create_volume(a.name, driver=(spec.driver if spec and spec.driver else "local"), labels=labels)
+
+        self._engine(f"create volume {a.name!r}", make)
+        return None
+
+    def _remove_network(self, a: RemoveNetwork) -> None:
+        def run() -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_network(a.name)
+
+        self._engine(f"remove network {a.name!r}", run)
+        self._networks_seen.discard(a.name)
+        return None
+
+    def _remove_volume(self, a: RemoveVolume) -> None:
+        def run() -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_volume(a.name)
+
+        self._engine(f"remove volume {a.name!r}", run)
+        return None
+
+    # -- images -----------------------------------------------------------------------------
+
+    def _build(self, a: Build) -> dict[str, Any]:
+        spec = self.stack.service(a.service)
+        if spec.build is None:
+            raise EngineError(f"Could not build {a.service!r}: the service has no build section.", service=a.service)
+        build = spec.build
+        t0 = time.monotonic()
+        context = _context_tar(build)
+        steps = cached = 0
+        image_id: str | None = None
+        errors: list[str] = []
+
+        labels = self._labels(**{L.BUILD_HASH: a.build_hash, L.SERVICE: a.service})
+        label_steps = tuple(f"LABEL {k}=" for k in labels)
+        in_label = False
+
+        def run() -> None:
+            nonlocal steps, cached, image_id, in_label
+            stream = self.api.build(
+                fileobj=context, custom_context=True, dockerfile=build.dockerfile, buildargs=dict(build.args),
+                target=build.target, tag=a.image, rm=True, forcerm=True, decode=True,
+                labels=labels,
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    errors.append(str(chunk.get("error", "")).strip())
+                    continue
+                if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                text = chunk.get("stream")
+                if not text:
+                    continue
+                for line in str(text).splitlines():
+                    if not line.strip():
+                        continue
+                    m = _STEP.match(line)
+                    if m:
+                        # The legacy builder appends our labels as extra LABEL steps; they are
+                        # not the Dockerfile's, so they count neither as steps nor cache hits.
+                        in_label = line[m.end():].strip().startswith(label_steps)
+                        if not in_label:
+                            steps += 1
+                    elif line.strip() == "---> Using cache" and not in_label:
+                        cached += 1
+                    if self.output is not None:
+                        self.output.line(a.service, line.rstrip(), stream="build")
+
+        self._engine(f"build the image of service {a.service!r}", run, a.service)
+        if errors:
+            text = errors[-1]
+            if _looks_disk_full(text):
+                raise DiskFullError(f"Could not build the image of service {a.service!r}: the disk is full ({text}).",
+                                    service=a.service)
+            raise EngineError(f"Could not build the image of service {a.service!r}: {text}.", service=a.service)
+        report = BuildReport(a.service, steps, cached, round(time.monotonic() - t0, 3))
+        return {"build": report}
+
+    def _pull(self, a: Pull) -> None:
+        repo, tag = _split_ref(a.image)
+        try:
+            self.api.pull(repo, tag=tag)
+        except (docker.errors.DockerException, OSError) as exc:
+            text = _describe(exc)
+            hint = (" No registry is reachable from this engine: build the image locally or load it with "
+                    "`docker load`." if _looks_offline(text) or isinstance(exc, docker.errors.APIError) else "")
+            raise EngineError(f"Could not pull image {a.image!r} for service {a.service!r}: {text}.{hint}",
+                              service=a.service) from exc
+        return None
+
+    # -- containers -------------------------------------------------------------------------
+
+    def _attached(self, service: str) -> dict[str, str]:
+        """Container ids of the services this one joins via network_mode service:X / volumes_from."""
+        spec = self.stack.service(service)
+        wanted = {vf.service for vf in spec.volumes_from}
+        if spec.network_service:
+            wanted.add(spec.network_service)
+        out: dict[str, str] = {}
+        for other in wanted:
+            rows = self.api.containers(all=True, filters={"label": [f"{L.STACK}={self.stack.project}",
+                                                                     f"{L.SERVICE}={other}"]})
+            if rows:
+                out[other] = rows[0]["Id"]
+        return out
+
+    def _make_container(self, service: str, image_id: str, config_hash: str) -> str:
+        params: CreateParams = create_params(
+            self.stack, service, image_id, config_hash, release=self.desired.release,
+            attached=self._attached(service), extra=self.extra_labels,
+        )
+        # Networks first: a service without `networks:` joins `<project>_default`, which the
+        # plan may not list; creating it here keeps a container create from failing on it.
+        for net in (params.first_network, *params.more_networks):
+            if net:
+                self.ensure_network(net)
+        host_config = self.api.create_host_config(**params.host)
+        networking = None
+        if params.first_network:
+            networking = self.api.create_networking_config(
+                {params.first_network: self.api.create_endpoint_config(aliases=list(params.aliases))}
+            )
+        created = self.api.create_container(
+            params.image, name=params.name, host_config=host_config, networking_config=networking,
+            **params.container,
+        )
+        cid: str = created["Id"]
+        for net in params.more_networks:
+            self.api.connect_container_to_network(cid, net, aliases=list(params.aliases))
+        return cid
+
+    def _create(self, a: Create) -> dict[str, Any]:
+        def run() -> str:
+            cid = self._make_container(a.service, a.image_id, a.config_hash)
+            self.api.start(cid)
+            return cid
+
+        cid = self._engine(f"create and start a container for service {a.service!r}", run, a.service)
+        return {"container_id": cid}
+
+    def _start(self, a: Start) -> dict[str, Any]:
+        self._engine(f"start the container of service {a.service!r}", lambda: self.api.start(a.container_id), a.service)
+        self.forget_stop(a.container_id)
+        return {"container_id": a.container_id}
+
+    def _grace(self, service: str) -> int:
+        try:
+            return max(0, int(round(self.stack.service(service).stop_grace_period)))
+        except KeyError:
+            return 10
+
+    def _restart(self, a: Restart) -> dict[str, Any]:
+        with self._lock:
+            self._stopping.add(a.container_id)
+        try:
+            self._engine(f"restart the container of service {a.service!r}",
+                         lambda: self.api.restart(a.container_id, timeout=self._grace(a.service)), a.service)
+        finally:
+            self.forget_stop(a.container_id)
+        return {"container_id": a.container_id}
+
+    def stop_and_remove(self, service: str, container_id: str, *, remove: bool = True) -> None:
+        with self._lock:
+            self._stopping.add(container_id)
+
+        def run() -> None:
+            try:
+                self.api.stop(container_id, timeout=self._grace(service))
+                if remove:
+                    # v=False: named volumes hold data; they go only with an explicit `down -v`.
+                    self.api.remove_container(container_id, v=False, force=True)
+            except docker.errors.NotFound:
+                pass
+
+        self._engine(f"{'remove' if remove else 'stop'} the container of service {service!r}", run, service)
+
+    def _remove(self, a: Remove) -> None:
+        self.stop_and_remove(a.service, a.container_id)
+        return None
+
+    def _recreate(self, a: Recreate) -> dict[str, Any]:
+        # The new image exists already (Build/Pull ran earlier in the plan): downtime is stop→start only.
+        t0 = time.monotonic()
+        self.stop_and_remove(a.service, a.container_id)
+
+        def run() -> str:
+            cid = self._make_container(a.service, a.image_id, a.config_hash)
+            self.api.start(cid)
+            return cid
+
+        cid = self._engine(f"recreate the container of service {a.service!r}", run, a.service)
+        return {"container_id": cid, "downtime": round(time.monotonic() - t0, 3)}
+
+    # -- whole-stack helpers (down, graceful stop) ------------------------------------------
+
+    def stop_stack(self, observed: ObservedState, order: Iterable[str], *, remove: bool = False) -> list[str]:
+        """Stop (optionally remove) the stack's containers in ``order``; returns error sentences."""
+        errors: list[str] = []
+        by_service: dict[str, list[ObservedContainer]] = {}
+        for c in observed.containers:
+            by_service.setdefault(c.service, []).append(c)
+        names = list(order) + [s for s in by_service if s not in order]
+        for service in names:
+            for c in by_service.get(service, []):
+                if not remove and not c.running:
+                    continue
+                try:
+                    self.stop_and_remove(service, c.id, remove=remove)
+                except EngineError as exc:
+                    errors.append(str(exc))
+        return errors
+
+    def remove_networks(self) -> list[str]:
+        errors: list[str] = []
+        for net in self.api.networks(filters={"label": f"{L.STACK}={self.stack.project}"}):
+            try:
+                self.api.remove_network(net["Id"])
+            except docker.errors.DockerException as exc:
+                errors.append(f"Could not remove network {net['Name']!r}: {_describe(exc)}.")
+        return errors
+
+    def remove_volumes(self) -> list[str]:
+        errors: list[str] = []
+        vols = self.api.volumes(filters={"label": f"{L.STACK}={self.stack.project}"}).get("Volumes") or []
+        for vol in vols:
+            try:
+                self.api.remove_volume(vol["Name"])
+            except docker.errors.DockerException as exc:
+                errors.append(f"Could not remove volume {vol['Name']!r}: {_describe(exc)}.")
+        return errors
+
+    def container_of(self, service: str) -> str | None:
+        return container_name(self.stack.project, service)
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, tag = ref.rsplit(":", 1)
+        return repo, tag
+    return ref, "latest"
+
+
+def _context_tar(build: Any) -> io.BytesIO:
+    """The build context as an in-memory tar of ``context_files(build)`` (which honours .dockerignore)."""
+    from runtime.buildctx import context_files
+
+    buf = io.BytesIO()
+    root = build.context
+    files = list(context_files(build))
+    rel = [os.path.relpath(f, root) if os.path.isabs(f) else f for f in files]
+    # The engine needs the Dockerfile even when .dockerignore excludes it (as docker build does).
+    if build.dockerfile not in rel and os.path.exists(os.path.join(root, build.dockerfile)):
+        rel.append(build.dockerfile)
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in sorted(set(rel)):
+            path = os.path.join(root, name)
+            info = tar.gettarinfo(path, arcname=name)
+            # Real metadata, as `docker build` sends it: the builder's cache key ignores mtime.
+            if info.isfile():
+                with open(path, "rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                tar.addfile(info)
+    buf.seek(0)
+    return buf

@@ -1,0 +1,98 @@
+"""Apply reports and readiness, as pure functions over action results and observed state.
+
+An apply's report says, per service, whether its image was rebuilt (steps, cache hits,
+seconds) and whether its container was recreated (and how long it was down). The supervisor
+merges the results of every round of one apply into it; ``status.json`` carries it and
+``armstack apply`` prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from runtime.actions import Build, Create, Recreate
+from runtime.compose.model import StackSpec
+from runtime.executor import ActionResult
+from runtime.observed import ObservedContainer, ObservedState
+
+ServiceReport = dict[str, Any]
+
+
+def empty_entry() -> ServiceReport:
+    return {"rebuilt": False, "steps": 0, "cached": 0, "build_seconds": 0.0, "recreated": False,
+            "downtime_seconds": 0.0}
+
+
+def merge_results(report: dict[str, ServiceReport], results: Iterable[ActionResult]) -> dict[str, ServiceReport]:
+    """``report`` updated with one round's results (a new dict; the input is not changed)."""
+    out = {k: dict(v) for k, v in report.items()}
+    for r in results:
+        if not r.ok or r.service is None:
+            continue
+        entry = out.setdefault(r.service, empty_entry())
+        if isinstance(r.action, Build) and r.build is not None:
+            entry["rebuilt"] = True
+            entry["steps"] = r.build.steps
+            entry["cached"] = r.build.cached
+            entry["build_seconds"] = round(entry["build_seconds"] + r.build.seconds, 3)
+        elif isinstance(r.action, Recreate):
+            entry["recreated"] = True
+            entry["downtime_seconds"] = round(entry["downtime_seconds"] + (r.downtime or 0.0), 3)
+        elif isinstance(r.action, Create):
+            entry.setdefault("created", True)
+    return out
+
+
+def full_report(stack: StackSpec, report: Mapping[str, ServiceReport]) -> dict[str, ServiceReport]:
+    """One entry per desired service, in file order (untouched services included)."""
+    return {name: dict(report.get(name) or empty_entry()) for name in stack.service_names}
+
+
+def kept_container(observed: ObservedState, service: str) -> ObservedContainer | None:
+    """The container that represents a service: a running one first, else the newest."""
+    cs = sorted(observed.containers_of(service), key=lambda c: (c.running, c.created_at), reverse=True)
+    return cs[0] if cs else None
+
+
+def service_ready(stack: StackSpec, observed: ObservedState, service: str) -> tuple[bool, str]:
+    """Whether a service counts as up for ``apply``, and if not, why (one phrase)."""
+    spec = stack.service(service)
+    c = kept_container(observed, service)
+    if c is None:
+        return False, "has no container"
+    if c.status == "running":
+        if c.health in (None, "healthy"):
+            return True, "running"
+        return False, f"is {c.health}"
+    # A one-shot job (restart no/on-failure) that finished cleanly is done, not down.
+    if c.status == "exited" and c.exit_code == 0 and spec.restart.mode in ("no", "on-failure"):
+        return True, "completed"
+    code = f" (exit code {c.exit_code})" if c.exit_code is not None else ""
+    return False, f"is {c.status}{code}"
+
+
+def not_ready(stack: StackSpec, observed: ObservedState) -> dict[str, str]:
+    """Services that are not up yet, with the reason."""
+    out: dict[str, str] = {}
+    for name in stack.service_names:
+        ok, why = service_ready(stack, observed, name)
+        if not ok:
+            out[name] = why
+    return out
+
+
+def format_report(report: Mapping[str, ServiceReport]) -> list[str]:
+    """Human-readable lines for ``armstack apply``."""
+    lines = []
+    for name, e in report.items():
+        parts = []
+        if e.get("rebuilt"):
+            parts.append(f"rebuilt in {e.get('build_seconds', 0):.1f}s ({e.get('cached', 0)}/{e.get('steps', 0)} "
+                         "steps cached)")
+        if e.get("recreated"):
+            parts.append(f"recreated, down {e.get('downtime_seconds', 0):.2f}s")
+        elif e.get("created"):
+            parts.append("created")
+        lines.append(f"{name}: {', '.join(parts) if parts else 'unchanged'}")
+    return lines

@@ -1,0 +1,670 @@
+"""The supervisor: keeps one compose stack true on the engine for as long as it runs.
+
+Life cycle of ``Supervisor.run()``::
+
+    load + validate the compose file      (errors: log every problem, exit 2, touch nothing)
+    take the project's flock              (held: another supervisor runs, exit 4)
+    write the pid file, subscribe to engine events
+    apply generation N: plan → execute → observe until only Waits remain
+    loop: block on the event queue until an event, a signal, a backoff deadline, the apply
+          deadline or the periodic reconcile is due — never a polling sleep —
+          then observe, note new exits (crash history → backoff), plan, execute
+    SIGTERM/SIGINT: stop the stack in reverse dependency order (unless detach-on-exit), exit 0
+    SIGHUP: reload (request.json from ``armstack apply``, else the same file) as generation N+1
+
+Crashes are found by comparing observed exits with the ones already counted, so a ``die``
+event and a periodic reconcile that finds an exit nobody reported are handled the same way.
+``once=True`` is ``armstack apply`` without a supervisor: the same loop, returning as soon as
+the apply succeeded or failed and leaving the stack running.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from runtime import backoff as bo
+from runtime.actions import Action, Build, Create, Recreate, Restart, Start, Wait
+from runtime.compose.model import StackSpec
+from runtime.control import ProjectLock, read_request
+from runtime.desired import make_desired
+from runtime.errors import ArmstackError, ComposeError, EngineError
+from runtime.events import ContainerEvent, EventWatcher, Resync
+from runtime.executor import ActionResult, Executor
+from runtime.logfollow import LogFollower
+from runtime.logs import LogPresenter
+from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
+from runtime.planner import plan, service_order
+from runtime.report import full_report, kept_container, merge_results, not_ready
+from runtime.state import (
+    ApplyResult,
+    PersistedState,
+    ServiceRecord,
+    ServiceStatus,
+    StateStore,
+    SupervisorInfo,
+    atomic_write_json,
+    build_status,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_ENGINE = 3
+EXIT_CONFLICT = 4
+EXIT_INTERRUPTED = 130
+
+MAX_ROUNDS = 25            # plan/execute rounds in one reconcile: a chain of N services needs N
+ENGINE_RETRY = 5.0         # seconds before retrying after the engine failed a reconcile
+
+
+@dataclass(frozen=True)
+class _Signal:
+    name: str   # "stop" or "reload"
+
+
+@dataclass
+class _PendingApply:
+    generation: int
+    deadline: float                      # monotonic
+    report: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def load_stack_or_problems(path: Path, project: str | None) -> StackSpec:
+    """The loaded stack (ComposeError if invalid), with the loader's warnings attached."""
+    from runtime.compose.loader import load_stack
+
+    result = load_stack(path, project=project)
+    stack: StackSpec = result.stack
+    _WARNINGS[id(stack)] = tuple(str(w) for w in result.warnings)
+    return stack
+
+
+_WARNINGS: dict[int, tuple[str, ...]] = {}
+
+
+def stack_warnings(stack: StackSpec) -> tuple[str, ...]:
+    return _WARNINGS.get(id(stack), ())
+
+
+class Supervisor:
+    """Supervises one stack; see the module docstring for the life cycle."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        compose_path: Path | str,
+        project: str | None = None,
+        data_dir: Path = Path("/data/armstack"),
+        presenter: LogPresenter | None = None,
+        reconcile_interval: float = 30.0,
+        backoff: bo.BackoffPolicy = bo.BackoffPolicy(),  # noqa: B008 - frozen, safe as a default
+        restart_unhealthy: bool = True,
+        *,
+        detach_on_exit: bool = False,
+        once: bool = False,
+        apply_timeout: float = 300.0,
+        release: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.client = client
+        self.compose_path = Path(compose_path).resolve()
+        self.project_arg = project
+        self.data_dir = Path(data_dir)
+        self.presenter = presenter or LogPresenter()
+        self.reconcile_interval = reconcile_interval
+        self.backoff = backoff
+        self.restart_unhealthy = restart_unhealthy
+        self.detach_on_exit = detach_on_exit
+        self.once = once
+        self.apply_timeout = apply_timeout
+        self.release_arg = release
+        self.environ = environ
+
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.stack: StackSpec | None = None
+        self.desired: Desired | None = None
+        self.executor: Executor | None = None
+        self.store: StateStore | None = None
+        self.lock: ProjectLock | None = None
+        self.events: EventWatcher | None = None
+        self.follower: LogFollower | None = None
+        self.persisted = PersistedState()
+        self.generation = 0
+        self.started_at = time.time()
+        self.ready = False
+
+        self.history: dict[str, bo.CrashHistory] = {}
+        self.runtime: dict[str, ServiceRuntime] = {}
+        self.records: dict[str, ServiceRecord] = {}
+        self.seen_exits: dict[str, float | None] = {}    # container id -> FinishedAt already counted
+        self.failed_builds: dict[str, str] = {}          # service -> build hash that failed this generation
+        self.waits: dict[str, list[str]] = {}
+        self.observed = ObservedState()
+        self.pending: _PendingApply | None = None
+        self.last_apply: ApplyResult | None = None
+        self.apply_ok: bool | None = None
+        self.next_reconcile = 0.0
+        self._stop = False
+        self._interrupted = False
+        self._last_status: dict[str, Any] | None = None
+        self._restart_marks: list[tuple[str, float]] = []   # (service, monotonic) of each crash restart
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def request_stop(self, *, interrupted: bool = False) -> None:
+        """Ask the loop to stop (thread-safe; what the signal handlers call)."""
+        self._interrupted = self._interrupted or interrupted
+        self.queue.put(_Signal("stop"))
+
+    def request_reload(self) -> None:
+        self.queue.put(_Signal("reload"))
+
+    @property
+    def restart_marks(self) -> list[tuple[str, float]]:
+        """When each crash restart was issued (for latency measurements)."""
+        return list(self._restart_marks)
+
+    def run(self) -> int:
+        log = self.presenter.runtime
+        try:
+            stack = load_stack_or_problems(self.compose_path, self.project_arg)
+        except ComposeError as exc:
+            for p in exc.problems:
+                log(str(p), level="error")
+            log(f"{self.compose_path} is invalid; nothing was changed.", level="error")
+            return EXIT_INVALID
+        except ArmstackError as exc:
+            log(str(exc), level="error")
+            return EXIT_INVALID
+        for w in stack_warnings(stack):
+            log(w, level="warning")
+        try:
+            self.store = StateStore(self.data_dir, stack.project)
+            self.store.ensure_dir()
+        except ArmstackError as exc:
+            log(str(exc), level="error")
+            return EXIT_CONFLICT
+        self.lock = ProjectLock(self.store.lock_path)
+        if not self.lock.acquire():
+            log(f"Another supervisor already runs project {stack.project!r} (lock {self.store.lock_path} is "
+                "held); use `armstack apply` to hand it a new file, or stop it first.", level="error")
+            return EXIT_CONFLICT
+        handlers = self._install_signals()
+        try:
+            return self._run_locked(stack)
+        finally:
+            self._restore_signals(handlers)
+            self.lock.release()
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def _run_locked(self, stack: StackSpec) -> int:
+        assert self.store is not None
+        log = self.presenter.runtime
+        if not self.once:
+            atomic_write_json(self.store.pid_path, os.getpid())
+        self.persisted = self.store.load(on_warning=lambda m: log(m, level="warning"))
+        self.generation = self.persisted.generation
+        self.records = dict(self.persisted.services)
+        self.presenter.add_names(stack.service_names)
+        self.follower = LogFollower(self.client, self.presenter)
+        try:
+            self._set_stack(stack)
+            self.events = EventWatcher(self.client, stack.project, self.queue)
+            self.events.start()
+            # A request left over from before a restart is stale: this boot applies the file given.
+            self._consume_request()
+            self._begin_apply(self.generation + 1)
+            first = self._reconcile()
+            if first is not None and self.once:
+                log(first, level="error")
+                return EXIT_ENGINE
+            self._attach_running(initial=True)
+            code = self._loop()
+        except EngineError as exc:
+            log(str(exc), level="error")
+            return EXIT_ENGINE
+        finally:
+            self._shutdown()
+        return code
+
+    def _loop(self) -> int:
+        log = self.presenter.runtime
+        while True:
+            if self.once and self.apply_ok is not None:
+                return EXIT_OK if self.apply_ok else EXIT_FAILED
+            if self._stop:
+                break
+            try:
+                item = self.queue.get(timeout=self._timeout())
+            except queue.Empty:
+                item = None
+            items = [item] if item is not None else []
+            while True:  # coalesce a burst (die + oom + start...) into one reconcile
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            reload = False
+            for it in items:
+                if isinstance(it, _Signal) and it.name == "stop":
+                    self._stop = True
+                elif isinstance(it, _Signal) and it.name == "reload":
+                    reload = True
+                elif isinstance(it, ContainerEvent) and it.action == "oom":
+                    log(f"service {it.service or it.container_id[:12]} ran out of memory", level="warning")
+                elif isinstance(it, Resync):
+                    log(f"{it.reason}: reconciling in full", level="info")
+            if self._stop:
+                break
+            if reload:
+                self._reload()
+            error = self._reconcile()
+            if error is not None:
+                log(error, level="error")
+        if self._interrupted and self.once:
+            return EXIT_INTERRUPTED
+        if not self.once:
+            if self.detach_on_exit:
+                log("stopping the supervisor; the stack keeps running (detach on exit)")
+            else:
+                self._stop_stack()
+        return EXIT_OK
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        due = [self.next_reconcile]
+        due += [rt.next_start_at for rt in self.runtime.values() if rt.next_start_at and rt.next_start_at > now]
+        if self.pending is not None:
+            due.append(self.pending.deadline)
+        return max(0.0, min(due) - now)
+
+    def _shutdown(self) -> None:
+        if self.events is not None:
+            self.events.stop()
+        if self.follower is not None:
+            self.follower.stop_all(timeout=2.0)
+        self.ready = False
+        if self.store is not None and self.stack is not None:
+            try:
+                self._write_status(force=True)
+                if not self.once:
+                    self.store.pid_path.unlink(missing_ok=True)
+            except ArmstackError:
+                pass
+
+    def _stop_stack(self) -> None:
+        assert self.executor is not None and self.stack is not None
+        log = self.presenter.runtime
+        log("stopping the stack")
+        try:
+            observed = self.executor.observe()
+        except EngineError as exc:
+            log(str(exc), level="error")
+            return
+        order = list(reversed(service_order(self.stack)))
+        for err in self.executor.stop_stack(observed, order):
+            log(err, level="error")
+        log("stack stopped")
+
+    # -- signals --------------------------------------------------------------------------------
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # only the main thread may set handlers (tests run supervisors in threads)
+        old: dict[int, Any] = {}
+
+        def on_term(signum: int, frame: object) -> None:
+            self.request_stop(interrupted=signum == signal.SIGINT)
+
+        def on_hup(signum: int, frame: object) -> None:
+            self.request_reload()
+
+        for sig, fn in ((signal.SIGTERM, on_term), (signal.SIGINT, on_term), (signal.SIGHUP, on_hup)):
+            old[sig] = signal.signal(sig, fn)
+        return old
+
+    def _restore_signals(self, old: dict[int, Any]) -> None:
+        for sig, fn in old.items():
+            signal.signal(sig, fn)
+
+    # -- applies --------------------------------------------------------------------------------
+
+    def _set_stack(self, stack: StackSpec) -> None:
+        self.stack = stack
+        self.desired = make_desired(self.client, stack, release=self._release(stack))
+        if self.executor is None:
+            self.executor = Executor(self.client, self.desired, output=self.presenter, environ=self.environ)
+        else:
+            self.executor.desired = self.desired
+        self.presenter.add_names(stack.service_names)
+
+    def _release(self, stack: StackSpec) -> str:
+        if self.release_arg is not None:
+            return self.release_arg
+        env = os.environ if self.environ is None else self.environ
+        return env.get("ARMSTACK_RELEASE", "") or self.persisted.release
+
+    def _begin_apply(self, generation: int) -> None:
+        self.generation = generation
+        self.failed_builds.clear()
+        self.apply_ok = None
+        self.pending = _PendingApply(generation, time.monotonic() + self.apply_timeout)
+        self.presenter.runtime(f"applying generation {generation} of {self.compose_path}")
+
+    def _consume_request(self) -> tuple[Path, str | None, int | None] | None:
+        assert self.store is not None
+        try:
+            req = read_request(self.store.request_path)
+        except (ValueError, OSError) as exc:
+            self.presenter.runtime(f"ignoring an unreadable {self.store.request_path}: {exc}", level="warning")
+            req = None
+        self.store.request_path.unlink(missing_ok=True)
+        if req is None:
+            return None
+        return Path(req.file), req.project or None, req.generation
+
+    def _reload(self) -> None:
+        assert self.stack is not None
+        log = self.presenter.runtime
+        req = self._consume_request()
+        path, project, wanted = req if req is not None else (self.compose_path, None, None)
+        generation = max(self.generation + 1, wanted or 0)
+        log(f"reload requested: {path}")
+        try:
+            stack = load_stack_or_problems(path, project or self.stack.project)
+            if stack.project != self.stack.project:
+                raise ArmstackError(f"the file names project {stack.project!r}, but this supervisor runs "
+                                    f"{self.stack.project!r}; use `armstack -p {stack.project} apply`.")
+            for w in stack_warnings(stack):
+                log(w, level="warning")
+            self._set_stack(stack)
+        except (ArmstackError, OSError) as exc:
+            problems = exc.problems if isinstance(exc, ComposeError) else []
+            for p in problems:
+                log(str(p), level="error")
+            message = str(exc).splitlines()[0] if not problems else (
+                f"{path} is invalid ({len(problems)} error(s)): " + "; ".join(str(p) for p in problems))
+            log(f"reload failed, the current stack keeps running: {message}", level="error")
+            self.generation = generation
+            self.last_apply = ApplyResult(generation, False, message, time.time(), {})
+            self._persist()
+            self._write_status(force=True)
+            return
+        self.compose_path = path.resolve()
+        # A new configuration is a new situation: crash streaks start over.
+        self.history.clear()
+        self.runtime.clear()
+        self._begin_apply(generation)
+
+    def _finish_apply(self, ok: bool, error: str | None) -> None:
+        assert self.pending is not None and self.stack is not None
+        report = full_report(self.stack, self.pending.report)
+        self.last_apply = ApplyResult(self.pending.generation, ok, error, time.time(), report)
+        self.apply_ok = ok
+        self.pending = None
+        self.ready = True
+        if ok:
+            self.presenter.runtime(f"generation {self.generation} applied: every service is up")
+        else:
+            self.presenter.runtime(f"generation {self.generation} failed: {error}", level="error")
+        self._persist()
+
+    def _check_apply(self, observed: ObservedState) -> None:
+        """Finish the pending apply once every service is up, or once it cannot be."""
+        p = self.pending
+        if p is None or self.stack is None:
+            return
+        if p.errors:
+            self._finish_apply(False, p.errors[0])
+            return
+        missing = not_ready(self.stack, observed)
+        if not missing:
+            self._finish_apply(True, None)
+            return
+        now = time.monotonic()
+        for name, why in missing.items():
+            rt = self.runtime.get(name)
+            if rt is not None and rt.crash_looping:
+                self._finish_apply(False, f"service {name!r} is crash looping (last exit code {rt.last_exit_code})")
+                return
+            c = kept_container(observed, name)
+            held = rt is not None and rt.next_start_at is not None and rt.next_start_at > now
+            if c is not None and c.status in ("exited", "dead") and not held and name not in self.waits:
+                # The plan left it down (its restart policy says so): it will not come up.
+                self._finish_apply(False, f"service {name!r} {why}")
+                return
+        if now >= p.deadline:
+            detail = "; ".join(f"{n} {w}" for n, w in missing.items())
+            self._finish_apply(False, f"timed out after {self.apply_timeout:g} s waiting for: {detail}")
+
+    # -- reconcile ------------------------------------------------------------------------------
+
+    def _policy(self) -> Policy:
+        return Policy(now=time.monotonic(), restart_unhealthy=self.restart_unhealthy,
+                      runtime=tuple(sorted(self.runtime.items())))
+
+    def _reconcile(self) -> str | None:
+        """Observe → plan → execute until only Waits remain; returns an error sentence or None."""
+        assert self.executor is not None and self.desired is not None
+        self.next_reconcile = time.monotonic() + self.reconcile_interval
+        try:
+            observed = self.executor.observe()
+            for _ in range(MAX_ROUNDS):
+                self._note_exits(observed)
+                actions = plan(self.desired, observed, self._policy())
+                actions = [a for a in actions if not self._skip(a)]
+                self.waits = {}
+                for a in actions:
+                    if isinstance(a, Wait):
+                        self.waits.setdefault(a.service, []).append(f"{a.on} ({a.condition})")
+                todo = [a for a in actions if not isinstance(a, Wait)]
+                if not todo:
+                    break
+                for a in todo:
+                    self.presenter.runtime(_describe_action(a))
+                results = self.executor.execute(todo)
+                failed = self._after(results)
+                observed = self.executor.observe()
+                if failed:
+                    break
+        except EngineError as exc:
+            self.next_reconcile = time.monotonic() + min(ENGINE_RETRY, self.reconcile_interval)
+            return str(exc)
+        self.observed = observed
+        self._note_exits(observed)
+        self._check_apply(observed)
+        self._write_status()
+        return None
+
+    def _skip(self, a: Action) -> bool:
+        # A build that failed in this generation is not retried until the next apply: a broken
+        # Dockerfile would otherwise rebuild on every event.
+        return isinstance(a, Build) and self.failed_builds.get(a.service) == a.build_hash
+
+    def _after(self, results: list[ActionResult]) -> bool:
+        assert self.follower is not None
+        failed = False
+        now = time.monotonic()
+        for r in results:
+            a = r.action
+            svc = r.service
+            if not r.ok:
+                failed = True
+                self.presenter.runtime(r.error or "an action failed", level="error")
+                if self.pending is not None:
+                    self.pending.errors.append(r.error or "an action failed")
+                if isinstance(a, Build):
+                    self.failed_builds[a.service] = a.build_hash
+                elif svc is not None and isinstance(a, Create | Start | Restart | Recreate):
+                    self._record_crash(svc, None, None, False, started_at=None)   # a failed start backs off too
+                continue
+            if isinstance(a, Start | Restart | Create | Recreate) and svc and r.container_id:
+                self.follower.follow(svc, r.container_id)
+            if isinstance(a, Start | Restart) and svc:
+                rec = self.records.get(svc, ServiceRecord())
+                self.records[svc] = ServiceRecord(rec.restarts + 1, rec.last_exit_code, rec.last_exit_at,
+                                                  rec.oom_killed)
+                self._restart_marks.append((svc, now))
+            if isinstance(a, Recreate | Create) and svc:
+                # Updated on purpose: any crash streak of the old container is over.
+                self.history.pop(svc, None)
+                self.runtime.pop(svc, None)
+        if self.pending is not None:
+            self.pending.report = merge_results(self.pending.report, results)
+        self._persist()
+        return failed
+
+    def _note_exits(self, observed: ObservedState) -> None:
+        """Count every exit not seen before as a crash (die events and missed ones alike)."""
+        assert self.stack is not None and self.executor is not None
+        wanted = set(self.stack.service_names)
+        for c in observed.containers:
+            if c.service not in wanted or c.status not in ("exited", "dead"):
+                continue
+            if c.id in self.seen_exits and self.seen_exits[c.id] == c.finished_at:
+                continue
+            self.seen_exits[c.id] = c.finished_at
+            if self.executor.expected_stop(c.id):
+                continue  # the runtime stopped it (update, restart, down): not a crash
+            spec = self.stack.service(c.service)
+            if c.exit_code == 0 and not c.oom_killed and spec.restart.mode in ("no", "on-failure"):
+                self._record_exit(c)   # a job that finished: not a crash
+                continue
+            self._record_crash(c.service, c.exit_code, c.finished_at, c.oom_killed, started_at=c.started_at)
+            kind = "was killed by the OOM killer" if c.oom_killed else f"exited with code {c.exit_code}"
+            rt = self.runtime[c.service]
+            when = "now" if rt.next_start_at is None else f"in {rt.next_start_at - time.monotonic():.1f}s"
+            extra = " (crash looping)" if rt.crash_looping else ""
+            verdict = f"restart {when}{extra}" if spec.restart.mode != "no" else "restart policy 'no': left down"
+            self.presenter.runtime(f"service {c.service} {kind}; {verdict}", level="warning")
+        seen = {c.id for c in observed.containers}
+        for cid in [k for k in self.seen_exits if k not in seen]:
+            del self.seen_exits[cid]
+
+    def _record_exit(self, c: ObservedContainer) -> None:
+        rec = self.records.get(c.service, ServiceRecord())
+        self.records[c.service] = ServiceRecord(rec.restarts, c.exit_code, c.finished_at, c.oom_killed)
+
+    def _record_crash(self, service: str, exit_code: int | None, finished_at: float | None, oom: bool,
+                      *, started_at: float | None) -> None:
+        now = time.monotonic()
+        # Backoff runs on the monotonic clock; convert the engine's wall-clock start time.
+        started_mono = None if started_at is None else now - max(0.0, time.time() - started_at)
+        hist = bo.record_crash(self.history.get(service, bo.CrashHistory()), now, started_mono, self.backoff)
+        self.history[service] = hist
+        self.runtime[service] = bo.runtime_after_crash(hist, now, exit_code, self.backoff)
+        if exit_code is not None or oom:
+            rec = self.records.get(service, ServiceRecord())
+            self.records[service] = ServiceRecord(rec.restarts, exit_code, finished_at or time.time(), oom)
+
+    def _attach_running(self, *, initial: bool) -> None:
+        """Follow the logs of every running container (adopted ones from now on, not their past)."""
+        assert self.follower is not None
+        since = time.time() if initial else None
+        for c in self.observed.containers:
+            if c.running:
+                adopted = initial and (c.started_at or 0) < self.started_at
+                self.follower.follow(c.service, c.id, since=since if adopted else None)
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def _persist(self) -> None:
+        assert self.store is not None
+        state = PersistedState(release=self.desired.release if self.desired else "", generation=self.generation,
+                               services=dict(self.records))
+        if state != self.persisted:
+            try:
+                self.store.save(state)
+                self.persisted = state
+            except ArmstackError as exc:
+                self.presenter.runtime(str(exc), level="error")
+
+    def status(self) -> dict[str, Any]:
+        assert self.stack is not None
+        now_mono, now = time.monotonic(), time.time()
+        services: dict[str, ServiceStatus] = {}
+        for name in self.stack.service_names:
+            c = kept_container(self.observed, name)
+            rt = self.runtime.get(name, ServiceRuntime())
+            rec = self.records.get(name, ServiceRecord())
+            held = rt.next_start_at is not None and rt.next_start_at > now_mono
+            services[name] = ServiceStatus(
+                state=_state_of(c, rt, held, name in self.waits),
+                container_id=c.id if c else None,
+                image=self.stack.image_ref(name),
+                image_id=c.image_id if c else None,
+                restarts=rec.restarts,
+                last_exit=rec.last_exit_code,
+                last_exit_at=rec.last_exit_at,
+                oom_killed=rec.oom_killed,
+                health=c.health if c else None,
+                backoff_until=(now + (rt.next_start_at - now_mono)) if held and rt.next_start_at else None,
+                crash_looping=rt.crash_looping,
+                waiting_for=tuple(self.waits.get(name, ())),
+            )
+        return build_status(
+            project=self.stack.project,
+            release=self.desired.release if self.desired else "",
+            generation=self.generation,
+            supervisor=SupervisorInfo(os.getpid(), self.started_at, self.ready),
+            services=services,
+            last_apply=self.last_apply,
+        )
+
+    def _write_status(self, *, force: bool = False) -> None:
+        assert self.store is not None
+        doc = self.status()
+        comparable = {k: v for k, v in doc.items() if k != "updated_at"}
+        if not force and comparable == self._last_status:
+            return  # spare the SD card an identical write every reconcile
+        try:
+            self.store.write_status(doc)
+            self._last_status = comparable
+        except ArmstackError as exc:
+            self.presenter.runtime(str(exc), level="error")
+
+
+def _state_of(c: ObservedContainer | None, rt: ServiceRuntime, held: bool, waiting: bool) -> str:
+    if rt.crash_looping and (c is None or not c.running):
+        return "crash-loop"
+    if held:
+        return "backoff"
+    if c is None:
+        return "waiting" if waiting else "missing"
+    if c.status == "running":
+        return {"starting": "starting", "unhealthy": "unhealthy"}.get(c.health or "", "running")
+    if c.status == "exited" and c.exit_code == 0:
+        return "completed"
+    if waiting:
+        return "waiting"
+    return str(c.status)
+
+
+def _describe_action(a: Action) -> str:
+    name = type(a).__name__.lower()
+    svc = getattr(a, "service", None)
+    if isinstance(a, Build):
+        return f"building {a.image} for service {a.service}"
+    if isinstance(a, Start):
+        return f"starting service {a.service} (container {a.container_id[:12]})"
+    if isinstance(a, Restart):
+        return f"restarting service {a.service}{' (' + a.reason + ')' if a.reason else ''}"
+    if isinstance(a, Recreate):
+        return f"recreating service {a.service} (configuration or image changed)"
+    if isinstance(a, Create):
+        return f"creating service {a.service}"
+    if svc:
+        return f"{name} {svc}"
+    return f"{name} {getattr(a, 'name', '')}".strip()
