@@ -86,4 +86,21 @@ class Wait:
     condition: str
 
 
-Action = EnsureNetwork | EnsureVolume | Build | Pull | Create | Start | Restart | Recreate | Remove | Wait
+@dataclass(frozen=True)
+class RemoveNetwork:
+    """Remove a stack network (when the stack is taken down)."""
+
+    name: str          # engine-side name
+
+
+@dataclass(frozen=True)
+class RemoveVolume:
+    """Remove a stack volume: only on an explicit down with volumes, never as cleanup."""
+
+    name: str          # engine-side name
+
+
+Action = (
+    EnsureNetwork | EnsureVolume | Build | Pull | Create | Start | Restart | Recreate | Remove | Wait
+    | RemoveNetwork | RemoveVolume
+)

@@ -1,0 +1,344 @@
+"""The planner: desired stack + observed engine state -> the next actions. Pure: no I/O, no clock.
+
+The supervisor loops observe -> :func:`plan` -> execute -> observe until a plan is empty or
+holds only :class:`Wait` actions. So one plan only has to make *progress*, never to finish,
+and it never relies on an action of the same plan having worked: anything whose input changes
+in this plan is decided in the next one. Concretely:
+
+- a container is created only once its image is on the engine (never with its Build/Pull);
+- a service whose dependency (``depends_on``, ``network_mode: service:X``, ``volumes_from``)
+  gets a container action in this plan waits for the next plan, because the condition it
+  depends on (running, healthy, the joined container's id) is about to change. Hence a plan
+  never contains container actions for a service and one of its dependencies, and a chain of
+  N services boots in N rounds of container actions;
+- a service in restart backoff (``policy.held``) gets no Create/Start/Restart (and no Wait:
+  the supervisor wakes at ``next_start_at`` anyway). A config change still recreates it:
+  a new configuration is a new situation, and may be the fix for the crash loop.
+
+Output order: EnsureNetwork/EnsureVolume, Remove (orphans, then duplicates), Build/Pull, then
+per service in dependency order its Recreate/Create/Start/Restart or Waits. :func:`stages`
+groups a plan into lists the executor runs one after another; actions inside one stage are
+independent and may run in parallel. The same input always gives the same plan.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+
+from runtime import labels
+from runtime.actions import (
+    Action,
+    Build,
+    Create,
+    EnsureNetwork,
+    EnsureVolume,
+    Pull,
+    Recreate,
+    Remove,
+    RemoveNetwork,
+    RemoveVolume,
+    Restart,
+    Start,
+    Wait,
+)
+from runtime.compose.model import Dependency, RestartPolicy, ServiceSpec, StackSpec
+from runtime.hashing import attached_services, config_hash
+from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
+
+ContainerAction = Create | Recreate | Start | Restart
+CONTAINER_ACTIONS = (Create, Recreate, Start, Restart)
+
+# Waits for a service joined via network_mode / volumes_from use these conditions.
+JOINED_RUNNING = "service_started"   # network_mode: service:X needs X running
+JOINED_CREATED = "service_created"   # volumes_from: X needs X to exist
+
+
+def plan(desired: Desired, observed: ObservedState, policy: Policy) -> list[Action]:
+    """The next actions that move ``observed`` towards ``desired`` (see the module docstring)."""
+    stack = desired.stack
+    specs = {s.name: s for s in stack.services}
+    order = service_order(stack)
+    by_service: dict[str, list[ObservedContainer]] = {}
+    for c in sorted(observed.containers, key=lambda c: (c.service, c.id)):
+        by_service.setdefault(c.service, []).append(c)
+
+    removals: list[Action] = []
+    if policy.remove_orphans:
+        removals += [
+            Remove(c.service, c.id, reason="orphan")
+            for service, cs in sorted(by_service.items())
+            if service not in specs
+            for c in cs
+        ]
+
+    images, image_ids = _image_actions(desired, observed, order)
+
+    changes: list[Action] = []
+    kept: dict[str, ObservedContainer] = {}   # the container each service keeps
+    pending: set[str] = set()                 # services whose container changes in this plan
+    for name in order:
+        spec = specs[name]
+        live = [c for c in by_service.get(name, []) if c.status != "removing"]
+        image_id = image_ids.get(name)
+        expected = None
+        if image_id is not None:
+            attached = {t: kept[t].id for t in attached_services(spec) if t in kept}
+            expected = config_hash(stack, name, image_id, attached)
+        best = _best(live, expected)
+        if best is not None:
+            kept[name] = best
+        removals += [Remove(name, c.id, reason="duplicate") for c in live if c is not best]
+        steps = _service_steps(spec, best, image_id, expected, kept, pending, policy)
+        if any(isinstance(a, CONTAINER_ACTIONS) for a in steps):
+            pending.add(name)
+        changes += steps
+
+    return _ensure_actions(stack, observed) + removals + images + changes
+
+
+def plan_down(observed: ObservedState, stack: StackSpec | None, remove_volumes: bool) -> list[Action]:
+    """Actions that take the stack down: every container, then its networks (and volumes).
+
+    Without ``stack`` only containers are removed: which networks and volumes belong to the
+    stack is only known from its spec. External networks and volumes are never removed.
+    Use :func:`stages` with ``stack`` to stop dependents before their dependencies.
+    """
+    order = {name: i for i, name in enumerate(service_order(stack))} if stack else {}
+    # Dependents first, in reverse dependency order; unknown services (orphans) first of all.
+    last = len(order)
+    containers = sorted(observed.containers, key=lambda c: (-order.get(c.service, last), c.service, c.id))
+    actions: list[Action] = [Remove(c.service, c.id, reason="down") for c in containers]
+    if stack is not None:
+        actions += [RemoveNetwork(n) for n in _stack_networks(stack) if n in observed.networks]
+        if remove_volumes:
+            actions += [RemoveVolume(v) for v in _stack_volumes(stack) if v in observed.volumes]
+    return actions
+
+
+def stages(actions: Sequence[Action], stack: StackSpec | None = None) -> list[list[Action]]:
+    """Split a plan into stages to run one after another; a stage's actions are independent.
+
+    Kinds in order: ensures, removals, builds/pulls, container actions, network/volume
+    removals. With ``stack``, removals are further split so dependents go before their
+    dependencies, and container actions so dependencies go first (plans from :func:`plan`
+    never need the latter, but plans edited by hand might). Waits are not executed and are
+    left out. Order inside a stage follows the plan. Empty stages are dropped.
+    """
+    depth = _depths(stack) if stack is not None else {}
+    keyed: dict[tuple[int, int], list[Action]] = {}
+    for a in actions:
+        key = _stage_key(a, depth)
+        if key is not None:
+            keyed.setdefault(key, []).append(a)
+    return [keyed[k] for k in sorted(keyed)]
+
+
+def service_order(stack: StackSpec) -> list[str]:
+    """Service names, every one after the services it depends on; file order breaks ties.
+
+    Dependencies are ``depends_on``, ``network_mode: service:X`` and ``volumes_from``. A
+    cycle (the loader rejects them) is broken at the earliest service in file order.
+    """
+    index = {s.name: i for i, s in enumerate(stack.services)}
+    deps = {s.name: {d for d in _dependencies(s) if d in index and d != s.name} for s in stack.services}
+    dependents: dict[str, list[str]] = {name: [] for name in index}
+    for name, ds in deps.items():
+        for d in ds:
+            dependents[d].append(name)
+    missing = {name: len(ds) for name, ds in deps.items()}
+    ready = [(index[n], n) for n, k in missing.items() if k == 0]
+    heapq.heapify(ready)
+    placed: list[str] = []
+    done: set[str] = set()
+    while len(placed) < len(index):
+        if not ready:  # a cycle: release the earliest remaining service
+            name = min((n for n in index if n not in done), key=index.__getitem__)
+            heapq.heappush(ready, (index[name], name))
+        _, name = heapq.heappop(ready)
+        if name in done:
+            continue
+        done.add(name)
+        placed.append(name)
+        for child in dependents[name]:
+            missing[child] -= 1
+            if missing[child] == 0 and child not in done:
+                heapq.heappush(ready, (index[child], child))
+    return placed
+
+
+def dependency_satisfied(container: ObservedContainer | None, condition: str) -> bool:
+    """Whether a dependency's kept container meets a ``depends_on`` condition."""
+    if container is None:
+        return False
+    if condition == "service_completed_successfully":
+        return container.status == "exited" and container.exit_code == 0
+    if condition == "service_healthy" and container.health is not None:
+        return container.status == "running" and container.health == "healthy"
+    # service_started, or service_healthy without a healthcheck: running is enough.
+    return container.status == "running"
+
+
+def wants_restart(container: ObservedContainer, restart: RestartPolicy, runtime: ServiceRuntime) -> bool:
+    """Whether a stopped container should be started again under its restart policy."""
+    if container.status == "created":
+        return True  # never started: the Create that made it did not finish
+    if restart.mode in ("always", "unless-stopped"):
+        # unless-stopped == always here: a stop by hand goes through the supervisor, which
+        # then stops desiring the service rather than fighting the restart.
+        return True
+    if restart.mode == "on-failure":
+        failed = container.status == "dead" or container.oom_killed or container.exit_code not in (None, 0)
+        return failed and (restart.max_retries is None or runtime.restarts < restart.max_retries)
+    return False
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _dependencies(spec: ServiceSpec) -> list[str]:
+    return [d.service for d in spec.depends_on] + list(attached_services(spec))
+
+
+def _depths(stack: StackSpec) -> dict[str, int]:
+    """Length of the longest dependency chain below each service (0: depends on nothing)."""
+    specs = {s.name: s for s in stack.services}
+    depth: dict[str, int] = {}
+    for name in service_order(stack):  # dependencies first, so their depth is known
+        ds = [depth[d] for d in _dependencies(specs[name]) if d in depth]
+        depth[name] = 1 + max(ds) if ds else 0
+    return depth
+
+
+def _stage_key(a: Action, depth: Mapping[str, int]) -> tuple[int, int] | None:
+    if isinstance(a, Wait):
+        return None
+    if isinstance(a, EnsureNetwork | EnsureVolume):
+        return (0, 0)
+    if isinstance(a, Remove):
+        top = max(depth.values(), default=0)
+        return (1, top - depth.get(a.service, top))  # deepest dependents (and orphans) first
+    if isinstance(a, Build | Pull):
+        return (2, 0)
+    if isinstance(a, RemoveNetwork | RemoveVolume):
+        return (4, 0)
+    return (3, depth.get(a.service, 0))
+
+
+def _image_actions(
+    desired: Desired, observed: ObservedState, order: Iterable[str]
+) -> tuple[list[Action], dict[str, str]]:
+    """Build/Pull for services whose image is missing or stale; ids of the images that are ready."""
+    stack = desired.stack
+    actions: list[Action] = []
+    ready: dict[str, str] = {}
+    pending_refs: set[str] = set()   # one Build/Pull per image, even if services share it
+    for name in order:
+        spec = stack.service(name)
+        ref = stack.image_ref(name)
+        if ref in pending_refs:
+            continue
+        img = observed.image(ref)
+        if spec.build is not None:
+            want = desired.build_hash(name)
+            # An unknown build hash (inputs not hashed yet) never forces a rebuild.
+            if img is None or (want is not None and img.label(labels.BUILD_HASH) != want):
+                actions.append(Build(name, ref, want or ""))
+                pending_refs.add(ref)
+                continue
+        elif img is None:
+            actions.append(Pull(name, ref))
+            pending_refs.add(ref)
+            continue
+        ready[name] = img.id
+    return actions, ready
+
+
+def _best(containers: Sequence[ObservedContainer], expected: str | None) -> ObservedContainer | None:
+    """The container to keep among several of one service: running, up to date, newest."""
+    if not containers:
+        return None
+    return max(containers, key=lambda c: (c.running, c.config_hash == expected, c.created_at, c.id))
+
+
+def _service_steps(
+    spec: ServiceSpec,
+    best: ObservedContainer | None,
+    image_id: str | None,
+    expected: str | None,
+    kept: Mapping[str, ObservedContainer],
+    pending: set[str],
+    policy: Policy,
+) -> list[Action]:
+    """The container action for one service, or the Waits that hold it back (maybe nothing)."""
+    name = spec.name
+    held = policy.held(name)
+    blockers = _blockers(spec, kept, pending)
+
+    def gated(action: ContainerAction) -> list[Action]:
+        return list(blockers) if blockers else [action]
+
+    if best is None:
+        # Without an image the Build/Pull in this plan is the progress; when held, the wake-up is.
+        if image_id is None or expected is None or held:
+            return []
+        return gated(Create(name, image_id, expected))
+    if expected is not None and image_id is not None and best.config_hash != expected:
+        return gated(Recreate(name, best.id, image_id, expected))
+    if best.status in ("exited", "created", "dead"):
+        if held or not wants_restart(best, spec.restart, policy.service_runtime(name)):
+            return []
+        if best.status == "dead":  # the engine cannot start a dead container: replace it
+            if image_id is None or expected is None:
+                return []
+            return gated(Recreate(name, best.id, image_id, expected))
+        return gated(Start(name, best.id))
+    if best.status == "running" and best.health == "unhealthy" and policy.restart_unhealthy and not held:
+        return [Restart(name, best.id, reason="unhealthy")]  # deps do not matter: it is running already
+    return []
+
+
+def _blockers(spec: ServiceSpec, kept: Mapping[str, ObservedContainer], pending: set[str]) -> list[Wait]:
+    """Waits for every dependency that is unmet now or changes in this plan."""
+    waits: list[Wait] = []
+    seen: set[tuple[str, str]] = set()
+
+    def block(on: str, condition: str) -> None:
+        if (on, condition) not in seen:
+            seen.add((on, condition))
+            waits.append(Wait(spec.name, on, condition))
+
+    dep: Dependency
+    for dep in spec.depends_on:
+        if dep.service in pending or not dependency_satisfied(kept.get(dep.service), dep.condition):
+            block(dep.service, dep.condition)
+    changing = pending.__contains__
+    net = spec.network_service
+    if net is not None and (changing(net) or kept.get(net) is None or kept[net].status != "running"):
+        block(net, JOINED_RUNNING)
+    for vf in spec.volumes_from:
+        if changing(vf.service) or vf.service not in kept:
+            block(vf.service, JOINED_CREATED)
+    return waits
+
+
+def _stack_networks(stack: StackSpec) -> list[str]:
+    """Engine-side names of the non-external networks the stack declares or its services use."""
+    external = {n.name for n in stack.networks if n.external}
+    names = {n.name for n in stack.networks} | {n for s in stack.services for n in s.networks}
+    return sorted({stack.network_name(n) for n in names if n not in external})
+
+
+def _stack_volumes(stack: StackSpec) -> list[str]:
+    """Engine-side names of the non-external named volumes the stack declares or mounts."""
+    external = {v.name for v in stack.volumes if v.external}
+    names = {v.name for v in stack.volumes} | {
+        m.source for s in stack.services for m in s.volumes if m.type == "volume" and m.source
+    }
+    return sorted({stack.volume_name(v) for v in names if v not in external})
+
+
+def _ensure_actions(stack: StackSpec, observed: ObservedState) -> list[Action]:
+    actions: list[Action] = [EnsureNetwork(n) for n in _stack_networks(stack) if n not in observed.networks]
+    actions += [EnsureVolume(v) for v in _stack_volumes(stack) if v not in observed.volumes]
+    return actions
