@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -320,7 +321,9 @@ class LogFollower:
             )
             self._follows[container_id] = f
             self._deduper(service, container_id)
-        f.thread.start()
+            # Started under the lock so stop() and wait() never see a registered thread that
+            # cannot be joined yet; the thread's first step waits for this lock anyway.
+            f.thread.start()
 
     def following(self, service: str | None = None) -> list[str]:
         """Container ids currently followed (of one service, or all)."""
@@ -347,6 +350,24 @@ class LogFollower:
 
     def stop_all(self, *, timeout: float = 5.0) -> None:
         self.stop(None, timeout=timeout)
+
+    def wait(self, service: str | None = None, timeout: float | None = None) -> bool:
+        """Block until the follow threads (of one service, or all) end on their own, i.e. their
+        containers stopped; True if they all did within ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                threads = [f.thread for f in self._follows.values()
+                           if f.thread is not None and service in (None, f.service)]
+            if not threads:
+                return True
+            for t in threads:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                t.join(left)
+                if t.is_alive():
+                    return False
+            # A thread that re-attached is the same thread; one that ended may have been
+            # replaced by a new follow() meanwhile: look again.
 
     # -- internals -------------------------------------------------------------------------
 
