@@ -17,11 +17,11 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import docker
 import docker.errors
@@ -51,7 +51,7 @@ from runtime.containerspec import (
     stack_networks,
 )
 from runtime.errors import DiskFullError, EngineError
-from runtime.observed import Desired, ObservedContainer, ObservedImage, ObservedState
+from runtime.observed import ContainerStatus, Desired, ObservedContainer, ObservedImage, ObservedState
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)\s*:")
 _PARALLEL = (Create, Start, Recreate)
@@ -195,6 +195,8 @@ class Executor:
                 continue
             st = info.get("State") or {}
             health = (st.get("Health") or {}).get("Status") or _health_from_status(status_text)
+            # Inspect is newer than the list row: a container may have died in between.
+            state = st.get("Status") or state
             running = state in ("running", "restarting", "paused")
             name = (row.get("Names") or ["/" + row["Id"][:12]])[0].lstrip("/")
             yield ObservedContainer(
@@ -203,7 +205,7 @@ class Executor:
                 service=labels.get(L.SERVICE, ""),
                 config_hash=labels.get(L.CONFIG_HASH, ""),
                 image_id=row.get("ImageID") or info.get("Image", ""),
-                status=st.get("Status", state),
+                status=cast(ContainerStatus, state),
                 health=health if health in ("starting", "healthy", "unhealthy") else None,  # type: ignore[arg-type]
                 exit_code=None if running else st.get("ExitCode"),
                 oom_killed=bool(st.get("OOMKilled")),
@@ -531,21 +533,27 @@ class Executor:
 
     # -- whole-stack helpers (down, graceful stop) ------------------------------------------
 
-    def stop_stack(self, observed: ObservedState, order: Iterable[str], *, remove: bool = False) -> list[str]:
-        """Stop (optionally remove) the stack's containers in ``order``; returns error sentences."""
+    def stop_stack(self, observed: ObservedState, *, remove: bool = False) -> list[str]:
+        """Stop (optionally remove) the stack's containers, dependents first; returns error sentences.
+
+        Services of one dependency level stop in parallel: with a 10 s grace period each, a
+        serial stop of a deep stack would take minutes on a device being shut down.
+        """
+        from runtime.planner import stages
+
+        candidates = [c for c in observed.containers if remove or c.running]
         errors: list[str] = []
-        by_service: dict[str, list[ObservedContainer]] = {}
-        for c in observed.containers:
-            by_service.setdefault(c.service, []).append(c)
-        names = list(order) + [s for s in by_service if s not in order]
-        for service in names:
-            for c in by_service.get(service, []):
-                if not remove and not c.running:
-                    continue
-                try:
-                    self.stop_and_remove(service, c.id, remove=remove)
-                except EngineError as exc:
-                    errors.append(str(exc))
+
+        def one(a: Remove) -> None:
+            try:
+                self.stop_and_remove(a.service, a.container_id, remove=remove)
+            except EngineError as exc:
+                errors.append(str(exc))
+
+        for stage in stages([Remove(c.service, c.id, reason="stop") for c in candidates], self.stack):
+            group = [a for a in stage if isinstance(a, Remove)]
+            with ThreadPoolExecutor(max_workers=max(1, min(_MAX_WORKERS, len(group)))) as pool:
+                list(pool.map(one, group))
         return errors
 
     def remove_networks(self) -> list[str]:

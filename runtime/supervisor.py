@@ -43,7 +43,7 @@ from runtime.executor import ActionResult, Executor
 from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
 from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
-from runtime.planner import plan, service_order
+from runtime.planner import plan
 from runtime.report import full_report, kept_container, merge_results, not_ready
 from runtime.state import (
     ApplyResult,
@@ -313,8 +313,7 @@ class Supervisor:
         except EngineError as exc:
             log(str(exc), level="error")
             return
-        order = list(reversed(service_order(self.stack)))
-        for err in self.executor.stop_stack(observed, order):
+        for err in self.executor.stop_stack(observed):
             log(err, level="error")
         log("stack stopped")
 
@@ -511,7 +510,9 @@ class Supervisor:
                     self._record_crash(svc, None, None, False, started_at=None)   # a failed start backs off too
                 continue
             if isinstance(a, Start | Restart | Create | Recreate) and svc and r.container_id:
-                self.follower.follow(svc, r.container_id)
+                # since=our start: an adopted container's output from before this supervisor
+                # was never ours to print, even when its follower re-attaches from scratch.
+                self.follower.follow(svc, r.container_id, since=self.started_at)
             if isinstance(a, Start | Restart) and svc:
                 rec = self.records.get(svc, ServiceRecord())
                 self.records[svc] = ServiceRecord(rec.restarts + 1, rec.last_exit_code, rec.last_exit_at,
@@ -572,11 +573,9 @@ class Supervisor:
     def _attach_running(self, *, initial: bool) -> None:
         """Follow the logs of every running container (adopted ones from now on, not their past)."""
         assert self.follower is not None
-        since = time.time() if initial else None
         for c in self.observed.containers:
             if c.running:
-                adopted = initial and (c.started_at or 0) < self.started_at
-                self.follower.follow(c.service, c.id, since=since if adopted else None)
+                self.follower.follow(c.service, c.id, since=self.started_at)
 
     # -- persistence ----------------------------------------------------------------------------
 

@@ -1,0 +1,142 @@
+"""The supervisor against the native engine: keep-alive, backoff, adoption, reconcile, reload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import time
+from typing import Any
+
+from tests.integration.conftest import BASE_IMAGE, Stack, write_stack
+
+
+def _started(attrs: dict[str, Any]) -> str:
+    return str(attrs["State"]["StartedAt"])
+
+
+def _running_all(stack: Stack, names: tuple[str, ...] = ("db", "api", "web")) -> bool:
+    services = stack.status().get("services") or {}
+    return all((services.get(n) or {}).get("state") == "running" for n in names)
+
+
+def test_sigkill_restarts_only_the_crashed_service(stack: Stack) -> None:
+    write_stack(stack.dir, stack.project)
+    stack.start_supervisor()
+    assert stack.wait_applied()["ok"], stack.log_text()
+    before = stack.containers()
+    assert set(before) == {"db", "api", "web"}
+    assert before["db"]["State"]["Health"]["Status"] == "healthy"
+
+    t0 = time.monotonic()
+    os.kill(before["api"]["State"]["Pid"], signal.SIGKILL)   # a real crash, not `docker kill`
+    stack.wait("api to run again",
+               lambda: (c := stack.containers().get("api")) and c["State"]["Running"]
+               and _started(c) != _started(before["api"]), timeout=10, every=0.01)
+    latency = time.monotonic() - t0
+    print(f"crash -> running again: {latency:.3f} s")
+    assert latency < 2.0
+
+    after = stack.containers()
+    assert {s: a["Id"] for s, a in after.items()} == {s: a["Id"] for s, a in before.items()}
+    assert _started(after["db"]) == _started(before["db"])
+    assert _started(after["web"]) == _started(before["web"])
+    stack.wait("the restart in the status", lambda: (stack.status()["services"]["api"]["restarts"] == 1
+                                                    and stack.status()["services"]["api"]["last_exit"] == 137))
+    # Container output reaches the supervisor's stdout with the service prefix.
+    stack.wait("prefixed log lines", lambda: "api      | api up" in stack.log_text()
+               and "db       | db starting" in stack.log_text())
+
+
+def test_crash_loop_backs_off_with_growing_intervals(stack: Stack, engine: Any) -> None:
+    (stack.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+        name: {stack.project}
+        services:
+          bad:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "echo failing; exit 1"]
+            restart: always
+        """))
+    since = time.time()
+    stack.start_supervisor()
+    stack.wait("a crash loop", lambda: (stack.status().get("services") or {}).get("bad", {}).get("crash_looping"),
+               timeout=20, every=0.1)
+    events = engine.events(since=int(since), until=int(time.time()) + 1, decode=True,
+                           filters={"label": f"io.armstack.stack={stack.project}", "event": "start"})
+    starts = [e["timeNano"] / 1e9 for e in events]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    print("start intervals:", [round(g, 2) for g in gaps])
+    assert len(starts) >= 5
+    # First restart at once, then 1 s, 2 s, 4 s...: each interval longer than the one before.
+    assert gaps[0] < 0.8
+    for a, b in zip(gaps[1:], gaps[2:], strict=False):
+        assert b > a * 1.5
+    status = stack.status()["services"]["bad"]
+    assert status["state"] in ("crash-loop", "backoff")
+    assert status["last_exit"] == 1
+
+
+def test_new_supervisor_adopts_running_stack_without_restarts(stack: Stack) -> None:
+    write_stack(stack.dir, stack.project)
+    first = stack.start_supervisor("--detach-on-exit")
+    assert stack.wait_applied()["ok"]
+    before = stack.containers()
+    assert stack.stop_supervisor(first) == 0
+    assert all(a["State"]["Running"] for a in stack.containers().values())   # left running
+
+    stack.start_supervisor()
+    assert stack.wait_applied(generation=2)["ok"], stack.log_text()
+    after = stack.containers()
+    for name in ("db", "api", "web"):
+        assert after[name]["Id"] == before[name]["Id"]
+        assert _started(after[name]) == _started(before[name])
+
+
+def test_periodic_reconcile_recreates_a_container_removed_by_hand(stack: Stack, engine: Any) -> None:
+    write_stack(stack.dir, stack.project)
+    stack.start_supervisor("--reconcile-interval", "1")
+    assert stack.wait_applied()["ok"]
+    old = stack.containers()["web"]["Id"]
+    engine.api.remove_container(old, force=True)
+    stack.wait("web to be recreated",
+               lambda: (c := stack.containers().get("web")) and c["Id"] != old and c["State"]["Running"])
+
+
+def test_apply_hands_a_changed_file_to_the_running_supervisor(stack: Stack) -> None:
+    write_stack(stack.dir, stack.project)
+    stack.start_supervisor()
+    assert stack.wait_applied()["ok"]
+    before = stack.containers()
+    write_stack(stack.dir, stack.project, web_message="web v2")
+    done = stack.cli("apply", "--json", "--timeout", "30")
+    assert done.returncode == 0, done.stderr
+    assert '"recreated": true' in done.stdout
+    after = stack.containers()
+    assert after["web"]["Id"] != before["web"]["Id"]
+    assert after["db"]["Id"] == before["db"]["Id"] and after["api"]["Id"] == before["api"]["Id"]
+    assert stack.status()["last_apply"]["report"]["web"]["recreated"] is True
+    stack.wait("the new web output", lambda: "web v2" in stack.log_text())
+
+
+def test_sighup_with_a_broken_file_keeps_the_stack(stack: Stack) -> None:
+    write_stack(stack.dir, stack.project)
+    proc = stack.start_supervisor()
+    assert stack.wait_applied()["ok"]
+    before = stack.containers()
+    (stack.dir / "compose.yaml").write_text(f"name: {stack.project}\nservices:\n  web:\n    depends_on: [nope]\n")
+    proc.send_signal(signal.SIGHUP)
+    last = stack.wait_applied(generation=2)
+    assert last["ok"] is False and "invalid" in last["error"]
+    after = stack.containers()
+    assert {s: a["Id"] for s, a in after.items()} == {s: a["Id"] for s, a in before.items()}
+    assert all(a["State"]["Running"] for a in after.values())
+    assert proc.poll() is None
+
+
+def test_sigterm_stops_the_stack_and_exits_zero(stack: Stack) -> None:
+    write_stack(stack.dir, stack.project)
+    proc = stack.start_supervisor()
+    assert stack.wait_applied()["ok"]
+    assert stack.stop_supervisor(proc) == 0
+    assert not any(a["State"]["Running"] for a in stack.containers().values())
+    assert "stack stopped" in stack.log_text()
