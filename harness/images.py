@@ -188,20 +188,38 @@ def _build(client: docker.DockerClient, context: Path, tag: str, arch: Arch, upd
         raise ImageBuildError(f"building {tag} failed: {e.explanation or e}") from e
 
 
+def host_ca_bundle() -> bytes | None:
+    """The CA bundle this machine trusts, if it has one.
+
+    Where the network passes through a TLS-inspecting proxy, only the host's bundle makes
+    `pip install` or `apt-get` over https work inside containers; elsewhere it is simply the
+    standard bundle. The stand-in images trust what the host trusts.
+    """
+    path = Path(os.environ.get("ARMSTACK_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
+    return path.read_bytes() if path.is_file() else None
+
+
 def build_base(kind: str, arch_name: str, client: docker.DockerClient | None = None) -> str:
     """Build (or reuse) the stand-in base image ``kind`` for an arch; returns its host tag."""
     base = BASES[kind]
     arch = get_arch(arch_name)
     client = client or docker.from_env()
     tag = host_tag(kind, arch)
-    key = _key(arch, base.packages)
+    ca = host_ca_bundle()
+    key = _key(arch, base.packages, hashlib.sha256(ca or b"").hexdigest())
     if _image_label(client, tag, LABEL_KEY) == key:
         return tag
     tarball = rootfs_tarball(arch, base.packages, python=base.python)
     with tempfile.TemporaryDirectory(dir=tarball.parent) as ctx:
         os.link(tarball, Path(ctx) / "rootfs.tar")
-        (Path(ctx) / "Dockerfile").write_text(
-            f"FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD {base.cmd}\n")
+        dockerfile = "FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\n"
+        if ca is not None:
+            (Path(ctx) / "ca-certificates.crt").write_bytes(ca)
+            bundle = "/etc/ssl/certs/ca-certificates.crt"
+            # pip in a venv uses its vendored certifi unless told: point every client at the bundle.
+            dockerfile += (f"COPY ca-certificates.crt {bundle}\n"
+                           f"ENV SSL_CERT_FILE={bundle} PIP_CERT={bundle} REQUESTS_CA_BUNDLE={bundle}\n")
+        (Path(ctx) / "Dockerfile").write_text(dockerfile + f"CMD {base.cmd}\n")
         with step(f"image {tag}") as update:
             _build(client, Path(ctx), tag, arch, update, labels={LABEL_KIND: kind, LABEL_KEY: key})
     return tag

@@ -1,0 +1,115 @@
+"""The device kit on real emulated devices: arch, SD card, persistence, faults of the device itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.arch import get_arch
+from harness.device import EmulatedDevice
+from harness.plugin import save_artifacts
+from harness.waits import wait_for
+
+
+def _hits(device: EmulatedDevice) -> int:
+    out = device.exec("server", "cat /data/hits 2>/dev/null || echo 0").output.strip()
+    return int(out or 0)
+
+
+@pytest.mark.quick
+def test_device_runs_stack_on_its_arch(arm_device: EmulatedDevice, stacks: Path, tmp_path: Path) -> None:
+    arch = get_arch(arm_device.arch.name)
+    arm_device.deploy(stacks / "minimal")
+    for service in ("server", "client"):
+        arm_device.wait_until_running(service, timeout=60)
+    # Stack containers and the runtime itself run as the device's arch, under QEMU.
+    assert arm_device.exec("server", "uname -m").output.strip() == arch.uname
+    runtime = arm_device._container("runtime")
+    assert runtime.exec_run(["uname", "-m"]).output.decode().strip() == arch.uname
+    base = arm_device.engine.images.get("python:3.11-slim-bookworm")
+    assert base.attrs["Architecture"] == arch.platform.split("/")[1]
+    # The client reaches the server by name, and both show up prefixed in the runtime's output.
+    wait_for(lambda: any("hits:" in ln for ln in arm_device.logs("client")), arm_device.timeout(20),
+             "the client's prefixed log lines", describe=lambda: "\n".join(arm_device.logs()[-20:]))
+    assert any(ln.startswith("server") and " | " in ln for ln in arm_device.logs())
+    # Failure artefacts: written on demand here, by the plugin when a test fails.
+    folder = save_artifacts(arm_device, tmp_path / "artefacts")
+    names = {p.name for p in folder.iterdir()}
+    assert {"runtime.log", "engine.log", "docker-ps-a.txt", "inspect.json", "status.json"} <= names
+    assert "minimal-server-1" in (folder / "docker-ps-a.txt").read_text()
+    assert json.loads((folder / "status.json").read_text())["project"] == "minimal"
+
+
+@pytest.mark.quick
+@pytest.mark.device(disk="1G")
+def test_sd_card_size_and_enospc(arm_device: EmulatedDevice) -> None:
+    usage = arm_device.disk_usage()
+    assert 0.85 * (1 << 30) < usage.total <= (1 << 30), usage
+    df = arm_device.shell("df -h /var/lib/docker").output
+    assert "/dev/loop" in df
+    filled = arm_device.fill_disk(100)
+    assert filled.available < 16 << 20, filled
+    # A container writing to its own layer lands on the card: it gets a real ENOSPC.
+    res = arm_device.engine.containers.run(
+        "debian:bookworm-slim", ["sh", "-c", "dd if=/dev/zero of=/big bs=1M count=64 2>&1; echo rc=$?"],
+        remove=True, stdout=True, stderr=True)
+    assert b"No space left on device" in res, res
+    freed = arm_device.free_disk()
+    assert freed.available > usage.available * 0.9
+
+
+@pytest.mark.quick
+def test_power_cut_and_reboot_keep_images_and_volume_data(arm_device: EmulatedDevice, stacks: Path) -> None:
+    arm_device.deploy(stacks / "minimal")
+    arm_device.wait_until_running("client", timeout=60)
+    wait_for(lambda: _hits(arm_device) >= 3, arm_device.timeout(20), "the client to register hits")
+    images_before = {t for img in arm_device.engine.images.list() for t in img.tags}
+
+    arm_device.power_cut()
+    arm_device.wait_until_running("server", timeout=90)
+    after_cut = _hits(arm_device)
+    assert after_cut >= 3
+    assert images_before <= {t for img in arm_device.engine.images.list() for t in img.tags}
+
+    arm_device.reboot()
+    arm_device.wait_until_running("server", timeout=90)
+    assert _hits(arm_device) >= after_cut
+    assert "minimal-server:latest" in {t for img in arm_device.engine.images.list() for t in img.tags}
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("interrupt", [False, True], ids=["failing-test", "ctrl-c"])
+def test_nothing_left_on_host_after_failure_or_interrupt(pytester: pytest.Pytester, interrupt: bool) -> None:
+    import docker
+
+    host = docker.from_env()
+    before = {c.id for c in host.containers.list(all=True)}, {v.name for v in host.volumes.list()}
+    # The inner test blocks (until Ctrl-C arrives) or fails at once.
+    pytester.makepyfile(test_inner=textwrap.dedent(f"""
+        import threading
+        def test_fails(arm_device):
+            print("DEVICE-UP", flush=True)
+            threading.Event().wait(600 if {interrupt!r} else 0)
+            assert False, "failing on purpose"
+    """))
+    cmd = [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", str(pytester.path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=pytester.path)
+    assert proc.stdout is not None
+    output = []
+    for line in proc.stdout:
+        output.append(line)
+        if interrupt and "DEVICE-UP" in line:
+            proc.send_signal(2)  # SIGINT, as Ctrl-C would
+    proc.wait(timeout=600)
+    text = "".join(output)
+    assert "DEVICE-UP" in text, text
+    if not interrupt:
+        assert "device artefacts saved under" in text, text
+    after = {c.id for c in host.containers.list(all=True)}, {v.name for v in host.volumes.list()}
+    assert after[0] <= before[0], "containers left behind"
+    assert after[1] <= before[1], "volumes left behind"
