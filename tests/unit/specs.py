@@ -132,7 +132,7 @@ def kinds(actions: Iterable[Action]) -> list[str]:
     return [type(a).__name__ for a in actions]
 
 
-def of(actions: Iterable[Action], kind: type) -> list[Any]:
+def of(actions: Iterable[Action], kind: Any) -> list[Any]:
     return [a for a in actions if isinstance(a, kind)]
 
 

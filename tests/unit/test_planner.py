@@ -457,17 +457,17 @@ class Bits:
     def __init__(self, data: bytes):
         self.data, self.pos = data, 0
 
-    def int(self, n: int) -> int:
+    def below(self, n: int) -> int:
         """A number in range(n)."""
         byte = self.data[self.pos % len(self.data)]
         self.pos += 1
         return byte % n
 
     def pick(self, options: list[T]) -> T:
-        return options[self.int(len(options))]
+        return options[self.below(len(options))]
 
     def one_in(self, n: int) -> bool:
-        return self.int(n) == n - 1
+        return self.below(n) == n - 1
 
     def subset(self, options: list[T], most: int) -> list[T]:
         picked = [o for o in options if self.one_in(3)]
@@ -541,7 +541,7 @@ def worlds(draw: st.DrawFn) -> tuple[Desired, ObservedState, Policy]:
         containers.append(c)
         if b.one_in(6):
             containers.append(dataclasses.replace(c, id=c.id + "-dup", created_at=c.created_at + b.pick([-0.5, 0.5])))
-    for i in range(b.int(3)):
+    for i in range(b.below(3)):
         containers.append(container(f"orphan{i}", id=f"o{i}"))
     images = [i for i in base.images if not b.one_in(6)]
     if b.one_in(3):
@@ -562,7 +562,7 @@ def worlds(draw: st.DrawFn) -> tuple[Desired, ObservedState, Policy]:
     return d, state, policy
 
 
-PROPS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _kept(d: Desired, state: ObservedState, service: str) -> ObservedContainer | None:
@@ -640,7 +640,7 @@ def test_plan_invariants(world: tuple[Desired, ObservedState, Policy]) -> None:
             assert not ({d.service for d in s.depends_on} & svcs)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds())
 def test_converges_from_any_state(world: tuple[Desired, ObservedState, Policy]) -> None:
     d, state, policy = world
@@ -658,7 +658,7 @@ def test_converges_from_any_state(world: tuple[Desired, ObservedState, Policy]) 
             assert len([c for c in final.containers_of(name) if c.status != "removing"]) == 1
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stacks())
 def test_clean_boot_converges_completely(spec: StackSpec) -> None:
     d = desired(spec)

@@ -1,0 +1,123 @@
+"""The config hash changes exactly when a container has to be replaced."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.compose.model import (
+    Dependency,
+    Healthcheck,
+    PortSpec,
+    RestartPolicy,
+    ServiceSpec,
+    StackSpec,
+    VolumeMount,
+    VolumeSpec,
+)
+from runtime.hashing import HASH_LENGTH, attached_services, config_hash
+from tests.unit.specs import network, stack, svc
+
+IMG = "sha256:aaa"
+
+
+def h(st: StackSpec, service: str = "web", image_id: str = IMG, attached: dict[str, str] | None = None) -> str:
+    return config_hash(st, service, image_id, attached or {})
+
+
+def with_web(**changes: object) -> StackSpec:
+    return stack(svc("web", **changes), svc("db"))  # type: ignore[arg-type]
+
+
+BASE = with_web()
+
+# Changes that need a new container: every one must change the hash.
+RECREATE = {
+    "command": ("serve",),
+    "entrypoint": ("/init",),
+    "environment": (("A", "1"),),
+    "ports": (PortSpec(80, 8080),),
+    "volumes": (VolumeMount("bind", "/x", "/host"),),
+    "healthcheck": Healthcheck(("CMD", "true")),
+    "labels": (("k", "v"),),
+    "privileged": True,
+    "devices": ("/dev/i2c-1",),
+    "cap_add": ("NET_ADMIN",),
+    "user": "1000",
+    "hostname": "box",
+    "mem_limit": 64 << 20,
+    "cpus": 0.5,
+    "stop_signal": "SIGINT",
+    "stop_grace_period": 30.0,
+    "image": "alpine:3.20",
+    "network_mode": "host",
+}
+
+
+def test_shape() -> None:
+    value = h(BASE)
+    assert len(value) == HASH_LENGTH and int(value, 16) >= 0
+    assert value == h(with_web())  # equal specs, equal hashes (no ids, no ordering effects)
+
+
+def test_every_container_field_changes_the_hash() -> None:
+    seen = {h(BASE)}
+    for field, value in RECREATE.items():
+        changed = h(with_web(**{field: value}))
+        assert changed not in seen, field
+        seen.add(changed)
+
+
+def test_restart_depends_on_and_build_do_not_change_the_hash() -> None:
+    base = h(BASE)
+    assert h(with_web(restart=RestartPolicy("on-failure", 5))) == base
+    assert h(with_web(depends_on=(Dependency("db", "service_healthy"),))) == base
+    assert h(stack(dataclasses.replace(svc("web"), build=svc("x", build=True).build), svc("db"))) == base
+
+
+def test_image_id_project_and_service_change_the_hash() -> None:
+    assert h(BASE, image_id="sha256:bbb") != h(BASE)
+    assert h(dataclasses.replace(BASE, project="other")) != h(BASE)
+    assert h(BASE, service="db") != h(BASE)
+
+
+def test_engine_side_volume_and_network_names_count() -> None:
+    st = stack(svc("web", volumes=["data"], networks=["front"]), networks=(network("front"),))
+    ext_vol = dataclasses.replace(st, volumes=(VolumeSpec("data", external=True, external_name="shared"),))
+    ext_net = dataclasses.replace(st, networks=(network("front", external=True),))
+    assert len({h(st), h(ext_vol), h(ext_net)}) == 3
+
+
+def test_attached_ids_count_only_for_joined_services() -> None:
+    st = stack(svc("vpn"), svc("data"), svc("app", net="vpn", vfrom=["data"]), svc("other"))
+    base = h(st, "app", attached={"vpn": "c1", "data": "c2"})
+    assert attached_services(st.service("app")) == ("data", "vpn")
+    assert h(st, "app", attached={"vpn": "c1", "data": "c2", "other": "c9"}) == base
+    assert h(st, "app", attached={"vpn": "c1b", "data": "c2"}) != base
+    assert h(st, "app", attached={"vpn": "c1", "data": "c2b"}) != base
+    assert h(st, "app", attached={"vpn": "c1"}) != base
+    # a service that joins nothing ignores every id
+    assert h(st, "other", attached={"vpn": "x"}) == h(st, "other")
+
+
+texts = st.text(alphabet="abc=:/ 1", max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    env=st.lists(st.tuples(texts, texts), max_size=3),
+    cmd=st.none() | st.lists(texts, max_size=3).map(tuple),
+    env2=st.lists(st.tuples(texts, texts), max_size=3),
+    cmd2=st.none() | st.lists(texts, max_size=3).map(tuple),
+)
+def test_hash_is_injective_on_random_fields(
+    env: list[tuple[str, str]],
+    cmd: tuple[str, ...] | None,
+    env2: list[tuple[str, str]],
+    cmd2: tuple[str, ...] | None,
+) -> None:
+    a = stack(ServiceSpec("web", image="x", environment=tuple(env), command=cmd))
+    b = stack(ServiceSpec("web", image="x", environment=tuple(env2), command=cmd2))
+    assert (h(a) == h(b)) == ((env, cmd) == (env2, cmd2))
