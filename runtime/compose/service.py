@@ -45,7 +45,7 @@ from runtime.compose.model import (
 )
 from runtime.compose.report import Ref, RefKind, Report
 from runtime.compose.units import parse_duration, parse_size
-from runtime.compose.yamlnodes import LineDict
+from runtime.compose.yamlnodes import LineDict, LineList
 
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 
@@ -198,7 +198,9 @@ def _command(key: str) -> Callable[[ServiceReader, Any], None]:
         if value is None:
             return
         if isinstance(value, list):
-            r.kwargs[key] = str_list(value, "strings")
+            # `[echo, yes]` reads `yes` as a boolean; the word is what the command wants.
+            items = as_list(value, "strings")
+            r.kwargs[key] = tuple(_item_text(items, i) for i in range(len(items)))
             return
         text = as_str(value, "a string or a list of strings")
         try:
@@ -207,6 +209,13 @@ def _command(key: str) -> Callable[[ServiceReader, Any], None]:
             raise FieldError(f"cannot split {text!r} into words ({exc}); check the quotes or use a list") from exc
 
     return read
+
+
+def _item_text(items: LineList, index: int) -> str:
+    try:
+        return scalar_text(items[index], "each item to be a string")
+    except FieldError as exc:
+        raise FieldError(str(exc), items.line_of(index)) from exc
 
 
 def _bool_field(key: str) -> Callable[[ServiceReader, Any], None]:
