@@ -274,6 +274,7 @@ def _container_name(r: ServiceReader, value: Any) -> None:
 def _labels(r: ServiceReader, value: Any) -> None:
     if value is None:
         return
+    _warn_booleans(r, value, "labels")
     found = pairs(value, "label names to values", allow_bare=True)
     r.kwargs["labels"] = tuple(sorted({k: v or "" for k, v, _ in found}.items()))
 
@@ -281,9 +282,20 @@ def _labels(r: ServiceReader, value: Any) -> None:
 # ---- environment ---------------------------------------------------------------------------
 
 
+def _warn_booleans(r: ServiceReader, value: Any, field: str) -> None:
+    # `DEBUG: yes` arrives as True and would be passed on as "true": say so, the fix is to quote it.
+    if isinstance(value, LineDict):
+        for key, raw in value.items():
+            if isinstance(raw, bool):
+                r.warn(f"the value of {key} is the YAML boolean {str(raw).lower()} and is passed as "
+                       f"'{str(raw).lower()}'; quote it to keep it as written", f"{field}.{key}",
+                       value.line_of(key))
+
+
 def _environment(r: ServiceReader, value: Any) -> None:
     if value is None:
         return
+    _warn_booleans(r, value, "environment")
     for key, text, _line in pairs(value, "variable names to values", allow_bare=True):
         if text is None:
             # `- KEY` / `KEY:` passes the variable through; unset means "leave it out".

@@ -131,7 +131,7 @@ def test_environment_forms(tmp_path: Path) -> None:
     listed = svc(tmp_path, "image: x\nenvironment:\n  - A=1\n  - B=\n  - C=x=y\n  - FROM_HOST\n  - UNSET_ONE",
                  environ={"FROM_HOST": "h"})
     assert listed.environment == (("A", "1"), ("B", ""), ("C", "x=y"), ("FROM_HOST", "h"))
-    mapped = svc(tmp_path, "image: x\nenvironment:\n  A: 1\n  B: true\n  C:\n  D: ''\n  E: 1.5", environ={"C": "c"})
+    mapped = svc(tmp_path, "image: x\nenvironment:\n  A: 1\n  B: 'true'\n  C:\n  D: ''\n  E: 1.5", environ={"C": "c"})
     assert mapped.environment == (("A", "1"), ("B", "true"), ("C", "c"), ("D", ""), ("E", "1.5"))
 
 
@@ -261,3 +261,10 @@ def test_unknown_top_level_keys_and_undefined_variables_are_warnings(tmp_path: P
         ("what", 6, "unknown top-level key 'what' is ignored"),
     ]
     assert result.stack.service("a").image == "x:"
+
+
+def test_yaml_booleans_in_environment_are_passed_as_words_with_a_warning(tmp_path: Path) -> None:
+    result = load(tmp_path, "image: x\nenvironment:\n  DEBUG: yes\n  QUOTED: 'yes'")
+    assert result.stack.service("s").environment == (("DEBUG", "true"), ("QUOTED", "yes"))
+    [warning] = result.warnings
+    assert (warning.field, warning.line) == ("environment.DEBUG", 5) and "quote it" in warning.message
