@@ -543,6 +543,11 @@ class Supervisor:
             if c.exit_code == 0 and not c.oom_killed and spec.restart.mode in ("no", "on-failure"):
                 self._record_exit(c)   # a job that finished: not a crash
                 continue
+            if c.finished_at is not None and c.finished_at < self.started_at:
+                # It stopped before this supervisor ran (a stack stopped on shutdown, or a crash
+                # while nobody watched): start it again at once, without a crash streak.
+                self._record_exit(c)
+                continue
             self._record_crash(c.service, c.exit_code, c.finished_at, c.oom_killed, started_at=c.started_at)
             kind = "was killed by the OOM killer" if c.oom_killed else f"exited with code {c.exit_code}"
             rt = self.runtime[c.service]
