@@ -7,7 +7,7 @@ import struct
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.logfollow import (
@@ -60,6 +60,7 @@ def test_parse_timestamp_rejects(text: str) -> None:
         parse_timestamp(text)
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=4_000_000_000 * 10**9))
 def test_parse_timestamp_round_trips_every_nanosecond(ns: int) -> None:
     assert parse_timestamp(stamp(ns)) == ns
@@ -96,6 +97,7 @@ def test_frame_decoder_byte_by_byte() -> None:
     assert got == [("stdout", b"hello"), ("stderr", b"world")]
 
 
+@settings(deadline=None)
 @given(
     st.lists(st.tuples(st.sampled_from([1, 2]), st.binary(max_size=40)), max_size=20),
     st.lists(st.integers(min_value=1, max_value=50), min_size=1),
@@ -165,6 +167,7 @@ def test_assembler_empty_lines_are_lines() -> None:
 _LINE_CHARS = st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",))
 
 
+@settings(deadline=None)
 @given(st.lists(st.text(alphabet=_LINE_CHARS, max_size=20), max_size=15), st.randoms())
 def test_assembler_any_chunking_gives_the_same_lines(texts: list[str], rnd: random.Random) -> None:
     data = "".join(f"{stamp(T0 + i)} {t}\n" for i, t in enumerate(texts)).encode()
@@ -253,6 +256,7 @@ def test_empty_reattach_changes_nothing() -> None:
     assert run(d, [L(T0, "a"), L(T0, "b"), L(T0 + 1, "c")]) == ["c"]
 
 
+@settings(deadline=None)
 @given(
     st.lists(st.tuples(st.integers(min_value=0, max_value=6), st.sampled_from(["a", "b"]),
                        st.sampled_from(["stdout", "stderr"])), max_size=40),
@@ -309,7 +313,7 @@ def test_follower_reports_engine_errors_as_runtime_warnings(monkeypatch: pytest.
     out = io.StringIO()
     follower = logfollow.LogFollower(object(), LogPresenter(out))  # type: ignore[arg-type]
     follower.follow("db", "c" * 64)
-    follower.stop_all()   # joins the thread
+    assert follower.wait(timeout=5)
     assert "warning: stopped following the logs of db (cccccccccccc): engine went away" in out.getvalue()
     assert follower.following() == []
 
