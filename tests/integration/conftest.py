@@ -7,6 +7,7 @@ the project's containers, networks, volumes and built images, also when the test
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -191,25 +192,17 @@ class Stack:
 def _cleanup(client: Any, project: str) -> None:
     flt = {"label": [f"io.armstack.stack={project}", TEST_LABEL]}
     for c in client.containers.list(all=True, filters=flt):
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             c.remove(force=True)
-        except docker.errors.APIError:
-            pass
     for n in client.networks.list(filters=flt):
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             n.remove()
-        except docker.errors.APIError:
-            pass
     for v in client.volumes.list(filters=flt):
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             v.remove(force=True)
-        except docker.errors.APIError:
-            pass
     for img in client.images.list(filters=flt):
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             client.images.remove(img.id, force=True)
-        except docker.errors.APIError:
-            pass
 
 
 @pytest.fixture

@@ -60,9 +60,12 @@ def test_exit_codes(exc: BaseException, code: int) -> None:
 
 
 def test_plan_lines_shorten_ids() -> None:
-    lines = cli.plan_lines([Build("db", "p-db", "a" * 32), Start("web", "f" * 64), Wait("api", "db", "service_healthy")])
-    assert lines == ["Build service=db image=p-db build_hash=aaaaaaaaaaaa", "Start service=web container_id=ffffffffffff",
-                     "Wait service=api on=db condition=service_healthy"]
+    actions = [Build("db", "p-db", "a" * 32), Start("web", "f" * 64), Wait("api", "db", "service_healthy")]
+    assert cli.plan_lines(actions) == [
+        "Build service=db image=p-db build_hash=aaaaaaaaaaaa",
+        "Start service=web container_id=ffffffffffff",
+        "Wait service=api on=db condition=service_healthy",
+    ]
 
 
 def test_status_lines() -> None:
