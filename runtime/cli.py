@@ -308,7 +308,7 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         f"supervised by pid {sup.get('pid')}, generation {status.get('generation')}" if sup.get("pid")
         else "no supervisor running (observed from the engine)")]
     services = status.get("services") or {}
-    width = max((len(n) for n in services), default=7)
+    width = max([len("SERVICE"), *(len(n) for n in services)])
     lines.append(f"{'SERVICE':<{width}}  {'STATE':<11} {'RESTARTS':>8}  {'LAST EXIT':>9}  BACKOFF")
     for name, s in services.items():
         backoff = ""

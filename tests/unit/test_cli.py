@@ -75,6 +75,7 @@ def test_status_lines() -> None:
     lines = cli.status_lines(status)
     assert "pid 42" in lines[0]
     assert lines[2].split() == ["web", "running", "2", "137"]
+    assert lines[1].index("STATE") == lines[2].index("running")
     assert lines[-1] == "last apply (generation 3): FAILED: boom"
 
 
