@@ -16,9 +16,10 @@ Deduplication is kept per *container*, not per service: a new container of a ser
 fresh log, so it cannot repeat anything; keying by container also keeps an old and a new
 container that overlap during a start-first update from hiding each other's lines.
 
-A follow thread ends when its stream ends (the container stopped). The supervisor calls
-:meth:`LogFollower.follow` after every (re)start; if that call arrives while the previous
-thread is still draining, the thread re-attaches once instead of a second thread starting.
+A follow thread ends when its stream ends (the container stopped), after one plain
+(non-follow) read that picks up whatever the engine had not yet streamed. The supervisor calls
+:meth:`LogFollower.follow` after every (re)start; if that call finds the container still
+followed, the existing thread re-attaches at once instead of a second thread starting.
 """
 
 from __future__ import annotations
@@ -239,9 +240,9 @@ def since_param(since_ns: int) -> str:
 
 
 def open_log_stream(
-    client: docker.DockerClient, container_id: str, *, since_ns: int | None = None
+    client: docker.DockerClient, container_id: str, *, since_ns: int | None = None, follow: bool = True
 ) -> CancellableStream:
-    """A cancellable iterator of ``(stream, bytes)`` chunks of a container's followed log.
+    """A cancellable iterator of ``(stream, bytes)`` chunks of a container's log.
 
     docker-py's ``logs(stream=True)`` drops the stream id of each frame, so this asks for the
     same endpoint through the low-level client and decodes the frames itself. A TTY container
@@ -249,7 +250,7 @@ def open_log_stream(
     """
     api = client.api
     tty = bool(api.inspect_container(container_id)["Config"].get("Tty"))
-    params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": 1, "tail": "all"}
+    params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(follow), "tail": "all"}
     if since_ns is not None:
         params["since"] = since_param(since_ns)
     res = api._get(api._url("/containers/{0}/logs", container_id), params=params, stream=True)
@@ -302,8 +303,8 @@ class LogFollower:
     def follow(self, service: str, container_id: str, *, since: float | None = None) -> None:
         """Print ``service``'s output from ``container_id``; idempotent while it is followed.
 
-        Call it after every start of the container: a call while the previous attachment is
-        still draining makes that thread re-attach once the old stream ends. ``since`` (epoch
+        Call it after every start of the container: a call while the container is already
+        followed makes its thread re-attach (no second thread, no repeated lines). ``since`` (epoch
         seconds) limits the first attachment to newer output, e.g. so a restarted supervisor
         does not reprint a running container's whole log; later attachments resume after the
         last line printed.
@@ -311,7 +312,13 @@ class LogFollower:
         with self._lock:
             current = self._follows.get(container_id)
             if current is not None and not current.stopped:
+                # Re-attach now rather than when the current stream ends: after a restart the
+                # old stream may never end (an engine that missed the exit), and the Deduper
+                # makes the extra attachment invisible.
                 current.rearm = True
+                if current.stream is not None:
+                    with contextlib.suppress(Exception):
+                        current.stream.close()
                 return
             f = _Follow(service, container_id)
             if since is not None:
@@ -404,25 +411,42 @@ class LogFollower:
     def _attach_once(self, f: _Follow) -> None:
         with self._lock:
             dedup = self._deduper(f.service, f.container_id)
+        if self._read(f, dedup, follow=True) and not f.stopped:
+            # The followed stream ended: the container stopped, or follow() asked for a fresh
+            # attachment. The engine can end a follow before the last message of an exiting
+            # container is readable, and a cut stream may leave a line half read, so finish
+            # with one plain read of everything since the last line printed: it is complete as
+            # of now, and the Deduper drops what was already shown.
+            self._read(f, dedup, follow=False)
+
+    def _read(self, f: _Follow, dedup: Deduper, *, follow: bool) -> bool:
+        """One attachment; False if it was abandoned because the follow was stopped."""
         dedup.attach()
         since_ns = dedup.since_ns if dedup.since_ns is not None else f.first_since_ns
-        stream = open_log_stream(self._client, f.container_id, since_ns=since_ns)
+        stream = open_log_stream(self._client, f.container_id, since_ns=since_ns, follow=follow)
         with self._lock:
             if f.stopped:
                 stream.close()
-                return
-            f.stream = stream
+                return False
+            if follow:
+                # Only followed streams can block for long, so only they are registered for
+                # stop() and follow() to cut; a plain read ends by itself and is never cut,
+                # which is what makes its last partial line trustworthy.
+                f.stream = stream
         assembler = LineAssembler()
         try:
             for stream_name, data in stream:
                 self._deliver(f, dedup, assembler.feed(stream_name, data))
-            if not f.stopped:
+            if not follow:
+                # Only a plain read's last partial line is known to be a whole message; a
+                # followed stream's may have been cut, and the plain read that follows shows it.
                 self._deliver(f, dedup, assembler.flush())
         finally:
             with self._lock:
                 f.stream = None
             with contextlib.suppress(Exception):
                 stream.close()
+        return not f.stopped
 
     def _deliver(self, f: _Follow, dedup: Deduper, lines: list[LogLine]) -> None:
         for line in lines:

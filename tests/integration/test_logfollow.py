@@ -184,13 +184,14 @@ def test_text_mode_prefix_and_new_container_for_same_service(
         first.start()
         follower.follow("web", first.id)
         first.wait(timeout=20)
+        _wait_followers_done(follower)
         out.wait_lines(2)
         second = make_container('echo "new container"')
         second.start()
         follower.follow("web", second.id)
         second.wait(timeout=20)
-        out.wait_lines(3)
         _wait_followers_done(follower)
+        out.wait_lines(3)
         assert out.lines() == [
             "web      | old container",
             "web      | no newline at end",

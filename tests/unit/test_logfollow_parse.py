@@ -306,7 +306,7 @@ def test_follower_reports_engine_errors_as_runtime_warnings(monkeypatch: pytest.
     from runtime import logfollow
     from runtime.logs import LogPresenter
 
-    def boom(client: object, cid: str, *, since_ns: int | None = None) -> FakeStream:
+    def boom(client: object, cid: str, *, since_ns: int | None = None, follow: bool = True) -> FakeStream:
         raise RuntimeError("engine went away")
 
     monkeypatch.setattr(logfollow, "open_log_stream", boom)
@@ -327,7 +327,7 @@ def test_follower_resumes_from_last_line_on_next_follow(monkeypatch: pytest.Monk
     log = [frame(1, f"{stamp(T0 + i)} line {i}\n".encode()) for i in range(4)]
     seen_since: list[int | None] = []
 
-    def fake(client: object, cid: str, *, since_ns: int | None = None) -> FakeStream:
+    def fake(client: object, cid: str, *, since_ns: int | None = None, follow: bool = True) -> FakeStream:
         seen_since.append(since_ns)
         decoder = FrameDecoder()
         visible = [c for i, c in enumerate(log) if since_ns is None or T0 + i >= since_ns]
@@ -342,6 +342,8 @@ def test_follower_resumes_from_last_line_on_next_follow(monkeypatch: pytest.Monk
     log.append(frame(2, f"{stamp(T0 + 10)} line 10\n".encode()))
     follower.follow("db", "c1")
     assert follower.wait(timeout=5)
-    assert seen_since[0] is None and seen_since[1] is not None
+    # Each attachment is a followed read plus a plain catch-up read, both from the resume point.
+    assert seen_since[0] is None and all(s is not None for s in seen_since[1:])
+    assert len(seen_since) == 4
     assert [ln.split("| ")[1] for ln in out.getvalue().splitlines()] == [
         "line 0", "line 1", "line 2", "line 3", "line 10"]
