@@ -86,6 +86,12 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
 
 
+def _with_mounts(container: DockerContainer, mounts: dict[str, dict[str, str]]) -> DockerContainer:
+    for source, spec in mounts.items():
+        container.with_volume_mapping(source, spec["bind"], spec["mode"])
+    return container
+
+
 class EmulatedDevice:
     """An emulated ARM device; use as a context manager, or call ``start()``/``stop()``."""
 
@@ -129,17 +135,17 @@ class EmulatedDevice:
         bases = {kind: images.build_base(kind, self.arch.name, self.host) for kind in self.preload}
         for vol in self.volumes.values():
             self.host.volumes.create(vol, labels=labels(self.name))
-        run = engine_run_kwargs(self.host, engine_image)
-        mounts = {**run.get("volumes", {}),
+        run = dict(engine_run_kwargs(self.host, engine_image))
+        mounts = {**run.pop("volumes", {}),
                   self.volumes["sdcard"]: {"bind": "/sdcard", "mode": "rw"},
                   self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
                   self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"}}
-        self._engine_c = (
+        self._engine_c = _with_mounts(
             DockerContainer(engine_image, name=f"{self.name}-engine", docker_client_kw={})
             .with_env("ARMSTACK_DISK_SIZE", self.disk)
-            .with_kwargs(**{**run, "volumes": mounts, "labels": labels(self.name), "hostname": self.name,
-                            "restart_policy": {"Name": "unless-stopped"}})
-        )
+            .with_kwargs(**run, labels=labels(self.name), hostname=self.name,
+                         restart_policy={"Name": "unless-stopped"}),
+            mounts)
         self._engine_c.start()
         self._wait_engine()
         for kind, tag in bases.items():
@@ -235,17 +241,16 @@ class EmulatedDevice:
 
     def _start_runtime(self) -> dict[str, Any]:
         assert self.compose_path and self.project
-        self._runtime_c = (
+        self._runtime_c = _with_mounts(
             DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw={})
             .with_command(["up", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR])
             .with_env("DOCKER_HOST", SOCKET)
             .with_env("ARMSTACK_DATA_DIR", DATA_DIR)
-            .with_kwargs(labels=labels(self.name), restart_policy={"Name": "unless-stopped"}, stop_signal="SIGTERM",
-                         stop_timeout=120, platform=self.arch.platform,
-                         volumes={self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
-                                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
-                                  self.volumes["data"]: {"bind": "/data", "mode": "rw"}})
-        )
+            .with_kwargs(labels=labels(self.name), restart_policy={"Name": "unless-stopped"},
+                         stop_signal="SIGTERM", platform=self.arch.platform),
+            {self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
+             self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
+             self.volumes["data"]: {"bind": "/data", "mode": "rw"}})
         self._runtime_c.start()
         status = self._wait_applied(1)
         return dict(status.get("last_apply") or {})

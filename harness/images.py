@@ -276,13 +276,11 @@ def load_into(target: docker.DockerClient, source: docker.DockerClient, tag: str
     """Copy an image from the host engine into a device engine and give it ``names`` there."""
     image = source.images.get(tag)
     try:
-        present = target.images.get(tag).id == image.id
+        target.images.get(image.id)   # an image id is a content digest: same id, same image
     except docker.errors.ImageNotFound:
-        present = False
-    if not present:
         with step(f"load {tag} into device"):
             target.images.load(image.save(chunk_size=1 << 20))
-    loaded = target.images.get(tag)
+    loaded = target.images.get(image.id)
     for name in names:
         repo, _, version = name.partition(":")
         loaded.tag(repo, version or "latest")

@@ -59,18 +59,43 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="armstack", description="Run and supervise a docker-compose stack on a device.",
-                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-f", "--file", default=None, help="compose file or directory (default: the current directory)")
-    p.add_argument("-p", "--project-name", default=None, help="project name (default: top-level name:, "
-                   "else the directory name)")
-    p.add_argument("--data-dir", default=os.environ.get("ARMSTACK_DATA_DIR", "/data/armstack"),
+GLOBAL_DEFAULTS: dict[str, Any] = {"file": None, "project_name": None, "data_dir": None,
+                                   "log_format": "text", "no_color": False}
+
+
+def _global_options(with_file: bool = True) -> argparse.ArgumentParser:
+    """Options accepted before or after the command (`armstack -f X up` and `armstack up -f X`).
+
+    Defaults are suppressed here and filled in after parsing, so a value given before the
+    command is not overwritten by the subcommand's default.
+    """
+    g = argparse.ArgumentParser(add_help=False)
+    if with_file:
+        g.add_argument("-f", "--file", default=argparse.SUPPRESS,
+                       help="compose file or directory (default: the current directory)")
+    g.add_argument("-p", "--project-name", default=argparse.SUPPRESS,
+                   help="project name (default: top-level name:, else the directory name)")
+    g.add_argument("--data-dir", default=argparse.SUPPRESS,
                    help="state directory (default: $ARMSTACK_DATA_DIR or /data/armstack)")
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
-    p.add_argument("--no-color", action="store_true", help="never colour output")
+    g.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS)
+    g.add_argument("--no-color", action="store_true", default=argparse.SUPPRESS, help="never colour output")
+    return g
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options()
+    p = _Parser(prog="armstack", description="Run and supervise a docker-compose stack on a device.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    _add = sub.add_parser
+
+    def add_command(name: str, **kw: Any) -> argparse.ArgumentParser:
+        # `logs -f` means follow, as in docker compose: there the file option is global only.
+        parents = [_global_options(with_file=name != "logs")] if name != "images" else []
+        return _add(name, parents=parents, **kw)
+
+    sub.add_parser = add_command  # type: ignore[method-assign]
 
     up = sub.add_parser("up", help="supervise the stack in the foreground")
     up.add_argument("--detach-on-exit", action="store_true", help="leave the stack running when stopped")
@@ -423,6 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                      "--log-format") for j, a in enumerate(argv[:i])):
             return cmd_images(argparse.Namespace(args=argv[i + 1:]))
     args = build_parser().parse_args(argv)
+    for key, default in GLOBAL_DEFAULTS.items():
+        if not hasattr(args, key):
+            setattr(args, key, default)
+    if args.data_dir is None:
+        args.data_dir = os.environ.get("ARMSTACK_DATA_DIR", "/data/armstack")
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
