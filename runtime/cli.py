@@ -439,6 +439,16 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_FAILED
 
 
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    for key, default in GLOBAL_DEFAULTS.items():
+        if not hasattr(args, key):
+            setattr(args, key, default)
+    if args.data_dir is None:
+        args.data_dir = os.environ.get("ARMSTACK_DATA_DIR", "/data/armstack")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `images` passes everything after it through untouched (its own flags included).
@@ -447,12 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if all(a.startswith("-") or argv[j - 1] in ("-f", "--file", "-p", "--project-name", "--data-dir",
                                                      "--log-format") for j, a in enumerate(argv[:i])):
             return cmd_images(argparse.Namespace(args=argv[i + 1:]))
-    args = build_parser().parse_args(argv)
-    for key, default in GLOBAL_DEFAULTS.items():
-        if not hasattr(args, key):
-            setattr(args, key, default)
-    if args.data_dir is None:
-        args.data_dir = os.environ.get("ARMSTACK_DATA_DIR", "/data/armstack")
+    args = parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

@@ -11,7 +11,7 @@ from runtime.errors import ComposeError, EngineError, Problem, StateError, Super
 
 
 def test_global_flags_and_up_options() -> None:
-    args = cli.build_parser().parse_args(
+    args = cli.parse_args(
         ["-f", "x.yaml", "-p", "demo", "--data-dir", "/tmp/d", "--log-format", "json", "--no-color",
          "up", "--detach-on-exit", "--reconcile-interval", "5"]
     )
@@ -22,27 +22,27 @@ def test_global_flags_and_up_options() -> None:
 
 def test_data_dir_defaults_to_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARMSTACK_DATA_DIR", "/srv/state")
-    assert cli.build_parser().parse_args(["status"]).data_dir == "/srv/state"
+    assert cli.parse_args(["status"]).data_dir == "/srv/state"
 
 
 @pytest.mark.parametrize("argv", [["down", "-v"], ["logs", "-f", "web"], ["apply", "--json", "--timeout", "9"],
                                   ["plan", "--json"], ["status", "--json"], ["validate"]])
 def test_commands_parse(argv: list[str]) -> None:
-    assert cli.build_parser().parse_args(argv).command == argv[0]
+    assert cli.parse_args(argv).command == argv[0]
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        cli.build_parser().parse_args(["frobnicate"])
+        cli.parse_args(["frobnicate"])
     assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:
-        cli.build_parser().parse_args([])
+        cli.parse_args([])
     assert exc.value.code == 2
 
 
 def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        cli.build_parser().parse_args(["--help"])
+        cli.parse_args(["--help"])
     out = capsys.readouterr().out
     for code in ("0 ", "1 ", "2 ", "3 ", "4 ", "130"):
         assert f"  {code}" in out
@@ -104,3 +104,15 @@ def test_images_without_harness_is_clear(monkeypatch: pytest.MonkeyPatch, capsys
     monkeypatch.setattr(builtins, "__import__", fake)
     assert cli.main(["images", "list"]) == 2
     assert "harness" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["-f", "x.yml", "-p", "demo", "up"], ["up", "-f", "x.yml", "-p", "demo"],
+                                  ["-f", "x.yml", "up", "-p", "demo"]])
+def test_global_options_before_or_after_the_command(argv: list[str]) -> None:
+    args = cli.parse_args(argv)
+    assert (args.command, args.file, args.project_name) == ("up", "x.yml", "demo")
+
+
+def test_logs_f_means_follow_not_file() -> None:
+    args = cli.parse_args(["-f", "x.yml", "logs", "-f", "web"])
+    assert (args.file, args.follow, args.service) == ("x.yml", True, "web")
