@@ -299,7 +299,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     client = _client()
     desired = make_desired(client, stack)
     ex = Executor(client, desired)
-    actions = plan(desired, ex.observe(), Policy(now=time.monotonic()))
+    actions = plan(desired, ex.observe(), Policy(now=time.monotonic(), applied_at=time.time()))
     if args.json:
         print(json.dumps([{"action": type(a).__name__, **vars(a)} for a in actions], indent=2))
     else:

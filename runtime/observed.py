@@ -85,6 +85,10 @@ class Policy:
     restart_unhealthy: bool = True
     remove_orphans: bool = True
     runtime: tuple[tuple[str, ServiceRuntime], ...] = ()   # per service
+    # When the current apply began (epoch seconds). A container that stopped before it is
+    # started whatever its restart policy, as `docker compose up` does: after a power cut or a
+    # reboot the whole stack comes back. Exits after it follow the restart policy.
+    applied_at: float | None = None
 
     def service_runtime(self, service: str) -> ServiceRuntime:
         return dict(self.runtime).get(service, ServiceRuntime())

@@ -286,7 +286,9 @@ def _service_steps(
     if expected is not None and image_id is not None and best.config_hash != expected:
         return gated(Recreate(name, best.id, image_id, expected))
     if best.status in ("exited", "created", "dead"):
-        if held or not wants_restart(best, spec.restart, policy.service_runtime(name)):
+        stopped_before_apply = (policy.applied_at is not None and best.finished_at is not None
+                                and best.finished_at < policy.applied_at)
+        if held or not (stopped_before_apply or wants_restart(best, spec.restart, policy.service_runtime(name))):
             return []
         if best.status == "dead":  # the engine cannot start a dead container: replace it
             if image_id is None or expected is None:

@@ -141,6 +141,7 @@ class Supervisor:
         self.follower: LogFollower | None = None
         self.persisted = PersistedState()
         self.generation = 0
+        self.applied_at: float | None = None
         self.started_at = time.time()
         self.ready = False
 
@@ -357,6 +358,7 @@ class Supervisor:
 
     def _begin_apply(self, generation: int) -> None:
         self.generation = generation
+        self.applied_at = time.time()
         self.failed_builds.clear()
         self.apply_ok = None
         self.pending = _PendingApply(generation, time.monotonic() + self.apply_timeout)
@@ -452,7 +454,7 @@ class Supervisor:
 
     def _policy(self) -> Policy:
         return Policy(now=time.monotonic(), restart_unhealthy=self.restart_unhealthy,
-                      runtime=tuple(sorted(self.runtime.items())))
+                      runtime=tuple(sorted(self.runtime.items())), applied_at=self.applied_at)
 
     def _reconcile(self) -> str | None:
         """Observe → plan → execute until only Waits remain; returns an error sentence or None."""

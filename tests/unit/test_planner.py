@@ -316,6 +316,19 @@ class TestRestarts:
             actions = replan(st, dataclasses.replace(state, containers=(c,)), policy)
             assert actions == ([Start("s", c.id)] if expect else []), (mode, retries, status, code, restarts)
 
+    def test_apply_starts_what_stopped_before_it_whatever_the_policy(self) -> None:
+        # After a power cut or reboot `up` brings the whole stack back, like `docker compose up`;
+        # an exit after the apply began follows the restart policy.
+        for mode in ("no", "on-failure", "always"):
+            st = stack(svc("s", restart=mode))
+            state = up(st)
+            c = dataclasses.replace(state.containers[0], status="exited", exit_code=0, finished_at=50.0)
+            state = dataclasses.replace(state, containers=(c,))
+            assert replan(st, state, Policy(now=10.0, applied_at=60.0)) == [Start("s", c.id)], mode
+            after = [Start("s", c.id)] if mode == "always" else []
+            assert replan(st, state, Policy(now=10.0, applied_at=40.0)) == after, mode
+            assert replan(st, state, Policy(now=10.0)) == after, mode
+
     def test_held_service_is_not_started_until_backoff_ends(self) -> None:
         st = stack(svc("s"))
         state = up(st)
