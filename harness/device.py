@@ -307,22 +307,29 @@ class EmulatedDevice:
                 backoff_until=s.get("backoff_until"))
         return out
 
-    def container(self, service: str, *, running: bool = True) -> Any:
-        """The device-engine container of a service (docker-py object)."""
+    def find_container(self, service: str, *, running: bool = True) -> Any | None:
+        """The device-engine container of a service (docker-py object), or None."""
         filters: dict[str, Any] = {"label": [f"io.armstack.service={service}"]}
         if self.project:
             filters["label"].append(f"io.armstack.stack={self.project}")
         found = self.engine.containers.list(all=not running, filters=filters)
-        if not found:
+        return found[0] if found else None
+
+    def container(self, service: str, *, running: bool = True) -> Any:
+        """The device-engine container of a service; FaultError when there is none."""
+        found = self.find_container(service, running=running)
+        if found is None:
             raise FaultError(f"service {service!r} has no {'running ' if running else ''}container on {self.name}")
-        return found[0]
+        return found
 
     def wait_until_running(self, service: str, timeout: float = 30.0) -> float:
         """Wait until the service's container runs (and is healthy if it has a healthcheck)."""
         start = time.monotonic()
 
         def running() -> bool:
-            c = self.container(service)
+            c = self.find_container(service)
+            if c is None:
+                return False
             health = c.attrs["State"].get("Health", {}).get("Status")
             return c.status == "running" and health in (None, "healthy")
 
