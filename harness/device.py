@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal as signals
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,9 +40,12 @@ from harness.arch import Arch, check_emulation, get_arch  # noqa: E402
 from harness.archive import read_single_file, tar_directory  # noqa: E402
 from harness.capabilities import engine_run_kwargs  # noqa: E402
 from harness.errors import DeployError, DeviceError, FaultError  # noqa: E402
-from harness.session import labels, sweep  # noqa: E402
+from harness.session import OWNER, labels, owner_alive, sweep  # noqa: E402
 from harness.waits import wait_for  # noqa: E402
 
+SHARED_ROOT = Path(os.environ.get("ARMSTACK_SHARED_MOUNTS", "/run/armstack/devices"))
+CARD_DIR = "/media/sdcard"            # in both containers: the shared mount directory
+CARD_MOUNT = f"{CARD_DIR}/card"       # where the engine mounts the card, seen by the runtime too
 STACKS_DIR = "/srv/armstack/stacks"   # same path in both containers, so bind mounts resolve alike
 DATA_DIR = "/data/armstack"
 SOCKET = "unix:///run/armstack/docker.sock"
@@ -86,6 +91,48 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
 
 
+def share_card_directory(name: str, host: docker.DockerClient) -> Path | None:
+    """A host directory with shared mount propagation, through which the runtime sees the card.
+
+    Needs root and an engine on this machine (the directory is bound into containers by path).
+    Without them the runtime falls back to asking the engine for the card's free space.
+    """
+    # docker-py names every unix-socket engine "http+docker://localhost"; tcp/ssh engines are remote.
+    if os.geteuid() != 0 or not str(host.api.base_url).startswith("http+docker://"):
+        return None
+    path = SHARED_ROOT / name
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "--bind", str(path), str(path)], check=True, capture_output=True)
+        subprocess.run(["mount", "--make-rshared", str(path)], check=True, capture_output=True)
+        (path / ".owner").write_text(labels()[OWNER])
+    except (OSError, subprocess.CalledProcessError):
+        release_card_directory(path)
+        return None
+    return path
+
+
+def sweep_card_directories(*, mine: bool = False) -> list[str]:
+    """Release shared card directories whose owner process is gone (or all of this process's)."""
+    released = []
+    if SHARED_ROOT.is_dir():
+        for path in SHARED_ROOT.iterdir():
+            try:
+                owner = (path / ".owner").read_text()
+            except OSError:
+                owner = ""
+            if (mine and owner == labels()[OWNER]) or not owner_alive(owner):
+                release_card_directory(path)
+                released.append(str(path))
+    return released
+
+
+def release_card_directory(path: Path) -> None:
+    """Unmount everything under a shared card directory (a killed engine's mount outlives it) and remove it."""
+    subprocess.run(["umount", "-R", "-l", str(path)], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _with_mounts(container: DockerContainer, mounts: dict[str, dict[str, str]]) -> DockerContainer:
     for source, spec in mounts.items():
         container.with_volume_mapping(source, spec["bind"], spec["mode"])
@@ -111,6 +158,7 @@ class EmulatedDevice:
         self._runtime_c: DockerContainer | None = None
         self._engine_client: docker.DockerClient | None = None
         self._engine_ip: str | None = None
+        self._shared: Path | None = None
         self.volumes = {v: f"{self.name}-{v}" for v in ("sdcard", "sock", "stack", "data")}
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -136,12 +184,17 @@ class EmulatedDevice:
         for vol in self.volumes.values():
             self.host.volumes.create(vol, labels=labels(self.name))
         run = dict(engine_run_kwargs(self.host, engine_image))
+        self._shared = share_card_directory(self.name, self.host)
+        env_card: dict[str, str] = {}
         mounts = {**run.pop("volumes", {}),
                   self.volumes["sdcard"]: {"bind": "/sdcard", "mode": "rw"},
                   self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
                   self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"}}
+        if self._shared is not None:
+            mounts[str(self._shared)] = {"bind": CARD_DIR, "mode": "rw,rshared"}
+            env_card = {"ARMSTACK_CARD_MOUNT": CARD_MOUNT}
         self._engine_c = _with_mounts(
-            DockerContainer(engine_image, name=f"{self.name}-engine", docker_client_kw={})
+            DockerContainer(engine_image, name=f"{self.name}-engine", docker_client_kw={}, env=env_card)
             .with_env("ARMSTACK_DISK_SIZE", self.disk)
             .with_kwargs(**run, labels=labels(self.name), hostname=self.name,
                          restart_policy={"Name": "unless-stopped"}),
@@ -162,6 +215,9 @@ class EmulatedDevice:
         if self._engine_client is not None:
             self._engine_client.close()
             self._engine_client = None
+        if self._shared is not None:
+            release_card_directory(self._shared)
+            self._shared = None
         if not self.keep:
             for vol in self.volumes.values():
                 with contextlib.suppress(docker.errors.NotFound):
@@ -241,16 +297,19 @@ class EmulatedDevice:
 
     def _start_runtime(self) -> dict[str, Any]:
         assert self.compose_path and self.project
+        mounts = {self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
+                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
+                  self.volumes["data"]: {"bind": "/data", "mode": "rw"}}
+        env = {"DOCKER_HOST": SOCKET, "ARMSTACK_DATA_DIR": DATA_DIR}
+        if self._shared is not None:
+            mounts[str(self._shared)] = {"bind": CARD_DIR, "mode": "ro,rslave"}
+            env["ARMSTACK_ENGINE_ROOT"] = CARD_MOUNT
         self._runtime_c = _with_mounts(
-            DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw={})
+            DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw={}, env=env)
             .with_command(["up", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR])
-            .with_env("DOCKER_HOST", SOCKET)
-            .with_env("ARMSTACK_DATA_DIR", DATA_DIR)
             .with_kwargs(labels=labels(self.name), restart_policy={"Name": "unless-stopped"},
                          stop_signal="SIGTERM", platform=self.arch.platform),
-            {self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
-             self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
-             self.volumes["data"]: {"bind": "/data", "mode": "rw"}})
+            mounts)
         self._runtime_c.start()
         status = self._wait_applied(1)
         return dict(status.get("last_apply") or {})
@@ -347,6 +406,11 @@ class EmulatedDevice:
         code, out = self.container(service).exec_run(argv)
         return ExecResult(code, out.decode(errors="replace"))
 
+    def url(self, port: int, path: str = "/") -> str:
+        """The address, from the host, of a port a stack publishes on the device: ``url(8080, "/health")``."""
+        ip = self._container("engine").attrs["NetworkSettings"]["IPAddress"]
+        return f"http://{ip}:{port}/{path.lstrip('/')}"
+
     def logs(self, service: str | None = None) -> list[str]:
         """The runtime's prefixed output lines (``service | line``), optionally of one service."""
         if self._runtime_c is None:
@@ -420,4 +484,4 @@ class EmulatedDevice:
             self._container("runtime").start()
 
     def sweep(self) -> list[str]:
-        return sweep(self.host)
+        return sweep(self.host) + sweep_card_directories()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +66,11 @@ def _host_client() -> Any:
 
 @pytest.fixture(scope="session", autouse=False)
 def _armstack_session(request: pytest.FixtureRequest) -> Iterator[None]:
+    from harness.device import sweep_card_directories
     from harness.session import sweep
 
     sweep(_host_client())   # leftovers of sessions whose process is gone
+    sweep_card_directories()
     yield
 
 
@@ -104,16 +106,17 @@ def arm_device(request: pytest.FixtureRequest, device_arch: str,
     return device_factory(arch=device_arch, disk=disk)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport,
+                                                                                            pytest.TestReport]:
+    report = yield
     devices = item.stash.get(DEVICES_KEY, [])
     if report.failed and report.when in ("setup", "call") and devices:
         folder = Path(str(item.config.getoption("--armstack-reports"))) / re.sub(r"[^\w.-]+", "_", item.nodeid)
         saved = [save_artifacts(d, folder / d.name) for d in devices]
         report.sections.append(("armstack artifacts", "device artefacts saved under:\n" +
                                 "\n".join(f"  {p.resolve()}" for p in saved)))
+    return report
 
 
 def save_artifacts(device: EmulatedDevice, folder: Path) -> Path:
@@ -151,8 +154,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if session.config.getoption("--keep-devices"):
         return
     try:
+        from harness.device import sweep_card_directories
         from harness.session import SESSION_ID, sweep
 
         sweep(_host_client(), everything_of_session=SESSION_ID)
+        sweep_card_directories(mine=True)
     except Exception:
         pass  # no engine at all: nothing of ours can be left

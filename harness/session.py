@@ -30,7 +30,7 @@ def labels(device: str | None = None) -> dict[str, str]:
     return out
 
 
-def _owner_alive(owner: str) -> bool:
+def owner_alive(owner: str) -> bool:
     if not owner:
         return False  # harness-labelled but ownerless: nobody will ever clean it up but a sweep
     host, _, pid = owner.rpartition(":")
@@ -52,7 +52,7 @@ def sweep(client: docker.DockerClient, *, everything_of_session: str | None = No
     def doomed(lbls: dict[str, str]) -> bool:
         if everything_of_session is not None:
             return lbls.get(SESSION) == everything_of_session
-        return not _owner_alive(lbls.get(OWNER, ""))
+        return not owner_alive(lbls.get(OWNER, ""))
 
     for c in client.containers.list(all=True, filters={"label": HARNESS}):
         if doomed(c.labels):

@@ -14,8 +14,6 @@ if [ ! -f "$DISK" ]; then
   mkfs.ext4 -q -F -L sdcard "$DISK.new"
   mv "$DISK.new" "$DISK"
 fi
-# After a power cut the journal is replayed by mount; preen anything else it left behind.
-e2fsck -p "$DISK" >/dev/null 2>&1 || true
 
 # Loop device nodes: the container may use any of them (device cgroup rule b 7:*), but /dev
 # is private to the container, so the nodes must be made here.
@@ -25,9 +23,21 @@ while [ $i -lt 64 ]; do
   i=$((i + 1))
 done
 
-mkdir -p /data /var/lib/docker /run/armstack
-mountpoint -q /data || mount -o loop "$DISK" /data
-mountpoint -q /var/lib/docker || mount --bind /data /var/lib/docker
+# CARD is where the card is mounted. The harness may point it into a directory shared with
+# the runtime container (mount propagation), so the runtime sees the card's real free space.
+CARD=${ARMSTACK_CARD_MOUNT:-/data}
+mkdir -p "$CARD" /data /var/lib/docker /run/armstack
+if ! mountpoint -q "$CARD"; then
+  # After a power cut the journal is replayed by mount; preen anything else first. Never
+  # fsck a mounted card: a shared mount can outlive a killed engine container.
+  e2fsck -p "$DISK" >/dev/null 2>&1 || true
+  mount -o loop "$DISK" "$CARD"
+fi
+[ "$CARD" = /data ] || mountpoint -q /data || mount --bind "$CARD" /data
+mountpoint -q /var/lib/docker || mount --bind "$CARD" /var/lib/docker
+# The engine's own overlay mounts stay inside this container: only the card itself is shared.
+mount --make-rprivate /var/lib/docker 2>/dev/null || true
+[ "$CARD" = /data ] || mount --make-rprivate /data 2>/dev/null || true
 rm -f /run/armstack/docker.sock /var/run/docker.pid
 
 exec dockerd --host unix:///run/armstack/docker.sock --host tcp://0.0.0.0:2375 \

@@ -66,11 +66,11 @@ def test_labels_name_owner_and_session() -> None:
 
 def test_owner_alive_only_for_live_local_pids() -> None:
     host = socket.gethostname()
-    assert session._owner_alive(f"{host}:{os.getpid()}")
-    assert not session._owner_alive(f"{host}:999999999")
-    assert not session._owner_alive("")
+    assert session.owner_alive(f"{host}:{os.getpid()}")
+    assert not session.owner_alive(f"{host}:999999999")
+    assert not session.owner_alive("")
     # Another machine's objects on a shared engine are never judged dead from here.
-    assert session._owner_alive("some-other-host:1")
+    assert session.owner_alive("some-other-host:1")
 
 
 def test_missing_caps_reads_bounding_set(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
