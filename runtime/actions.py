@@ -78,6 +78,24 @@ class Remove:
 
 
 @dataclass(frozen=True)
+class Stop:
+    """Stop a container but keep it: ``kill-then-download`` frees memory and CPU before the
+    download/build, and the stopped container stays as the fallback if that fails."""
+
+    service: str
+    container_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RemoveImage:
+    """Remove an image a service is about to replace (``delete-then-download``: room on the card)."""
+
+    service: str
+    image_id: str
+
+
+@dataclass(frozen=True)
 class Wait:
     """Nothing to do for this service yet: it waits for a dependency (reported, not executed)."""
 
@@ -102,5 +120,5 @@ class RemoveVolume:
 
 Action = (
     EnsureNetwork | EnsureVolume | Build | Pull | Create | Start | Restart | Recreate | Remove | Wait
-    | RemoveNetwork | RemoveVolume
+    | RemoveNetwork | RemoveVolume | Stop | RemoveImage
 )

@@ -36,10 +36,12 @@ from runtime.actions import (
     Pull,
     Recreate,
     Remove,
+    RemoveImage,
     RemoveNetwork,
     RemoveVolume,
     Restart,
     Start,
+    Stop,
     Wait,
 )
 from runtime.compose.model import StackSpec
@@ -54,6 +56,7 @@ from runtime.errors import DiskFullError, EngineError
 from runtime.observed import ContainerStatus, Desired, ObservedContainer, ObservedImage, ObservedState
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)\s*:")
+_BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,64})\s*$")
 _PARALLEL = (Create, Start, Recreate)
 _MAX_WORKERS = 4
 
@@ -80,7 +83,9 @@ class ActionResult:
     seconds: float = 0.0
     container_id: str | None = None
     build: BuildReport | None = None
-    downtime: float | None = None   # Recreate: seconds between the old stopping and the new running
+    # Recreate, or Create after a delete-then-download: seconds from the stop of the old
+    # container (maybe in an earlier round) until the new one runs.
+    downtime: float | None = None
 
     @property
     def service(self) -> str | None:
@@ -151,6 +156,9 @@ class Executor:
         self._stopping: set[str] = set()
         self._networks_seen: set[str] = set()
         self._lock = threading.Lock()
+        # service -> monotonic time its old container was stopped for an update whose new
+        # container is created in a later round (kill/delete-then-download): downtime spans rounds.
+        self._down_since: dict[str, float] = {}
 
     # -- observing --------------------------------------------------------------------------
 
@@ -275,6 +283,8 @@ class Executor:
             Restart: self._restart,
             Recreate: self._recreate,
             Remove: self._remove,
+            Stop: self._stop,
+            RemoveImage: self._remove_image,
             RemoveNetwork: self._remove_network,
             RemoveVolume: self._remove_volume,
             Wait: lambda a: None,
@@ -377,9 +387,12 @@ class Executor:
 
         def run() -> None:
             nonlocal steps, cached, image_id, in_label
+            # No tag here: the image is tagged below, only once the build finished and its id is
+            # known, so an interrupted build (power cut, error) can never leave the service's tag
+            # on a half-built image. Its finished steps stay as untagged cache layers.
             stream = self.api.build(
                 fileobj=context, custom_context=True, dockerfile=build.dockerfile, buildargs=dict(build.args),
-                target=build.target, tag=a.image, rm=True, forcerm=True, decode=True,
+                target=build.target, rm=True, forcerm=True, decode=True,
                 labels=labels,
             )
             for chunk in stream:
@@ -394,6 +407,9 @@ class Executor:
                 for line in str(text).splitlines():
                     if not line.strip():
                         continue
+                    built = _BUILT.match(line.strip())
+                    if built and image_id is None:
+                        image_id = built.group(1)
                     m = _STEP.match(line)
                     if m:
                         # The legacy builder appends our labels as extra LABEL steps; they are
@@ -413,6 +429,13 @@ class Executor:
                 raise DiskFullError(f"Could not build the image of service {a.service!r}: the disk is full ({text}).",
                                     service=a.service)
             raise EngineError(f"Could not build the image of service {a.service!r}: {text}.", service=a.service)
+        if image_id is None:
+            raise EngineError(f"Could not build the image of service {a.service!r}: the engine did not say which "
+                              "image it built.", service=a.service)
+        repo, tag = _split_ref(a.image)
+        built_id = image_id
+        self._engine(f"tag the image of service {a.service!r} as {a.image!r}",
+                     lambda: self.api.tag(built_id, repo, tag=tag), a.service)
         report = BuildReport(a.service, steps, cached, round(time.monotonic() - t0, 3))
         return {"build": report}
 
@@ -476,7 +499,8 @@ class Executor:
             return cid
 
         cid = self._engine(f"create and start a container for service {a.service!r}", run, a.service)
-        return {"container_id": cid}
+        # After a delete-then-download the Create is the second half of a replacement.
+        return {"container_id": cid, "downtime": self._down_for(a.service)}
 
     def _start(self, a: Start) -> dict[str, Any]:
         self._engine(f"start the container of service {a.service!r}", lambda: self.api.start(a.container_id), a.service)
@@ -515,21 +539,65 @@ class Executor:
         self._engine(f"{'remove' if remove else 'stop'} the container of service {service!r}", run, service)
 
     def _remove(self, a: Remove) -> None:
+        if a.reason == "update":
+            self._mark_down(a.service)
         self.stop_and_remove(a.service, a.container_id)
         return None
 
+    def _stop(self, a: Stop) -> dict[str, Any]:
+        if a.reason == "update":
+            self._mark_down(a.service)
+        self.stop_and_remove(a.service, a.container_id, remove=False)
+        return {"container_id": a.container_id}
+
+    def _mark_down(self, service: str) -> None:
+        with self._lock:
+            self._down_since.setdefault(service, time.monotonic())
+
+    def _down_for(self, service: str) -> float | None:
+        """Seconds since an update took the service down (None if none did), and forget it."""
+        with self._lock:
+            since = self._down_since.pop(service, None)
+        return None if since is None else round(time.monotonic() - since, 3)
+
+    def _remove_image(self, a: RemoveImage) -> dict[str, Any]:
+        def run() -> bool:
+            try:
+                # noprune=False: the image's untagged parent layers go too, which is the point
+                # of delete-then-download (room on the card), even though it costs the cache.
+                self.api.remove_image(a.image_id, force=False, noprune=False)
+                return True
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:   # still used or tagged elsewhere: not ours to force
+                    if self.output is not None:
+                        self.output.line(a.service, f"image {a.image_id[:19]} kept: {_describe(exc)}",
+                                         stream="build")
+                    return False
+                raise
+
+        self._engine(f"remove the old image of service {a.service!r}", run, a.service)
+        return {}
+
     def _recreate(self, a: Recreate) -> dict[str, Any]:
-        # The new image exists already (Build/Pull ran earlier in the plan): downtime is stop→start only.
-        t0 = time.monotonic()
-        self.stop_and_remove(a.service, a.container_id)
+        # The new image exists already (Build/Pull ran earlier in the plan): downtime is stop→start,
+        # or since the update stopped it in an earlier round (kill-then-download).
+        self._mark_down(a.service)
+        try:
+            self.stop_and_remove(a.service, a.container_id)
+        except EngineError:
+            self._down_for(a.service)   # the old container still runs: not down
+            raise
 
         def run() -> str:
             cid = self._make_container(a.service, a.image_id, a.config_hash)
             self.api.start(cid)
             return cid
 
+        # A failed create keeps the mark: the Create of a later round ends the same downtime.
         cid = self._engine(f"recreate the container of service {a.service!r}", run, a.service)
-        return {"container_id": cid, "downtime": round(time.monotonic() - t0, 3)}
+        return {"container_id": cid, "downtime": self._down_for(a.service)}
 
     # -- whole-stack helpers (down, graceful stop) ------------------------------------------
 

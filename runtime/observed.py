@@ -89,6 +89,10 @@ class Policy:
     # started whatever its restart policy, as `docker compose up` does: after a power cut or a
     # reboot the whole stack comes back. Exits after it follow the restart policy.
     applied_at: float | None = None
+    # Services whose new image failed to build/pull in the current apply. Their update strategy
+    # is suspended: a kill-then-download service gets its old container started again instead
+    # of staying down until the next apply.
+    image_failed: frozenset[str] = frozenset()
 
     def service_runtime(self, service: str) -> ServiceRuntime:
         return dict(self.runtime).get(service, ServiceRuntime())

@@ -15,8 +15,22 @@ in this plan is decided in the next one. Concretely:
   the supervisor wakes at ``next_start_at`` anyway). A config change still recreates it:
   a new configuration is a new situation, and may be the fix for the crash loop.
 
-Output order: EnsureNetwork/EnsureVolume, Remove (orphans, then duplicates), Build/Pull, then
-per service in dependency order its Recreate/Create/Start/Restart or Waits. :func:`stages`
+Updates follow each service's ``io.armstack.update-strategy`` label (see :func:`update_strategy`):
+
+- ``download-then-kill`` (default): Build/Pull while the old container keeps running; the
+  next plan (image ready, config hash changed) Recreates it. Least downtime.
+- ``kill-then-download``: Stop the old container (kept, as a fallback) in the same plan as the
+  Build/Pull, so the build does not compete with it for memory/CPU; the next plan Recreates.
+- ``delete-then-download``: Remove the old container and RemoveImage its image(s) before the
+  Build/Pull, so the card has the room; the next plan Creates.
+
+A service under the two latter strategies whose image is pending is held down: its old
+container is not started again (after a power cut it would only be killed once more), unless
+``policy.image_failed`` says the new image could not be made in this apply.
+
+Output order: EnsureNetwork/EnsureVolume, Remove (orphans, then duplicates), the strategies'
+Stop/Remove/RemoveImage, Build/Pull, then per service in dependency order its
+Recreate/Create/Start/Restart or Waits. :func:`stages`
 groups a plan into lists the executor runs one after another; actions inside one stage are
 independent and may run in parallel. The same input always gives the same plan.
 """
@@ -36,10 +50,12 @@ from runtime.actions import (
     Pull,
     Recreate,
     Remove,
+    RemoveImage,
     RemoveNetwork,
     RemoveVolume,
     Restart,
     Start,
+    Stop,
     Wait,
 )
 from runtime.compose.model import Dependency, RestartPolicy, ServiceSpec, StackSpec
@@ -52,6 +68,17 @@ CONTAINER_ACTIONS = (Create, Recreate, Start, Restart)
 # Waits for a service joined via network_mode / volumes_from use these conditions.
 JOINED_RUNNING = "service_started"   # network_mode: service:X needs X running
 JOINED_CREATED = "service_created"   # volumes_from: X needs X to exist
+
+DOWNLOAD_THEN_KILL = "download-then-kill"
+KILL_THEN_DOWNLOAD = "kill-then-download"
+DELETE_THEN_DOWNLOAD = "delete-then-download"
+STRATEGIES = (DOWNLOAD_THEN_KILL, KILL_THEN_DOWNLOAD, DELETE_THEN_DOWNLOAD)
+
+
+def update_strategy(spec: ServiceSpec) -> str:
+    """The service's update strategy; an unknown value falls back to the default (least downtime)."""
+    value = (spec.label(labels.UPDATE_STRATEGY) or "").strip().lower()
+    return value if value in STRATEGIES else DOWNLOAD_THEN_KILL
 
 
 def plan(desired: Desired, observed: ObservedState, policy: Policy) -> list[Action]:
@@ -73,12 +100,19 @@ def plan(desired: Desired, observed: ObservedState, policy: Policy) -> list[Acti
         ]
 
     images, image_ids = _image_actions(desired, observed, order)
+    # Services whose new image is pending and whose strategy takes the old container down first.
+    held_down = {name for name in order if name not in image_ids and name not in policy.image_failed
+                 and update_strategy(specs[name]) != DOWNLOAD_THEN_KILL}
+    early, deleted = _strategy_actions(stack, observed, by_service, held_down)
 
     changes: list[Action] = []
     kept: dict[str, ObservedContainer] = {}   # the container each service keeps
     pending: set[str] = set()                 # services whose container changes in this plan
+    pending |= {a.service for a in early if isinstance(a, Stop | Remove)}
     for name in order:
         spec = specs[name]
+        if name in deleted:
+            continue   # its containers go in this plan: nothing to keep, nothing to start
         live = [c for c in by_service.get(name, []) if c.status != "removing"]
         image_id = image_ids.get(name)
         expected = None
@@ -89,12 +123,53 @@ def plan(desired: Desired, observed: ObservedState, policy: Policy) -> list[Acti
         if best is not None:
             kept[name] = best
         removals += [Remove(name, c.id, reason="duplicate") for c in live if c is not best]
+        if name in held_down:
+            continue   # stopped (or stays stopped) until its new image is ready
         steps = _service_steps(spec, best, image_id, expected, kept, pending, policy)
         if any(isinstance(a, CONTAINER_ACTIONS) for a in steps):
             pending.add(name)
         changes += steps
 
-    return _ensure_actions(stack, observed) + removals + images + changes
+    return _ensure_actions(stack, observed) + removals + early + images + changes
+
+
+def _strategy_actions(
+    stack: StackSpec, observed: ObservedState, by_service: Mapping[str, Sequence[ObservedContainer]],
+    held_down: set[str],
+) -> tuple[list[Action], set[str]]:
+    """Stop/Remove/RemoveImage that the update strategies of ``held_down`` services ask for.
+
+    Returns the actions and the services whose containers are all removed by them. An image
+    is removed only if no container outside those removed here uses it (the engine refuses
+    anyway, but the plan should not ask for what cannot work).
+    """
+    actions: list[Action] = []
+    deleted: set[str] = set()
+    removed_ids: set[str] = set()
+    doomed_images: list[tuple[str, str]] = []
+    for name in service_order(stack):
+        if name not in held_down:
+            continue
+        live = [c for c in by_service.get(name, []) if c.status != "removing"]
+        if update_strategy(stack.service(name)) == KILL_THEN_DOWNLOAD:
+            best = _best(live, None)   # the same container the main loop keeps
+            if best is not None and best.running:
+                actions.append(Stop(name, best.id, reason="update"))
+            continue
+        deleted.add(name)
+        actions += [Remove(name, c.id, reason="update") for c in live]
+        removed_ids |= {c.id for c in live}
+        current = observed.image(stack.image_ref(name))
+        for image_id in [c.image_id for c in live] + ([current.id] if current is not None else []):
+            doomed_images.append((name, image_id))
+    present = {img.id for img in observed.images}
+    in_use = {c.image_id for c in observed.containers if c.id not in removed_ids}
+    seen: set[str] = set()
+    for name, image_id in doomed_images:
+        if image_id and image_id in present and image_id not in in_use and image_id not in seen:
+            seen.add(image_id)
+            actions.append(RemoveImage(name, image_id))
+    return actions, deleted
 
 
 def plan_down(observed: ObservedState, stack: StackSpec | None, remove_volumes: bool) -> list[Action]:
@@ -119,8 +194,8 @@ def plan_down(observed: ObservedState, stack: StackSpec | None, remove_volumes: 
 def stages(actions: Sequence[Action], stack: StackSpec | None = None) -> list[list[Action]]:
     """Split a plan into stages to run one after another; a stage's actions are independent.
 
-    Kinds in order: ensures, removals, builds/pulls, container actions, network/volume
-    removals. With ``stack``, removals are further split so dependents go before their
+    Kinds in order: ensures, removals and stops, image removals, builds/pulls, container
+    actions, network/volume removals. With ``stack``, removals are further split so dependents go before their
     dependencies, and container actions so dependencies go first (plans from :func:`plan`
     never need the latter, but plans edited by hand might). Waits are not executed and are
     left out. Order inside a stage follows the plan. Empty stages are dropped.
@@ -215,14 +290,16 @@ def _stage_key(a: Action, depth: Mapping[str, int]) -> tuple[int, int] | None:
         return None
     if isinstance(a, EnsureNetwork | EnsureVolume):
         return (0, 0)
-    if isinstance(a, Remove):
+    if isinstance(a, Remove | Stop):
         top = max(depth.values(), default=0)
         return (1, top - depth.get(a.service, top))  # deepest dependents (and orphans) first
+    if isinstance(a, RemoveImage):
+        return (2, 0)   # after the containers using the image are gone
     if isinstance(a, Build | Pull):
-        return (2, 0)
+        return (3, 0)
     if isinstance(a, RemoveNetwork | RemoveVolume):
-        return (4, 0)
-    return (3, depth.get(a.service, 0))
+        return (5, 0)
+    return (4, depth.get(a.service, 0))
 
 
 def _image_actions(

@@ -3,7 +3,18 @@
 An apply's report says, per service, whether its image was rebuilt (steps, cache hits,
 seconds) and whether its container was recreated (and how long it was down). The supervisor
 merges the results of every round of one apply into it; ``status.json`` carries it and
-``armstack apply`` prints it.
+``armstack apply`` prints it. Shape (``last_apply`` in the status, ``armstack apply --json``)::
+
+    {"generation", "ok", "error", "finished_at",
+     "report": {service: {"rebuilt", "steps", "cached", "build_seconds", "recreated",
+                          "created", "downtime_seconds", "strategy"}},
+     "totals": {"rebuilt", "recreated", "created", "removed", "steps", "cached",
+                "build_seconds", "downtime_seconds"},
+     "removed": [services whose containers were removed because the file no longer has them]}
+
+``steps``/``cached`` count the Dockerfile's own steps of the last build (labels the runtime
+adds are not counted); ``downtime_seconds`` runs from the stop of the old container to the
+start of the new one, across rounds when the update strategy stops it before building.
 """
 
 from __future__ import annotations
@@ -11,17 +22,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runtime.actions import Build, Create, Recreate
+from runtime.actions import Build, Create, Recreate, Remove
 from runtime.compose.model import StackSpec
 from runtime.executor import ActionResult
 from runtime.observed import ObservedContainer, ObservedState
+from runtime.planner import update_strategy
 
 ServiceReport = dict[str, Any]
 
 
 def empty_entry() -> ServiceReport:
     return {"rebuilt": False, "steps": 0, "cached": 0, "build_seconds": 0.0, "recreated": False,
-            "downtime_seconds": 0.0}
+            "created": False, "downtime_seconds": 0.0}
+
+
+REMOVED = "removed"   # key of an entry whose service was removed (it is not in the full report)
 
 
 def merge_results(report: dict[str, ServiceReport], results: Iterable[ActionResult]) -> dict[str, ServiceReport]:
@@ -36,17 +51,47 @@ def merge_results(report: dict[str, ServiceReport], results: Iterable[ActionResu
             entry["steps"] = r.build.steps
             entry["cached"] = r.build.cached
             entry["build_seconds"] = round(entry["build_seconds"] + r.build.seconds, 3)
-        elif isinstance(r.action, Recreate):
+        elif isinstance(r.action, Recreate) or (isinstance(r.action, Create) and r.downtime is not None):
+            # A Create with a downtime ends a replacement that removed the old container first.
             entry["recreated"] = True
             entry["downtime_seconds"] = round(entry["downtime_seconds"] + (r.downtime or 0.0), 3)
         elif isinstance(r.action, Create):
-            entry.setdefault("created", True)
+            entry["created"] = True
+        elif isinstance(r.action, Remove) and r.action.reason == "orphan":
+            entry[REMOVED] = True
     return out
 
 
 def full_report(stack: StackSpec, report: Mapping[str, ServiceReport]) -> dict[str, ServiceReport]:
     """One entry per desired service, in file order (untouched services included)."""
-    return {name: dict(report.get(name) or empty_entry()) for name in stack.service_names}
+    out: dict[str, ServiceReport] = {}
+    for name in stack.service_names:
+        entry = {**empty_entry(), **(report.get(name) or {})}
+        entry.pop(REMOVED, None)
+        entry["strategy"] = update_strategy(stack.service(name))
+        out[name] = entry
+    return out
+
+
+def removed_services(stack: StackSpec, report: Mapping[str, ServiceReport]) -> list[str]:
+    """Services whose containers this apply removed because the file no longer has them."""
+    wanted = set(stack.service_names)
+    return sorted(name for name, e in report.items() if e.get(REMOVED) and name not in wanted)
+
+
+def totals(report: Mapping[str, ServiceReport], removed: Iterable[str] = ()) -> dict[str, Any]:
+    """Sums over a full report: how many services were rebuilt/recreated/created, steps, seconds."""
+    entries = list(report.values())
+    return {
+        "rebuilt": sum(1 for e in entries if e.get("rebuilt")),
+        "recreated": sum(1 for e in entries if e.get("recreated")),
+        "created": sum(1 for e in entries if e.get("created")),
+        "removed": len(list(removed)),
+        "steps": sum(int(e.get("steps") or 0) for e in entries),
+        "cached": sum(int(e.get("cached") or 0) for e in entries),
+        "build_seconds": round(sum(float(e.get("build_seconds") or 0.0) for e in entries), 3),
+        "downtime_seconds": round(sum(float(e.get("downtime_seconds") or 0.0) for e in entries), 3),
+    }
 
 
 def kept_container(observed: ObservedState, service: str) -> ObservedContainer | None:
@@ -91,7 +136,8 @@ def format_report(report: Mapping[str, ServiceReport]) -> list[str]:
             parts.append(f"rebuilt in {e.get('build_seconds', 0):.1f}s ({e.get('cached', 0)}/{e.get('steps', 0)} "
                          "steps cached)")
         if e.get("recreated"):
-            parts.append(f"recreated, down {e.get('downtime_seconds', 0):.2f}s")
+            parts.append(f"recreated ({e.get('strategy', 'download-then-kill')}), "
+                         f"down {e.get('downtime_seconds', 0):.2f}s")
         elif e.get("created"):
             parts.append("created")
         lines.append(f"{name}: {', '.join(parts) if parts else 'unchanged'}")

@@ -27,7 +27,7 @@ Status schema (keys the CLI and the harness rely on)::
 
     {"project", "release", "generation", "updated_at",
      "supervisor": {"pid", "started_at", "ready"},
-     "last_apply": {"generation", "ok", "error", "finished_at", "report"},
+     "last_apply": {"generation", "ok", "error", "finished_at", "report", "totals", "removed"},
      "services": {name: {"state", "container_id", "image", "image_id", "restarts",
                          "last_exit", "last_exit_at", "oom_killed", "health",
                          "backoff_until", "crash_looping", "waiting_for"}},
@@ -218,6 +218,9 @@ class ServiceStatus:
     backoff_until: float | None = None    # epoch seconds
     crash_looping: bool = False
     waiting_for: tuple[str, ...] = ()     # dependencies it waits on before it can start
+    # Seconds from reading the engine's die event to issuing the restart, for the last crash:
+    # how fast the supervisor itself reacts (the engine's own start time comes on top).
+    event_to_action: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -244,6 +247,8 @@ class ApplyResult:
     error: str | None = None
     finished_at: float | None = None
     report: Mapping[str, Any] = field(default_factory=dict)
+    totals: Mapping[str, Any] = field(default_factory=dict)   # sums over ``report`` (runtime.report.totals)
+    removed: tuple[str, ...] = ()                             # services removed as no longer in the file
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -252,6 +257,8 @@ class ApplyResult:
             "error": self.error,
             "finished_at": self.finished_at,
             "report": dict(self.report),
+            "totals": dict(self.totals),
+            "removed": list(self.removed),
         }
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import docker
 
 from runtime import backoff as bo
-from runtime.actions import Action, Build, Create, Recreate, Restart, Start, Wait
+from runtime.actions import Action, Build, Create, Pull, Recreate, Remove, RemoveImage, Restart, Start, Stop, Wait
 from runtime.compose.model import StackSpec
 from runtime.control import ProjectLock, read_request
 from runtime.desired import make_desired
@@ -44,7 +44,7 @@ from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
 from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
 from runtime.planner import plan
-from runtime.report import full_report, kept_container, merge_results, not_ready
+from runtime.report import full_report, kept_container, merge_results, not_ready, removed_services, totals
 from runtime.state import (
     ApplyResult,
     PersistedState,
@@ -150,6 +150,7 @@ class Supervisor:
         self.records: dict[str, ServiceRecord] = {}
         self.seen_exits: dict[str, float | None] = {}    # container id -> FinishedAt already counted
         self.failed_builds: dict[str, str] = {}          # service -> build hash that failed this generation
+        self.failed_images: set[str] = set()             # services whose Build/Pull failed this generation
         self.waits: dict[str, list[str]] = {}
         self.observed = ObservedState()
         self.pending: _PendingApply | None = None
@@ -360,6 +361,7 @@ class Supervisor:
         self.generation = generation
         self.applied_at = time.time()
         self.failed_builds.clear()
+        self.failed_images.clear()
         self.apply_ok = None
         self.pending = _PendingApply(generation, time.monotonic() + self.apply_timeout)
         self.presenter.runtime(f"applying generation {generation} of {self.compose_path}")
@@ -412,7 +414,9 @@ class Supervisor:
     def _finish_apply(self, ok: bool, error: str | None) -> None:
         assert self.pending is not None and self.stack is not None
         report = full_report(self.stack, self.pending.report)
-        self.last_apply = ApplyResult(self.pending.generation, ok, error, time.time(), report)
+        removed = removed_services(self.stack, self.pending.report)
+        self.last_apply = ApplyResult(self.pending.generation, ok, error, time.time(), report,
+                                      totals(report, removed), tuple(removed))
         self.apply_ok = ok
         self.pending = None
         self.ready = True
@@ -454,7 +458,8 @@ class Supervisor:
 
     def _policy(self) -> Policy:
         return Policy(now=time.monotonic(), restart_unhealthy=self.restart_unhealthy,
-                      runtime=tuple(sorted(self.runtime.items())), applied_at=self.applied_at)
+                      runtime=tuple(sorted(self.runtime.items())), applied_at=self.applied_at,
+                      image_failed=frozenset(self.failed_images))
 
     def _reconcile(self) -> str | None:
         """Observe → plan → execute until only Waits remain; returns an error sentence or None."""
@@ -508,6 +513,9 @@ class Supervisor:
                     self.pending.errors.append(r.error or "an action failed")
                 if isinstance(a, Build):
                     self.failed_builds[a.service] = a.build_hash
+                if isinstance(a, Build | Pull):
+                    # The planner then stops holding the service down for its update strategy.
+                    self.failed_images.add(a.service)
                 elif svc is not None and isinstance(a, Create | Start | Restart | Recreate):
                     self._record_crash(svc, None, None, False, started_at=None)   # a failed start backs off too
                 continue
@@ -671,6 +679,14 @@ def _describe_action(a: Action) -> str:
         return f"recreating service {a.service} (configuration or image changed)"
     if isinstance(a, Create):
         return f"creating service {a.service}"
+    if isinstance(a, Stop):
+        return f"stopping service {a.service} before its update (kill-then-download)"
+    if isinstance(a, Remove) and a.reason == "update":
+        return f"removing service {a.service} before its update (delete-then-download)"
+    if isinstance(a, Remove) and a.reason == "orphan":
+        return f"removing service {a.service} (no longer in the file; its volumes stay)"
+    if isinstance(a, RemoveImage):
+        return f"removing the old image {a.image_id.removeprefix('sha256:')[:12]} of service {a.service}"
     if svc:
         return f"{name} {svc}"
     return f"{name} {getattr(a, 'name', '')}".strip()

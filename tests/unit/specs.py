@@ -17,10 +17,12 @@ from runtime.actions import (
     Pull,
     Recreate,
     Remove,
+    RemoveImage,
     RemoveNetwork,
     RemoveVolume,
     Restart,
     Start,
+    Stop,
     Wait,
 )
 from runtime.compose.model import (
@@ -208,6 +210,11 @@ class FakeEngine:
                     replace(cid, self._started(next(c for c in cs if c.id == cid)))
                 case Remove(service, cid):
                     replace(cid, None)
+                case Stop(service, cid):
+                    c = next(c for c in cs if c.id == cid)
+                    replace(cid, dataclasses.replace(c, status="exited", exit_code=0, finished_at=self.now))
+                case RemoveImage(service, image_id):
+                    images = [i for i in images if i.id != image_id]
                 case Wait():
                     pass
                 case _:

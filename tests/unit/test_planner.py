@@ -17,13 +17,16 @@ from runtime.actions import (
     Pull,
     Recreate,
     Remove,
+    RemoveImage,
     RemoveNetwork,
     RemoveVolume,
     Restart,
     Start,
+    Stop,
     Wait,
 )
 from runtime.compose.model import StackSpec, VolumeSpec
+from runtime.labels import UPDATE_STRATEGY
 from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
 from runtime.planner import (
     CONTAINER_ACTIONS,
@@ -510,22 +513,24 @@ def stacks(draw: st.DrawFn) -> StackSpec:
         ]
         longrunning = [e for e in earlier if e not in oneshots]
         net = b.pick(longrunning) if longrunning and b.one_in(5) else None
-        services.append(
-            svc(
-                name,
-                image=b.pick(["alpine:3.19", "busybox", "reg.io/x/y:2"]),
-                deps=dep_items,
-                restart="no" if oneshot else b.pick(RESTARTS),
-                retries=b.pick([None, 1, 3]),
-                build=b.one_in(2),
-                health=b.one_in(2),
-                oneshot=oneshot,
-                net=net,
-                vfrom=b.subset(earlier, 1),
-                volumes=b.subset(["data", "logs"], 2),
-                networks=b.subset(["front", "back"], 2),
-            )
+        spec = svc(
+            name,
+            image=b.pick(["alpine:3.19", "busybox", "reg.io/x/y:2"]),
+            deps=dep_items,
+            restart="no" if oneshot else b.pick(RESTARTS),
+            retries=b.pick([None, 1, 3]),
+            build=b.one_in(2),
+            health=b.one_in(2),
+            oneshot=oneshot,
+            net=net,
+            vfrom=b.subset(earlier, 1),
+            volumes=b.subset(["data", "logs"], 2),
+            networks=b.subset(["front", "back"], 2),
         )
+        chosen = b.pick([None, None, "kill-then-download", "delete-then-download"])
+        if chosen is not None:
+            spec = dataclasses.replace(spec, labels=(*spec.labels, (UPDATE_STRATEGY, chosen)))
+        services.append(spec)
     order = draw(st.permutations(services))
     return stack(*order, networks=(network("front"),))
 
@@ -621,10 +626,20 @@ def test_plan_invariants(world: tuple[Desired, ObservedState, Policy]) -> None:
         if policy.held(a.service):
             assert isinstance(a, Recreate)
 
+    # delete-then-download removes a service's containers only while its new image is pending
+    updating = {a.service for a in of(actions, Remove) if a.reason == "update"}
+    pending_refs = {spec.image_ref(a.service) for a in actions if isinstance(a, Build | Pull)}
+    for name in updating:
+        assert spec.service(name).label(UPDATE_STRATEGY) == "delete-then-download"
+        assert spec.image_ref(name) in pending_refs
+    for a in of(actions, Stop):
+        assert spec.service(a.service).label(UPDATE_STRATEGY) == "kill-then-download"
+        assert spec.image_ref(a.service) in pending_refs
+
     for name in names:
         exp = expected_hash(d, state, name)
         kept = _kept(d, state, name)
-        if kept is not None:
+        if kept is not None and name not in updating:
             # exactly the duplicates go; the kept one is never removed
             assert kept.id not in removed
             others = {c.id for c in state.containers_of(name) if c.status != "removing"} - {kept.id}
@@ -641,7 +656,7 @@ def test_plan_invariants(world: tuple[Desired, ObservedState, Policy]) -> None:
     assert all(a.service in names for a in of(actions, Remove) if a.reason != "orphan")
 
     # order: ensures, removals, images, container actions
-    rank = {EnsureNetwork: 0, EnsureVolume: 0, Remove: 1, Build: 2, Pull: 2}
+    rank = {EnsureNetwork: 0, EnsureVolume: 0, Remove: 1, Stop: 1, RemoveImage: 1, Build: 2, Pull: 2}
     ranks = [rank.get(type(a), 3) for a in actions]
     assert ranks == sorted(ranks)
 

@@ -178,7 +178,7 @@ def test_status_round_trip_with_helpers(tmp_path: Path) -> None:
         "state", "container_id", "image", "image_id", "restarts", "last_exit", "oom_killed", "health",
         "backoff_until", "crash_looping", "waiting_for",
     }
-    assert set(back["last_apply"]) == {"generation", "ok", "error", "finished_at", "report"}
+    assert set(back["last_apply"]) == {"generation", "ok", "error", "finished_at", "report", "totals", "removed"}
     assert set(back["supervisor"]) == {"pid", "started_at", "ready"}
     assert back["services"]["db"]["waiting_for"] == ["net"]
 
