@@ -50,6 +50,11 @@ environment:
   ARMSTACK_EXTRA_LABELS  k=v[,k=v] labels added to every object created
   ARMSTACK_RELEASE       release name stamped on containers
   NO_COLOR               disable colours
+  ARMSTACK_DISK_HIGH     disk watermark that starts a cleanup (default 85%; or bytes, e.g. 900M)
+  ARMSTACK_DISK_LOW      disk watermark a cleanup cleans down to (default 80%)
+  ARMSTACK_KEEP_RELEASES earlier releases kept for rollback (default 1)
+  ARMSTACK_BUILD_CACHE_BUDGET  build cache kept at boot cleanup (default 256M)
+  ARMSTACK_ENGINE_ROOT   where this process sees the engine's data root (for free space)
 """
 
 
@@ -82,6 +87,37 @@ def _global_options(with_file: bool = True) -> argparse.ArgumentParser:
     return g
 
 
+def _disk_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("disk (defaults from ARMSTACK_DISK_HIGH, _LOW, ARMSTACK_KEEP_RELEASES, "
+                             "ARMSTACK_BUILD_CACHE_BUDGET)")
+    g.add_argument("--disk-high", default=None, metavar="LEVEL",
+                   help="clean up above this usage: percent (85%%) or used bytes (900M); default 85%%")
+    g.add_argument("--disk-low", default=None, metavar="LEVEL", help="clean down to this usage; default 80%%")
+    g.add_argument("--keep-releases", default=None, metavar="N",
+                   help="earlier releases of each service kept for rollback; default 1")
+    g.add_argument("--build-cache-budget", default=None, metavar="BYTES",
+                   help="build cache kept by the boot cleanup; default 256M")
+
+
+def _disk_policy(args: argparse.Namespace) -> Any:
+    """The disk policy from flags, falling back to the environment, then the defaults."""
+    from runtime.disk import DiskConfigError, DiskPolicy
+
+    env = os.environ
+    try:
+        return DiskPolicy.from_settings(
+            getattr(args, "disk_high", None) or env.get("ARMSTACK_DISK_HIGH"),
+            getattr(args, "disk_low", None) or env.get("ARMSTACK_DISK_LOW"),
+            getattr(args, "keep_releases", None) or env.get("ARMSTACK_KEEP_RELEASES"),
+            getattr(args, "build_cache_budget", None) or env.get("ARMSTACK_BUILD_CACHE_BUDGET"))
+    except DiskConfigError as exc:
+        raise _UsageError(str(exc)) from exc
+
+
+class _UsageError(ArmstackError):
+    pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _global_options()
     p = _Parser(prog="armstack", description="Run and supervise a docker-compose stack on a device.",
@@ -102,11 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--reconcile-interval", type=float, default=30.0, metavar="SECONDS")
     up.add_argument("--no-restart-unhealthy", action="store_true", help="do not restart unhealthy services")
     up.add_argument("--release", default=None)
+    _disk_options(up)
 
     ap = sub.add_parser("apply", help="converge once; exit 0 when every service is running/healthy")
     ap.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--release", default=None)
+    _disk_options(ap)
 
     dn = sub.add_parser("down", help="stop and remove the stack's containers and networks")
     dn.add_argument("-v", "--volumes", action="store_true", help="remove named volumes too")
@@ -194,7 +232,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     sup = Supervisor(
         _client(), path, project=args.project_name, data_dir=Path(args.data_dir), presenter=_presenter(args),
         reconcile_interval=args.reconcile_interval, restart_unhealthy=not args.no_restart_unhealthy,
-        detach_on_exit=args.detach_on_exit, release=args.release,
+        detach_on_exit=args.detach_on_exit, release=args.release, disk=_disk_policy(args),
     )
     return sup.run()
 
@@ -235,6 +273,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     sup = Supervisor(
         _client(), Path(stack.source), project=stack.project, data_dir=Path(args.data_dir),
         presenter=_presenter(args, sys.stderr), once=True, apply_timeout=args.timeout, release=args.release,
+        disk=_disk_policy(args),
     )
     code = sup.run()
     if code in (EXIT_OK, EXIT_FAILED) and sup.last_apply is not None:
@@ -342,11 +381,32 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         restarts = "-" if s.get("restarts") is None else str(s.get("restarts"))
         last = "-" if s.get("last_exit") is None else str(s.get("last_exit"))
         lines.append(f"{name:<{width}}  {s.get('state', '?'):<11} {restarts:>8}  {last:>9}  {backoff}")
+    disk_line = format_disk(status.get("disk") or {})
+    if disk_line:
+        lines.append(disk_line)
     last_apply = status.get("last_apply")
     if last_apply:
         verdict = "ok" if last_apply.get("ok") else f"FAILED: {last_apply.get('error')}"
         lines.append(f"last apply (generation {last_apply.get('generation')}): {verdict}")
     return lines
+
+
+def format_disk(disk: dict[str, Any]) -> str | None:
+    """``disk 72.4% used (1.1 GB of 1.5 GB), watermarks 85%/80%; last cleanup freed 120 MB``."""
+    if not disk or disk.get("percent") is None:
+        return None
+    gb = 1 << 30
+    line = (f"disk {disk['percent']:.1f}% used ({disk.get('used', 0) / gb:.2f} GB of "
+            f"{((disk.get('used') or 0) + (disk.get('free') or 0)) / gb:.2f} GB), "
+            f"watermarks {disk.get('high')}/{disk.get('low')}")
+    last = disk.get("last_cleanup") or {}
+    if last:
+        ago = max(0.0, time.time() - float(last.get("at") or 0))
+        line += (f"; last cleanup {ago:.0f}s ago freed {int(last.get('freed_bytes') or 0) >> 20} MB "
+                 f"({len(last.get('removed') or [])} removed)")
+    for service, why in (disk.get("refused") or {}).items():
+        line += f"\n  update of {service} refused: {why}"
+    return line
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -426,7 +486,7 @@ COMMANDS = {
 
 def exit_code_for(exc: BaseException) -> int:
     """The documented exit code for an error that ends a command."""
-    if isinstance(exc, ComposeError):
+    if isinstance(exc, ComposeError | _UsageError):
         return EXIT_USAGE
     if isinstance(exc, _EngineDown):
         return EXIT_ENGINE

@@ -33,10 +33,13 @@ from typing import Any
 import docker
 
 from runtime import backoff as bo
+from runtime import disk as disk_policy
 from runtime.actions import Action, Build, Create, Pull, Recreate, Remove, RemoveImage, Restart, Start, Stop, Wait
 from runtime.compose.model import StackSpec
 from runtime.control import ProjectLock, read_request
 from runtime.desired import make_desired
+from runtime.diskguard import DiskGuard
+from runtime.diskio import DiskIO, UsageProvider
 from runtime.errors import ArmstackError, ComposeError, EngineError
 from runtime.events import ContainerEvent, EventWatcher, Resync
 from runtime.executor import ActionResult, Executor
@@ -116,6 +119,8 @@ class Supervisor:
         apply_timeout: float = 300.0,
         release: str | None = None,
         environ: Mapping[str, str] | None = None,
+        disk: disk_policy.DiskPolicy | None = None,
+        disk_usage: UsageProvider | None = None,
     ) -> None:
         self.client = client
         self.compose_path = Path(compose_path).resolve()
@@ -130,6 +135,9 @@ class Supervisor:
         self.apply_timeout = apply_timeout
         self.release_arg = release
         self.environ = environ
+        self.disk_policy = disk
+        self.disk_usage = disk_usage   # injected in tests: a fake small disk
+        self.disk: DiskGuard | None = None
 
         self.queue: queue.Queue[Any] = queue.Queue()
         self.stack: StackSpec | None = None
@@ -223,6 +231,7 @@ class Supervisor:
         self.follower = LogFollower(self.client, self.presenter)
         try:
             self._set_stack(stack)
+            self._start_disk()
             self.events = EventWatcher(self.client, stack.project, self.queue)
             self.events.start()
             # A request left over from before a restart is stale: this boot applies the file given.
@@ -290,6 +299,8 @@ class Supervisor:
         due += [rt.next_start_at for rt in self.runtime.values() if rt.next_start_at and rt.next_start_at > now]
         if self.pending is not None:
             due.append(self.pending.deadline)
+        if self.disk is not None:
+            due.append(self.disk.next_due())
         return max(0.0, min(due) - now)
 
     def _shutdown(self) -> None:
@@ -467,10 +478,12 @@ class Supervisor:
         self.next_reconcile = time.monotonic() + self.reconcile_interval
         try:
             observed = self.executor.observe()
+            self._disk_check(observed)
             for _ in range(MAX_ROUNDS):
                 self._note_exits(observed)
                 actions = plan(self.desired, observed, self._policy())
                 actions = [a for a in actions if not self._skip(a)]
+                actions = self._disk_admit(actions, observed)
                 self.waits = {}
                 for a in actions:
                     if isinstance(a, Wait):
@@ -503,6 +516,7 @@ class Supervisor:
         assert self.follower is not None
         failed = False
         now = time.monotonic()
+        disk_full = self._disk_results(results)
         for r in results:
             a = r.action
             svc = r.service
@@ -511,7 +525,8 @@ class Supervisor:
                 self.presenter.runtime(r.error or "an action failed", level="error")
                 if self.pending is not None:
                     self.pending.errors.append(r.error or "an action failed")
-                if isinstance(a, Build):
+                if isinstance(a, Build) and a.service not in disk_full:
+                    # A build that ran out of space is retried with backoff by the disk guard instead.
                     self.failed_builds[a.service] = a.build_hash
                 if isinstance(a, Build | Pull):
                     # The planner then stops holding the service down for its update strategy.
@@ -592,6 +607,52 @@ class Supervisor:
             if c.running:
                 self.follower.follow(c.service, c.id, since=self.started_at)
 
+    # -- disk -----------------------------------------------------------------------------------
+
+    def _start_disk(self) -> None:
+        """Set up the disk guard and clean up what earlier runs of the stack left (ours only)."""
+        assert self.executor is not None and self.store is not None and self.desired is not None
+        env = os.environ if self.environ is None else self.environ
+        try:
+            policy = self.disk_policy or disk_policy.DiskPolicy.from_env(env)
+        except disk_policy.DiskConfigError as exc:
+            self.presenter.runtime(f"{exc}; using the default disk watermarks", level="warning")
+            policy = disk_policy.DiskPolicy()
+        io = DiskIO(self.client, self.desired.stack.project, extra_labels=self.executor.extra_labels, environ=env)
+        self.disk = DiskGuard(io, policy, self.store.dir / "disk.json", self.presenter.runtime, usage=self.disk_usage)
+        try:
+            observed = self.executor.observe()
+        except EngineError:
+            return   # the first reconcile reports an unreachable engine
+        self.disk.note_observed(observed, self.desired)
+        self.disk.boot_cleanup(observed, self.desired)
+
+    def _disk_check(self, observed: ObservedState) -> None:
+        if self.disk is not None and self.desired is not None:
+            self.disk.note_observed(observed, self.desired)
+            self.disk.check(observed, self.desired)
+
+    def _disk_admit(self, actions: list[Action], observed: ObservedState) -> list[Action]:
+        """Drop a Build/Pull that would not fit; the refusal fails the pending apply, not the stack."""
+        if self.disk is None or self.desired is None:
+            return actions
+        was_refused = set(self.disk.refused)
+        allowed, refusals = self.disk.admit(actions, observed, self.desired)
+        for msg in refusals:
+            if self.pending is not None:
+                self.pending.errors.append(msg)
+        readmitted = was_refused - set(self.disk.refused)
+        if readmitted and self.pending is None and not self.once:
+            # The refused update goes through after all: report its outcome as the generation's.
+            self.pending = _PendingApply(self.generation, time.monotonic() + self.apply_timeout)
+            self.apply_ok = None
+        return allowed
+
+    def _disk_results(self, results: list[ActionResult]) -> set[str]:
+        if self.disk is None or self.desired is None:
+            return set()
+        return self.disk.note_results(results, self.observed, self.desired)
+
     # -- persistence ----------------------------------------------------------------------------
 
     def _persist(self) -> None:
@@ -635,6 +696,7 @@ class Supervisor:
             supervisor=SupervisorInfo(os.getpid(), self.started_at, self.ready),
             services=services,
             last_apply=self.last_apply,
+            disk=self.disk.status_json() if self.disk is not None else None,
         )
 
     def _write_status(self, *, force: bool = False) -> None:

@@ -1,0 +1,190 @@
+"""The disk guard with a fake engine side: refusal, backoff, re-admission, ENOSPC, boot cleanup, CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from runtime.actions import Build, Create
+from runtime.cli import format_disk, parse_args, status_lines
+from runtime.compose.model import ServiceSpec, StackSpec
+from runtime.disk import MIB, DiskPolicy, DiskUsage, ImageInfo
+from runtime.diskguard import RETRY_FIRST, DiskGuard
+from runtime.executor import ActionResult
+from runtime.observed import Desired, ObservedImage, ObservedState
+
+GB = 1 << 30
+P = "p"
+
+
+class FakeIO:
+    def __init__(self, images: list[ImageInfo], cache: int = 0) -> None:
+        self.imgs = images
+        self.cache = cache
+        self.removed: list[str] = []
+        self.leftovers_since: float | None = None
+        self.containers: list[dict[str, Any]] = []
+
+    def usage(self, probe_images: Iterable[str] = ()) -> DiskUsage:
+        raise AssertionError("the tests inject usage")
+
+    def forget(self) -> None:
+        pass
+
+    def images(self, pulled: Mapping[str, str], last_used: Mapping[str, float], *, unique_sizes: bool = False
+               ) -> tuple[list[ImageInfo], int]:
+        return [i for i in self.imgs if i.id not in self.removed], self.cache
+
+    def remove_image(self, image_id: str, tags: Iterable[str] = ()) -> str | None:
+        self.removed.append(image_id)
+        return None
+
+    def prune_build_cache(self, keep: int = 0) -> tuple[int, str | None]:
+        return self.cache - keep, None
+
+    def dangling_owned(self) -> list[str]:
+        return []
+
+    def remove_build_leftovers(self, since: float) -> list[str]:
+        self.leftovers_since = since
+        return ["sha256:leftover"]
+
+    def owned_containers(self) -> list[dict[str, Any]]:
+        return self.containers
+
+    def remove_container(self, cid: str) -> str | None:
+        self.containers = [c for c in self.containers if c["Id"] != cid]
+        return None
+
+    def image_id(self, ref: str) -> str | None:
+        return "sha256:pulled"
+
+
+class Clock:
+    t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def setup(percent: float, images: list[ImageInfo], tmp: Path) -> tuple[DiskGuard, FakeIO, Clock, list[str],
+                                                                      dict[str, float]]:
+    fake = FakeIO(images)
+    clock = Clock()
+    logs: list[str] = []
+    state = {"percent": percent}
+
+    def usage() -> DiskUsage:
+        used = int(GB * state["percent"] / 100)
+        return DiskUsage(used, GB, GB - used)
+
+    guard = DiskGuard(fake, DiskPolicy(), tmp / "disk.json", lambda m, level="info": logs.append(m),  # type: ignore[arg-type]
+                      usage=usage, clock=clock)
+    return guard, fake, clock, logs, state
+
+
+def world(tmp: Path) -> tuple[Desired, ObservedState]:
+    ctx = tmp / "web"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text("FROM base:1\nRUN true\n")
+    from runtime.compose.model import BuildSpec
+
+    stack = StackSpec(P, (ServiceSpec("web", image="p-web", build=BuildSpec(context=str(ctx))),))
+    observed = ObservedState(images=(
+        ObservedImage("sha256:cur", tags=("p-web:latest",), size=300 * MIB),
+        ObservedImage("sha256:base", tags=("base:1",), size=200 * MIB),
+    ))
+    return Desired(stack), observed
+
+
+def test_refuses_when_it_does_not_fit_then_readmits_with_backoff(tmp_path: Path) -> None:
+    guard, fake, clock, logs, state = setup(97, [ImageInfo("sha256:cur", 300 * MIB, owned=True, service="web")],
+                                            tmp_path)
+    desired, observed = world(tmp_path)
+    build = Build("web", "p-web", "h2")
+    actions, refused = guard.admit([build, Create("x", "i", "c")], observed, desired)
+    assert build not in actions and len(actions) == 1
+    assert len(refused) == 1 and "needs about" in refused[0] and "free" in refused[0] and "retried" in refused[0]
+    assert "web" in guard.status_json()["refused"]
+    # held during backoff, without a second message
+    assert guard.admit([build], observed, desired) == ([], [])
+    assert guard.refused["web"].next_try == clock.t + RETRY_FIRST and guard.next_due() <= clock.t + RETRY_FIRST
+    # still full at the retry: refused again, backoff doubles, no new message
+    clock.t += RETRY_FIRST
+    assert guard.admit([build], observed, desired) == ([], [])
+    assert guard.refused["web"].delay == 2 * RETRY_FIRST
+    # space freed: admitted
+    state["percent"] = 40
+    clock.t += 2 * RETRY_FIRST
+    assert guard.admit([build], observed, desired) == ([build], [])
+    assert guard.refused == {} and any("room again" in m for m in logs)
+    assert fake.removed == []   # the current release is never evicted to make room
+
+
+def test_watermark_evicts_lru_but_keeps_current_and_previous(tmp_path: Path) -> None:
+    images = [ImageInfo("sha256:cur", 300 * MIB, owned=True, service="web", created_at=5),
+              ImageInfo("sha256:prev", 100 * MIB, owned=True, service="web", created_at=4),
+              ImageInfo("sha256:old1", 60 * MIB, owned=True, service="web", created_at=2, last_used=20),
+              ImageInfo("sha256:old2", 60 * MIB, owned=True, service="web", created_at=3, last_used=10),
+              ImageInfo("sha256:foreign", 500 * MIB, owned=False)]
+    guard, fake, clock, logs, state = setup(90, images, tmp_path)
+    desired, observed = world(tmp_path)
+    guard.check(observed, desired)
+    assert fake.removed == ["sha256:old2", "sha256:old1"]
+    status = guard.status_json()
+    assert status["last_cleanup"]["removed"] and status["high"] == "85%" and status["percent"] == 90.0
+    # not due again until the interval passed
+    fake.removed.clear()
+    guard.check(observed, desired)
+    assert fake.removed == []
+    assert (tmp_path / "disk.json").exists()
+
+
+def test_enospc_build_cleans_leftovers_and_retries(tmp_path: Path) -> None:
+    guard, fake, clock, logs, state = setup(50, [], tmp_path)
+    desired, observed = world(tmp_path)
+    build = Build("web", "p-web", "h2")
+    assert guard.admit([build], observed, desired)[0] == [build]
+    res = ActionResult(build, False, "Could not build ...: the disk is full (no space left on device).")
+    assert guard.note_results([res], observed, desired) == {"web"}
+    assert fake.leftovers_since is not None
+    assert "ran out of disk space" in guard.refused["web"].message
+    assert guard.admit([build], observed, desired)[0] == []   # backoff
+
+
+def test_boot_cleanup_removes_stale_releases_and_stray_containers(tmp_path: Path) -> None:
+    images = [ImageInfo("sha256:cur", 300 * MIB, owned=True, service="web", created_at=5),
+              ImageInfo("sha256:prev", 100 * MIB, owned=True, service="web", created_at=4),
+              ImageInfo("sha256:old", 60 * MIB, owned=True, service="web", created_at=2),
+              ImageInfo("sha256:foreign", 500 * MIB, owned=False, service="web")]
+    guard, fake, clock, logs, state = setup(30, images, tmp_path)
+    fake.containers = [{"Id": "c1", "State": "exited", "Labels": {"io.armstack.service": "gone"}},
+                       {"Id": "c2", "State": "running", "Labels": {"io.armstack.service": "gone"}},
+                       {"Id": "c3", "State": "exited", "Labels": {"io.armstack.service": "web"}}]
+    desired, observed = world(tmp_path)
+    guard.boot_cleanup(observed, desired)
+    assert fake.removed == ["sha256:old"]
+    assert [c["Id"] for c in fake.containers] == ["c2", "c3"]
+
+
+def test_pulls_are_recorded_as_owned(tmp_path: Path) -> None:
+    from runtime.actions import Pull
+
+    guard, fake, *_ = setup(30, [], tmp_path)
+    desired, observed = world(tmp_path)
+    guard.note_results([ActionResult(Pull("web", "x:1"), True)], observed, desired)
+    again = DiskGuard(fake, DiskPolicy(), tmp_path / "disk.json", lambda m, level="info": None)  # type: ignore[arg-type]
+    assert again.pulled == {"sha256:pulled": "web"}
+
+
+def test_cli_flags_and_disk_line() -> None:
+    args = parse_args(["up", "--disk-high", "90%", "--disk-low", "700M", "--keep-releases", "2"])
+    assert (args.disk_high, args.disk_low, args.keep_releases) == ("90%", "700M", "2")
+    disk = {"used": 800 * MIB, "free": 200 * MIB, "percent": 80.0, "high": "85%", "low": "80%",
+            "last_cleanup": {"at": 0, "freed_bytes": 120 * MIB, "removed": ["a", "b"]}}
+    line = format_disk(disk)
+    assert line is not None and line.startswith("disk 80.0% used") and "freed 120 MB (2 removed)" in line
+    assert format_disk({}) is None
+    lines = status_lines({"project": "p", "services": {}, "disk": disk})
+    assert any(ln.startswith("disk ") for ln in lines)
