@@ -169,6 +169,8 @@ class Supervisor:
         self._interrupted = False
         self._last_status: dict[str, Any] | None = None
         self._restart_marks: list[tuple[str, float]] = []   # (service, monotonic) of each crash restart
+        self._die_seen: dict[str, float] = {}              # service -> monotonic time its die event was read
+        self._event_to_action: dict[str, float] = {}       # service -> seconds from die event to restart
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -273,7 +275,9 @@ class Supervisor:
                     self._stop = True
                 elif isinstance(it, _Signal) and it.name == "reload":
                     reload = True
-                elif isinstance(it, ContainerEvent) and it.action == "oom":
+                elif isinstance(it, ContainerEvent) and it.action == "die" and it.service:
+                    self._die_seen.setdefault(it.service, it.time)
+                if isinstance(it, ContainerEvent) and it.action == "oom":
                     log(f"service {it.service or it.container_id[:12]} ran out of memory", level="warning")
                 elif isinstance(it, Resync):
                     log(f"{it.reason}: reconciling in full", level="info")
@@ -282,6 +286,8 @@ class Supervisor:
             if reload:
                 self._reload()
             error = self._reconcile()
+            # A die consumed by this round; a restart held by backoff is not a reaction time.
+            self._die_seen.clear()
             if error is not None:
                 log(error, level="error")
         if self._interrupted and self.once:
@@ -543,6 +549,9 @@ class Supervisor:
                 self.records[svc] = ServiceRecord(rec.restarts + 1, rec.last_exit_code, rec.last_exit_at,
                                                   rec.oom_killed)
                 self._restart_marks.append((svc, now))
+                if svc in self._die_seen:
+                    issued = now - r.seconds   # when the start call went out, not when it returned
+                    self._event_to_action[svc] = max(0.0, issued - self._die_seen.pop(svc))
             if isinstance(a, Recreate | Create) and svc:
                 # Updated on purpose: any crash streak of the old container is over.
                 self.history.pop(svc, None)
@@ -688,6 +697,7 @@ class Supervisor:
                 backoff_until=(now + (rt.next_start_at - now_mono)) if held and rt.next_start_at else None,
                 crash_looping=rt.crash_looping,
                 waiting_for=tuple(self.waits.get(name, ())),
+                event_to_action=self._event_to_action.get(name),
             )
         return build_status(
             project=self.stack.project,
