@@ -124,46 +124,43 @@ def build_parser() -> argparse.ArgumentParser:
                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    _add = sub.add_parser
 
-    def add_command(name: str, **kw: Any) -> argparse.ArgumentParser:
+    def command(name: str, **kw: Any) -> argparse.ArgumentParser:
         # `logs -f` means follow, as in docker compose: there the file option is global only.
         parents = [_global_options(with_file=name != "logs")] if name != "images" else []
-        return _add(name, parents=parents, **kw)
+        return sub.add_parser(name, parents=parents, **kw)
 
-    sub.add_parser = add_command  # type: ignore[method-assign]
-
-    up = sub.add_parser("up", help="supervise the stack in the foreground")
+    up = command("up", help="supervise the stack in the foreground")
     up.add_argument("--detach-on-exit", action="store_true", help="leave the stack running when stopped")
     up.add_argument("--reconcile-interval", type=float, default=30.0, metavar="SECONDS")
     up.add_argument("--no-restart-unhealthy", action="store_true", help="do not restart unhealthy services")
     up.add_argument("--release", default=None)
     _disk_options(up)
 
-    ap = sub.add_parser("apply", help="converge once; exit 0 when every service is running/healthy")
+    ap = command("apply", help="converge once; exit 0 when every service is running/healthy")
     ap.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--release", default=None)
     _disk_options(ap)
 
-    dn = sub.add_parser("down", help="stop and remove the stack's containers and networks")
+    dn = command("down", help="stop and remove the stack's containers and networks")
     dn.add_argument("-v", "--volumes", action="store_true", help="remove named volumes too")
     dn.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                     help="how long to wait for a running supervisor to stop")
 
-    sub.add_parser("validate", help="check the compose file")
+    command("validate", help="check the compose file")
 
-    pl = sub.add_parser("plan", help="print the actions apply would take")
+    pl = command("plan", help="print the actions apply would take")
     pl.add_argument("--json", action="store_true")
 
-    st = sub.add_parser("status", help="per service: state, restarts, last exit, backoff")
+    st = command("status", help="per service: state, restarts, last exit, backoff")
     st.add_argument("--json", action="store_true")
 
-    lg = sub.add_parser("logs", help="show service output")
+    lg = command("logs", help="show service output")
     lg.add_argument("-f", "--follow", action="store_true")
     lg.add_argument("service", nargs="?", default=None)
 
-    im = sub.add_parser("images", help="base and runtime images (needs the harness package)", add_help=False)
+    im = command("images", help="base and runtime images (needs the harness package)", add_help=False)
     im.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
