@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, **kw: Any) -> argparse.ArgumentParser:
         # `logs -f` means follow, as in docker compose: there the file option is global only.
         parents = [_global_options(with_file=name != "logs")] if name != "images" else []
-        return sub.add_parser(name, parents=parents, **kw)
+        return sub.add_parser(name, parents=parents, **kw)  # type: ignore[arg-type]  # typeshed: _Parser only
 
     up = command("up", help="supervise the stack in the foreground")
     up.add_argument("--detach-on-exit", action="store_true", help="leave the stack running when stopped")
