@@ -1,0 +1,146 @@
+"""Disk handling against the native engine, with a fake small disk injected as the usage provider.
+
+Ownership: a foreign exited container, a foreign image and every volume survive the boot
+cleanup and the eviction; the stack's stale releases go, least recently used first, while the
+current and previous releases stay. Admission: an update that does not fit is refused with a
+clear error and the running release keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.disk import DiskPolicy, DiskUsage, Threshold
+from runtime.logs import LogPresenter
+from runtime.supervisor import Supervisor
+from tests.integration.conftest import BASE_IMAGE, TEST_LABEL, Stack, write_stack
+
+docker = pytest.importorskip("docker")
+GB = 1 << 30
+
+
+def fake_disk(percent: float) -> Any:
+    def usage() -> DiskUsage:
+        used = int(GB * percent / 100)
+        return DiskUsage(used, GB, GB - used)
+    return usage
+
+
+def run_once(stack: Stack, percent: float, policy: DiskPolicy | None = None) -> Supervisor:
+    out = io.StringIO()
+    sup = Supervisor(stack.client, stack.dir / "compose.yaml", project=stack.project, data_dir=stack.data_dir,
+                     presenter=LogPresenter(out, color=False), once=True, apply_timeout=60,
+                     environ={"ARMSTACK_EXTRA_LABELS": TEST_LABEL}, disk=policy, disk_usage=fake_disk(percent))
+    sup.run()
+    sup.output = out.getvalue()  # type: ignore[attr-defined]
+    return sup
+
+
+def build_image(client: Any, text: str, labels: dict[str, str], tag: str | None = None) -> str:
+    f = io.BytesIO(f"FROM {BASE_IMAGE}\nRUN echo '{text}' > /marker\n".encode())
+    img, _ = client.images.build(fileobj=f, labels={"io.armstack.test": "1", **labels}, tag=tag, rm=True)
+    return str(img.id)
+
+
+@pytest.fixture
+def foreign(engine: Any) -> Iterator[dict[str, str]]:
+    """A foreign image, a foreign exited container and a volume with the stack-looking name."""
+    made: dict[str, str] = {}
+    try:
+        made["image"] = build_image(engine, f"foreign {time.time()}", {})
+        c = engine.containers.run(BASE_IMAGE, ["true"], detach=True, labels={"io.armstack.test": "1"})
+        c.wait(timeout=30)
+        made["container"] = c.id
+        yield made
+    finally:
+        with contextlib.suppress(Exception):
+            engine.containers.get(made["container"]).remove(force=True)
+        with contextlib.suppress(Exception):
+            engine.images.remove(made["image"], force=True)
+
+
+def exists(client: Any, kind: str, ident: str) -> bool:
+    try:
+        getattr(client, kind).get(ident)
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def test_boot_cleanup_and_eviction_touch_only_what_the_stack_owns(stack: Stack, engine: Any,
+                                                                   foreign: dict[str, str]) -> None:
+    owned = {"io.armstack.stack": stack.project, "io.armstack.service": "db"}
+    old1 = build_image(engine, "release 1", owned)
+    time.sleep(1.1)   # creation times order releases (seconds resolution)
+    old2 = build_image(engine, "release 2", owned)
+    vol = engine.volumes.create(f"{stack.project}_data", labels={"io.armstack.stack": stack.project,
+                                                                  "io.armstack.test": "1"})
+    stray = engine.containers.create(BASE_IMAGE, ["true"], labels={**owned, "io.armstack.service": "gone",
+                                                                    "io.armstack.test": "1"})
+    write_stack(stack.dir, stack.project)
+
+    sup = run_once(stack, 50)
+    assert sup.last_apply is not None and sup.last_apply.ok, sup.output  # type: ignore[attr-defined]
+    # Boot cleanup: the stray container and the release beyond keep_releases=1 went; old2 is the rollback.
+    assert not exists(engine, "containers", stray.id)
+    assert not exists(engine, "images", old1) and exists(engine, "images", old2)
+    assert exists(engine, "images", foreign["image"]) and exists(engine, "containers", foreign["container"])
+    assert exists(engine, "volumes", vol.name)
+    disk = sup.status()["disk"]
+    assert disk["percent"] == 50.0 and disk["high"] == "85%" and "db" not in str(disk.get("refused"))
+
+    # Pressure with keep_releases=0: more stale releases, evicted oldest first; never foreign, volume, in use.
+    old3 = build_image(engine, "release 3", owned)
+    time.sleep(1.1)
+    old4 = build_image(engine, "release 4", owned)
+    sup = run_once(stack, 95, DiskPolicy(keep_releases=0))
+    assert sup.last_apply is not None and sup.last_apply.ok, sup.output  # type: ignore[attr-defined]
+    removed = json.loads((stack.data_dir / stack.project / "disk.json").read_text())["last_cleanup"]["removed"]
+    short = [i.removeprefix("sha256:")[:12] for i in (old2, old3, old4)]
+    assert [r for r in removed if r in short] == short, removed   # LRU (never run: oldest first)
+    assert exists(engine, "images", foreign["image"]) and exists(engine, "containers", foreign["container"])
+    assert exists(engine, "volumes", vol.name)
+    db = stack.containers()["db"]
+    assert db["State"]["Running"] and exists(engine, "images", db["Image"])
+
+
+def test_update_that_does_not_fit_is_refused_and_the_release_keeps_running(stack: Stack, engine: Any) -> None:
+    write_stack(stack.dir, stack.project)
+    sup = run_once(stack, 50)
+    assert sup.last_apply is not None and sup.last_apply.ok, sup.output  # type: ignore[attr-defined]
+    before = stack.containers()["db"]
+    (stack.dir / "db" / "Dockerfile").write_text(
+        (stack.dir / "db" / "Dockerfile").read_text().replace("echo built", "echo built again"))
+
+    sup = run_once(stack, 97, DiskPolicy(high=Threshold.parse("90%")))
+    last = sup.last_apply
+    assert last is not None and not last.ok
+    assert last.error is not None and "Not enough space" in last.error and "needs about" in last.error
+    assert "current release keeps running" in last.error
+    after = stack.containers()["db"]
+    assert after["Id"] == before["Id"] and after["State"]["Running"]
+    assert "building" not in sup.output  # type: ignore[attr-defined]
+    assert "db" in sup.status()["disk"]["refused"]
+
+    # Room again: the same update goes through.
+    sup = run_once(stack, 40)
+    assert sup.last_apply is not None and sup.last_apply.ok, sup.output  # type: ignore[attr-defined]
+    assert stack.containers()["db"]["Id"] != before["Id"]
+
+
+def test_status_cli_prints_a_disk_line(stack: Stack, tmp_path: Path) -> None:
+    write_stack(stack.dir, stack.project)
+    proc = stack.start_supervisor("--reconcile-interval", "2")
+    stack.wait_applied()
+    stack.wait("a disk status", lambda: (stack.status().get("disk") or {}).get("percent") is not None)
+    res = stack.cli("status")
+    assert "disk " in res.stdout and "watermarks 85%/80%" in res.stdout, res.stdout + res.stderr
+    stack.stop_supervisor(proc)
