@@ -40,6 +40,7 @@ from harness.arch import Arch, check_emulation, get_arch  # noqa: E402
 from harness.archive import read_single_file, tar_directory  # noqa: E402
 from harness.capabilities import engine_run_kwargs  # noqa: E402
 from harness.errors import DeployError, DeviceError, FaultError  # noqa: E402
+from harness.report import UpdateReport  # noqa: E402
 from harness.session import OWNER, labels, owner_alive, sweep  # noqa: E402
 from harness.waits import wait_for  # noqa: E402
 
@@ -269,8 +270,13 @@ class EmulatedDevice:
         return res.output
 
     # ---- stacks ----------------------------------------------------------------------
-    def deploy(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Copy a stack onto the device and have its runtime apply it; returns the runtime's report."""
+    def deploy(self, path: str | os.PathLike[str]) -> UpdateReport:
+        """Copy a stack onto the device and have its runtime apply it; returns the runtime's report.
+
+        The first deploy starts the runtime (``armstack up``) and returns the report of its first
+        apply from the status; later ones run ``armstack apply --json`` in the runtime and parse
+        what it prints. Both are the same JSON, typed (it is still a mapping over the JSON too).
+        """
         from runtime.compose import load_stack
         from runtime.errors import ComposeError
 
@@ -295,7 +301,7 @@ class EmulatedDevice:
             return self._start_runtime()
         return self._apply()
 
-    def _start_runtime(self) -> dict[str, Any]:
+    def _start_runtime(self) -> UpdateReport:
         assert self.compose_path and self.project
         mounts = {self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
                   self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
@@ -312,7 +318,7 @@ class EmulatedDevice:
             mounts)
         self._runtime_c.start()
         status = self._wait_applied(1)
-        return dict(status.get("last_apply") or {})
+        return UpdateReport.from_json(status.get("last_apply"))
 
     def _wait_applied(self, generation: int) -> dict[str, Any]:
         def applied() -> dict[str, Any] | None:
@@ -332,7 +338,7 @@ class EmulatedDevice:
                               str(last.get("error") or self._tail(self._container("runtime"))))
         return status
 
-    def _apply(self) -> dict[str, Any]:
+    def _apply(self) -> UpdateReport:
         assert self.compose_path and self.project
         code, out = self._container("runtime").exec_run(
             ["armstack", "apply", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR, "--json"],
@@ -342,9 +348,9 @@ class EmulatedDevice:
             raise DeployError(f"the runtime on device {self.name} rejected the stack (exit {code})",
                               (stderr + stdout).strip())
         try:
-            return dict(json.loads(stdout))
+            return UpdateReport.from_json(json.loads(stdout))
         except ValueError:
-            return {"output": stdout}
+            return UpdateReport.from_json({"output": stdout})
 
     def status(self) -> dict[str, Any] | None:
         """The runtime's status document (None before the first apply)."""

@@ -1,0 +1,233 @@
+"""Selective, cache-reusing updates against the native engine, through ``armstack apply --json``.
+
+The stack: ``app`` (built, several steps, the last one slow), ``side`` (joins app's network
+namespace: must follow app), ``worker`` (built separately: must not be touched) and ``db``
+(a plain image: must not be touched).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.executor import _ts
+from tests.integration.conftest import BASE_IMAGE, LOOP, ROOT, Stack
+
+pytestmark = pytest.mark.integration
+
+
+def write_app(directory: Path, version: str, *, delay: float = 2.0) -> None:
+    (directory / "app").mkdir(parents=True, exist_ok=True)
+    (directory / "app" / "Dockerfile").write_text(textwrap.dedent(f"""\
+        FROM {BASE_IMAGE}
+        RUN seq 1 20000 > /numbers
+        RUN sort -n -r /numbers > /sorted
+        RUN echo step three > /three
+        CMD ["sh", "-c", "{LOOP.format(name='app')}"]
+        RUN sleep {delay} && echo {version} > /version
+        """))
+
+
+def write_updates_stack(directory: Path, project: str, *, version: str = "v1", strategy: str | None = None,
+                        more_services: str = "", more_volumes: str = "", delay: float = 2.0) -> None:
+    write_app(directory, version, delay=delay)
+    (directory / "worker").mkdir(parents=True, exist_ok=True)
+    (directory / "worker" / "Dockerfile").write_text(textwrap.dedent(f"""\
+        FROM {BASE_IMAGE}
+        RUN echo worker > /role
+        CMD ["sh", "-c", "{LOOP.format(name='worker')}"]
+        """))
+    (directory / "compose.yaml").write_text(textwrap.dedent(f"""\
+        name: {project}
+        services:
+          app:
+            build: ./app
+            restart: always
+            stop_grace_period: 2s
+            labels:
+              io.armstack.update-strategy: {strategy or "download-then-kill"}
+          side:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='side')}"]
+            network_mode: "service:app"
+            restart: always
+            stop_grace_period: 2s
+          worker:
+            build: ./worker
+            restart: always
+            stop_grace_period: 2s
+          db:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='db')}"]
+            restart: always
+            stop_grace_period: 2s
+            volumes: ["dbdata:/data"]
+        """) + more_services + "volumes:\n  dbdata: {}\n" + more_volumes)
+
+
+def apply(stack: Stack, timeout: float = 120) -> dict[str, Any]:
+    res = stack.cli("apply", "--json", "--timeout", "90", timeout=timeout)
+    assert res.returncode == 0, res.stderr + res.stdout
+    doc: dict[str, Any] = json.loads(res.stdout)
+    assert doc["ok"], doc
+    return doc
+
+
+def ids(stack: Stack) -> dict[str, str]:
+    return {name: attrs["Id"] for name, attrs in stack.containers().items()}
+
+
+def touched(doc: dict[str, Any], key: str) -> set[str]:
+    return {name for name, e in doc["report"].items() if e[key]}
+
+
+def all_running(stack: Stack, names: tuple[str, ...] = ("app", "side", "worker", "db")) -> None:
+    rows = stack.client.api.containers(all=True, filters={"label": f"io.armstack.stack={stack.project}"})
+    services = sorted(r["Labels"]["io.armstack.service"] for r in rows)
+    assert services == sorted(names), rows   # one container per service: no duplicate, no orphan
+    assert all(r["State"] == "running" for r in rows), [(r["Names"], r["State"]) for r in rows]
+
+
+def test_one_line_change_rebuilds_only_that_service_from_cache(stack: Stack) -> None:
+    write_updates_stack(stack.dir, stack.project)
+    first = apply(stack)
+    assert touched(first, "rebuilt") == {"app", "worker"}
+    assert touched(first, "created") == {"app", "side", "worker", "db"}
+    before = ids(stack)
+    old_image = stack.client.images.get(f"{stack.project}-app").id
+
+    write_app(stack.dir, "v2")
+    doc = apply(stack)
+    app = doc["report"]["app"]
+    assert touched(doc, "rebuilt") == {"app"}
+    # Steps before the changed last line come from the layer cache; FROM has no cache line.
+    assert app["steps"] == 6 and app["cached"] == 4, app
+    assert touched(doc, "recreated") == {"app", "side"}   # side shares app's network namespace
+    after = ids(stack)
+    assert after["worker"] == before["worker"] and after["db"] == before["db"]
+    assert after["app"] != before["app"] and after["side"] != before["side"]
+    # download-then-kill: the old container ran during the build, so only a short stop/start gap.
+    assert 0 < app["downtime_seconds"] < app["build_seconds"], app
+    assert doc["totals"]["rebuilt"] == 1 and doc["totals"]["recreated"] == 2 and doc["totals"]["cached"] == 4
+    new_image = stack.client.images.get(f"{stack.project}-app")
+    assert new_image.id != old_image
+    assert stack.containers()["app"]["Image"] == new_image.id
+    all_running(stack)
+
+
+def test_apply_without_change_builds_and_restarts_nothing(stack: Stack) -> None:
+    write_updates_stack(stack.dir, stack.project)
+    apply(stack)
+    before = {name: (a["Id"], a["State"]["StartedAt"]) for name, a in stack.containers().items()}
+    t0 = time.monotonic()
+    doc = apply(stack)
+    assert time.monotonic() - t0 < 15
+    assert not any(e["rebuilt"] or e["recreated"] or e["created"] for e in doc["report"].values()), doc
+    assert doc["totals"] == {"rebuilt": 0, "recreated": 0, "created": 0, "removed": 0, "steps": 0, "cached": 0,
+                             "build_seconds": 0.0, "downtime_seconds": 0.0}
+    after = {name: (a["Id"], a["State"]["StartedAt"]) for name, a in stack.containers().items()}
+    assert after == before   # same containers, not even restarted
+
+
+@pytest.mark.parametrize("strategy", ["download-then-kill", "kill-then-download", "delete-then-download"])
+def test_update_strategy_order(stack: Stack, strategy: str) -> None:
+    write_updates_stack(stack.dir, stack.project, strategy=strategy, delay=3.0)
+    apply(stack)
+    old = stack.containers()["app"]
+    old_image = old["Image"]
+    events_since = time.time()
+    write_updates_stack(stack.dir, stack.project, strategy=strategy, version="v2", delay=3.0)
+    doc = apply(stack)
+    app = doc["report"]["app"]
+    assert app["strategy"] == strategy and app["rebuilt"] and app["recreated"], app
+
+    # When did the old container stop, relative to the new image being finished?
+    stopped = _event_time(stack, old["Id"], "die", events_since)
+    new_image = stack.client.images.get(f"{stack.project}-app")
+    built = _ts(new_image.attrs["Created"])
+    assert built is not None
+    if strategy == "download-then-kill":
+        assert stopped > built, (stopped, built)
+        assert app["downtime_seconds"] < 3.0, app
+    else:
+        assert stopped < built - 2.5, (stopped, built)   # stopped before the 3 s last step ran
+        assert app["downtime_seconds"] >= 3.0, app
+    old_image_exists = any(i.id == old_image for i in stack.client.images.list(all=True))
+    assert old_image_exists is (strategy != "delete-then-download")
+    assert touched(doc, "recreated") == {"app", "side"}
+    all_running(stack)
+
+
+def _event_time(stack: Stack, container_id: str, action: str, since: float) -> float:
+    events = stack.client.api.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True,
+                                     filters={"container": container_id, "event": action})
+    times = [e["timeNano"] / 1e9 for e in events]
+    assert times, f"no {action} event for {container_id[:12]}"
+    return float(min(times))
+
+
+def test_adding_and_removing_a_service_touches_only_it(stack: Stack) -> None:
+    write_updates_stack(stack.dir, stack.project)
+    apply(stack)
+    before = ids(stack)
+    cache = textwrap.indent(textwrap.dedent(f"""\
+        cache:
+          image: {BASE_IMAGE}
+          command: ["sh", "-c", "{LOOP.format(name='cache')}"]
+          restart: always
+          stop_grace_period: 2s
+          volumes: ["cachedata:/cache"]
+        """), "  ")
+    write_updates_stack(stack.dir, stack.project, more_services=cache, more_volumes="  cachedata: {}\n")
+    doc = apply(stack)
+    assert touched(doc, "created") == {"cache"} and not touched(doc, "recreated") and not touched(doc, "rebuilt")
+    added = ids(stack)
+    assert {k: v for k, v in added.items() if k != "cache"} == before
+    all_running(stack, ("app", "side", "worker", "db", "cache"))
+
+    write_updates_stack(stack.dir, stack.project)
+    doc = apply(stack)
+    assert doc["removed"] == ["cache"] and doc["totals"]["removed"] == 1
+    assert not any(e["recreated"] or e["created"] for e in doc["report"].values()), doc
+    assert ids(stack) == before
+    # The removed service's named volume stays (data is never removed by an apply).
+    assert stack.client.volumes.get(f"{stack.project}_cachedata") is not None
+
+
+def test_interrupted_update_converges_without_duplicates_or_half_tagged_images(stack: Stack) -> None:
+    write_updates_stack(stack.dir, stack.project, strategy="kill-then-download", delay=20.0)
+    apply(stack, timeout=180)
+    old_image = stack.client.images.get(f"{stack.project}-app").id
+    old_app = stack.containers()["app"]["Id"]
+
+    write_updates_stack(stack.dir, stack.project, strategy="kill-then-download", version="v2", delay=20.0)
+    cmd = [sys.executable, "-m", "runtime", "-f", str(stack.dir), "--data-dir", str(stack.data_dir), "--no-color",
+           "apply", "--timeout", "90"]
+    log = stack.dir / "interrupted.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=stack.env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        # Wait until the old container is stopped and the slow last step is running, then kill -9.
+        stack.wait("the last build step to start", lambda: "sleep 20" in log.read_text(errors="replace"), 60)
+        assert stack.containers()["app"]["State"]["Running"] is False
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    # The half-done build left the tag where it was.
+    assert stack.client.images.get(f"{stack.project}-app").id == old_image
+    assert stack.containers()["app"]["Id"] == old_app
+
+    doc = apply(stack, timeout=180)
+    assert doc["report"]["app"]["rebuilt"] and doc["report"]["app"]["cached"] >= 3
+    new = stack.client.images.get(f"{stack.project}-app")
+    assert new.id != old_image and new.labels["io.armstack.build-hash"]
+    all_running(stack)
+    assert stack.containers()["app"]["Image"] == new.id
