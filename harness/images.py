@@ -83,13 +83,18 @@ def mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
+def prefix() -> str:
+    """Repository prefix of every image the kit builds (a benchmark of a cold start uses its own)."""
+    return os.environ.get("ARMSTACK_IMAGE_PREFIX", "armstack")
+
+
 def host_tag(kind: str, arch: Arch) -> str:
     if kind == "debian":
-        return f"armstack/debian:{SUITE}-slim-{arch.name}"
+        return f"{prefix()}/debian:{SUITE}-slim-{arch.name}"
     if kind == "python":
-        return f"armstack/python:3.11-slim-{SUITE}-{arch.name}"
+        return f"{prefix()}/python:3.11-slim-{SUITE}-{arch.name}"
     if kind == "engine":
-        return f"armstack/device-engine:{SUITE}-{arch.name}"
+        return f"{prefix()}/device-engine:{SUITE}-{arch.name}"
     raise ValueError(kind)
 
 
@@ -263,7 +268,7 @@ def build_runtime(arch_name: str, client: docker.DockerClient | None = None) -> 
     client = client or docker.from_env()
     base = build_base("python", arch.name, client)
     source = runtime_source_hash()
-    tag = f"armstack/runtime:{source}-{arch.name}"
+    tag = f"{prefix()}/runtime:{source}-{arch.name}"
     if _image_label(client, tag, LABEL_SOURCE) == source:
         return tag
     with step(f"image {tag}") as update:

@@ -1,0 +1,63 @@
+"""``python -m bench [--quick] [--only a,b]``: run the benchmarks, write bench/results/."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any
+
+from bench.common import Result, device, write
+
+# name -> needs a device (benchmarks that need one share a single device, as their sides must)
+BENCHES: dict[str, bool] = {
+    "planner": False, "recovery": True, "footprint": True, "updates": True, "disk": True, "device_start": False,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, no cold builds: minutes")
+    parser.add_argument("--all", action="store_true", help="everything, cold device start included")
+    parser.add_argument("--only", default="", help="comma list of: " + ", ".join(BENCHES))
+    parser.add_argument("--arch", default="arm64")
+    args = parser.parse_args(argv)
+    wanted = [b for b in (args.only.split(",") if args.only else BENCHES) if b]
+    unknown = set(wanted) - set(BENCHES)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    results: list[Result] = []
+
+    def collect(name: str, out: Any) -> None:
+        if isinstance(out, Result):
+            results.append(out)
+        elif isinstance(out, dict):  # benchmarks that return plain figures
+            r = Result(name)
+            for k, v in out.items():
+                if isinstance(v, int | float | str):
+                    r.row(k, float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+            results.append(r)
+
+    for name in [b for b in wanted if not BENCHES[b]]:
+        print(f"== {name}", flush=True)
+        module = importlib.import_module(f"bench.{name}")
+        collect(name, module.run(quick=args.quick) if name != "device_start" else module.run(
+            quick=args.quick and not args.all, arch=args.arch))
+    device_benches = [b for b in wanted if BENCHES[b]]
+    for name in device_benches:
+        # Each gets a fresh device: one benchmark's crashes or full card must not skew another's.
+        print(f"== {name}", flush=True)
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ImportError as e:
+            print(f"   skipped: {e}", flush=True)
+            continue
+        with device(arch=args.arch, disk="2G") as d:
+            collect(name, module.run(d, quick=args.quick))
+    out = write(results)
+    print(f"results: {out}/results.md, results.json and plots", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

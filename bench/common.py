@@ -1,0 +1,94 @@
+"""Shared plumbing of the benchmarks: timing, the device they run on, and result files.
+
+Every benchmark measures both sides in one run on the same machine and reports ratios:
+absolute times on shared machines are noise, ratios within one run are not.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    """One benchmark's figures: ``rows`` become table lines, ``series`` become plots."""
+
+    name: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def row(self, metric: str, value: float | str, unit: str = "", **extra: Any) -> None:
+        self.rows.append({"metric": metric, "value": value, "unit": unit, **extra})
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        print(f"  {self.name:12} {metric:55} {shown:>10} {unit}", flush=True)
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": float(len(values))}
+
+
+@contextmanager
+def device(arch: str = "arm64", disk: str = "2G", **kw: Any) -> Iterator[Any]:
+    from harness.device import EmulatedDevice
+
+    with EmulatedDevice(arch=arch, disk=disk, **kw) as d:
+        yield d
+
+
+def write(results: list[Result]) -> Path:
+    """results.json, results.md (the table the README shows) and one PNG per plotted series."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {r.name: {"rows": r.rows, "series": r.series, "notes": r.notes} for r in results}
+    data["_meta"] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (RESULTS / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+    lines = ["| benchmark | metric | value | unit |", "|---|---|---:|---|"]
+    for r in results:
+        for row in r.rows:
+            v = row["value"]
+            shown = f"{v:.3f}" if isinstance(v, float) else v
+            lines.append(f"| {r.name} | {row['metric']} | {shown} | {row['unit']} |")
+        lines += [f"| {r.name} | note: {n} | | |" for n in r.notes]
+    (RESULTS / "results.md").write_text("\n".join(lines) + "\n")
+    _plot(results)
+    return RESULTS
+
+
+def _plot(results: list[Result]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    for r in results:
+        if not r.series:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        names = list(r.series)
+        values = [statistics.median(v) if v else 0.0 for v in r.series.values()]
+        bars = ax.barh(names, values, color=["#2a9d8f", "#e9c46a", "#e76f51", "#264653"][: len(names)])
+        ax.bar_label(bars, fmt="%.2f s", padding=3)
+        ax.set_xscale("log" if max(values) / max(min(values), 1e-3) > 50 else "linear")
+        ax.set_xlabel("seconds (median, lower is better)")
+        ax.set_title(r.name)
+        fig.tight_layout()
+        fig.savefig(RESULTS / f"{r.name}.png", dpi=110)
+        plt.close(fig)
