@@ -10,13 +10,13 @@ setup:
 	@bash scripts/setup.sh
 
 images: setup
-	$(PY) -m harness.cli build --arch $(ARCH)
+	$(PY) -m harness.cli build --arch $(ARCH) --kind engine,python,debian,runtime
 
-demo: setup
+demo: images
 	$(PY) -m harness.demo --arch $(ARCH)
 
 # Unit + integration + the quick e2e set (minimal stack, arm64): what CI runs.
-test: setup
+test: images
 	$(PYTEST) -m "not full" -p no:cacheprovider --junitxml=reports/junit.xml tests
 
 test-unit: setup
@@ -25,11 +25,12 @@ test-unit: setup
 test-integration: setup
 	$(PYTEST) tests/integration
 
-test-e2e: setup
+test-e2e: images
 	$(PYTEST) -m "e2e and not full" tests/e2e
 
 # The whole matrix: every stack x fault, arm64 and armv7.
 test-full: setup
+	$(PY) -m harness.cli build --arch arm64,armv7 --kind engine,python,debian,runtime
 	$(PYTEST) --arch arm64,armv7 tests
 
 lint: setup

@@ -33,7 +33,9 @@ def images_main(argv: list[str]) -> int:
         unknown = set(kinds) - set(KINDS)
         if unknown:
             parser.error(f"unknown kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}")
-        for arch in [a.strip() for a in args.arch.split(",") if a.strip()]:
+        arches = [a.strip() for a in args.arch.split(",") if a.strip()]
+        images.prefetch_rootfs(arches, kinds)
+        for arch in arches:
             for kind in kinds:
                 if kind == "engine":
                     tag = images.build_engine()

@@ -169,6 +169,27 @@ def _trim(root: Path, python: bool) -> None:
             marker.unlink()
 
 
+def prefetch_rootfs(arches: list[str], kinds: list[str]) -> None:
+    """Debootstrap every missing rootfs at once: they wait on the network and on QEMU in turns,
+    so running them side by side takes about as long as the slowest one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs: list[tuple[Arch, tuple[str, ...], bool]] = []
+    for name in arches:
+        arch = get_arch(name)
+        for kind in kinds:
+            if kind in BASES:
+                jobs.append((arch, BASES[kind].packages, BASES[kind].python))
+            elif kind == "runtime":
+                jobs.append((arch, BASES["python"].packages, True))
+    if "engine" in kinds:
+        jobs.append((get_arch("amd64"), ENGINE_PACKAGES, False))
+    unique = {(a.name, p): (a, p, py) for a, p, py in jobs}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for future in [pool.submit(rootfs_tarball, a, p, py) for a, p, py in unique.values()]:
+            future.result()
+
+
 def _image_label(client: docker.DockerClient, tag: str, label: str) -> str | None:
     try:
         return (client.images.get(tag).labels or {}).get(label)
