@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_for(restarted, device.timeout(30), f"{args.crash} to be restarted")
             device.wait_until_running(args.crash, timeout=60)
             state = device.services()[args.crash]
-            print(f"\n== {args.crash} recovered in {time.monotonic() - t1:.2f}s "
+            print(f"\n== {args.crash} running and healthy again {time.monotonic() - t1:.2f}s after the crash "
                   f"(same container: {state.container_id == before}, restarts: {state.restarts})", flush=True)
             time.sleep(3)
             stop.set()

@@ -34,7 +34,21 @@ import docker
 
 from runtime import backoff as bo
 from runtime import disk as disk_policy
-from runtime.actions import Action, Build, Create, Pull, Recreate, Remove, RemoveImage, Restart, Start, Stop, Wait
+from runtime.actions import (
+    Action,
+    Build,
+    Create,
+    EnsureNetwork,
+    EnsureVolume,
+    Pull,
+    Recreate,
+    Remove,
+    RemoveImage,
+    Restart,
+    Start,
+    Stop,
+    Wait,
+)
 from runtime.compose.model import StackSpec
 from runtime.control import ProjectLock, read_request
 from runtime.desired import make_desired
@@ -759,6 +773,12 @@ def _describe_action(a: Action) -> str:
         return f"removing service {a.service} (no longer in the file; its volumes stay)"
     if isinstance(a, RemoveImage):
         return f"removing the old image {a.image_id.removeprefix('sha256:')[:12]} of service {a.service}"
+    if isinstance(a, EnsureNetwork):
+        return f"creating network {a.name}"
+    if isinstance(a, EnsureVolume):
+        return f"creating volume {a.name}"
+    if isinstance(a, Pull):
+        return f"pulling {a.image} for service {a.service}"
     if svc:
         return f"{name} {svc}"
     return f"{name} {getattr(a, 'name', '')}".strip()
