@@ -1,0 +1,131 @@
+"""Benchmark: warm rebuild after a one-line change vs cold build of the same stack, in one run.
+
+On one fresh emulated device, ``stacks/updates`` is deployed from nothing (cold: both built
+services build every step), then the last line of ``api/Dockerfile`` is changed and the stack
+deployed again (warm: only api rebuilds, the earlier steps from the layer cache), ``rounds``
+times. Reported, from the runtime's own update reports plus the device engine:
+
+- ``warm_cold_build_ratio``: warm build seconds / cold build seconds of the stack (goal ≤ 0.25);
+- ``warm_cold_apply_ratio``: the same for the whole apply, wall clock as ``deploy()`` saw it;
+- ``downtime_seconds``: how long the changed service was down per update (old stopped → new running);
+- ``untouched_restarts``: restarts/recreates of the services the change does not concern (goal 0).
+
+Run alone with ``python -m bench.updates [--quick] [--arch arm64] [--out FILE]``; ``bench``'s
+runner calls :func:`run` with a started device that runs no stack yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.device import EmulatedDevice
+from harness.report import UpdateReport
+
+STACK = Path(__file__).resolve().parents[1] / "stacks" / "updates"
+CHANGED = "api"
+UNTOUCHED = ("worker", "cache")
+GOAL_RATIO = 0.25
+
+
+def _set_last_line(stack: Path, line: str) -> None:
+    dockerfile = stack / CHANGED / "Dockerfile"
+    lines = dockerfile.read_text().rstrip("\n").splitlines()
+    dockerfile.write_text("\n".join([*lines[:-1], line]) + "\n")
+
+
+def _containers(device: EmulatedDevice) -> dict[str, tuple[str, str, int]]:
+    """service -> (container id, StartedAt, engine restart count) on the device."""
+    out: dict[str, tuple[str, str, int]] = {}
+    for c in device.engine.containers.list(all=True, filters={"label": "io.armstack.stack=updates"}):
+        out[c.labels["io.armstack.service"]] = (c.id, c.attrs["State"]["StartedAt"], int(c.attrs["RestartCount"]))
+    return out
+
+
+def _timed_deploy(device: EmulatedDevice, stack: Path) -> tuple[UpdateReport, float]:
+    t0 = time.monotonic()
+    report = device.deploy(stack)
+    return report, time.monotonic() - t0
+
+
+def run(device: EmulatedDevice, quick: bool) -> dict[str, Any]:
+    """Measure cold vs warm updates on ``device`` (started, no stack deployed); returns the figures."""
+    rounds = 1 if quick else 3
+    with tempfile.TemporaryDirectory(prefix="armstack-bench-updates-") as tmp:
+        stack = Path(tmp) / "updates"
+        shutil.copytree(STACK, stack)
+
+        cold, cold_wall = _timed_deploy(device, stack)
+        if not cold.ok:
+            raise RuntimeError(f"the cold deploy failed: {cold.error}")
+        cold_build = cold.build_seconds
+        warm_runs: list[dict[str, Any]] = []
+        for i in range(rounds):
+            before = _containers(device)
+            _set_last_line(stack, f"RUN echo bench-{i + 2} > /app/version")
+            warm, warm_wall = _timed_deploy(device, stack)
+            after = _containers(device)
+            changed = warm.service(CHANGED)
+            restarts = sum(1 for s in UNTOUCHED if before.get(s) != after.get(s))
+            warm_runs.append({
+                "build_seconds": warm.build_seconds,
+                "apply_seconds": round(warm_wall, 3),
+                "rebuilt": warm.rebuilt,
+                "steps": changed.steps,
+                "cached": changed.cached,
+                "downtime_seconds": changed.downtime_seconds,
+                "untouched_restarts": restarts,
+            })
+
+    warm_build = statistics.median(r["build_seconds"] for r in warm_runs)
+    warm_wall = statistics.median(r["apply_seconds"] for r in warm_runs)
+    ratio = warm_build / cold_build if cold_build else float("nan")
+    return {
+        "benchmark": "updates",
+        "arch": device.arch.name,
+        "quick": quick,
+        "rounds": rounds,
+        "cold": {"build_seconds": round(cold_build, 3), "apply_seconds": round(cold_wall, 3),
+                 "rebuilt": cold.rebuilt,
+                 "steps": sum(s.steps for s in cold.services.values())},
+        "warm": warm_runs,
+        "warm_build_seconds": round(warm_build, 3),
+        "warm_apply_seconds": round(warm_wall, 3),
+        "warm_cold_build_ratio": round(ratio, 4),
+        "warm_cold_apply_ratio": round(warm_wall / cold_wall, 4) if cold_wall else None,
+        "goal_ratio": GOAL_RATIO,
+        "goal_met": ratio <= GOAL_RATIO and all(r["untouched_restarts"] == 0 for r in warm_runs),
+        "downtime_seconds": round(statistics.median(r["downtime_seconds"] for r in warm_runs), 3),
+        "untouched_restarts": sum(r["untouched_restarts"] for r in warm_runs),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.updates", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one warm round instead of three")
+    parser.add_argument("--arch", default="arm64")
+    parser.add_argument("--disk", default="2G", help="the device's SD card size")
+    parser.add_argument("--out", type=Path, default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    with EmulatedDevice(arch=args.arch, disk=args.disk) as device:
+        result = run(device, args.quick)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(f"warm/cold build: {result['warm_cold_build_ratio']:.1%} (goal ≤ {GOAL_RATIO:.0%}), "
+          f"downtime of {CHANGED}: {result['downtime_seconds']:.2f}s, "
+          f"untouched restarts: {result['untouched_restarts']}", file=sys.stderr)
+    return 0 if result["goal_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
