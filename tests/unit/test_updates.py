@@ -244,3 +244,26 @@ def test_a_plain_create_is_not_a_recreate() -> None:
 def test_failed_actions_do_not_count() -> None:
     report = merge_results({}, [ActionResult(Build("app", "demo-app", "x"), False, "boom")])
     assert report == {}
+
+
+# -- the harness's typed report --------------------------------------------------------------
+
+
+def test_update_report_parses_the_runtime_json_and_stays_a_mapping() -> None:
+    from harness.report import UpdateReport
+
+    doc = {"generation": 2, "ok": True, "error": None, "finished_at": 1.0,
+           "report": {"api": {"rebuilt": True, "steps": 8, "cached": 6, "build_seconds": 1.5, "recreated": True,
+                              "created": False, "downtime_seconds": 0.7, "strategy": "download-then-kill"},
+                      "db": {"rebuilt": False, "recreated": False}},
+           "totals": {"rebuilt": 1}, "removed": ["old"]}
+    report = UpdateReport.from_json(doc)
+    assert report.ok and report.generation == 2 and report.removed == ("old",)
+    assert report.rebuilt == ["api"] and report.recreated == ["api"] and report.untouched == ["db"]
+    assert report.service("api").cached == 6 and report.service("api").downtime_seconds == 0.7
+    assert report.build_seconds == 1.5
+    assert report["report"]["api"]["steps"] == 8 and report.get("ok") is True and "totals" in report
+    with pytest.raises(KeyError, match="api, db"):
+        report.service("web")
+    empty = UpdateReport.from_json(None)
+    assert not empty.ok and empty.services == {} and dict(empty) == {}
