@@ -60,7 +60,7 @@ from runtime.executor import ActionResult, Executor
 from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
 from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
-from runtime.planner import plan
+from runtime.planner import DOWNLOAD_THEN_KILL, plan, update_strategy
 from runtime.report import full_report, kept_container, merge_results, not_ready, removed_services, totals
 from runtime.state import (
     ApplyResult,
@@ -513,10 +513,11 @@ class Supervisor:
                     break
                 for a in todo:
                     self.presenter.runtime(_describe_action(a))
+                held_before = set(self.failed_images)
                 results = self.executor.execute(todo)
                 failed = self._after(results)
                 observed = self.executor.observe()
-                if failed:
+                if failed and not self._fallback_due(held_before):
                     break
         except EngineError as exc:
             self.next_reconcile = time.monotonic() + min(ENGINE_RETRY, self.reconcile_interval)
@@ -526,6 +527,14 @@ class Supervisor:
         self._check_apply(observed)
         self._write_status()
         return None
+
+    def _fallback_due(self, held_before: set[str]) -> bool:
+        """Whether a failed round still needs one more: a service whose update strategy took it
+        down before its build/pull failed gets its old container back now, not a reconcile later."""
+        assert self.stack is not None
+        newly = self.failed_images - held_before
+        return any(update_strategy(self.stack.service(s)) != DOWNLOAD_THEN_KILL
+                   for s in newly if s in self.stack.service_names)
 
     def _skip(self, a: Action) -> bool:
         # A build that failed in this generation is not retried until the next apply: a broken

@@ -231,3 +231,18 @@ def test_interrupted_update_converges_without_duplicates_or_half_tagged_images(s
     assert new.id != old_image and new.labels["io.armstack.build-hash"]
     all_running(stack)
     assert stack.containers()["app"]["Image"] == new.id
+
+
+def test_failed_build_under_kill_then_download_restarts_the_old_container(stack: Stack) -> None:
+    write_updates_stack(stack.dir, stack.project, strategy="kill-then-download")
+    apply(stack)
+    before = ids(stack)
+    dockerfile = stack.dir / "app" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().rstrip("\n").rsplit("\n", 1)[0] + "\nRUN false\n")
+    res = stack.cli("apply", "--json", "--timeout", "60", timeout=120)
+    assert res.returncode == 1, res.stderr + res.stdout
+    doc = json.loads(res.stdout)
+    assert not doc["ok"] and "app" in doc["error"], doc
+    # The old container was stopped for the build; with the build failed it serves again.
+    assert ids(stack) == before
+    all_running(stack)
