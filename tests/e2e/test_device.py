@@ -14,11 +14,7 @@ from harness.arch import get_arch
 from harness.device import EmulatedDevice
 from harness.plugin import save_artifacts
 from harness.waits import wait_for
-
-
-def _hits(device: EmulatedDevice) -> int:
-    out = device.exec("server", "cat /data/hits 2>/dev/null || echo 0").output.strip()
-    return int(out or 0)
+from tests.e2e.conftest import hits
 
 
 @pytest.mark.quick
@@ -67,18 +63,18 @@ def test_sd_card_size_and_enospc(arm_device: EmulatedDevice) -> None:
 def test_power_cut_and_reboot_keep_images_and_volume_data(arm_device: EmulatedDevice, stacks: Path) -> None:
     arm_device.deploy(stacks / "minimal")
     arm_device.wait_until_running("client", timeout=60)
-    wait_for(lambda: _hits(arm_device) >= 3, arm_device.timeout(20), "the client to register hits")
+    wait_for(lambda: hits(arm_device) >= 3, arm_device.timeout(20), "the client to register hits")
     images_before = {t for img in arm_device.engine.images.list() for t in img.tags}
 
     arm_device.power_cut()
     arm_device.wait_until_running("server", timeout=90)
-    after_cut = _hits(arm_device)
+    after_cut = hits(arm_device)
     assert after_cut >= 3
     assert images_before <= {t for img in arm_device.engine.images.list() for t in img.tags}
 
     arm_device.reboot()
     arm_device.wait_until_running("server", timeout=90)
-    assert _hits(arm_device) >= after_cut
+    assert hits(arm_device) >= after_cut
     assert "minimal-server:latest" in {t for img in arm_device.engine.images.list() for t in img.tags}
 
 
