@@ -17,7 +17,7 @@ demo: images
 
 # Unit + integration + the quick e2e set (minimal stack, arm64): what CI runs.
 test: images
-	$(PYTEST) -m "not full" -p no:cacheprovider --junitxml=reports/junit.xml tests
+	$(PYTEST) -m "not full" -p no:cacheprovider --junitxml=reports/junit.xml tests/unit tests/integration tests/e2e
 
 test-unit: setup
 	$(PYTEST) -m unit tests/unit

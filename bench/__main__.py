@@ -9,9 +9,10 @@ from typing import Any
 
 from bench.common import Result, device, write
 
-# name -> needs a device (benchmarks that need one share a single device, as their sides must)
-BENCHES: dict[str, bool] = {
-    "planner": False, "recovery": True, "footprint": True, "updates": True, "disk": True, "device_start": False,
+# name -> SD card size of the device it runs on (None: no device). Both sides of one
+# comparison run on the same device; each benchmark gets a fresh one.
+BENCHES: dict[str, str | None] = {
+    "planner": None, "recovery": "2G", "footprint": "2G", "updates": "2G", "disk": "1500M", "device_start": None,
 }
 
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as e:
             print(f"   skipped: {e}", flush=True)
             continue
-        with device(arch=args.arch, disk="2G") as d:
+        with device(arch=args.arch, disk=BENCHES[name] or "2G") as d:
             collect(name, module.run(d, quick=args.quick))
     out = write(results)
     print(f"results: {out}/results.md, results.json and plots", flush=True)
