@@ -147,3 +147,31 @@ def test_power_cut_during_an_update_build_converges(arm_device: EmulatedDevice, 
     assert len(tagged) == 1 and tagged[0].id not in images_before
     assert tagged[0].labels.get("io.armstack.build-hash")
     assert arm_device.container("api").image.id == tagged[0].id
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("strategy", ["kill-then-download", "delete-then-download"])
+def test_update_strategies_on_the_device(arm_device: EmulatedDevice, stacks: Path, tmp_path: Path,
+                                         strategy: str) -> None:
+    stack = copy_stack(stacks, tmp_path)
+    set_strategy(stack, "api", strategy)
+    arm_device.deploy(stack)
+    wait_for(lambda: all_running(arm_device), arm_device.timeout(30), "the stack to run")
+    before = container_ids(arm_device)
+    old_image = arm_device.engine.images.get("updates-api").id
+
+    set_last_line(stack, "RUN sleep 3 && echo v2 > /app/version")
+    report = arm_device.deploy(stack)
+    api = report.service("api")
+    assert api.strategy == strategy and api.rebuilt and api.recreated, api
+    # The old container went down before the build: the downtime covers the whole build.
+    assert api.downtime_seconds >= api.build_seconds >= 3, api
+    old_kept = any(i.id == old_image for i in arm_device.engine.images.list(all=True))
+    if strategy == "kill-then-download":
+        assert old_kept and api.cached == api.steps - 2, api
+    else:
+        # The old image went first, its cache layers with it: every step ran again.
+        assert not old_kept and api.cached == 0, api
+    after = container_ids(arm_device)
+    assert after["worker"] == before["worker"] and after["cache"] == before["cache"]
+    wait_for(lambda: version(arm_device) == "v2", arm_device.timeout(10), "api to serve v2")
