@@ -64,6 +64,7 @@ class ServiceState:
     last_exit: int | None = None
     crash_looping: bool = False
     backoff_until: float | None = None
+    oom_killed: bool = False
 
 
 @dataclass(frozen=True)
@@ -369,7 +370,7 @@ class EmulatedDevice:
                 status=s.get("state", "unknown"), container_id=s.get("container_id"),
                 restarts=int(s.get("restarts") or 0), image=s.get("image"), health=s.get("health"),
                 last_exit=s.get("last_exit"), crash_looping=bool(s.get("crash_looping")),
-                backoff_until=s.get("backoff_until"))
+                backoff_until=s.get("backoff_until"), oom_killed=bool(s.get("oom_killed")))
         return out
 
     def find_container(self, service: str, *, running: bool = True) -> Any | None:
@@ -453,6 +454,24 @@ class EmulatedDevice:
         sig = signal.upper().removeprefix("SIG")
         self._shell_ok(f"kill -s {sig} {pid}")
         return str(c.id)
+
+    def oom(self, service: str, timeout: float = 60.0) -> str:
+        """A real crash by the kernel's OOM killer (the service needs a mem_limit): see harness.faults."""
+        from harness import faults
+
+        return faults.oom(self, service, timeout)
+
+    def crash_loop(self, service: str, times: int = 5, timeout: float = 60.0) -> str:
+        """Real crashes in a row: SIGKILL the service each time it runs again; see harness.faults."""
+        from harness import faults
+
+        return faults.crash_loop(self, service, times, timeout)
+
+    def make_unhealthy(self, service: str, command: str, timeout: float = 60.0) -> str:
+        """Run a stack's own switch that fails the service's healthcheck; nothing is stopped."""
+        from harness import faults
+
+        return faults.make_unhealthy(self, service, command, timeout)
 
     def _host_kill(self, which: str) -> None:
         c = self._container(which)

@@ -6,6 +6,7 @@ import sys
 import urllib.request
 
 PATH = "/data/hits"
+UNHEALTHY = "/tmp/unhealthy"
 
 
 def read() -> int:
@@ -39,6 +40,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     if "--check" in sys.argv:
+        # The switch the fault scenarios flip; /tmp is a tmpfs, so a restart heals the service.
+        if os.path.exists(UNHEALTHY):
+            sys.exit(f"unhealthy: {UNHEALTHY} exists")
         urllib.request.urlopen("http://127.0.0.1:8000/health", timeout=5)
         sys.exit(0)
     print("server listening on :8000, hits so far:", read(), flush=True)
