@@ -181,11 +181,11 @@ class DiskIO:
             if shared > 0:
                 size = max(0, size - shared)
             iid = row["Id"]
-            owned = lab.get(L.STACK) == self.project or iid in pulled
+            owned = self.project in (lab.get(L.IMAGE_STACK), lab.get(L.STACK)) or iid in pulled  # STACK: older builds
             tags = tuple(t for t in (row.get("RepoTags") or ()) if t and t != "<none>:<none>")
             out.append(ImageInfo(id=iid, size=size, owned=owned, last_used=last_used.get(iid, 0.0),
                                  created_at=float(row.get("Created") or 0), tags=tags,
-                                 service=lab.get(L.SERVICE) or pulled.get(iid, "")))
+                                 service=lab.get(L.IMAGE_SERVICE) or lab.get(L.SERVICE) or pulled.get(iid, "")))
         return out, cache
 
     def image_id(self, ref: str) -> str | None:
@@ -229,7 +229,7 @@ class DiskIO:
     def dangling_owned(self) -> list[str]:
         """Untagged images labelled as the stack's (what its builds left when a tag moved on)."""
         try:
-            rows = self.api.images(filters={"dangling": True, "label": f"{L.STACK}={self.project}"})
+            rows = self.api.images(filters={"dangling": True, "label": f"{L.IMAGE_STACK}={self.project}"})
         except (docker.errors.DockerException, OSError):
             return []
         return [str(r["Id"]) for r in rows]

@@ -190,7 +190,9 @@ class Executor:
             raise EngineError(f"The Docker engine is unreachable: {exc}.") from exc
 
     def _observe_containers(self) -> Iterator[ObservedContainer]:
-        rows = self.api.containers(all=True, filters={"label": f"{L.STACK}={self.stack.project}"})
+        # Only containers this runtime created carry a config hash; the stack label alone could
+        # come from somewhere else (a probe, a hand-made container given the label).
+        rows = self.api.containers(all=True, filters={"label": [f"{L.STACK}={self.stack.project}", L.CONFIG_HASH]})
         for row in rows:
             labels = row.get("Labels") or {}
             state = row.get("State") or "created"
@@ -381,7 +383,8 @@ class Executor:
         image_id: str | None = None
         errors: list[str] = []
 
-        labels = self._labels(**{L.BUILD_HASH: a.build_hash, L.SERVICE: a.service})
+        labels = {**self.extra_labels, L.IMAGE_STACK: self.stack.project, L.IMAGE_SERVICE: a.service,
+                  L.BUILD_HASH: a.build_hash}
         label_steps = tuple(f"LABEL {k}=" for k in labels)
         in_label = False
 

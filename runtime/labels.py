@@ -8,6 +8,10 @@ STACK = "io.armstack.stack"
 SERVICE = "io.armstack.service"
 CONFIG_HASH = "io.armstack.config-hash"
 BUILD_HASH = "io.armstack.build-hash"
+# Images carry ownership under keys of their own: a container inherits its image's labels, so
+# image labels must never look like the container labels that make a container the stack's.
+IMAGE_STACK = "io.armstack.image.stack"
+IMAGE_SERVICE = "io.armstack.image.service"
 RELEASE = "io.armstack.release"
 UPDATE_STRATEGY = "io.armstack.update-strategy"
 

@@ -200,7 +200,7 @@ def _cleanup(client: Any, project: str) -> None:
     for v in client.volumes.list(filters=flt):
         with contextlib.suppress(docker.errors.APIError):
             v.remove(force=True)
-    for img in client.images.list(filters=flt):
+    for img in client.images.list(filters={"label": [f"io.armstack.image.stack={project}", TEST_LABEL]}):
         with contextlib.suppress(docker.errors.APIError):
             client.images.remove(img.id, force=True)
 

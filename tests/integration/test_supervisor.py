@@ -102,6 +102,25 @@ def test_periodic_reconcile_recreates_a_container_removed_by_hand(stack: Stack, 
                lambda: (c := stack.containers().get("web")) and c["Id"] != old and c["State"]["Running"])
 
 
+def test_containers_run_by_hand_from_stack_images_are_not_the_stacks(stack: Stack, engine: Any) -> None:
+    # A container inherits its image's labels: someone debugging with `docker run <stack image>`
+    # must not have that container adopted as a duplicate and removed, nor shown in the stack.
+    write_stack(stack.dir, stack.project)
+    stack.start_supervisor("--reconcile-interval", "1")
+    assert stack.wait_applied()["ok"]
+    image = stack.containers()["db"]["Image"]
+    by_hand = engine.containers.run(image, ["sleep", "300"], detach=True, labels={"io.armstack.test": "1"})
+    try:
+        gen = stack.status()["generation"]
+        stack.cli("apply", "--timeout", "30")   # a full reconcile pass, and another by the timer
+        stack.wait_applied(gen + 1)
+        by_hand.reload()
+        assert by_hand.status == "running"
+        assert by_hand.id not in {c["Id"] for c in stack.containers().values()}
+    finally:
+        by_hand.remove(force=True)
+
+
 def test_apply_hands_a_changed_file_to_the_running_supervisor(stack: Stack) -> None:
     write_stack(stack.dir, stack.project)
     stack.start_supervisor()
