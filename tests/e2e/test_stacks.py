@@ -50,7 +50,7 @@ def test_torrent_box(arm_device: EmulatedDevice, stacks: Path) -> None:
 
 
 @pytest.mark.full
-@pytest.mark.device(arch="arm64")
+@pytest.mark.device(arch=["arm64", "armv7"])
 def test_sensor_hub(arm_device: EmulatedDevice, stacks: Path) -> None:
     arm_device.deploy(stacks / "sensor-hub")
     for service in ("broker", "publisher", "subscriber", "dashboard"):
