@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from runtime.executor import _ts
-from tests.integration.conftest import BASE_IMAGE, LOOP, ROOT, Stack
+from tests.integration.conftest import BASE_IMAGE, LOOP, ROOT, EventRecorder, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -143,14 +143,16 @@ def test_update_strategy_order(stack: Stack, strategy: str) -> None:
     apply(stack)
     old = stack.containers()["app"]
     old_image = old["Image"]
-    events_since = time.time()
+    recorder = EventRecorder(stack.client, {"container": old["Id"], "event": "die"})
     write_updates_stack(stack.dir, stack.project, strategy=strategy, version="v2", delay=3.0)
     doc = apply(stack)
+    dies = [e["timeNano"] / 1e9 for e in recorder.stop()]
     app = doc["report"]["app"]
     assert app["strategy"] == strategy and app["rebuilt"] and app["recreated"], app
 
     # When did the old container stop, relative to the new image being finished?
-    stopped = _event_time(stack, old["Id"], "die", events_since)
+    assert dies, f"no die event for {old['Id'][:12]}"
+    stopped = min(dies)
     new_image = stack.client.images.get(f"{stack.project}-app")
     built = _ts(new_image.attrs["Created"])
     assert built is not None
@@ -164,14 +166,6 @@ def test_update_strategy_order(stack: Stack, strategy: str) -> None:
     assert old_image_exists is (strategy != "delete-then-download")
     assert touched(doc, "recreated") == {"app", "side"}
     all_running(stack)
-
-
-def _event_time(stack: Stack, container_id: str, action: str, since: float) -> float:
-    events = stack.client.api.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True,
-                                     filters={"container": container_id, "event": action})
-    times = [e["timeNano"] / 1e9 for e in events]
-    assert times, f"no {action} event for {container_id[:12]}"
-    return float(min(times))
 
 
 def test_adding_and_removing_a_service_touches_only_it(stack: Stack) -> None:
