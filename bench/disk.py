@@ -59,7 +59,9 @@ def running_version(device: Any) -> str | None:
     c = device.find_container("app")
     if c is None:
         return None
-    return str(device.exec("app", "cat /version").output.strip())
+    # Exec in the container just found: looking it up again could find none mid-update.
+    code, out = c.exec_run(["cat", "/version"])
+    return out.decode(errors="replace").strip() if code == 0 else None
 
 
 class Sampler:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from harness.errors import HarnessError, WaitTimeout
+from harness.errors import FaultError, HarnessError, WaitTimeout
 
 T = TypeVar("T")
 
@@ -25,6 +25,8 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str,
             result = probe()
             if result:
                 return result
+        except FaultError as e:  # "no such container (yet)": what a wait is for
+            last_error = e
         except HarnessError:
             raise  # the probe saw something that no amount of waiting will fix
         except Exception as e:  # a probe may fail while a container restarts; keep waiting
