@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -81,31 +82,42 @@ def test_power_cut_and_reboot_keep_images_and_volume_data(arm_device: EmulatedDe
 @pytest.mark.full
 @pytest.mark.parametrize("interrupt", [False, True], ids=["failing-test", "ctrl-c"])
 def test_nothing_left_on_host_after_failure_or_interrupt(pytester: pytest.Pytester, interrupt: bool) -> None:
+    import socket
+
     import docker
 
     host = docker.from_env()
-    before = {c.id for c in host.containers.list(all=True)}, {v.name for v in host.volumes.list()}
-    # The inner test blocks (until Ctrl-C arrives) or fails at once.
+    # The inner session blocks (until Ctrl-C arrives) or fails at once; it prints its PID, which
+    # every object it creates carries in its owner label.
     pytester.makepyfile(test_inner=textwrap.dedent(f"""
-        import threading
+        import os, threading
         def test_fails(arm_device):
-            print("DEVICE-UP", flush=True)
+            print("DEVICE-UP", os.getpid(), flush=True)
             threading.Event().wait(600 if {interrupt!r} else 0)
             assert False, "failing on purpose"
     """))
     cmd = [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", str(pytester.path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=pytester.path)
     assert proc.stdout is not None
-    output = []
+    output, owned_while_up = [], 0
+    owner = ""
+
+    def owned() -> int:
+        flt = {"label": f"io.armstack.owner={owner}"}
+        return len(host.containers.list(all=True, filters=flt)) + len(host.volumes.list(filters=flt))
+
     for line in proc.stdout:
         output.append(line)
-        if interrupt and "DEVICE-UP" in line:
-            proc.send_signal(2)  # SIGINT, as Ctrl-C would
+        up = re.search(r"DEVICE-UP (\d+)$", line.strip())
+        if up and not owner:   # the failure report quotes the print line too: take the real one
+            owner = f"{socket.gethostname()}:{up.group(1)}"
+            owned_while_up = owned()
+            if interrupt:
+                proc.send_signal(2)  # SIGINT, as Ctrl-C would
     proc.wait(timeout=600)
     text = "".join(output)
-    assert "DEVICE-UP" in text, text
+    assert owner, text
+    assert owned_while_up >= 5, "the inner test's device should have existed"  # engine container + 4 volumes
     if not interrupt:
         assert "device artefacts saved under" in text, text
-    after = {c.id for c in host.containers.list(all=True)}, {v.name for v in host.volumes.list()}
-    assert after[0] <= before[0], "containers left behind"
-    assert after[1] <= before[1], "volumes left behind"
+    assert owned() == 0, f"objects of {owner} left behind"
