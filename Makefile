@@ -2,6 +2,8 @@
 PY      := .venv/bin/python
 PYTEST  := .venv/bin/pytest
 ARCH    ?= arm64
+# The quick e2e set boots one armv7 device too.
+TEST_ARCHES ?= arm64,armv7
 export TESTCONTAINERS_RYUK_DISABLED := true
 
 .PHONY: setup images demo test test-unit test-integration test-e2e test-full lint typecheck bench bench-quick clean
@@ -15,8 +17,9 @@ images: setup
 demo: images
 	$(PY) -m harness.demo --arch $(ARCH)
 
-# Unit + integration + the quick e2e set (minimal stack, arm64): what CI runs.
-test: images
+# Unit + integration + the quick e2e set (minimal stack, arm64, one armv7 boot): what CI runs.
+test: setup
+	$(PY) -m harness.cli build --arch $(TEST_ARCHES) --kind engine,python,debian,runtime
 	$(PYTEST) -m "not full" -p no:cacheprovider --junitxml=reports/junit.xml tests/unit tests/integration tests/e2e
 
 test-unit: setup

@@ -20,6 +20,17 @@ from tests.e2e.conftest import hits
 
 @pytest.mark.quick
 def test_device_runs_stack_on_its_arch(arm_device: EmulatedDevice, stacks: Path, tmp_path: Path) -> None:
+    _runs_stack_on_its_arch(arm_device, stacks, tmp_path)
+
+
+@pytest.mark.quick
+@pytest.mark.device(arch="armv7")
+def test_armv7_device_runs_stack(arm_device: EmulatedDevice, stacks: Path, tmp_path: Path) -> None:
+    assert arm_device.arch.name == "armv7"
+    _runs_stack_on_its_arch(arm_device, stacks, tmp_path)
+
+
+def _runs_stack_on_its_arch(arm_device: EmulatedDevice, stacks: Path, tmp_path: Path) -> None:
     arch = get_arch(arm_device.arch.name)
     arm_device.deploy(stacks / "minimal")
     for service in ("server", "client"):
