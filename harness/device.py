@@ -293,7 +293,7 @@ class EmulatedDevice:
             raise DeployError(f"device {self.name} already runs stack {self.project!r}; one stack per device")
         stack_dir = f"{STACKS_DIR}/{project}"
         self._shell_ok(f"rm -rf {stack_dir}.new && mkdir -p {stack_dir}.new")
-        self._container("engine").put_archive(f"{stack_dir}.new", tar_directory(compose.parent, "."))
+        self._put_archive(f"{stack_dir}.new", tar_directory(compose.parent, "."))
         # Swap in whole, so a runtime reading the directory never sees half a stack.
         self._shell_ok(f"rm -rf {stack_dir}.old; [ ! -d {stack_dir} ] || mv {stack_dir} {stack_dir}.old; "
                        f"mv {stack_dir}.new {stack_dir}; rm -rf {stack_dir}.old")
@@ -304,15 +304,10 @@ class EmulatedDevice:
 
     def _start_runtime(self) -> UpdateReport:
         assert self.compose_path and self.project
-        mounts = {self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
-                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
-                  self.volumes["data"]: {"bind": "/data", "mode": "rw"}}
-        env = {"DOCKER_HOST": SOCKET, "ARMSTACK_DATA_DIR": DATA_DIR}
-        if self._shared is not None:
-            mounts[str(self._shared)] = {"bind": CARD_DIR, "mode": "ro,rslave"}
-            env["ARMSTACK_ENGINE_ROOT"] = CARD_MOUNT
+        mounts, env = self._runtime_mounts()
         self._runtime_c = _with_mounts(
-            DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw={}, env=env)
+            DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw=self._client_kw(),
+                            env=env)
             .with_command(["up", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR])
             .with_kwargs(labels=labels(self.name), restart_policy={"Name": "unless-stopped"},
                          stop_signal="SIGTERM", platform=self.arch.platform),
@@ -320,6 +315,25 @@ class EmulatedDevice:
         self._runtime_c.start()
         status = self._wait_applied(1)
         return UpdateReport.from_json(status.get("last_apply"))
+
+    def _runtime_mounts(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """Volumes and environment of the runtime container: the engine's socket, the stack, state."""
+        mounts = {self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
+                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
+                  self.volumes["data"]: {"bind": "/data", "mode": "rw"}}
+        env = {"DOCKER_HOST": SOCKET, "ARMSTACK_DATA_DIR": DATA_DIR}
+        if self._shared is not None:
+            mounts[str(self._shared)] = {"bind": CARD_DIR, "mode": "ro,rslave"}
+            env["ARMSTACK_ENGINE_ROOT"] = CARD_MOUNT
+        return mounts, env
+
+    def _client_kw(self) -> dict[str, Any]:
+        """docker-py settings of the engine the runtime container runs on (the host's)."""
+        return {}
+
+    def _put_archive(self, dest: str, data: bytes) -> None:
+        """Unpack a tar into a directory of the device's stack storage."""
+        self._container("engine").put_archive(dest, data)
 
     def _wait_applied(self, generation: int) -> dict[str, Any]:
         def applied() -> dict[str, Any] | None:

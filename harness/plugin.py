@@ -30,16 +30,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="device architecture(s), comma separated: arm64, armv7, amd64 (default arm64)")
     group.addoption("--device-disk", default="2G", help="SD card size of each device (default 2G)")
     group.addoption("--keep-devices", action="store_true", help="leave devices (containers, volumes) after tests")
-    group.addoption("--docker-host", default=None, help="engine that hosts the devices (default: DOCKER_HOST)")
+    group.addoption("--docker-host", default=None,
+                    help="a real board's engine (ssh://user@board, tcp://board:2375): device tests run on it, "
+                         "with no emulation")
     group.addoption("--armstack-reports", default="reports/armstack",
                     help="folder for the artefacts of failed device tests")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "device(arch=None, disk=None): device settings for this test")
-    host = config.getoption("--docker-host", default=None)
-    if host:
-        os.environ["DOCKER_HOST"] = host
 
 
 def _arches(config: pytest.Config) -> list[str]:
@@ -81,8 +80,15 @@ def device_factory(request: pytest.FixtureRequest, _armstack_session: None) -> I
     keep = bool(request.config.getoption("--keep-devices"))
     default_disk = str(request.config.getoption("--device-disk"))
 
+    board = request.config.getoption("--docker-host")
+
     def create(arch: str = "arm64", disk: str | None = None, name: str | None = None, **kwargs: Any) -> EmulatedDevice:
-        device = EmulatedDevice(arch=arch, disk=disk or default_disk, name=name, keep=keep, **kwargs)
+        if board:   # a real board: its own arch and disk, whatever the test would emulate
+            from harness.board import BoardDevice
+
+            device: EmulatedDevice = BoardDevice(str(board), name=name, keep=keep)
+        else:
+            device = EmulatedDevice(arch=arch, disk=disk or default_disk, name=name, keep=keep, **kwargs)
         devices.append(device)
         return device.start()
 

@@ -38,7 +38,8 @@ mountpoint -q /var/lib/docker || mount --bind "$CARD" /var/lib/docker
 # The engine's own overlay mounts stay inside this container: only the card itself is shared.
 mount --make-rprivate /var/lib/docker 2>/dev/null || true
 [ "$CARD" = /data ] || mount --make-rprivate /data 2>/dev/null || true
-rm -f /run/armstack/docker.sock /var/run/docker.pid
+rm -f /run/armstack/docker.sock /var/run/docker.sock /var/run/docker.pid
 
-exec dockerd --host unix:///run/armstack/docker.sock --host tcp://0.0.0.0:2375 \
+# The runtime's socket (shared volume), the standard one (as on a board), and TCP for the host.
+exec dockerd --host unix:///run/armstack/docker.sock --host unix:///var/run/docker.sock --host tcp://0.0.0.0:2375 \
   --data-root /var/lib/docker --storage-driver overlay2 ${ARMSTACK_DOCKERD_ARGS:-}

@@ -1,0 +1,138 @@
+"""``BoardDevice``: the same device API on a real board's engine, with no emulation.
+
+``pytest --docker-host ssh://pi@board`` (or ``tcp://board:2375``) runs device tests against the
+board itself: the runtime image is built here for the board's architecture and loaded over
+the connection, the runtime runs as a container on the board, on the board's own engine, and
+the stack's files live in a volume there. A board cannot be power-cycled through an engine,
+so ``kill_engine``, ``reboot`` and ``power_cut`` say so instead of pretending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from typing import Any
+from urllib.parse import urlparse
+
+import docker
+import docker.errors
+
+from harness import images
+from harness.arch import ALIASES
+from harness.device import DATA_DIR, EmulatedDevice, ExecResult
+from harness.errors import FaultError, SetupError
+from harness.session import labels
+
+BOARD_SOCKET = "/var/run/docker.sock"
+
+
+def board_client(docker_host: str) -> docker.DockerClient:
+    try:
+        client = docker.DockerClient(base_url=docker_host, use_ssh_client=docker_host.startswith("ssh://"),
+                                     timeout=300)
+        client.ping()
+    except (docker.errors.DockerException, OSError) as e:
+        raise SetupError(f"cannot reach the board's engine at {docker_host}: {e}. Check the address, that "
+                         "dockerd listens there, and for ssh:// that `ssh` to it works without a password.") from e
+    return client
+
+
+class BoardDevice(EmulatedDevice):
+    """A real board (or any engine) reached over ``docker_host``; same API as ``EmulatedDevice``."""
+
+    def __init__(self, docker_host: str, name: str | None = None, *, keep: bool = False,
+                 client: docker.DockerClient | None = None):
+        self.docker_host = docker_host
+        self.board = board_client(docker_host)
+        machine = str(self.board.info().get("Architecture", ""))
+        super().__init__(arch=ALIASES.get(machine, machine), disk="1G", keep=keep, client=client, preload=(),
+                         name=name or f"armstack-board-{uuid.uuid4().hex[:8]}")
+        # Everything runs natively on the board: no emulation factor in the timeouts.
+        self.arch = dataclasses.replace(self.arch, qemu=None, factor=1.0)
+        self.volumes = {v: f"{self.name}-{v}" for v in ("stack", "data")}
+
+    def start(self) -> BoardDevice:
+        self.runtime_image = images.build_runtime(self.arch.name, self.host)
+        images.load_into(self.board, self.host, self.runtime_image, (self.runtime_image,))
+        for vol in self.volumes.values():
+            self.board.volumes.create(vol, labels=labels(self.name))
+        return self
+
+    def stop(self) -> None:
+        """Take the stack down and remove what was put on the board (volumes too unless ``keep``)."""
+        if self._runtime_c is not None and self._runtime_c._container is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                self._runtime_c._container.stop(timeout=60)   # SIGTERM: the runtime stops the stack
+            with contextlib.suppress(docker.errors.NotFound):
+                self._runtime_c._container.remove(force=True)
+        self._runtime_c = None
+        if not self.keep:
+            for vol in self.volumes.values():
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    self.board.volumes.get(vol).remove(force=True)
+
+    @property
+    def engine(self) -> docker.DockerClient:
+        return self.board
+
+    def _helper(self, cmd: str, *, create_only: bool = False) -> Any:
+        """A short-lived container that stands for the board's shell: the host's PID namespace
+        (to signal processes), the engine's data root at /var/lib/docker and /data, the stack volume."""
+        root = str(self.board.info()["DockerRootDir"])
+        kwargs: dict[str, Any] = dict(
+            entrypoint=["sh", "-c"], command=[cmd], pid_mode="host", labels=labels(self.name),
+            volumes={root: {"bind": "/var/lib/docker", "mode": "rw"},
+                     f"{root}/.armstack": {"bind": "/data", "mode": "rw"},   # fill_disk's files, on the same disk
+                     self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"}})
+        if create_only:
+            return self.board.containers.create(self.runtime_image, **kwargs)
+        container = self.board.containers.run(self.runtime_image, detach=True, **kwargs)
+        try:
+            code = container.wait(timeout=300)["StatusCode"]
+            return ExecResult(int(code), container.logs().decode(errors="replace"))
+        finally:
+            container.remove(force=True)
+
+    def shell(self, cmd: str) -> ExecResult:
+        result: ExecResult = self._helper(cmd)
+        return result
+
+    def _put_archive(self, dest: str, data: bytes) -> None:
+        holder = self._helper("true", create_only=True)
+        try:
+            holder.put_archive(dest, data)
+        finally:
+            holder.remove(force=True)
+
+    def _runtime_mounts(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        mounts = {BOARD_SOCKET: {"bind": BOARD_SOCKET, "mode": "rw"},
+                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
+                  self.volumes["data"]: {"bind": "/data", "mode": "rw"}}
+        return mounts, {"DOCKER_HOST": f"unix://{BOARD_SOCKET}", "ARMSTACK_DATA_DIR": DATA_DIR}
+
+    def _client_kw(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"environment": {"DOCKER_HOST": self.docker_host}}
+        if self.docker_host.startswith("ssh://"):
+            kw["use_ssh_client"] = True
+        return kw
+
+    def url(self, port: int, path: str = "/") -> str:
+        return f"http://{urlparse(self.docker_host).hostname}:{port}/{path.lstrip('/')}"
+
+    def kill_runtime(self) -> None:
+        pid = self._container("runtime").attrs["State"]["Pid"]
+        self._shell_ok(f"kill -9 {pid}")   # a crash: the board's engine restarts the runtime
+
+    def _unsupported(self, what: str) -> None:
+        raise FaultError(f"{what} is not possible on a real board reached over {self.docker_host}; "
+                         "it needs an emulated device")
+
+    def kill_engine(self) -> None:
+        self._unsupported("killing the engine")
+
+    def reboot(self) -> None:
+        self._unsupported("a reboot")
+
+    def power_cut(self) -> None:
+        self._unsupported("a power cut")
