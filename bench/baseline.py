@@ -69,7 +69,7 @@ class Compose:
     def _kwargs(self) -> dict[str, Any]:
         return {"volumes": {SOCKET: {"bind": "/var/run/docker.sock", "mode": "rw"},
                             self.stack_dir: {"bind": self.stack_dir, "mode": "rw"}},
-                "working_dir": self.stack_dir, "environment": {"COMPOSE_PROJECT_NAME": self.project},
+                "working_dir": self.stack_dir, "environment": self._env(),
                 "labels": {"armstack.bench": "compose"}}
 
     def run(self, *args: str) -> str:
@@ -81,5 +81,9 @@ class Compose:
     def start_recipe(self, interval: float) -> Any:
         """The keep-alive loop as a background container; returns it (remove it when done)."""
         return self.device.engine.containers.run(
-            self.image, ["sh", "-c", RECIPE_LOOP], detach=True, **{**self._kwargs(), "environment": {
-                "COMPOSE_PROJECT_NAME": self.project, "INTERVAL": str(interval)}})
+            self.image, ["sh", "-c", RECIPE_LOOP], detach=True,
+            **{**self._kwargs(), "environment": {**self._env(), "INTERVAL": str(interval)}})
+
+    def _env(self) -> dict[str, str]:
+        # The image has no docker CLI: compose must build through its own API client.
+        return {"COMPOSE_PROJECT_NAME": self.project, "COMPOSE_DOCKER_CLI_BUILD": "0", "DOCKER_BUILDKIT": "0"}
