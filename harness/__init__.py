@@ -1,0 +1,23 @@
+"""armstack harness: emulated ARM devices and a pytest plugin to test compose stacks on them.
+
+``from harness import EmulatedDevice`` (or ``BoardDevice`` for a real board's engine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["BoardDevice", "EmulatedDevice"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: `armstack images` and the plugin's option parsing stay light.
+    if name == "EmulatedDevice":
+        from harness.device import EmulatedDevice
+
+        return EmulatedDevice
+    if name == "BoardDevice":
+        from harness.board import BoardDevice
+
+        return BoardDevice
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")
