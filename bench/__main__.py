@@ -28,6 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     results: list[Result] = []
+    # What an interrupted earlier run left (its owner process is gone) is removed first.
+    import docker
+
+    from harness.device import sweep_card_directories
+    from harness.session import sweep
+
+    sweep(docker.from_env())
+    sweep_card_directories()
 
     def collect(name: str, out: Any) -> None:
         if isinstance(out, Result):

@@ -90,8 +90,9 @@ def _recipe(device: Any, interval: float) -> dict[str, float]:
     from bench.baseline import Compose
 
     stack_dir = f"/srv/armstack/stacks/{device.project}"
-    # compose 1.29 predates the top-level `name:` key; the project name is given instead.
-    device.shell(f"sed '/^name:/d' {stack_dir}/compose.yaml > {stack_dir}/compose-recipe.yml")
+    # compose 1.29 predates the top-level `name:` key; the project name is given instead. The
+    # recipe kept its stack alive with its loop alone: no engine restart policy to hide a crash.
+    device.shell(f"sed -e '/^name:/d' -e '/restart:/d' {stack_dir}/compose.yaml > {stack_dir}/compose-recipe.yml")
     compose = Compose(device, stack_dir, "recipe")
     compose.run("-f", "compose-recipe.yml", "up", "-d")
     label = "com.docker.compose.project=recipe"
