@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from typing import Any
 
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma list of: " + ", ".join(BENCHES))
     parser.add_argument("--arch", default="arm64")
     args = parser.parse_args(argv)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so devices are removed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wanted = [b for b in (args.only.split(",") if args.only else BENCHES) if b]
     unknown = set(wanted) - set(BENCHES)
     if unknown:

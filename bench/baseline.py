@@ -60,8 +60,8 @@ def compose_image(arch_name: str, client: docker.DockerClient | None = None) -> 
 class Compose:
     """docker-compose 1.29 run on the device against the device engine, for one project."""
 
-    def __init__(self, device: Any, stack_dir: str, project: str):
-        self.device, self.stack_dir, self.project = device, stack_dir, project
+    def __init__(self, device: Any, stack_dir: str, project: str, compose_file: str = "compose.yaml"):
+        self.device, self.stack_dir, self.project, self.compose_file = device, stack_dir, project, compose_file
         tag = compose_image(device.arch.name, device.host)
         images.load_into(device.engine, device.host, tag, ("armstack-bench/compose:1.29",))
         self.image = "armstack-bench/compose:1.29"
@@ -86,4 +86,5 @@ class Compose:
 
     def _env(self) -> dict[str, str]:
         # The image has no docker CLI: compose must build through its own API client.
-        return {"COMPOSE_PROJECT_NAME": self.project, "COMPOSE_DOCKER_CLI_BUILD": "0", "DOCKER_BUILDKIT": "0"}
+        return {"COMPOSE_PROJECT_NAME": self.project, "COMPOSE_FILE": self.compose_file,
+                "COMPOSE_DOCKER_CLI_BUILD": "0", "DOCKER_BUILDKIT": "0"}

@@ -93,8 +93,8 @@ def _recipe(device: Any, interval: float) -> dict[str, float]:
     # compose 1.29 predates the top-level `name:` key; the project name is given instead. The
     # recipe kept its stack alive with its loop alone: no engine restart policy to hide a crash.
     device.shell(f"sed -e '/^name:/d' -e '/restart:/d' {stack_dir}/compose.yaml > {stack_dir}/compose-recipe.yml")
-    compose = Compose(device, stack_dir, "recipe")
-    compose.run("-f", "compose-recipe.yml", "up", "-d")
+    compose = Compose(device, stack_dir, "recipe", "compose-recipe.yml")
+    compose.run("up", "-d")
     label = "com.docker.compose.project=recipe"
 
     def running() -> dict[str, str]:
@@ -115,7 +115,7 @@ def _recipe(device: Any, interval: float) -> dict[str, float]:
         restarted = sum(1 for s in before if after.get(s) != before[s])
     finally:
         loop.remove(force=True)
-        compose.run("-f", "compose-recipe.yml", "down", "-v")
+        compose.run("down", "-v")
     wait = max(0.0, detected - t0)
     return {"interval": interval, "total": total, "wait": wait, "down_up": total - wait, "restarted": restarted}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default=str(REPO / "stacks" / "minimal"))
     parser.add_argument("--crash", default="server", help="the service to kill")
     args = parser.parse_args(argv)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so devices are removed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         print(f"== starting an emulated {args.arch} device", flush=True)
         t0 = time.monotonic()
