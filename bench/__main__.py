@@ -43,11 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     def collect(name: str, out: Any) -> None:
         if isinstance(out, Result):
             results.append(out)
-        elif isinstance(out, dict):  # benchmarks that return plain figures
+        elif isinstance(out, dict):  # benchmarks that return plain figures (one level of nesting)
             r = Result(name)
-            for k, v in out.items():
-                if isinstance(v, int | float | str):
-                    r.row(k, float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+            flat = {f"{k}.{k2}" if isinstance(v, dict) else k: v2
+                    for k, v in out.items() for k2, v2 in (v.items() if isinstance(v, dict) else [(k, v)])}
+            for k, v in flat.items():
+                if isinstance(v, int | float | str) and not isinstance(v, bool):
+                    r.row(k, float(v) if isinstance(v, int) else v)
             results.append(r)
 
     for name in [b for b in wanted if not BENCHES[b]]:
