@@ -7,11 +7,18 @@ of what a real arm64 board would show.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, Result
+from harness.waits import wait_for
 
 
 def _rss_and_cpu(pid: int) -> tuple[int, float]:
@@ -37,4 +44,31 @@ def run(device: Any, quick: bool = False) -> Result:
     elapsed = time.monotonic() - t0
     result.row(f"idle RSS of the runtime ({device.arch.name}, incl. QEMU)", rss / 2**20, "MiB")
     result.row(f"idle CPU of the runtime ({device.arch.name}, incl. QEMU)", 100 * (cpu1 - cpu0) / elapsed, "%")
+    native_rss, native_cpu = _native(device, window)
+    result.row("idle RSS of the runtime (native x86_64 Python, same stack)", native_rss / 2**20, "MiB")
+    result.row("idle CPU of the runtime (native x86_64 Python, same stack)", native_cpu, "%")
     return result
+
+
+def _native(device: Any, window: float) -> tuple[int, float]:
+    """The same runtime run natively on the host, supervising its own copy of the stack on the
+    device's engine: Python's own footprint, without QEMU's."""
+    ip = device._container("engine").attrs["NetworkSettings"]["IPAddress"]
+    data = tempfile.mkdtemp(prefix="armstack-footprint-")
+    env = {**os.environ, "DOCKER_HOST": f"tcp://{ip}:2375", "NO_COLOR": "1"}
+    cmd = [sys.executable, "-m", "runtime", "up", "-f", str(REPO / "stacks" / "minimal" / "compose.yaml"),
+           "-p", "footprint", "--data-dir", data]
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        status = Path(data) / "footprint" / "status.json"
+        wait_for(lambda: status.exists() and (json.loads(status.read_text()).get("last_apply") or {}).get("ok"),
+                 device.timeout(60), "the native runtime to apply the stack")
+        _, cpu0 = _rss_and_cpu(proc.pid)
+        t0 = time.monotonic()
+        time.sleep(window)  # the idle window being measured
+        rss, cpu1 = _rss_and_cpu(proc.pid)
+        return rss, 100 * (cpu1 - cpu0) / (time.monotonic() - t0)
+    finally:
+        proc.terminate()   # SIGTERM: it stops its copy of the stack gracefully
+        proc.wait(timeout=120)
+        shutil.rmtree(data, ignore_errors=True)
