@@ -53,13 +53,20 @@ def device(arch: str = "arm64", disk: str = "2G", **kw: Any) -> Iterator[Any]:
 
 
 def write(results: list[Result]) -> Path:
-    """results.json, results.md (the table the README shows) and one PNG per plotted series."""
+    """results.json, results.md (the table the README shows) and one PNG per plotted series.
+
+    Benchmarks run separately (``--only``) add to what is there: a run replaces only the
+    benchmarks it ran.
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {r.name: {"rows": r.rows, "series": r.series, "notes": r.notes} for r in results}
+    path = RESULTS / "results.json"
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    data.update({r.name: {"rows": r.rows, "series": r.series, "notes": r.notes} for r in results})
     data["_meta"] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (RESULTS / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    merged = [Result(name, d["rows"], d["series"], d["notes"]) for name, d in data.items() if name != "_meta"]
     lines = ["| benchmark | metric | value | unit |", "|---|---|---:|---|"]
-    for r in results:
+    for r in merged:
         for row in r.rows:
             v = row["value"]
             shown = f"{v:.3f}" if isinstance(v, float) else v
