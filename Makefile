@@ -17,8 +17,10 @@ images: setup
 demo: images
 	$(PY) -m harness.demo --arch $(ARCH)
 
-# Unit + integration + the quick e2e set (minimal stack, arm64, one armv7 boot): what CI runs.
+# Lint, types, then unit + integration + the quick e2e set (arm64, one armv7 boot): what CI runs.
 test: setup
+	.venv/bin/ruff check runtime harness tests bench
+	.venv/bin/mypy runtime harness
 	$(PY) -m harness.cli build --arch $(TEST_ARCHES) --kind engine,python,debian,runtime
 	$(PYTEST) -m "not full" -p no:cacheprovider --junitxml=reports/junit.xml tests/unit tests/integration tests/e2e
 
