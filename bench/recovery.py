@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.common import REPO, Result
 from harness.waits import wait_for
+from runtime.logfollow import parse_timestamp
 
 
 def _die_to_start(engine: Any, label: str, kill: Any, timeout: float) -> float:
@@ -58,8 +59,8 @@ def run(device: Any, quick: bool = False) -> Result:
         c = device.engine.containers.run(image, name=f"bench-always-{i}", detach=True,
                                          restart_policy={"Name": "always"}, labels={"bench": f"always-{i}"})
         try:
-            device.shell(f"until [ \"$(docker -H unix:///run/armstack/docker.sock inspect -f '{{{{.State.Running}}}}' "
-                         f"{c.id})\" = true ]; do sleep 0.05; done")
+            wait_for(lambda cid=c.id: device.engine.containers.get(cid).status == "running", device.timeout(10),
+                     "the restart: always container to run")
             pid = device.engine.containers.get(c.id).attrs["State"]["Pid"]
             engine_times.append(_die_to_start(device.engine, f"bench=always-{i}",
                                               lambda p=pid: device.shell(f"kill -9 {p}"), device.timeout(10)))
@@ -115,7 +116,8 @@ def _recipe(device: Any, interval: float) -> dict[str, float]:
         after = wait_for(lambda: (r := running()) and len(r) == 2 and r["server"] != before["server"] and r,
                          device.timeout(60) + interval, "the recipe to bring the stack back")
         total = time.time() - t0
-        detected = next(_ts(ln) for ln in loop.logs(timestamps=True).decode().splitlines() if "has exited" in ln)
+        detected = next(parse_timestamp(ln.split(" ", 1)[0]) / 1e9
+                        for ln in loop.logs(timestamps=True).decode().splitlines() if "has exited" in ln)
         restarted = sum(1 for s in before if after.get(s) != before[s])
     finally:
         loop.remove(force=True)
@@ -123,11 +125,3 @@ def _recipe(device: Any, interval: float) -> dict[str, float]:
     wait = max(0.0, detected - t0)
     return {"interval": interval, "total": total, "wait": wait, "down_up": total - wait, "restarted": restarted}
 
-
-def _ts(line: str) -> float:
-    """Epoch seconds of a `docker logs --timestamps` line."""
-    from datetime import datetime
-
-    stamp = line.split(" ", 1)[0]
-    head, _, frac = stamp.rstrip("Z").partition(".")
-    return datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (frac or "0"))
