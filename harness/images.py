@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.metadata
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +34,8 @@ from harness.progress import Update, step
 SUITE = "bookworm"
 # Bump when the way a rootfs is made changes, so cached tarballs are rebuilt.
 RECIPE = "3"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# Where a wheel installs the runtime image's Dockerfile, relative to its prefix (see pyproject.toml).
+SHIPPED_DOCKERFILE = "share/armstack/Dockerfile"
 ASSETS = Path(__file__).resolve().parent / "assets"
 LABEL_KIND = "io.armstack.base"
 LABEL_KEY = "io.armstack.rootfs-key"
@@ -273,27 +276,67 @@ def build_engine(client: docker.DockerClient | None = None) -> str:
     return tag
 
 
+def runtime_sources() -> tuple[Path, Path]:
+    """(Dockerfile, runtime package directory) the runtime image is built from.
+
+    In a checkout both are the repository's; from an installed wheel the package is the
+    installed one and the Dockerfile the copy the wheel ships under ``share/armstack``.
+    """
+    import runtime
+
+    package = Path(runtime.__file__).resolve().parent
+    checkout = package.parent / "Dockerfile"
+    if checkout.is_file():
+        return checkout, package
+    # Where pip put the wheel's data files: RECORD says so for a normal install; a --target
+    # install records a path it then does not use (its files sit next to the packages).
+    candidates = [Path(sys.prefix, SHIPPED_DOCKERFILE), package.parent / SHIPPED_DOCKERFILE]
+    try:
+        dist = importlib.metadata.distribution("armstack")
+        candidates[:0] = [Path(str(dist.locate_file(f))) for f in dist.files or [] if f.name == "Dockerfile"]
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    found = next((c.resolve() for c in candidates if c.is_file()), None)
+    if found is None:
+        raise ImageBuildError(f"no Dockerfile for the runtime image: not in a checkout ({checkout}) and none "
+                              f"installed with the armstack package (looked in {', '.join(map(str, candidates))}); "
+                              "reinstall it: pip install armstack")
+    return found, package
+
+
+def _runtime_files(package: Path) -> list[Path]:
+    return sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
 def runtime_source_hash() -> str:
     """Hash of what goes into the runtime image, so a code change rebuilds it (and only then)."""
-    h = hashlib.sha256()
-    files = [REPO_ROOT / "Dockerfile", REPO_ROOT / "pyproject.toml"]
-    files += sorted(p for p in (REPO_ROOT / "runtime").rglob("*.py"))
-    for p in files:
-        h.update(str(p.relative_to(REPO_ROOT)).encode() + b"\0" + p.read_bytes() + b"\0")
+    dockerfile, package = runtime_sources()
+    h = hashlib.sha256(b"Dockerfile\0" + dockerfile.read_bytes() + b"\0")
+    for p in _runtime_files(package):
+        h.update(str(p.relative_to(package.parent)).encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
-def build_runtime(arch_name: str, client: docker.DockerClient | None = None) -> str:
-    """The runtime image for an arch, on top of the python stand-in; returns its host tag."""
+def build_runtime(arch_name: str, client: docker.DockerClient | None = None, tag: str | None = None) -> str:
+    """The runtime image for an arch, on top of the python stand-in; returns its host tag.
+
+    ``tag`` names it (e.g. for publishing); by default it is keyed by the source hash. The build
+    context holds just the Dockerfile and the runtime package, so the same code path serves a
+    checkout and an installed wheel.
+    """
     arch = get_arch(arch_name)
     client = client or docker.from_env()
     base = build_base("python", arch.name, client)
     source = runtime_source_hash()
-    tag = f"{prefix()}/runtime:{source}-{arch.name}"
+    tag = tag or f"{prefix()}/runtime:{source}-{arch.name}"
     if _image_label(client, tag, LABEL_SOURCE) == source:
         return tag
-    with step(f"image {tag}") as update:
-        _build(client, REPO_ROOT, tag, arch, update, buildargs={"BASE": base}, target="runtime",
+    dockerfile, package = runtime_sources()
+    with tempfile.TemporaryDirectory(prefix="armstack-runtime-") as tmp, step(f"image {tag}") as update:
+        context = Path(tmp)
+        shutil.copy2(dockerfile, context / "Dockerfile")
+        shutil.copytree(package, context / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
+        _build(client, context, tag, arch, update, buildargs={"BASE": base}, target="runtime",
                labels={LABEL_SOURCE: source, LABEL_KIND: "runtime"})
     return tag
 
