@@ -54,9 +54,11 @@ SCENARIOS: dict[str, Scenario] = {
     "minimal": Scenario(STACKS / "minimal", ("server", "client"), probe="server", data=("server", "/data"),
                         chatty="client", unhealthy_cmd="touch /tmp/unhealthy", oom_service="server"),
     "sensor-hub": Scenario(STACKS / "sensor-hub", ("broker", "publisher", "subscriber", "dashboard"),
-                           probe="subscriber", data=("subscriber", "/data"), chatty="publisher", slow=1.5),
+                           probe="subscriber", data=("subscriber", "/data"), chatty="publisher",
+                           unhealthy_cmd="touch /tmp/unhealthy", oom_service="subscriber", slow=1.5),
     "torrent-box": Scenario(STACKS / "torrent-box", ("transmission", "files"), probe="files",
-                            data=("transmission", "/downloads"), chatty="files", poke=(80, "/"), slow=1.5),
+                            data=("transmission", "/downloads"), chatty="files", poke=(80, "/"),
+                            unhealthy_cmd="touch /tmp/unhealthy", oom_service="files", slow=1.5),
 }
 
 

@@ -1,7 +1,10 @@
 """Stores every reading published under ``sensors/#`` in SQLite (on the ``readings`` volume)."""
 
+import contextlib
 import json
+import os
 import sqlite3
+import sys
 
 import paho.mqtt.client as mqtt
 from common import DATABASE, TOPIC, log, mqtt_client, stop_on_sigterm, stopping
@@ -26,7 +29,21 @@ def open_database(path: str) -> sqlite3.Connection:
     return db
 
 
+def healthy(path: str) -> bool:
+    """The healthcheck: the database answers, and no /tmp/unhealthy switch is set (a restart clears /tmp)."""
+    if os.path.exists("/tmp/unhealthy"):
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            db.execute("SELECT COUNT(*) FROM readings").fetchone()
+    except sqlite3.Error:
+        return False
+    return True
+
+
 def main() -> None:
+    if "--check" in sys.argv:
+        sys.exit(0 if healthy(DATABASE) else 1)
     stop_on_sigterm()
     db = open_database(DATABASE)
     stored = db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
