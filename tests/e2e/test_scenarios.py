@@ -129,7 +129,8 @@ FAULTS: dict[str, Fault] = {
 }
 
 QUICK = {("minimal", "sigkill"), ("minimal", "oom"), ("minimal", "power_cut")}
-ARMV7 = [("minimal", "sigkill"), ("minimal", "oom"), ("minimal", "power_cut"), ("minimal", "engine_killed")]
+ARMV7 = [("minimal", "sigkill"), ("minimal", "oom"), ("minimal", "power_cut"), ("minimal", "engine_killed"),
+         ("torrent-box", "sigkill"), ("sensor-hub", "unhealthy")]
 
 
 def _cases(pairs: list[tuple[str, str]], *, quick: set[tuple[str, str]]) -> list[Any]:
