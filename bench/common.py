@@ -91,9 +91,15 @@ def _plot(results: list[Result]) -> None:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         names = list(r.series)
         values = [statistics.median(v) if v else 0.0 for v in r.series.values()]
-        bars = ax.barh(names, values, color=["#2a9d8f", "#e9c46a", "#e76f51", "#264653"][: len(names)])
+        # One colour per side ("cold boot, runtime" -> runtime), the runtime's always the same.
+        palette: dict[str, str] = {"runtime": "#2a9d8f"}
+        spare = iter(["#e9c46a", "#e76f51", "#264653", "#8d99ae"] * len(names))
+        colors = [palette.setdefault(n.rsplit(", ", 1)[-1], next(spare)) for n in names]
+        bars = ax.barh(names, values, color=colors)
         ax.bar_label(bars, fmt="%.2f s", padding=3)
-        ax.set_xscale("log" if max(values) / max(min(values), 1e-3) > 50 else "linear")
+        log = max(values) / max(min(values), 1e-3) > 50
+        ax.set_xscale("log" if log else "linear")
+        ax.set_xlim(right=max(values) * (3 if log else 1.15))   # room for the longest bar's label
         ax.set_xlabel("seconds (median, lower is better)")
         ax.set_title(r.name)
         fig.tight_layout()
