@@ -31,10 +31,10 @@ raises :class:`~harness.errors.FaultError` when it cannot be injected or does no
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import FaultError
+from harness.events import EventRecorder
 from harness.waits import wait_for
 
 if TYPE_CHECKING:
@@ -44,13 +44,6 @@ if TYPE_CHECKING:
 # bytearray); `tail /dev/zero` buffers an endless line where there is no python3.
 ALLOCATE = ("python3 -c 'x = []\nwhile True: x.append(b\"\\1\" * (16 << 20))' 2>/dev/null"
             " || tail /dev/zero")
-
-
-def _events(device: EmulatedDevice, container_id: str, since: float) -> list[dict[str, Any]]:
-    """The engine's events of one container from ``since`` (epoch seconds) until now."""
-    stream = device.engine.events(since=int(since), until=int(time.time()) + 1, decode=True,
-                                  filters={"type": "container", "container": container_id})
-    return [ev for ev in stream if float(ev.get("timeNano", 0)) / 1e9 >= since]
 
 
 def _main_pid(device: EmulatedDevice, service: str) -> tuple[Any, int]:
@@ -73,16 +66,12 @@ def oom(device: EmulatedDevice, service: str, timeout: float = 60.0) -> str:
     if not c.attrs["HostConfig"].get("Memory"):
         raise FaultError(f"service {service!r} has no mem_limit, so it cannot run out of memory; "
                          "give it one in the compose file (e.g. mem_limit: 256m)")
-    since = time.time() - 1
-    device._shell_ok(f"echo 1000 > /proc/{pid}/oom_score_adj")
-    c.exec_run(["sh", "-c", ALLOCATE], detach=True)
-
-    def killed() -> bool:
-        actions = [ev.get("Action") for ev in _events(device, c.id, since)]
-        return "oom" in actions and "die" in actions
-
-    wait_for(killed, device.timeout(timeout), f"the OOM killer to end service {service!r}",
-             describe=lambda: f"events: {[ev.get('Action') for ev in _events(device, c.id, since)]}", interval=0.5)
+    with EventRecorder(device.engine, {"type": "container", "container": c.id}) as seen:
+        device._shell_ok(f"echo 1000 > /proc/{pid}/oom_score_adj")
+        c.exec_run(["sh", "-c", ALLOCATE], detach=True)
+        wait_for(lambda: {"oom", "die"} <= set(seen.actions()), device.timeout(timeout),
+                 f"the OOM killer to end service {service!r}", describe=lambda: f"events: {seen.actions()}",
+                 interval=0.5)
     return str(c.id)
 
 
@@ -117,15 +106,13 @@ def make_unhealthy(device: EmulatedDevice, service: str, command: str, timeout: 
     c = device.container(service)
     if not c.attrs["Config"].get("Healthcheck"):
         raise FaultError(f"service {service!r} has no healthcheck, so it cannot become unhealthy")
-    since = time.time() - 1
-    res = device.exec(service, command)
-    if res.exit_code != 0:
-        raise FaultError(f"`{command}` failed in service {service!r} (exit {res.exit_code}): {res.output.strip()}")
-
-    def unhealthy() -> bool:
-        return any("unhealthy" in str(ev.get("Action")) for ev in _events(device, c.id, since))
-
-    wait_for(unhealthy, device.timeout(timeout), f"service {service!r} to be reported unhealthy",
-             describe=lambda: f"events: {[ev.get('Action') for ev in _events(device, c.id, since)]}", interval=0.5)
+    with EventRecorder(device.engine, {"type": "container", "container": c.id}) as seen:
+        res = device.exec(service, command)
+        if res.exit_code != 0:
+            raise FaultError(f"`{command}` failed in service {service!r} (exit {res.exit_code}): "
+                             f"{res.output.strip()}")
+        wait_for(lambda: any("unhealthy" in a for a in seen.actions()), device.timeout(timeout),
+                 f"service {service!r} to be reported unhealthy", describe=lambda: f"events: {seen.actions()}",
+                 interval=0.5)
     return str(c.id)
 

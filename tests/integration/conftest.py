@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -76,30 +75,6 @@ def engine() -> Iterator[Any]:
 
 # A service that exits at once on SIGTERM, so stops never wait out a grace period.
 LOOP = "trap 'exit 0' TERM; echo {name} up; while true; do sleep 0.2; done"
-
-
-class EventRecorder:
-    """Engine events recorded live from before an action until ``stop()``.
-
-    History queries (``since``/``until``) are not enough: the engine keeps only its last 256
-    events, and on a busy engine the one a test needs may already be gone.
-    """
-
-    def __init__(self, client: Any, filters: dict[str, Any]):
-        self.events: list[dict[str, Any]] = []
-        self._stream = client.api.events(decode=True, filters=filters)
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        with contextlib.suppress(Exception):  # the stream raises when stop() closes it
-            for ev in self._stream:
-                self.events.append(ev)
-
-    def stop(self) -> list[dict[str, Any]]:
-        self._stream.close()
-        self._thread.join(timeout=5)
-        return list(self.events)
 
 
 def write_stack(directory: Path, project: str, *, web_message: str = "web up", extra: str = "") -> Path:

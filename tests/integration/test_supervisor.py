@@ -8,7 +8,8 @@ import textwrap
 import time
 from typing import Any
 
-from tests.integration.conftest import BASE_IMAGE, EventRecorder, Stack, write_stack
+from harness.events import EventRecorder
+from tests.integration.conftest import BASE_IMAGE, Stack, write_stack
 
 
 def _started(attrs: dict[str, Any]) -> str:

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from harness.events import EventRecorder
 from runtime.executor import _ts
-from tests.integration.conftest import BASE_IMAGE, LOOP, ROOT, EventRecorder, Stack
+from tests.integration.conftest import BASE_IMAGE, LOOP, ROOT, Stack
 
 pytestmark = pytest.mark.integration
 
