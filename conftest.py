@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
+# The recovery report is a plugin of the top level so that the xdist controller loads it too.
+pytest_plugins = ["pytester", "tests.recovery_report"]
 
 _TIERS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration, "e2e": pytest.mark.e2e}
 

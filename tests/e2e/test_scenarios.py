@@ -30,6 +30,7 @@ import pytest
 
 from harness.device import EmulatedDevice, ServiceState
 from harness.waits import wait_for
+from tests.recovery_report import PROPERTY as RECOVERY
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 SAMPLE = "armstack-scenario.bin"
@@ -179,7 +180,7 @@ def _describe(device: EmulatedDevice) -> Callable[[], str]:
 
 # -- the scenario ----------------------------------------------------------------------------------
 
-def _scenario(device: EmulatedDevice, stack: str, fault_name: str, record: dict[str, dict[str, Any]]) -> None:
+def _scenario(device: EmulatedDevice, stack: str, fault_name: str, record: Callable[[str, object], None]) -> None:
     sc, fault = SCENARIOS[stack], FAULTS[fault_name]
     if not any((sc.path / n).exists() for n in ("compose.yaml", "docker-compose.yml")):
         pytest.skip(f"stack {stack} has no compose file yet")
@@ -219,9 +220,8 @@ def _scenario(device: EmulatedDevice, stack: str, fault_name: str, record: dict[
         bound = device.timeout(fault.bound * sc.slow)
         wait_for(recovered, bound, f"{stack} to recover from {fault_name}", describe=_describe(device), interval=0.25)
         seconds = time.monotonic() - t0
-        record[f"{stack}/{fault_name}/{device.arch.name}"] = {
-            "stack": stack, "fault": fault_name, "arch": device.arch.name, "seconds": round(seconds, 2),
-            "bound": bound}
+        record(RECOVERY, {"stack": stack, "fault": fault_name, "arch": device.arch.name,
+                          "seconds": round(seconds, 2), "bound": bound})
 
         # (b) only what was hit restarted.
         after = _started(device)
@@ -304,12 +304,12 @@ ARM64_CASES = [(stack, fault) for stack in SCENARIOS for fault in FAULTS]
 @pytest.mark.device(arch="arm64")
 @pytest.mark.parametrize(("stack", "fault"), _cases(ARM64_CASES, quick=QUICK))
 def test_scenario(arm_device: EmulatedDevice, stack: str, fault: str,
-                  recovery_times: dict[str, dict[str, Any]]) -> None:
-    _scenario(arm_device, stack, fault, recovery_times)
+                  record_property: Callable[[str, object], None]) -> None:
+    _scenario(arm_device, stack, fault, record_property)
 
 
 @pytest.mark.device(arch="armv7")
 @pytest.mark.parametrize(("stack", "fault"), _cases(ARMV7, quick=set()))
 def test_scenario_armv7(arm_device: EmulatedDevice, stack: str, fault: str,
-                        recovery_times: dict[str, dict[str, Any]]) -> None:
-    _scenario(arm_device, stack, fault, recovery_times)
+                        record_property: Callable[[str, object], None]) -> None:
+    _scenario(arm_device, stack, fault, record_property)

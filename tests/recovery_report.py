@@ -1,0 +1,51 @@
+"""Measured recovery times of the fault scenarios: collected, printed and kept as JSON.
+
+A scenario records its row with ``record_property("recovery", row)``. The row travels with the
+test's report, so under pytest-xdist it reaches the controlling process too, which alone
+gathers the rows, prints them at the end of the session and merges them into
+``reports/recovery-times.json`` (keyed ``stack/fault/arch``, so runs of different subsets add up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROPERTY = "recovery"
+REPORT = Path("reports") / "recovery-times.json"
+
+
+class RecoveryReport:
+    def __init__(self, path: Path = REPORT) -> None:
+        self.path = path
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, row in report.user_properties:
+            if name == PROPERTY:
+                self.rows[f"{row['stack']}/{row['fault']}/{row['arch']}"] = dict(row)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.rows:
+            return
+        merged: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            merged = json.loads(self.path.read_text())
+        merged.update(self.rows)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+        terminalreporter.section("recovery times")
+        terminalreporter.write_line(f"{'stack':14} {'fault':16} {'arch':6} {'seconds':>8}  {'bound':>6}")
+        for row in sorted(self.rows.values(), key=lambda r: (r["stack"], r["fault"], r["arch"])):
+            terminalreporter.write_line(f"{row['stack']:14} {row['fault']:16} {row['arch']:6} "
+                                        f"{row['seconds']:8.1f}  {row['bound']:6.0f}")
+        terminalreporter.write_line(f"written to {self.path.resolve()}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):   # xdist workers hand their rows on with the reports
+        config.pluginmanager.register(RecoveryReport(), "armstack-recovery-report")

@@ -1,0 +1,38 @@
+"""The recovery report gathers rows from every test, also from pytest-xdist workers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INNER = """
+import pytest
+
+@pytest.mark.parametrize("fault", ["sigkill", "oom", "reboot", "power_cut"])
+def test_fault(record_property, fault):
+    record_property("recovery", {"stack": "s", "fault": fault, "arch": "arm64", "seconds": 1.5, "bound": 60})
+
+def test_other(record_property):
+    record_property("something-else", 1)
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_rows_of_every_test_reach_the_report(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                             workers: list[str]) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makepyfile(test_inner=INNER)
+    (pytester.path / "reports").mkdir()
+    earlier = {"other/reboot/armv7": {"stack": "other", "fault": "reboot", "arch": "armv7", "seconds": 9.0}}
+    (pytester.path / "reports" / "recovery-times.json").write_text(json.dumps(earlier))
+
+    result = pytester.runpytest_subprocess("-p", "tests.recovery_report", "-p", "no:cacheprovider", *workers)
+
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["*recovery times*", "s * oom * arm64 * 1.5 * 60"])
+    written = json.loads((pytester.path / "reports" / "recovery-times.json").read_text())
+    assert sorted(written) == sorted([*earlier, *(f"s/{f}/arm64" for f in ("sigkill", "oom", "reboot", "power_cut"))])
+    assert written["other/reboot/armv7"] == earlier["other/reboot/armv7"]   # earlier runs are kept
