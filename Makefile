@@ -4,6 +4,9 @@ PYTEST  := .venv/bin/pytest
 ARCH    ?= arm64
 # The quick e2e set boots one armv7 device too.
 TEST_ARCHES ?= arm64,armv7
+# Parallel pytest-xdist workers for the e2e targets (JOBS=2): each worker runs its own devices.
+JOBS    ?=
+XDIST   := $(if $(JOBS),-n $(JOBS))
 export TESTCONTAINERS_RYUK_DISABLED := true
 
 .PHONY: setup images demo test test-unit test-integration test-e2e test-full lint typecheck bench bench-quick clean
@@ -31,12 +34,12 @@ test-integration: setup
 	$(PYTEST) tests/integration
 
 test-e2e: images
-	$(PYTEST) -m "e2e and not full" tests/e2e
+	$(PYTEST) $(XDIST) -m "e2e and not full" tests/e2e
 
 # The whole matrix: every stack x fault, arm64 and armv7.
 test-full: setup
 	$(PY) -m harness.cli build --arch arm64,armv7 --kind engine,python,debian,runtime
-	$(PYTEST) --arch arm64,armv7 tests
+	$(PYTEST) $(XDIST) --arch arm64,armv7 tests
 
 lint: setup
 	.venv/bin/ruff check runtime harness tests bench
