@@ -463,11 +463,9 @@ class EmulatedDevice:
     def crash(self, service: str, signal: str = "SIGKILL") -> str:
         """A real crash: signal the service's main process from the device (not `docker kill`,
         which the engine counts as a manual stop). Returns the container id."""
-        c = self.container(service)
-        pid = c.attrs["State"]["Pid"]
-        sig = signal.upper().removeprefix("SIG")
-        self._shell_ok(f"kill -s {sig} {pid}")
-        return str(c.id)
+        from harness import faults
+
+        return faults.crash(self, service, signal)
 
     def oom(self, service: str, timeout: float = 60.0) -> str:
         """A real crash by the kernel's OOM killer (the service needs a mem_limit): see harness.faults."""

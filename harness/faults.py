@@ -23,7 +23,7 @@ fault                     how it is injected                                  th
 ``fill_disk(percent)``    a file nothing owns fills the SD card               a full card
 ========================  ==================================================  ===============
 
-The first four live here (the device-level ones are methods of
+The first five live here (the device-level ones are methods of
 :class:`~harness.device.EmulatedDevice`, which also exposes these as ``device.oom(...)`` etc.).
 Each waits for the engine to confirm the fault happened, through its event stream, and
 raises :class:`~harness.errors.FaultError` when it cannot be injected or does not take.
@@ -52,6 +52,14 @@ def _main_pid(device: EmulatedDevice, service: str) -> tuple[Any, int]:
     if not pid:
         raise FaultError(f"service {service!r} on {device.name} has no running main process")
     return c, pid
+
+
+def crash(device: EmulatedDevice, service: str, signal: str = "SIGKILL") -> str:
+    """A real crash: ``signal`` to the service's main process, sent from the device (not
+    ``docker kill``, which the engine counts as a manual stop). Returns the container id."""
+    c, pid = _main_pid(device, service)
+    device._shell_ok(f"kill -s {signal.upper().removeprefix('SIG')} {pid}")
+    return str(c.id)
 
 
 def oom(device: EmulatedDevice, service: str, timeout: float = 60.0) -> str:
