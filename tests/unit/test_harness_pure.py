@@ -105,3 +105,41 @@ def test_host_tags_never_use_official_names() -> None:
 def test_mirror_comes_from_machine_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARMSTACK_DEBIAN_MIRROR", "http://mirror.example/debian")
     assert images.mirror() == "http://mirror.example/debian"
+
+
+class _StoppedService:
+    """Stands in for a device whose service container has no main process (it just exited)."""
+
+    name = "dev"
+    attrs = {"State": {"Pid": 0}, "Id": "c0"}
+    id = "c0"
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def container(self, service: str) -> _StoppedService:
+        return self
+
+    def _shell_ok(self, cmd: str) -> str:
+        self.commands.append(cmd)
+        return ""
+
+
+@pytest.mark.parametrize("signal", ["SIGKILL", "TERM"])
+def test_crash_without_a_main_process_is_refused_not_sent_to_pid_0(signal: str) -> None:
+    from harness import faults
+    from harness.errors import FaultError
+
+    device = _StoppedService()
+    with pytest.raises(FaultError, match="'web' on dev has no running main process"):
+        faults.crash(device, "web", signal)  # type: ignore[arg-type]
+    assert device.commands == []   # `kill 0` would signal the device shell's own process group
+
+
+def test_crash_signals_the_main_process_by_name_without_sig() -> None:
+    from harness import faults
+
+    device = _StoppedService()
+    device.attrs = {"State": {"Pid": 4242}}
+    assert faults.crash(device, "web", "sigterm") == "c0"  # type: ignore[arg-type]
+    assert device.commands == ["kill -s TERM 4242"]
