@@ -1,6 +1,7 @@
 """Measured recovery times of the fault scenarios: collected, printed and kept as JSON.
 
-A scenario records its row with ``record_property("recovery", row)``. The row travels with the
+A scenario records its row with the ``record_recovery`` fixture, as a user property of its test
+(pytest's own ``record_property`` warns under the default xunit2 JUnit XML). The row travels with the
 test's report, so under pytest-xdist it reaches the controlling process too, which alone
 gathers the rows, prints them at the end of the session and merges them into
 ``reports/recovery-times.json`` (keyed ``stack/fault/arch``, so runs of different subsets add up).
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,14 @@ import pytest
 
 PROPERTY = "recovery"
 REPORT = Path("reports") / "recovery-times.json"
+
+
+@pytest.fixture
+def record_recovery(request: pytest.FixtureRequest) -> Callable[[dict[str, Any]], None]:
+    """Record one row (stack, fault, arch, seconds, bound) of the running test."""
+    def record(row: dict[str, Any]) -> None:
+        request.node.user_properties.append((PROPERTY, row))
+    return record
 
 
 class RecoveryReport:

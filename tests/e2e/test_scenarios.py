@@ -30,7 +30,6 @@ import pytest
 
 from harness.device import EmulatedDevice, ServiceState
 from harness.waits import wait_for
-from tests.recovery_report import PROPERTY as RECOVERY
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 SAMPLE = "armstack-scenario.bin"
@@ -180,7 +179,7 @@ def _describe(device: EmulatedDevice) -> Callable[[], str]:
 
 # -- the scenario ----------------------------------------------------------------------------------
 
-def _scenario(device: EmulatedDevice, stack: str, fault_name: str, record: Callable[[str, object], None]) -> None:
+def _scenario(device: EmulatedDevice, stack: str, fault_name: str, record: Callable[[dict[str, Any]], None]) -> None:
     sc, fault = SCENARIOS[stack], FAULTS[fault_name]
     if not any((sc.path / n).exists() for n in ("compose.yaml", "docker-compose.yml")):
         pytest.skip(f"stack {stack} has no compose file yet")
@@ -220,8 +219,8 @@ def _scenario(device: EmulatedDevice, stack: str, fault_name: str, record: Calla
         bound = device.timeout(fault.bound * sc.slow)
         wait_for(recovered, bound, f"{stack} to recover from {fault_name}", describe=_describe(device), interval=0.25)
         seconds = time.monotonic() - t0
-        record(RECOVERY, {"stack": stack, "fault": fault_name, "arch": device.arch.name,
-                          "seconds": round(seconds, 2), "bound": bound})
+        record({"stack": stack, "fault": fault_name, "arch": device.arch.name, "seconds": round(seconds, 2),
+                "bound": bound})
 
         # (b) only what was hit restarted.
         after = _started(device)
@@ -304,12 +303,12 @@ ARM64_CASES = [(stack, fault) for stack in SCENARIOS for fault in FAULTS]
 @pytest.mark.device(arch="arm64")
 @pytest.mark.parametrize(("stack", "fault"), _cases(ARM64_CASES, quick=QUICK))
 def test_scenario(arm_device: EmulatedDevice, stack: str, fault: str,
-                  record_property: Callable[[str, object], None]) -> None:
-    _scenario(arm_device, stack, fault, record_property)
+                  record_recovery: Callable[[dict[str, Any]], None]) -> None:
+    _scenario(arm_device, stack, fault, record_recovery)
 
 
 @pytest.mark.device(arch="armv7")
 @pytest.mark.parametrize(("stack", "fault"), _cases(ARMV7, quick=set()))
 def test_scenario_armv7(arm_device: EmulatedDevice, stack: str, fault: str,
-                        record_property: Callable[[str, object], None]) -> None:
-    _scenario(arm_device, stack, fault, record_property)
+                        record_recovery: Callable[[dict[str, Any]], None]) -> None:
+    _scenario(arm_device, stack, fault, record_recovery)

@@ -12,11 +12,11 @@ INNER = """
 import pytest
 
 @pytest.mark.parametrize("fault", ["sigkill", "oom", "reboot", "power_cut"])
-def test_fault(record_property, fault):
-    record_property("recovery", {"stack": "s", "fault": fault, "arch": "arm64", "seconds": 1.5, "bound": 60})
+def test_fault(record_recovery, fault):
+    record_recovery({"stack": "s", "fault": fault, "arch": "arm64", "seconds": 1.5, "bound": 60})
 
-def test_other(record_property):
-    record_property("something-else", 1)
+def test_other(request):
+    request.node.user_properties.append(("something-else", 1))
 """
 
 
@@ -29,9 +29,10 @@ def test_rows_of_every_test_reach_the_report(pytester: pytest.Pytester, monkeypa
     earlier = {"other/reboot/armv7": {"stack": "other", "fault": "reboot", "arch": "armv7", "seconds": 9.0}}
     (pytester.path / "reports" / "recovery-times.json").write_text(json.dumps(earlier))
 
-    result = pytester.runpytest_subprocess("-p", "tests.recovery_report", "-p", "no:cacheprovider", *workers)
+    result = pytester.runpytest_subprocess("-p", "tests.recovery_report", "-p", "no:cacheprovider",
+                                           "--junitxml=junit.xml", *workers)
 
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=5, warnings=0)
     result.stdout.fnmatch_lines(["*recovery times*", "s * oom * arm64 * 1.5 * 60"])
     written = json.loads((pytester.path / "reports" / "recovery-times.json").read_text())
     assert sorted(written) == sorted([*earlier, *(f"s/{f}/arm64" for f in ("sigkill", "oom", "reboot", "power_cut"))])
