@@ -107,17 +107,18 @@ def test_mirror_comes_from_machine_sources(monkeypatch: pytest.MonkeyPatch) -> N
     assert images.mirror() == "http://mirror.example/debian"
 
 
-class _StoppedService:
-    """Stands in for a device whose service container has no main process (it just exited)."""
+class _Device:
+    """Stands in for a device and its one service container, whose main process has ``pid``
+    (0: the container has just exited)."""
 
     name = "dev"
-    attrs = {"State": {"Pid": 0}, "Id": "c0"}
     id = "c0"
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int) -> None:
+        self.attrs = {"State": {"Pid": pid}}
         self.commands: list[str] = []
 
-    def container(self, service: str) -> _StoppedService:
+    def container(self, service: str) -> _Device:
         return self
 
     def _shell_ok(self, cmd: str) -> str:
@@ -130,7 +131,7 @@ def test_crash_without_a_main_process_is_refused_not_sent_to_pid_0(signal: str) 
     from harness import faults
     from harness.errors import FaultError
 
-    device = _StoppedService()
+    device = _Device(pid=0)
     with pytest.raises(FaultError, match="'web' on dev has no running main process"):
         faults.crash(device, "web", signal)  # type: ignore[arg-type]
     assert device.commands == []   # `kill 0` would signal the device shell's own process group
@@ -139,7 +140,6 @@ def test_crash_without_a_main_process_is_refused_not_sent_to_pid_0(signal: str) 
 def test_crash_signals_the_main_process_by_name_without_sig() -> None:
     from harness import faults
 
-    device = _StoppedService()
-    device.attrs = {"State": {"Pid": 4242}}
+    device = _Device(pid=4242)
     assert faults.crash(device, "web", "sigterm") == "c0"  # type: ignore[arg-type]
     assert device.commands == ["kill -s TERM 4242"]
