@@ -32,7 +32,9 @@ from typing import Any, TextIO
 import docker
 import docker.errors
 
+from runtime.compose.model import RestartMode
 from runtime.errors import ArmstackError, ComposeError, EngineError, StateError, SupervisorError
+from runtime.exits import RESTART_MODES, default_restart_from, describe_restart, with_default_restart
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_CONFLICT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -47,6 +49,7 @@ exit codes:
 
 environment:
   ARMSTACK_DATA_DIR      state directory (default /data/armstack)
+  ARMSTACK_DEFAULT_RESTART  policy for services without restart: (default always)
   ARMSTACK_EXTRA_LABELS  k=v[,k=v] labels added to every object created
   ARMSTACK_RELEASE       release name stamped on containers
   NO_COLOR               disable colours
@@ -65,7 +68,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 GLOBAL_DEFAULTS: dict[str, Any] = {"file": None, "project_name": None, "data_dir": None,
-                                   "log_format": "text", "no_color": False}
+                                   "log_format": "text", "no_color": False, "default_restart": None}
 
 
 def _global_options(with_file: bool = True) -> argparse.ArgumentParser:
@@ -84,6 +87,9 @@ def _global_options(with_file: bool = True) -> argparse.ArgumentParser:
                    help="state directory (default: $ARMSTACK_DATA_DIR or /data/armstack)")
     g.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS)
     g.add_argument("--no-color", action="store_true", default=argparse.SUPPRESS, help="never colour output")
+    g.add_argument("--default-restart", choices=RESTART_MODES, default=argparse.SUPPRESS,
+                   help="policy for services without restart: (default: $ARMSTACK_DEFAULT_RESTART or always; "
+                        "'no' is docker compose's own behaviour)")
     return g
 
 
@@ -198,13 +204,21 @@ def _compose_path(args: argparse.Namespace) -> Path:
     return Path(find_compose_file(args.file or "."))
 
 
+def _default_restart(args: argparse.Namespace) -> RestartMode:
+    try:
+        return default_restart_from(os.environ, args.default_restart)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
+
+
 def _load(args: argparse.Namespace) -> Any:
+    """The stack as it will run: loaded, warnings printed, restart policies resolved."""
     from runtime.compose.loader import load_stack
 
     result = load_stack(_compose_path(args), project=args.project_name)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    return result.stack
+    return with_default_restart(result.stack, _default_restart(args))
 
 
 def _store(args: argparse.Namespace, project: str) -> Any:
@@ -219,6 +233,9 @@ def _store(args: argparse.Namespace, project: str) -> Any:
 def cmd_validate(args: argparse.Namespace) -> int:
     stack = _load(args)
     print(f"{stack.source}: valid (project {stack.project}, {len(stack.services)} service(s))")
+    for spec in stack.services:
+        if not spec.restart.declared:
+            print(f"  {spec.name}: no restart: in the file; supervised as {describe_restart(spec.restart)}")
     return EXIT_OK
 
 
@@ -230,6 +247,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         _client(), path, project=args.project_name, data_dir=Path(args.data_dir), presenter=_presenter(args),
         reconcile_interval=args.reconcile_interval, restart_unhealthy=not args.no_restart_unhealthy,
         detach_on_exit=args.detach_on_exit, release=args.release, disk=_disk_policy(args),
+        default_restart=_default_restart(args),
     )
     return sup.run()
 
@@ -270,7 +288,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     sup = Supervisor(
         _client(), Path(stack.source), project=stack.project, data_dir=Path(args.data_dir),
         presenter=_presenter(args, sys.stderr), once=True, apply_timeout=args.timeout, release=args.release,
-        disk=_disk_policy(args),
+        disk=_disk_policy(args), default_restart=_default_restart(args),
     )
     code = sup.run()
     if code in (EXIT_OK, EXIT_FAILED) and sup.last_apply is not None:
@@ -347,20 +365,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _observe_status(stack: Any) -> dict[str, Any]:
     from runtime.desired import make_desired
     from runtime.executor import Executor
-    from runtime.report import kept_container
 
     client = _client()
-    ex = Executor(client, make_desired(client, stack))
-    observed = ex.observe()
+    return observed_status(stack, Executor(client, make_desired(client, stack)).observe())
+
+
+def observed_status(stack: Any, observed: Any) -> dict[str, Any]:
+    """The status document for a stack no supervisor runs, from what the engine shows."""
+    from runtime.report import kept_container, service_state
+
     services = {}
-    for name in stack.service_names:
-        c = kept_container(observed, name)
-        state = "missing" if c is None else (
-            c.health if c.status == "running" and c.health in ("starting", "unhealthy") else c.status)
-        services[name] = {"state": state, "container_id": c.id if c else None, "restarts": None,
-                          "last_exit": c.exit_code if c else None, "health": c.health if c else None,
-                          "backoff_until": None, "crash_looping": False}
+    for spec in stack.services:
+        c = kept_container(observed, spec.name)
+        services[spec.name] = {
+            "state": "missing" if c is None else service_state(c, spec.restart),
+            "restart": describe_restart(spec.restart), "container_id": c.id if c else None, "restarts": None,
+            "last_exit": c.exit_code if c else None, "health": c.health if c else None,
+            "backoff_until": None, "crash_looping": False}
     return {"project": stack.project, "supervisor": None, "services": services}
+
+
+def status_ok(status: dict[str, Any]) -> bool:
+    """Whether every service of a status document is up (running, healthy or a completed job)."""
+    services = status.get("services") or {}
+    return all(s.get("state") in ("running", "healthy", "completed") for s in services.values())
 
 
 def status_lines(status: dict[str, Any]) -> list[str]:
@@ -370,14 +398,17 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         else "no supervisor running (observed from the engine)")]
     services = status.get("services") or {}
     width = max([len("SERVICE"), *(len(n) for n in services)])
-    lines.append(f"{'SERVICE':<{width}}  {'STATE':<11} {'RESTARTS':>8}  {'LAST EXIT':>9}  BACKOFF")
+    policy_width = max([len("RESTART"), *(len(s.get("restart") or "-") for s in services.values())])
+    lines.append(f"{'SERVICE':<{width}}  {'STATE':<11} {'RESTART':<{policy_width}}  {'RESTARTS':>8}  "
+                 f"{'LAST EXIT':>9}  BACKOFF")
     for name, s in services.items():
         backoff = ""
         if s.get("backoff_until"):
             backoff = f"{max(0.0, s['backoff_until'] - time.time()):.1f}s"
         restarts = "-" if s.get("restarts") is None else str(s.get("restarts"))
         last = "-" if s.get("last_exit") is None else str(s.get("last_exit"))
-        lines.append(f"{name:<{width}}  {s.get('state', '?'):<11} {restarts:>8}  {last:>9}  {backoff}")
+        lines.append(f"{name:<{width}}  {s.get('state', '?'):<11} {s.get('restart') or '-':<{policy_width}}  "
+                     f"{restarts:>8}  {last:>9}  {backoff}")
     disk_line = format_disk(status.get("disk") or {})
     if disk_line:
         lines.append(disk_line)
@@ -419,9 +450,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         for line in status_lines(status):
             print(line)
-    services = status.get("services") or {}
-    up = all(s.get("state") in ("running", "healthy", "completed") for s in services.values())
-    return EXIT_OK if up else EXIT_FAILED
+    return EXIT_OK if status_ok(status) else EXIT_FAILED
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

@@ -58,9 +58,10 @@ from runtime.actions import (
     Stop,
     Wait,
 )
-from runtime.compose.model import Dependency, RestartPolicy, ServiceSpec, StackSpec
+from runtime.compose.model import Dependency, ServiceSpec, StackSpec
+from runtime.exits import wants_restart
 from runtime.hashing import attached_services, config_hash
-from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
+from runtime.observed import Desired, ObservedContainer, ObservedState, Policy
 
 ContainerAction = Create | Recreate | Start | Restart
 CONTAINER_ACTIONS = (Create, Recreate, Start, Restart)
@@ -252,20 +253,6 @@ def dependency_satisfied(container: ObservedContainer | None, condition: str) ->
         return container.status == "running" and container.health == "healthy"
     # service_started, or service_healthy without a healthcheck: running is enough.
     return container.status == "running"
-
-
-def wants_restart(container: ObservedContainer, restart: RestartPolicy, runtime: ServiceRuntime) -> bool:
-    """Whether a stopped container should be started again under its restart policy."""
-    if container.status == "created":
-        return True  # never started: the Create that made it did not finish
-    if restart.mode in ("always", "unless-stopped"):
-        # unless-stopped == always here: a stop by hand goes through the supervisor, which
-        # then stops desiring the service rather than fighting the restart.
-        return True
-    if restart.mode == "on-failure":
-        failed = container.status == "dead" or container.oom_killed or container.exit_code not in (None, 0)
-        return failed and (restart.max_retries is None or runtime.restarts < restart.max_retries)
-    return False
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runtime.actions import Build, Create, Recreate, Remove
-from runtime.compose.model import StackSpec
+from runtime.compose.model import RestartPolicy, StackSpec
 from runtime.executor import ActionResult
+from runtime.exits import completed
 from runtime.observed import ObservedContainer, ObservedState
 from runtime.planner import update_strategy
 
@@ -100,6 +101,14 @@ def kept_container(observed: ObservedState, service: str) -> ObservedContainer |
     return cs[0] if cs else None
 
 
+def service_state(c: ObservedContainer, policy: RestartPolicy) -> str:
+    """A container's state as the status shows it: its health while running, ``completed``
+    for a job that finished (exits.completed), else the engine's status."""
+    if c.status == "running":
+        return {"starting": "starting", "unhealthy": "unhealthy"}.get(c.health or "", "running")
+    return "completed" if completed(c, policy) else str(c.status)
+
+
 def service_ready(stack: StackSpec, observed: ObservedState, service: str) -> tuple[bool, str]:
     """Whether a service counts as up for ``apply``, and if not, why (one phrase)."""
     spec = stack.service(service)
@@ -110,9 +119,8 @@ def service_ready(stack: StackSpec, observed: ObservedState, service: str) -> tu
         if c.health in (None, "healthy"):
             return True, "running"
         return False, f"is {c.health}"
-    # A one-shot job (restart no/on-failure) that finished cleanly is done, not down.
-    if c.status == "exited" and c.exit_code == 0 and spec.restart.mode in ("no", "on-failure"):
-        return True, "completed"
+    if completed(c, spec.restart):
+        return True, "completed"   # a one-shot job that finished is done, not down
     code = f" (exit code {c.exit_code})" if c.exit_code is not None else ""
     return False, f"is {c.status}{code}"
 

@@ -206,7 +206,8 @@ class PersistedState:
 class ServiceStatus:
     """One service's entry in ``status.json``."""
 
-    state: str = "unknown"                # running, starting, exited, backoff, waiting, ...
+    state: str = "unknown"                # running, starting, completed, exited, backoff, waiting, ...
+    restart: str = ""                     # the policy it runs under, e.g. "always (default)"
     container_id: str | None = None
     image: str | None = None
     image_id: str | None = None

@@ -49,7 +49,7 @@ from runtime.actions import (
     Stop,
     Wait,
 )
-from runtime.compose.model import StackSpec
+from runtime.compose.model import RestartMode, RestartPolicy, StackSpec
 from runtime.control import ProjectLock, read_request
 from runtime.desired import make_desired
 from runtime.diskguard import DiskGuard
@@ -57,11 +57,20 @@ from runtime.diskio import DiskIO, UsageProvider
 from runtime.errors import ArmstackError, ComposeError, EngineError
 from runtime.events import ContainerEvent, EventWatcher, Resync
 from runtime.executor import ActionResult, Executor
+from runtime.exits import DEFAULT_RESTART, describe_restart, exit_kind, wants_restart, with_default_restart
 from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
 from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
 from runtime.planner import DOWNLOAD_THEN_KILL, plan, update_strategy
-from runtime.report import full_report, kept_container, merge_results, not_ready, removed_services, totals
+from runtime.report import (
+    full_report,
+    kept_container,
+    merge_results,
+    not_ready,
+    removed_services,
+    service_state,
+    totals,
+)
 from runtime.state import (
     ApplyResult,
     PersistedState,
@@ -97,12 +106,14 @@ class _PendingApply:
     errors: list[str] = field(default_factory=list)
 
 
-def load_stack_or_problems(path: Path, project: str | None) -> StackSpec:
-    """The loaded stack (ComposeError if invalid), with the loader's warnings attached."""
+def load_stack_or_problems(path: Path, project: str | None,
+                           default_restart: RestartMode = DEFAULT_RESTART) -> StackSpec:
+    """The loaded stack (ComposeError if invalid) with its restart policies resolved, and the
+    loader's warnings attached."""
     from runtime.compose.loader import load_stack
 
     result = load_stack(path, project=project)
-    stack: StackSpec = result.stack
+    stack = with_default_restart(result.stack, default_restart)
     _WARNINGS[id(stack)] = tuple(str(w) for w in result.warnings)
     return stack
 
@@ -135,6 +146,7 @@ class Supervisor:
         environ: Mapping[str, str] | None = None,
         disk: disk_policy.DiskPolicy | None = None,
         disk_usage: UsageProvider | None = None,
+        default_restart: RestartMode = DEFAULT_RESTART,
     ) -> None:
         self.client = client
         self.compose_path = Path(compose_path).resolve()
@@ -151,6 +163,7 @@ class Supervisor:
         self.environ = environ
         self.disk_policy = disk
         self.disk_usage = disk_usage   # injected in tests: a fake small disk
+        self.default_restart = default_restart
         self.disk: DiskGuard | None = None
 
         self.queue: queue.Queue[Any] = queue.Queue()
@@ -204,7 +217,7 @@ class Supervisor:
     def run(self) -> int:
         log = self.presenter.runtime
         try:
-            stack = load_stack_or_problems(self.compose_path, self.project_arg)
+            stack = load_stack_or_problems(self.compose_path, self.project_arg, self.default_restart)
         except ComposeError as exc:
             for p in exc.problems:
                 log(str(p), level="error")
@@ -417,7 +430,7 @@ class Supervisor:
         generation = max(self.generation + 1, wanted or 0)
         log(f"reload requested: {path}")
         try:
-            stack = load_stack_or_problems(path, project or self.stack.project)
+            stack = load_stack_or_problems(path, project or self.stack.project, self.default_restart)
             if stack.project != self.stack.project:
                 raise ArmstackError(f"the file names project {stack.project!r}, but this supervisor runs "
                                     f"{self.stack.project!r}; use `armstack -p {stack.project} apply`.")
@@ -594,10 +607,11 @@ class Supervisor:
             if c.id in self.seen_exits and self.seen_exits[c.id] == c.finished_at:
                 continue
             self.seen_exits[c.id] = c.finished_at
-            if self.executor.expected_stop(c.id):
-                continue  # the runtime stopped it (update, restart, down): not a crash
             spec = self.stack.service(c.service)
-            if c.exit_code == 0 and not c.oom_killed and spec.restart.mode in ("no", "on-failure"):
+            kind = exit_kind(c, spec.restart, stopped_by_us=self.executor.expected_stop(c.id))
+            if kind == "stopped":
+                continue  # the runtime stopped it (update, restart, down): not a crash
+            if kind == "completed":
                 self._record_exit(c)   # a job that finished: not a crash
                 continue
             if c.finished_at is not None and c.finished_at < self.started_at:
@@ -606,12 +620,13 @@ class Supervisor:
                 self._record_exit(c)
                 continue
             self._record_crash(c.service, c.exit_code, c.finished_at, c.oom_killed, started_at=c.started_at)
-            kind = "was killed by the OOM killer" if c.oom_killed else f"exited with code {c.exit_code}"
+            how = "was killed by the OOM killer" if c.oom_killed else f"exited with code {c.exit_code}"
             rt = self.runtime[c.service]
             when = "now" if rt.next_start_at is None else f"in {rt.next_start_at - time.monotonic():.1f}s"
             extra = " (crash looping)" if rt.crash_looping else ""
-            verdict = f"restart {when}{extra}" if spec.restart.mode != "no" else "restart policy 'no': left down"
-            self.presenter.runtime(f"service {c.service} {kind}; {verdict}", level="warning")
+            verdict = (f"restart {when}{extra}" if wants_restart(c, spec.restart, rt)
+                       else f"restart policy {describe_restart(spec.restart)!r}: left down")
+            self.presenter.runtime(f"service {c.service} {how}; {verdict}", level="warning")
         seen = {c.id for c in observed.containers}
         for cid in [k for k in self.seen_exits if k not in seen]:
             del self.seen_exits[cid]
@@ -702,13 +717,15 @@ class Supervisor:
         assert self.stack is not None
         now_mono, now = time.monotonic(), time.time()
         services: dict[str, ServiceStatus] = {}
-        for name in self.stack.service_names:
+        for spec in self.stack.services:
+            name = spec.name
             c = kept_container(self.observed, name)
             rt = self.runtime.get(name, ServiceRuntime())
             rec = self.records.get(name, ServiceRecord())
             held = rt.next_start_at is not None and rt.next_start_at > now_mono
             services[name] = ServiceStatus(
-                state=_state_of(c, rt, held, name in self.waits),
+                state=_state_of(c, spec.restart, rt, held, name in self.waits),
+                restart=describe_restart(spec.restart),
                 container_id=c.id if c else None,
                 image=self.stack.image_ref(name),
                 image_id=c.image_id if c else None,
@@ -745,20 +762,18 @@ class Supervisor:
             self.presenter.runtime(str(exc), level="error")
 
 
-def _state_of(c: ObservedContainer | None, rt: ServiceRuntime, held: bool, waiting: bool) -> str:
+def _state_of(c: ObservedContainer | None, policy: RestartPolicy, rt: ServiceRuntime, held: bool,
+              waiting: bool) -> str:
     if rt.crash_looping and (c is None or not c.running):
         return "crash-loop"
     if held:
         return "backoff"
     if c is None:
         return "waiting" if waiting else "missing"
-    if c.status == "running":
-        return {"starting": "starting", "unhealthy": "unhealthy"}.get(c.health or "", "running")
-    if c.status == "exited" and c.exit_code == 0:
-        return "completed"
-    if waiting:
+    state = service_state(c, policy)
+    if waiting and state not in ("running", "starting", "unhealthy", "completed"):
         return "waiting"
-    return str(c.status)
+    return state
 
 
 def _describe_action(a: Action) -> str:

@@ -7,7 +7,7 @@ mappings are sorted tuples of pairs so two equal specs compare (and hash) equal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Pairs = tuple[tuple[str, str], ...]
@@ -49,6 +49,13 @@ class Dependency:
 class RestartPolicy:
     mode: RestartMode = "no"
     max_retries: int | None = None  # only for on-failure
+    # False when the file has no `restart:` for the service: the runtime then supervises it under
+    # its default policy (runtime/exits.py), and says so, instead of compose's silent "no".
+    declared: bool = True
+
+
+# What the loader records for a service without `restart:`; exits.with_default_restart resolves it.
+UNDECLARED_RESTART = RestartPolicy("no", declared=False)
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ class ServiceSpec:
     volumes: tuple[VolumeMount, ...] = ()
     volumes_from: tuple[VolumesFrom, ...] = ()
     depends_on: tuple[Dependency, ...] = ()
-    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    restart: RestartPolicy = UNDECLARED_RESTART
     healthcheck: Healthcheck | None = None  # None: none defined (the image's own may apply)
     labels: Pairs = ()
     networks: tuple[str, ...] = ()    # stack-level network names (unprefixed)

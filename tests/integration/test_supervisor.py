@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from harness.events import EventRecorder
-from tests.integration.conftest import BASE_IMAGE, Stack, write_stack
+from tests.integration.conftest import BASE_IMAGE, LOOP, Stack, write_stack
 
 
 def _started(attrs: dict[str, Any]) -> str:
@@ -158,3 +158,40 @@ def test_sigterm_stops_the_stack_and_exits_zero(stack: Stack) -> None:
     assert stack.stop_supervisor(proc) == 0
     assert not any(a["State"]["Running"] for a in stack.containers().values())
     assert "stack stopped" in stack.log_text()
+
+
+def test_a_service_without_restart_is_kept_alive_and_a_finished_job_is_done(stack: Stack) -> None:
+    (stack.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+        name: {stack.project}
+        services:
+          migrate:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "echo migrated"]
+          app:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='app')}"]
+            stop_grace_period: 2s
+            depends_on:
+              migrate:
+                condition: service_completed_successfully
+          strict:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='strict')}"]
+            restart: "no"
+            stop_grace_period: 2s
+        """))
+    stack.start_supervisor()
+    assert stack.wait_applied()["ok"], stack.log_text()
+    services = stack.status()["services"]
+    assert (services["migrate"]["state"], services["migrate"]["restart"]) == ("completed", "on-failure (default)")
+    assert services["app"]["restart"] == "always (default)"
+    before = stack.containers()
+
+    os.kill(before["app"]["State"]["Pid"], signal.SIGKILL)      # no restart: in the file, still kept alive
+    stack.wait("app to run again", lambda: (c := stack.containers().get("app")) and c["State"]["Running"]
+               and _started(c) != _started(before["app"]))
+    os.kill(before["strict"]["State"]["Pid"], signal.SIGKILL)   # an explicit "no" is honoured
+    stack.wait("the supervisor to see strict exit",
+               lambda: "service strict exited with code 137; restart policy 'no': left down" in stack.log_text())
+    assert not stack.containers()["strict"]["State"]["Running"]
+    assert stack.containers()["migrate"]["State"]["StartedAt"] == before["migrate"]["State"]["StartedAt"]

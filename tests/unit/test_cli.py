@@ -70,12 +70,15 @@ def test_plan_lines_shorten_ids() -> None:
 
 def test_status_lines() -> None:
     status = {"project": "p", "generation": 3, "supervisor": {"pid": 42},
-              "services": {"web": {"state": "running", "restarts": 2, "last_exit": 137, "backoff_until": None}},
+              "services": {"web": {"state": "running", "restart": "always (default)", "restarts": 2,
+                                   "last_exit": 137, "backoff_until": None}},
               "last_apply": {"generation": 3, "ok": False, "error": "boom"}}
     lines = cli.status_lines(status)
     assert "pid 42" in lines[0]
-    assert lines[2].split() == ["web", "running", "2", "137"]
+    assert lines[2].split() == ["web", "running", "always", "(default)", "2", "137"]
     assert lines[1].index("STATE") == lines[2].index("running")
+    assert lines[1].index("RESTART ") == lines[2].index("always")
+    assert lines[1].index("LAST EXIT") + len("LAST EXIT") == lines[2].index("137") + len("137")
     assert lines[-1] == "last apply (generation 3): FAILED: boom"
 
 
