@@ -57,7 +57,7 @@ from runtime.diskio import DiskIO, UsageProvider
 from runtime.errors import ArmstackError, ComposeError, EngineError
 from runtime.events import ContainerEvent, EventWatcher, Resync
 from runtime.executor import ActionResult, Executor
-from runtime.exits import DEFAULT_RESTART, describe_restart, exit_kind, wants_restart, with_default_restart
+from runtime.exits import DEFAULT_RESTART, describe_restart, with_default_restart
 from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
 from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
@@ -74,13 +74,13 @@ from runtime.report import (
 from runtime.state import (
     ApplyResult,
     PersistedState,
-    ServiceRecord,
     ServiceStatus,
     StateStore,
     SupervisorInfo,
     atomic_write_json,
     build_status,
 )
+from runtime.tracker import ServiceTracker
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -180,10 +180,7 @@ class Supervisor:
         self.started_at = time.time()
         self.ready = False
 
-        self.history: dict[str, bo.CrashHistory] = {}
-        self.runtime: dict[str, ServiceRuntime] = {}
-        self.records: dict[str, ServiceRecord] = {}
-        self.seen_exits: dict[str, float | None] = {}    # container id -> FinishedAt already counted
+        self.tracker = ServiceTracker(backoff)
         self.failed_builds: dict[str, str] = {}          # service -> build hash that failed this generation
         self.failed_images: set[str] = set()             # services whose Build/Pull failed this generation
         self.waits: dict[str, list[str]] = {}
@@ -255,7 +252,7 @@ class Supervisor:
             atomic_write_json(self.store.pid_path, os.getpid())
         self.persisted = self.store.load(on_warning=lambda m: log(m, level="warning"))
         self.generation = self.persisted.generation
-        self.records = dict(self.persisted.services)
+        self.tracker.records = dict(self.persisted.services)
         self.presenter.add_names(stack.service_names)
         self.follower = LogFollower(self.client, self.presenter)
         try:
@@ -329,7 +326,9 @@ class Supervisor:
     def _timeout(self) -> float:
         now = time.monotonic()
         due = [self.next_reconcile]
-        due += [rt.next_start_at for rt in self.runtime.values() if rt.next_start_at and rt.next_start_at > now]
+        backoff_due = self.tracker.next_wakeup(now)
+        if backoff_due is not None:
+            due.append(backoff_due)
         if self.pending is not None:
             due.append(self.pending.deadline)
         if self.disk is not None:
@@ -451,8 +450,7 @@ class Supervisor:
             return
         self.compose_path = path.resolve()
         # A new configuration is a new situation: crash streaks start over.
-        self.history.clear()
-        self.runtime.clear()
+        self.tracker.new_configuration()
         self._begin_apply(generation)
 
     def _finish_apply(self, ok: bool, error: str | None) -> None:
@@ -484,12 +482,12 @@ class Supervisor:
             return
         now = time.monotonic()
         for name, why in missing.items():
-            rt = self.runtime.get(name)
-            if rt is not None and rt.crash_looping:
+            rt = self.tracker.runtime(name)
+            if rt.crash_looping:
                 self._finish_apply(False, f"service {name!r} is crash looping (last exit code {rt.last_exit_code})")
                 return
             c = kept_container(observed, name)
-            held = rt is not None and rt.next_start_at is not None and rt.next_start_at > now
+            held = self.tracker.held(name, now)
             if c is not None and c.status in ("exited", "dead") and not held and name not in self.waits:
                 # The plan left it down (its restart policy says so): it will not come up.
                 self._finish_apply(False, f"service {name!r} {why}")
@@ -502,7 +500,7 @@ class Supervisor:
 
     def _policy(self) -> Policy:
         return Policy(now=time.monotonic(), restart_unhealthy=self.restart_unhealthy,
-                      runtime=tuple(sorted(self.runtime.items())), applied_at=self.applied_at,
+                      runtime=self.tracker.runtimes(), applied_at=self.applied_at,
                       image_failed=frozenset(self.failed_images))
 
     def _reconcile(self) -> str | None:
@@ -574,78 +572,36 @@ class Supervisor:
                     # The planner then stops holding the service down for its update strategy.
                     self.failed_images.add(a.service)
                 elif svc is not None and isinstance(a, Create | Start | Restart | Recreate):
-                    self._record_crash(svc, None, None, False, started_at=None)   # a failed start backs off too
+                    # A failed start backs off too.
+                    self.tracker.crashed(svc, None, None, False, started_at=None, now=now, wall=time.time())
                 continue
             if isinstance(a, Start | Restart | Create | Recreate) and svc and r.container_id:
                 # since=our start: an adopted container's output from before this supervisor
                 # was never ours to print, even when its follower re-attaches from scratch.
                 self.follower.follow(svc, r.container_id, since=self.started_at)
             if isinstance(a, Start | Restart) and svc:
-                rec = self.records.get(svc, ServiceRecord())
-                self.records[svc] = ServiceRecord(rec.restarts + 1, rec.last_exit_code, rec.last_exit_at,
-                                                  rec.oom_killed)
+                self.tracker.started(svc)
                 self._restart_marks.append((svc, now))
                 if svc in self._die_seen:
                     issued = now - r.seconds   # when the start call went out, not when it returned
                     self._event_to_action[svc] = max(0.0, issued - self._die_seen.pop(svc))
             if isinstance(a, Recreate | Create) and svc:
                 # Updated on purpose: any crash streak of the old container is over.
-                self.history.pop(svc, None)
-                self.runtime.pop(svc, None)
+                self.tracker.replaced(svc)
         if self.pending is not None:
             self.pending.report = merge_results(self.pending.report, results)
         self._persist()
         return failed
 
     def _note_exits(self, observed: ObservedState) -> None:
-        """Count every exit not seen before as a crash (die events and missed ones alike)."""
+        """Hand every exit not seen before to the tracker; log the crashes."""
         assert self.stack is not None and self.executor is not None
-        wanted = set(self.stack.service_names)
-        for c in observed.containers:
-            if c.service not in wanted or c.status not in ("exited", "dead"):
-                continue
-            if c.id in self.seen_exits and self.seen_exits[c.id] == c.finished_at:
-                continue
-            self.seen_exits[c.id] = c.finished_at
-            spec = self.stack.service(c.service)
-            kind = exit_kind(c, spec.restart, stopped_by_us=self.executor.expected_stop(c.id))
-            if kind == "stopped":
-                continue  # the runtime stopped it (update, restart, down): not a crash
-            if kind == "completed":
-                self._record_exit(c)   # a job that finished: not a crash
-                continue
-            if c.finished_at is not None and c.finished_at < self.started_at:
-                # It stopped before this supervisor ran (a stack stopped on shutdown, or a crash
-                # while nobody watched): start it again at once, without a crash streak.
-                self._record_exit(c)
-                continue
-            self._record_crash(c.service, c.exit_code, c.finished_at, c.oom_killed, started_at=c.started_at)
-            how = "was killed by the OOM killer" if c.oom_killed else f"exited with code {c.exit_code}"
-            rt = self.runtime[c.service]
-            when = "now" if rt.next_start_at is None else f"in {rt.next_start_at - time.monotonic():.1f}s"
-            extra = " (crash looping)" if rt.crash_looping else ""
-            verdict = (f"restart {when}{extra}" if wants_restart(c, spec.restart, rt)
-                       else f"restart policy {describe_restart(spec.restart)!r}: left down")
-            self.presenter.runtime(f"service {c.service} {how}; {verdict}", level="warning")
-        seen = {c.id for c in observed.containers}
-        for cid in [k for k in self.seen_exits if k not in seen]:
-            del self.seen_exits[cid]
-
-    def _record_exit(self, c: ObservedContainer) -> None:
-        rec = self.records.get(c.service, ServiceRecord())
-        self.records[c.service] = ServiceRecord(rec.restarts, c.exit_code, c.finished_at, c.oom_killed)
-
-    def _record_crash(self, service: str, exit_code: int | None, finished_at: float | None, oom: bool,
-                      *, started_at: float | None) -> None:
         now = time.monotonic()
-        # Backoff runs on the monotonic clock; convert the engine's wall-clock start time.
-        started_mono = None if started_at is None else now - max(0.0, time.time() - started_at)
-        hist = bo.record_crash(self.history.get(service, bo.CrashHistory()), now, started_mono, self.backoff)
-        self.history[service] = hist
-        self.runtime[service] = bo.runtime_after_crash(hist, now, exit_code, self.backoff)
-        if exit_code is not None or oom:
-            rec = self.records.get(service, ServiceRecord())
-            self.records[service] = ServiceRecord(rec.restarts, exit_code, finished_at or time.time(), oom)
+        for verdict in self.tracker.note_exits(self.stack, observed, self.executor, now=now, wall=time.time(),
+                                               supervisor_started=self.started_at):
+            message = verdict.message(now)
+            if message is not None:
+                self.presenter.runtime(message, level="warning")
 
     def _attach_running(self, *, initial: bool) -> None:
         """Follow the logs of every running container (adopted ones from now on, not their past)."""
@@ -705,7 +661,7 @@ class Supervisor:
     def _persist(self) -> None:
         assert self.store is not None
         state = PersistedState(release=self.desired.release if self.desired else "", generation=self.generation,
-                               services=dict(self.records))
+                               services=dict(self.tracker.records))
         if state != self.persisted:
             try:
                 self.store.save(state)
@@ -720,8 +676,8 @@ class Supervisor:
         for spec in self.stack.services:
             name = spec.name
             c = kept_container(self.observed, name)
-            rt = self.runtime.get(name, ServiceRuntime())
-            rec = self.records.get(name, ServiceRecord())
+            rt = self.tracker.runtime(name)
+            rec = self.tracker.record(name)
             held = rt.next_start_at is not None and rt.next_start_at > now_mono
             services[name] = ServiceStatus(
                 state=_state_of(c, spec.restart, rt, held, name in self.waits),
