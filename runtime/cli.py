@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("-f", "--follow", action="store_true")
     lg.add_argument("service", nargs="?", default=None)
 
+    su = command("systemd-unit", help="print a systemd unit that runs `armstack up` for this stack at boot")
+    su.add_argument("--watchdog", type=int, default=120, metavar="SECONDS",
+                    help="restart the supervisor when it has not reported a healthy stack for this long (0: off)")
+    su.add_argument("--executable", default=None, help="the armstack script to run (default: this one)")
+
     im = command("images", help="base and runtime images (needs the harness package)", add_help=False)
     im.add_argument("args", nargs=argparse.REMAINDER)
     return p
@@ -495,6 +500,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
         follower.stop_all(timeout=1.0)
 
 
+def cmd_systemd_unit(args: argparse.Namespace) -> int:
+    import shutil
+
+    from runtime.systemd import UnitSettings, render_unit
+
+    stack = _load(args)   # a unit for a file that does not load would fail at every boot
+    executable = args.executable or shutil.which("armstack") or str(Path(sys.argv[0]).resolve())
+    try:
+        settings = UnitSettings(executable=str(Path(executable).resolve()), compose_file=stack.source,
+                                data_dir=str(Path(args.data_dir).resolve()), project=args.project_name,
+                                watchdog_seconds=args.watchdog)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
+    print(render_unit(settings), end="")
+    return EXIT_OK
+
+
 def cmd_images(args: argparse.Namespace) -> int:
     try:
         from harness.cli import images_main  # type: ignore[import-not-found,unused-ignore]
@@ -506,7 +528,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "up": cmd_up, "apply": cmd_apply, "down": cmd_down, "validate": cmd_validate, "plan": cmd_plan,
-    "status": cmd_status, "logs": cmd_logs, "images": cmd_images,
+    "status": cmd_status, "logs": cmd_logs, "images": cmd_images, "systemd-unit": cmd_systemd_unit,
 }
 
 
