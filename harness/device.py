@@ -21,6 +21,8 @@ import shutil
 import signal as signals
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +44,7 @@ from harness.capabilities import engine_run_kwargs  # noqa: E402
 from harness.errors import DeployError, DeviceError, FaultError  # noqa: E402
 from harness.report import UpdateReport  # noqa: E402
 from harness.session import OWNER, labels, owner_alive, sweep  # noqa: E402
-from harness.waits import wait_for  # noqa: E402
+from harness.waits import first_match, listening_ports, wait_for  # noqa: E402
 
 SHARED_ROOT = Path(os.environ.get("ARMSTACK_SHARED_MOUNTS", "/run/armstack/devices"))
 CARD_DIR = "/media/sdcard"            # in both containers: the shared mount directory
@@ -403,7 +405,10 @@ class EmulatedDevice:
         return found
 
     def wait_until_running(self, service: str, timeout: float = 30.0) -> float:
-        """Wait until the service's container runs (and is healthy if it has a healthcheck)."""
+        """Wait until the service's container runs (and is healthy if it has a healthcheck).
+
+        Running is not listening: a service may run for seconds before it accepts connections.
+        Use :meth:`wait_for_port`, :meth:`wait_for_http` or :meth:`wait_for_log` for that."""
         start = time.monotonic()
 
         def running() -> bool:
@@ -421,6 +426,49 @@ class EmulatedDevice:
         wait_for(running, self.timeout(timeout), f"service {service!r} on {self.name} to be running",
                  describe=describe)
         return time.monotonic() - start
+
+    def wait_for_log(self, service: str, pattern: str, timeout: float = 30.0, *, since: str = "now") -> str:
+        """Wait for a line of the service's prefixed log (``service | line``) that ``pattern``
+        (a regex, ``re.search``) matches; returns the line. ``since="now"`` counts only lines
+        printed after the call, ``"start"`` the whole log."""
+        if since not in ("now", "start"):
+            raise ValueError(f"since must be 'now' or 'start', not {since!r}")
+        regex = re.compile(pattern)
+        start = len(self.logs(service)) if since == "now" else 0
+
+        def describe() -> str:
+            return "last log lines:\n" + "\n".join(self.logs(service)[-20:])
+
+        return wait_for(lambda: first_match(self.logs(service), regex, start), self.timeout(timeout),
+                        f"a log line of {service!r} on {self.name} matching {pattern!r}", describe=describe)
+
+    def wait_for_port(self, service: str, port: int, timeout: float = 30.0) -> None:
+        """Wait until the service listens on TCP ``port`` inside its own network namespace.
+
+        Read from the device's side (``/proc/<pid>/net/tcp``), so it needs nothing in the image
+        and does not depend on the port being published."""
+        def listening() -> bool:
+            pid = int(self.container(service).attrs["State"]["Pid"])
+            out = self.shell(f"cat /proc/{pid}/net/tcp /proc/{pid}/net/tcp6 2>/dev/null").output
+            return port in listening_ports(out)
+
+        wait_for(listening, self.timeout(timeout), f"service {service!r} on {self.name} to listen on port {port}",
+                 describe=lambda: f"state of {service}: {self.services().get(service)}")
+
+    def wait_for_http(self, port: int, path: str = "/", status: int = 200, timeout: float = 30.0) -> str:
+        """Wait until ``GET url(port, path)`` from the host answers ``status``; returns the body."""
+        url = self.url(port, path)
+
+        def answered() -> str | None:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    code, body = r.status, r.read()
+            except urllib.error.HTTPError as e:
+                code, body = e.code, e.read()
+            # A matching empty body still ends the wait (" "): the answer is what was waited for.
+            return (body.decode(errors="replace") or " ") if code == status else None
+
+        return wait_for(answered, self.timeout(timeout), f"GET {url} to answer {status}")
 
     def exec(self, service: str, cmd: str | list[str]) -> ExecResult:
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else cmd

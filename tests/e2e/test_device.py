@@ -41,9 +41,11 @@ def _runs_stack_on_its_arch(arm_device: EmulatedDevice, stacks: Path, tmp_path: 
     assert runtime.exec_run(["uname", "-m"]).output.decode().strip() == arch.uname
     base = arm_device.engine.images.get("python:3.11-slim-bookworm")
     assert base.attrs["Architecture"] == arch.platform.split("/")[1]
+    # Running is not listening: the port is read from the server's own network namespace.
+    arm_device.wait_for_port("server", 8000, timeout=20)
     # The client reaches the server by name, and both show up prefixed in the runtime's output.
-    wait_for(lambda: any("hits:" in ln for ln in arm_device.logs("client")), arm_device.timeout(20),
-             "the client's prefixed log lines", describe=lambda: "\n".join(arm_device.logs()[-20:]))
+    line = arm_device.wait_for_log("client", r"hits: \d+", timeout=20, since="start")
+    assert line.startswith("client") and " | hits: " in line
     assert any(ln.startswith("server") and " | " in ln for ln in arm_device.logs())
     # Failure artefacts: written on demand here, by the plugin when a test fails.
     folder = save_artifacts(arm_device, tmp_path / "artefacts")

@@ -49,3 +49,34 @@ def test_timeout_says_what_it_waited_for_and_what_it_saw() -> None:
         wait_for(probe, 0.01, "web to run", describe=lambda: "state of web: exited (137)", interval=0.001)
     text = str(err.value)
     assert "web to run" in text and "exited (137)" in text and "no running container" in text
+
+
+# /proc/<pid>/net/tcp as a Python http.server on 0.0.0.0:8000 (LISTEN) with one client
+# connection to port 80 (ESTABLISHED, 01), then tcp6 with [::]:9000 listening.
+PROC_NET_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0
+   1: 0100007F:A2C4 0100007F:0050 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0
+  sl  local_address                         remote_address                        st tx_queue
+   0: 00000000000000000000000000000000:2328 00000000000000000000000000000000:0000 0A 00000000:00000000
+"""
+
+
+def test_listening_ports_reads_only_listening_sockets() -> None:
+    from harness.waits import listening_ports
+
+    assert listening_ports(PROC_NET_TCP) == {8000, 9000}
+    assert listening_ports("") == frozenset()
+    assert listening_ports("garbage\n 0: nothex:zz 0:0 0A\n") == frozenset()
+
+
+def test_first_match_counts_from_the_start_index() -> None:
+    import re
+
+    from harness.waits import first_match
+
+    lines = ["web | starting", "web | listening on 8000", "web | listening on 8001"]
+    pattern = re.compile(r"listening on (\d+)")
+    assert first_match(lines, pattern) == "web | listening on 8000"
+    assert first_match(lines, pattern, start=2) == "web | listening on 8001"
+    assert first_match(lines, pattern, start=3) is None
