@@ -3,13 +3,13 @@
 A scenario records its row with the ``record_recovery`` fixture, as a user property of its test
 (pytest's own ``record_property`` warns under the default xunit2 JUnit XML). The row travels with the
 test's report, so under pytest-xdist it reaches the controlling process too, which alone
-gathers the rows, prints them at the end of the session and merges them into
-``reports/recovery-times.json`` (keyed ``stack/fault/arch``, so runs of different subsets add up).
+gathers the rows, prints them at the end of the session and writes them to
+``reports/recovery-times.json`` (keyed ``stack/fault/arch``). The file holds this run's rows only:
+a figure left from an earlier run would read as measured now.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -42,12 +42,8 @@ class RecoveryReport:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.rows:
             return
-        merged: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            merged = json.loads(self.path.read_text())
-        merged.update(self.rows)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+        self.path.write_text(json.dumps(self.rows, indent=2, sort_keys=True) + "\n")
         terminalreporter.section("recovery times")
         terminalreporter.write_line(f"{'stack':14} {'fault':16} {'arch':6} {'seconds':>8}  {'bound':>6}")
         for row in sorted(self.rows.values(), key=lambda r: (r["stack"], r["fault"], r["arch"])):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -20,7 +21,11 @@ def test_other(request):
 """
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+XDIST = pytest.param(["-n", "2"], id="xdist", marks=pytest.mark.skipif(
+    importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed"))
+
+
+@pytest.mark.parametrize("workers", [pytest.param([], id="serial"), XDIST])
 def test_rows_of_every_test_reach_the_report(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
                                              workers: list[str]) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
@@ -35,5 +40,5 @@ def test_rows_of_every_test_reach_the_report(pytester: pytest.Pytester, monkeypa
     result.assert_outcomes(passed=5, warnings=0)
     result.stdout.fnmatch_lines(["*recovery times*", "s * oom * arm64 * 1.5 * 60"])
     written = json.loads((pytester.path / "reports" / "recovery-times.json").read_text())
-    assert sorted(written) == sorted([*earlier, *(f"s/{f}/arm64" for f in ("sigkill", "oom", "reboot", "power_cut"))])
-    assert written["other/reboot/armv7"] == earlier["other/reboot/armv7"]   # earlier runs are kept
+    # This run's rows only: a figure from an earlier run would read as measured now.
+    assert sorted(written) == sorted(f"s/{f}/arm64" for f in ("sigkill", "oom", "reboot", "power_cut"))
