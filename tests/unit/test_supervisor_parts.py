@@ -71,19 +71,3 @@ def test_engine_timestamps_and_refs() -> None:
     assert _split_ref("registry:5000/app") == ("registry:5000/app", "latest")
     assert _split_ref("app:1.2") == ("app", "1.2")
 
-
-def test_the_lock_holder_is_read_from_the_kernel(tmp_path: Path) -> None:
-    lock = tmp_path / "supervisor.lock"
-    pid_file = tmp_path / "supervisor.pid"
-    with ProjectLock(lock) as held:
-        assert held.acquire()
-        assert lock_holders(lock) == {os.getpid()}
-        pid_file.write_text(str(os.getpid()))
-        assert running_supervisor(lock, pid_file) == os.getpid()
-        fake = tmp_path / "locks"   # the holder in another container: its pid is not visible here
-        fake.write_text(f"1: FLOCK  ADVISORY  WRITE 0 fe:00:{os.stat(lock).st_ino} 0 EOF\n"
-                        f"2: -> FLOCK  ADVISORY  WRITE {os.getpid()} fe:00:{os.stat(lock).st_ino} 0 EOF\n")
-        with pytest.raises(SupervisorError, match="another container"):
-            running_supervisor(lock, pid_file, proc_locks=fake)
-        assert running_supervisor(lock, pid_file, proc_locks=tmp_path / "no-proc") == os.getpid()
-    assert running_supervisor(lock, pid_file) is None   # a free lock: whatever the pid file says
