@@ -268,3 +268,54 @@ def test_all_problems_are_reported_together() -> None:
         ("db", "volumes"),
     ]
     assert "has 6 error(s)" in str(ComposeError(found))
+
+
+@pytest.mark.parametrize(
+    ("setting", "field", "line", "expected"),
+    [
+        ("container_name: -bad", "container_name", 4, "invalid container name '-bad'"),
+        ("expose: ['80:80']", "expose", 4, "invalid expose '80:80'"),
+        ("expose:\n      - 80\n      - http", "expose", 6, "expected '3000', '3000/udp' or '3000-3005'"),
+        ("links: ['a:b:c']", "links", 4, "expected 'service' or 'service:alias'"),
+        ("dns: [1.1.1.1, dns.google]", "dns", 4, "invalid DNS server 'dns.google'"),
+        ("extra_hosts: [nocolon]", "extra_hosts", 4, "expected 'name:address' or 'name=address'"),
+        ("sysctls: [net.core.somaxconn]", "sysctls", 4, "expected 'KEY=VALUE'"),
+        ("ulimits:\n      nofile: {soft: 10}", "ulimits.nofile", 5, "expected both 'soft' and 'hard'"),
+        ("ulimits:\n      nofile: {soft: 20, hard: 10}", "ulimits.nofile", 5, "above its hard limit 10"),
+        ("shm_size: lots", "shm_size", 4, "expected a number of bytes or a size such as '512m'"),
+        ("init: maybe", "init", 4, "expected true or false"),
+        ("platform: arm64", "platform", 4, "expected 'os/arch' or 'os/arch/variant'"),
+        ("security_opt: [apparmor]", "security_opt", 4, "expected 'name=value' or 'name:value'"),
+        ("security_opt: ['seccomp=./none.json']", "security_opt", 4, "cannot be read as JSON"),
+        ("cgroup: shared", "cgroup", 4, "expected 'host' or 'private'"),
+        ("pids_limit: many", "pids_limit", 4, "expected a number of processes (-1: unlimited)"),
+        ("cpu_percent: 150", "cpu_percent", 4, "expected a percentage from 0 to 100, found 150"),
+        ("mem_swappiness: -1", "mem_swappiness", 4, "from 0 to 100"),
+        ("oom_score_adj: 2000", "oom_score_adj", 4, "from -1000 to 1000"),
+        ("blkio_config: {weight: 5}", "blkio_config.weight", 4, "expected a weight from 10 to 1000, found 5"),
+        ("blkio_config:\n      device_read_bps: [{path: /dev/sda}]", "blkio_config.device_read_bps", 5,
+         "expected 'path' and 'rate'"),
+        ("mac_address: 02:42", "mac_address", 4, "expected a MAC address such as '02:42:ac:11:00:02'"),
+        ("devices: ['dev/ttyUSB0']", "devices", 4, "must be an absolute path"),
+        ("devices: ['/dev/a:/dev/b:rwx']", "devices", 4, "must be made of r, w and m"),
+        ("devices:\n      - {target: /dev/x}", "devices", 5, "expected a 'source'"),
+        ("volumes:\n      - {type: bind, source: /a, target: /b, bind: {propagation: weird}}", "volumes", 5,
+         "unknown propagation 'weird'"),
+        ("volumes:\n      - {type: volume, target: /b, volume: {subpath: ../up}}", "volumes", 5,
+         "expected a relative path inside the volume"),
+        ("volumes:\n      - {type: tmpfs, target: /b, tmpfs: {mode: rwx}}", "volumes", 5, "in octal such as 0755"),
+        ("deploy:\n      resources:\n        limits: {pids: lots}", "deploy.resources.limits.pids", 6,
+         "expected a number of processes"),
+        ("deploy:\n      resources:\n        reservations:\n          devices: [{count: 1}]",
+         "deploy.resources.reservations.devices", 7, "needs 'capabilities'"),
+    ],
+)
+def test_bad_engine_settings(setting: str, field: str, line: int, expected: str) -> None:
+    p = one(f"services:\n  web:\n    image: x\n    {setting}\n")
+    assert (p.service, p.field, p.line) == ("web", field, line), p
+    assert expected in p.message, p.message
+
+
+def test_link_to_an_unknown_service() -> None:
+    p = one("services:\n  web:\n    image: x\n    links: [db]\n")
+    assert (p.service, p.field, p.line) == ("web", "links", 4) and "unknown service 'db'" in p.message
