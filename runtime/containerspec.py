@@ -409,3 +409,26 @@ def dependencies_of(spec: ServiceSpec) -> set[str]:
     if spec.network_service:
         deps.add(spec.network_service)
     return deps
+
+
+# Engine API versions that first honour a create field; an older engine drops the field silently.
+_MIN_API = {"annotations": "1.43", "volume.subpath": "1.45"}
+
+
+def api_too_old(spec: ServiceSpec, api_version: str) -> str | None:
+    """Why this engine would silently drop a setting of ``spec``, or None when it honours them all."""
+    used = []
+    if spec.annotations:
+        used.append("annotations")
+    if any(m.subpath for m in spec.volumes):
+        used.append("volume.subpath")
+    missing = [(key, _MIN_API[key]) for key in used if _version(api_version) < _version(_MIN_API[key])]
+    if not missing:
+        return None
+    needs = ", ".join(f"'{key}' needs API {version}" for key, version in missing)
+    return (f"Service {spec.name!r} uses settings this engine (API {api_version}) would ignore: {needs}. "
+            "Upgrade the Docker engine, or remove the setting.")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())

@@ -47,6 +47,7 @@ from runtime.actions import (
 from runtime.compose.model import StackSpec
 from runtime.containerspec import (
     CreateParams,
+    api_too_old,
     create_params,
     extra_labels,
     name_conflict,
@@ -161,7 +162,7 @@ class Executor:
         # service -> monotonic time its old container was stopped for an update whose new
         # container is created in a later round (kill/delete-then-download): downtime spans rounds.
         self._down_since: dict[str, float] = {}
-        self._engine_platform: tuple[str, str] | None = None  # (os, arch) of the engine, read once
+        self._engine_version: dict[str, Any] | None = None  # the engine's `version` answer, read once
 
     # -- observing --------------------------------------------------------------------------
 
@@ -506,11 +507,14 @@ class Executor:
     def _check_create(self, service: str, params: CreateParams) -> None:
         """Refuse a create the engine would fail on obscurely, or that would take what is not ours."""
         spec = self.stack.service(service)
-        if spec.platform:
-            if self._engine_platform is None:
-                version = self.api.version()
-                self._engine_platform = (str(version.get("Os") or "linux"), str(version.get("Arch") or ""))
-            problem = platform_mismatch(spec.platform, *self._engine_platform)
+        if spec.platform or spec.annotations or any(m.subpath for m in spec.volumes):
+            if self._engine_version is None:
+                self._engine_version = dict(self.api.version())
+            version = self._engine_version
+            problem = api_too_old(spec, str(version.get("ApiVersion") or "0"))
+            if spec.platform and problem is None:
+                problem = platform_mismatch(spec.platform, str(version.get("Os") or "linux"),
+                                            str(version.get("Arch") or ""))
             if problem:
                 raise EngineError(problem, service=service)
         if spec.container_name:

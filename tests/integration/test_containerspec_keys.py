@@ -149,3 +149,22 @@ def test_a_platform_the_engine_cannot_run_is_refused(stack: Stack) -> None:
     assert applied.returncode != 0
     assert f"does not match this device's engine ({os_name}/{arch})" in applied.stdout + applied.stderr
     assert stack.containers() == {}
+
+
+def test_annotations_reach_the_container_or_an_old_engine_refuses_them(stack: Stack) -> None:
+    api = stack.client.version()["ApiVersion"]
+    _compose(stack, f"""
+        services:
+          app:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='app')}"]
+            stop_grace_period: 2s
+            annotations: {{com.example.team: edge}}
+        """)
+    applied = stack.cli("apply", "--timeout", "60")
+    if tuple(int(p) for p in api.split(".")) < (1, 43):
+        assert applied.returncode != 0
+        assert f"this engine (API {api}) would ignore: 'annotations' needs API 1.43" in applied.stdout + applied.stderr
+    else:
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert stack.containers()["app"]["HostConfig"]["Annotations"] == {"com.example.team": "edge"}

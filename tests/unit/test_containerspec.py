@@ -18,7 +18,7 @@ from runtime.compose.model import (
     VolumeMount,
     VolumesFrom,
 )
-from runtime.containerspec import create_params, extra_labels, name_conflict, platform_mismatch
+from runtime.containerspec import api_too_old, create_params, extra_labels, name_conflict, platform_mismatch
 
 
 def _stack(*services: ServiceSpec) -> StackSpec:
@@ -195,3 +195,15 @@ def test_container_name_conflicts() -> None:
     assert by_hand == ("The container name 'shared-db' of service 'db' (container_name) is already used by a "
                        "container this stack does not manage. Remove or rename that container, or change "
                        "container_name in the compose file.")
+
+
+def test_settings_an_old_engine_would_drop_are_refused() -> None:
+    spec = ServiceSpec("web", image="x", annotations=(("a", "b"),),
+                       volumes=(VolumeMount("volume", "/d", "data", subpath="sub"),))
+    assert api_too_old(spec, "1.45") is None
+    assert api_too_old(ServiceSpec("web", image="x"), "1.24") is None
+    assert api_too_old(spec, "1.43") == (
+        "Service 'web' uses settings this engine (API 1.43) would ignore: 'volume.subpath' needs API 1.45. "
+        "Upgrade the Docker engine, or remove the setting.")
+    problem = api_too_old(spec, "1.41")
+    assert problem is not None and "'annotations' needs API 1.43, 'volume.subpath' needs API 1.45" in problem
