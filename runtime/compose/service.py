@@ -9,6 +9,7 @@ parts of the file (services, volumes, networks) are recorded as :class:`Ref` and
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import json
@@ -68,13 +69,12 @@ _UNSUPPORTED = {
     "pre_start": "lifecycle hooks are run by docker compose only",
     "post_start": "lifecycle hooks are run by docker compose only",
     "pre_stop": "lifecycle hooks are run by docker compose only",
-    "label_file": "write the labels under 'labels:'",
     "scale": "armstack runs one container per service",
     "develop": "watch mode is a development feature of docker compose",
     "isolation": "it applies to Windows containers only",
 }
 _IGNORED = frozenset({
-    "secrets", "configs", "pull_policy", "attach", "gpus", "volume_driver", "log_driver", "log_opt", "net",
+    "secrets", "configs", "pull_policy", "attach", "volume_driver", "log_driver", "log_opt", "net",
 })
 _BUILD_IGNORED = frozenset({
     "cache_from", "cache_to", "labels", "network", "shm_size", "extra_hosts", "platforms", "tags", "ssh",
@@ -94,6 +94,8 @@ class ServiceReader:
     env_files: list[tuple[str, str]] = field(default_factory=list)
     deploy_limits: dict[str, Any] = field(default_factory=dict)
     links: list[tuple[str, int | None]] = field(default_factory=list)  # (service, line): implied depends_on
+    label_files: list[tuple[str, str]] = field(default_factory=list)
+    gpus: list[DeviceRequest] = field(default_factory=list)
 
     def line(self, key: str) -> int | None:
         return self.node.line_of(key)
@@ -175,6 +177,12 @@ def _finish(r: ServiceReader) -> ServiceSpec:
     for key in ("pids_limit", "mem_reservation", "device_requests"):
         if key in r.deploy_limits:
             kw[key] = r.deploy_limits[key]
+    if r.label_files:
+        labels = dict(r.label_files)
+        labels.update(kw.get("labels", ()))  # labels written in the file win, as in docker compose
+        kw["labels"] = tuple(sorted(labels.items()))
+    if r.gpus:
+        kw["device_requests"] = (*kw.get("device_requests", ()), *r.gpus)
     if r.links:
         # A link implies a start dependency, as in docker compose.
         declared = {d.service for d in kw.get("depends_on", ())}
@@ -297,6 +305,7 @@ def _container_name(r: ServiceReader, value: Any) -> None:
         raise FieldError(f"invalid container name {name!r}: expected at least two letters, digits, '_', '.' or "
                          "'-', starting with a letter or digit")
     r.kwargs["container_name"] = name
+    r.ref("container_name", name, "container_name", None)
 
 
 def _labels(r: ServiceReader, value: Any) -> None:
@@ -334,8 +343,18 @@ def _environment(r: ServiceReader, value: Any) -> None:
 
 
 def _env_file(r: ServiceReader, value: Any) -> None:
-    if value is None:
-        return
+    if value is not None:
+        r.env_files.extend(_key_value_files(r, value, "env_file", "env file"))
+
+
+def _label_file(r: ServiceReader, value: Any) -> None:
+    if value is not None:
+        r.label_files.extend(_key_value_files(r, value, "label_file", "label file"))
+
+
+def _key_value_files(r: ServiceReader, value: Any, key: str, what: str) -> list[tuple[str, str]]:
+    """The ``KEY=VALUE`` lines of the files ``value`` names (env_file / label_file syntax), in order."""
+    found: list[tuple[str, str]] = []
     entries: list[tuple[str, bool, int | None]] = []
     if isinstance(value, list):
         items = as_list(value, "file paths")
@@ -357,18 +376,19 @@ def _env_file(r: ServiceReader, value: Any) -> None:
                 text = fh.read()
         except FileNotFoundError:
             if required:
-                r.error(f"the env file {path} does not exist", "env_file", line)
+                r.error(f"the {what} {path} does not exist", key, line)
             continue
         except (OSError, UnicodeDecodeError) as exc:
-            r.error(f"the env file {path} cannot be read ({exc})", "env_file", line)
+            r.error(f"the {what} {path} cannot be read ({exc})", key, line)
             continue
         parsed = parse_env(text, r.env.get, file_wins=True)
         for bad_line, message in parsed.problems:
-            r.report.error(message, service=r.name, field="env_file", line=bad_line, file=path)
+            r.report.error(message, service=r.name, field=key, line=bad_line, file=path)
         for bad_line, name in parsed.undefined:
             r.report.warn(f"the variable {name} is not set; using an empty string", service=r.name,
-                          field="env_file", line=bad_line, file=path)
-        r.env_files.extend(parsed.values.items())
+                          field=key, line=bad_line, file=path)
+        found.extend(parsed.values.items())
+    return found
 
 
 # ---- build ---------------------------------------------------------------------------------
@@ -1083,7 +1103,27 @@ def _deploy_resources(r: ServiceReader, spec: dict[str, Any]) -> None:
                 r.error(str(exc), field, getattr(exc, "line", None) or line)
 
 
-def _device_requests(value: Any) -> tuple[DeviceRequest, ...]:
+def _gpus(r: ServiceReader, value: Any) -> None:
+    # As docker compose: `gpus: all`, or requests whose capabilities always include "gpu".
+    if value is None:
+        return
+    if isinstance(value, str):
+        if value.strip() != "all":
+            raise FieldError(f"expected 'all' or a list of GPU requests, found {value!r}")
+        r.gpus.append(DeviceRequest(count=-1, capabilities=("gpu",)))
+        return
+    items = as_list(value, "GPU requests (driver, count, device_ids, capabilities, options)")
+    for index, item in enumerate(items):
+        try:
+            [request] = _device_requests([item], gpu=True)
+        except FieldError as exc:
+            raise FieldError(str(exc), exc.line or items.line_of(index)) from exc
+        caps = request.capabilities if "gpu" in request.capabilities else (*request.capabilities, "gpu")
+        r.gpus.append(dataclasses.replace(request, capabilities=caps))
+
+
+def _device_requests(value: Any, *, gpu: bool = False) -> tuple[DeviceRequest, ...]:
+    """Device requests; ``gpu``: for ``gpus:``, where the capabilities may be left out."""
     items = as_list(value, "device requests (capabilities, driver, count, device_ids, options)")
     found: list[DeviceRequest] = []
     for index, item in enumerate(items):
@@ -1093,7 +1133,7 @@ def _device_requests(value: Any) -> tuple[DeviceRequest, ...]:
             if key not in ("capabilities", "driver", "count", "device_ids", "options"):
                 raise FieldError(f"unknown key {key!r} in a device request; expected capabilities, driver, count, "
                                  "device_ids, options", spec.line_of(key))
-        if spec.get("capabilities") is None:
+        if spec.get("capabilities") is None and not gpu:
             raise FieldError("a device request needs 'capabilities', such as [gpu]", line)
         count_raw = spec.get("count")
         count = None
@@ -1105,7 +1145,7 @@ def _device_requests(value: Any) -> tuple[DeviceRequest, ...]:
             driver="" if spec.get("driver") is None else as_str(spec["driver"]),
             count=count,
             device_ids=() if spec.get("device_ids") is None else str_list(spec["device_ids"], "device ids"),
-            capabilities=str_list(spec["capabilities"], "capabilities"),
+            capabilities=() if spec.get("capabilities") is None else str_list(spec["capabilities"], "capabilities"),
             options=options,
         ))
     return tuple(found)
@@ -1185,4 +1225,6 @@ _READERS: dict[str, Callable[[ServiceReader, Any], None]] = {
     "mac_address": _mac_address,
     "domainname": _string_field("domainname"),
     "annotations": _pairs_field("annotations", "annotation names to values", allow_bare=True),
+    "label_file": _label_file,
+    "gpus": _gpus,
 }

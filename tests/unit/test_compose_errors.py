@@ -319,3 +319,24 @@ def test_bad_engine_settings(setting: str, field: str, line: int, expected: str)
 def test_link_to_an_unknown_service() -> None:
     p = one("services:\n  web:\n    image: x\n    links: [db]\n")
     assert (p.service, p.field, p.line) == ("web", "links", 4) and "unknown service 'db'" in p.message
+
+
+def test_two_services_with_the_same_container_name() -> None:
+    p = one("services:\n  a:\n    image: x\n    container_name: box\n  b:\n    image: x\n    container_name: box\n")
+    assert (p.service, p.field, p.line) == ("b", "container_name", 7)
+    assert p.message == "the container name 'box' is already the container_name of service 'a'; give each service " \
+        "its own"
+
+
+@pytest.mark.parametrize(
+    ("setting", "field", "line", "expected"),
+    [
+        ("gpus: some", "gpus", 4, "expected 'all' or a list of GPU requests"),
+        ("gpus:\n      - {count: lots}", "gpus", 5, "expected a number of devices or 'all'"),
+        ("label_file: ./missing.labels", "label_file", 4, "the label file /nonexistent/missing.labels does not exist"),
+    ],
+)
+def test_bad_gpus_and_label_files(setting: str, field: str, line: int, expected: str) -> None:
+    p = one(f"services:\n  web:\n    image: x\n    {setting}\n")
+    assert (p.service, p.field, p.line) == ("web", field, line), p
+    assert expected in p.message, p.message

@@ -240,12 +240,11 @@ def test_service_mem_limit_wins_over_deploy_limits(tmp_path: Path) -> None:
     ("line", "field", "text"),
     [
         ("imgae: typo", "imgae", "did you mean 'image'?"),
+        ("pull_policy: always", "pull_policy", "is not supported by armstack and is ignored"),
         ("external_links: [db]", "external_links", "only services of this stack are managed"),
-        ("gpus: all", "gpus", "is not supported by armstack and is ignored"),
         ("credential_spec: {file: x.json}", "credential_spec", "Windows containers only"),
         ("use_api_socket: true", "use_api_socket", "API socket"),
         ("pre_start: [{command: ls}]", "pre_start", "hooks"),
-        ("label_file: ./labels", "label_file", "'labels:'"),
         ("provider: {type: model}", "provider", "external provider"),
         ("deploy:\n  replicas: 2", "deploy.replicas", "one container per service"),
         ("deploy:\n  placement: {constraints: []}", "deploy.placement", "for swarm"),
@@ -429,3 +428,17 @@ deploy:
 """)
     assert (s.mem_limit, s.cpus, s.pids_limit, s.mem_reservation) == (1 << 30, 1.5, 50, 256 << 20)
     assert s.device_requests == (DeviceRequest(driver="nvidia", count=-1, capabilities=("gpu",)),)
+
+
+def test_gpus_are_device_requests_with_the_gpu_capability(tmp_path: Path) -> None:
+    from runtime.compose.model import DeviceRequest
+
+    assert svc(tmp_path, "image: x\ngpus: all").device_requests == (DeviceRequest(count=-1, capabilities=("gpu",)),)
+    s = svc(tmp_path, "image: x\ngpus:\n  - {driver: nvidia, device_ids: ['0'], capabilities: [compute]}")
+    assert s.device_requests == (DeviceRequest("nvidia", None, ("0",), ("compute", "gpu")),)
+
+
+def test_label_files_under_the_labels_of_the_file(tmp_path: Path) -> None:
+    (tmp_path / "app.labels").write_text("# owner\nteam=edge\ntier=${TIER}\n")
+    s = svc(tmp_path, "image: x\nlabel_file: ./app.labels\nlabels: {team: core}", environ={"TIER": "2"})
+    assert s.labels == (("team", "core"), ("tier", "2"))
