@@ -753,6 +753,18 @@ def _namespace_field(key: str, forms: tuple[str, ...]) -> Callable[[ServiceReade
     return read
 
 
+def _windows_only(read: Callable[[ServiceReader, Any], None], key: str) -> Callable[[ServiceReader, Any], None]:
+    """Passed on as docker compose does, with a warning: only Windows engines act on the key."""
+
+    def wrapped(r: ServiceReader, value: Any) -> None:
+        read(r, value)
+        if r.kwargs.get(key):
+            r.warn(f"'{key}' is passed to the engine, but only Windows engines act on it; a Linux engine "
+                   "ignores it. Use 'cpus' to limit CPU use", key)
+
+    return wrapped
+
+
 def _expose(r: ServiceReader, value: Any) -> None:
     if value is None:
         return
@@ -1210,8 +1222,8 @@ _READERS: dict[str, Callable[[ServiceReader, Any], None]] = {
     "cpu_rt_runtime": _micros_field("cpu_rt_runtime"),
     "cpu_rt_period": _micros_field("cpu_rt_period"),
     "cpuset": _string_field("cpuset"),
-    "cpu_count": _int_field("cpu_count", "a number of CPUs", 0),
-    "cpu_percent": _int_field("cpu_percent", "a percentage", 0, 100),
+    "cpu_count": _windows_only(_int_field("cpu_count", "a number of CPUs", 0), "cpu_count"),
+    "cpu_percent": _windows_only(_int_field("cpu_percent", "a percentage", 0, 100), "cpu_percent"),
     "mem_reservation": _size_field("mem_reservation"),
     "memswap_limit": _size_field("memswap_limit", unlimited=True),
     "mem_swappiness": _int_field("mem_swappiness", "a swappiness", 0, 100),

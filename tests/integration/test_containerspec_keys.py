@@ -57,6 +57,16 @@ def test_engine_keys_reach_the_container(stack: Stack) -> None:
             oom_score_adj: 300
             domainname: example.lan
             stop_signal: SIGTERM
+            dns: [10.0.0.53]
+            mac_address: 02:42:ac:11:00:42
+            devices: [/dev/null:/dev/mynull:r]
+            device_cgroup_rules: ["c 1:3 r"]
+            cgroup: private
+            ipc: shareable
+            runtime: runc
+            cpuset: "0"
+            mem_limit: 64m
+            memswap_limit: 128m
             volumes:
               - type: tmpfs
                 target: /scratch
@@ -93,6 +103,13 @@ def test_engine_keys_reach_the_container(stack: Stack) -> None:
     assert (host["ShmSize"], host["Init"], host["ReadonlyRootfs"]) == (32 << 20, True, True)
     assert host["SecurityOpt"] == ["no-new-privileges:true"]
     assert host["GroupAdd"] == ["44"]
+    assert (host["Dns"], host["CgroupnsMode"], host["IpcMode"], host["Runtime"]) == (
+        ["10.0.0.53"], "private", "shareable", "runc")
+    assert host["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull", "CgroupPermissions": "r"}]
+    assert host["DeviceCgroupRules"] == ["c 1:3 r"]
+    assert (host["CpusetCpus"], host["Memory"], host["MemorySwap"]) == ("0", 64 << 20, 128 << 20)
+    assert cfg.get("MacAddress") == "02:42:ac:11:00:42" or db["NetworkSettings"]["Networks"][
+        f"{stack.project}_default"]["MacAddress"] == "02:42:ac:11:00:42"
     assert (host["PidsLimit"], host["CpuShares"], host["CpuPeriod"], host["CpuQuota"]) == (200, 512, 100000, 50000)
     assert (host["MemoryReservation"], host["MemorySwappiness"], host["OomScoreAdj"]) == (16 << 20, 10, 300)
     mounts = {m["Target"]: m for m in host["Mounts"]}

@@ -344,7 +344,8 @@ def test_engine_keys_are_read(tmp_path: Path) -> None:
     from runtime.compose.model import BlkioConfig, DeviceRate, Ulimit
 
     result = load(tmp_path, ENGINE_KEYS)
-    assert result.warnings == ()
+    assert [(w.field, w.line) for w in result.warnings] == [("cpu_count", 33), ("cpu_percent", 34)]
+    assert "only Windows engines act on it" in result.warnings[0].message
     s = result.stack.service("s")
     assert s.container_name == "my-app.1"
     assert s.expose == ("3000/tcp", "4000/udp", "4001/udp", "5000/tcp")
