@@ -92,7 +92,7 @@ class ServiceReader:
     kwargs: dict[str, Any] = field(default_factory=dict)
     environment: list[tuple[str, str]] = field(default_factory=list)
     env_files: list[tuple[str, str]] = field(default_factory=list)
-    deploy_limits: dict[str, Any] = field(default_factory=dict)
+    deploy_resources: dict[str, Any] = field(default_factory=dict)  # deploy.resources, by ServiceSpec field
     links: list[tuple[str, int | None]] = field(default_factory=list)  # (service, line): implied depends_on
     label_files: list[tuple[str, str]] = field(default_factory=list)
     gpus: list[DeviceRequest] = field(default_factory=list)
@@ -169,14 +169,17 @@ def _finish(r: ServiceReader) -> ServiceSpec:
     kw = r.kwargs
     if "image" not in kw and "build" not in kw:
         r.error("has neither 'image' nor 'build'; expected at least one of them", "image", r.node.line)
-    if "mem_limit" not in kw and "memory" in r.deploy_limits:
-        kw["mem_limit"] = r.deploy_limits["memory"]
-    if "cpus" not in kw and "cpus" in r.deploy_limits:
-        kw["cpus"] = r.deploy_limits["cpus"]
-    # As docker compose: deploy.resources wins over the service-level pids_limit/mem_reservation.
-    for key in ("pids_limit", "mem_reservation", "device_requests"):
-        if key in r.deploy_limits:
-            kw[key] = r.deploy_limits[key]
+    # Two spellings of one limit: docker compose refuses a file where they disagree.
+    for key, limit in (("mem_limit", "memory"), ("cpus", "cpus"), ("pids_limit", "pids")):
+        if key in kw and key in r.deploy_resources and kw[key] != r.deploy_resources[key]:
+            r.error(f"'{key}' and 'deploy.resources.limits.{limit}' are set to different values; they are the "
+                    "same limit, keep one of them", key)
+        elif key in r.deploy_resources:
+            kw[key] = r.deploy_resources[key]
+    # As docker compose: a reservation under deploy.resources wins over mem_reservation.
+    for key in ("mem_reservation", "device_requests"):
+        if key in r.deploy_resources:
+            kw[key] = r.deploy_resources[key]
     if r.label_files:
         labels = dict(r.label_files)
         labels.update(kw.get("labels", ()))  # labels written in the file win, as in docker compose
@@ -708,11 +711,13 @@ def _micros_field(key: str) -> Callable[[ServiceReader, Any], None]:
     def read(r: ServiceReader, value: Any) -> None:
         if value is None:
             return
-        if isinstance(value, int) and not isinstance(value, bool):
-            r.kwargs[key] = value
+        text = str(value).strip()
+        if isinstance(value, bool):
+            raise FieldError(f"expected microseconds or a duration such as '950ms', found {describe(value)}")
+        if text.isdigit():
+            r.kwargs[key] = int(text)   # a bare number is microseconds here, not seconds
         else:
-            r.kwargs[key] = int(round(parse_duration(value) * 1_000_000)) if not str(value).strip().isdigit() \
-                else int(str(value).strip())
+            r.kwargs[key] = int(round(parse_duration(value) * 1_000_000))
 
     return read
 
@@ -1100,13 +1105,13 @@ def _deploy_resources(r: ServiceReader, spec: dict[str, Any]) -> None:
             field = f"deploy.resources.{key}.{setting}"
             try:
                 if setting == "memory":
-                    r.deploy_limits["memory" if key == "limits" else "mem_reservation"] = parse_size(given)
+                    r.deploy_resources["mem_limit" if key == "limits" else "mem_reservation"] = parse_size(given)
                 elif key == "limits" and setting == "cpus":
-                    r.deploy_limits["cpus"] = as_float(given, "a number of CPUs such as 0.5 or 2")
+                    r.deploy_resources["cpus"] = as_float(given, "a number of CPUs such as 0.5 or 2")
                 elif key == "limits" and setting == "pids":
-                    r.deploy_limits["pids_limit"] = as_int(given, "a number of processes")
+                    r.deploy_resources["pids_limit"] = as_int(given, "a number of processes")
                 elif key == "reservations" and setting == "devices":
-                    r.deploy_limits["device_requests"] = _device_requests(given)
+                    r.deploy_resources["device_requests"] = _device_requests(given)
                 elif key == "reservations" and setting in ("cpus", "generic_resources"):
                     r.warn(f"'{field}' is for swarm and is ignored: the engine only limits CPU use", field, line)
                 else:

@@ -340,3 +340,17 @@ def test_bad_gpus_and_label_files(setting: str, field: str, line: int, expected:
     p = one(f"services:\n  web:\n    image: x\n    {setting}\n")
     assert (p.service, p.field, p.line) == ("web", field, line), p
     assert expected in p.message, p.message
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("mem_limit: 1m\n    deploy: {resources: {limits: {memory: 1g}}}", "mem_limit"),
+        ("cpus: 1\n    deploy: {resources: {limits: {cpus: '2'}}}", "cpus"),
+        ("deploy: {resources: {limits: {pids: 10}}}\n    pids_limit: 20", "pids_limit"),
+    ],
+)
+def test_a_limit_set_twice_to_different_values(setting: str, field: str) -> None:
+    p = one(f"services:\n  web:\n    image: x\n    {setting}\n")
+    assert (p.service, p.field) == ("web", field)
+    assert "are set to different values; they are the same limit, keep one of them" in p.message

@@ -231,9 +231,10 @@ def test_logging_and_sizes(tmp_path: Path) -> None:
     assert s.logging is not None and s.logging.driver == "local" and s.logging.options == (("max-size", "1m"),)
 
 
-def test_service_mem_limit_wins_over_deploy_limits(tmp_path: Path) -> None:
-    s = svc(tmp_path, "image: x\ndeploy:\n  resources:\n    limits: {memory: 1g}\nmem_limit: 1m")
-    assert s.mem_limit == 1024**2
+def test_service_and_deploy_limits_may_repeat_the_same_value(tmp_path: Path) -> None:
+    s = svc(tmp_path, "image: x\ndeploy:\n  resources:\n    limits: {memory: 1g, pids: 9}\nmem_limit: 1024m\n"
+            "pids_limit: 9")
+    assert (s.mem_limit, s.pids_limit) == (1024**3, 9)
 
 
 @pytest.mark.parametrize(
@@ -419,7 +420,7 @@ def test_deploy_resources_map_to_the_engine_fields_as_compose_does(tmp_path: Pat
 
     s = svc(tmp_path, """
 image: x
-pids_limit: 5
+mem_reservation: 1m
 deploy:
   resources:
     limits: {memory: 1g, cpus: '1.5', pids: 50}
