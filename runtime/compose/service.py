@@ -400,6 +400,12 @@ def _key_value_files(r: ServiceReader, value: Any, key: str, what: str) -> list[
 def _build(r: ServiceReader, value: Any) -> None:
     if value is None:
         return
+    context = value.get("context") if isinstance(value, dict) else value
+    if isinstance(context, str) and _is_remote(context) and r.node.get("image") is not None:
+        # Nothing to build from on the device; the image the file names can still run.
+        r.warn(f"the build context {context!r} is remote and is ignored: the device builds from local "
+               "directories only, so the service's image is pulled instead", "build")
+        return
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         r.kwargs["build"] = BuildSpec(context=_context(r, as_str(value)))
         return
@@ -432,10 +438,14 @@ def _build(r: ServiceReader, value: Any) -> None:
                                   target=target)
 
 
+def _is_remote(text: str) -> bool:
+    return "://" in text or text.startswith(("git@", "github.com/"))
+
+
 def _context(r: ServiceReader, text: str) -> str:
-    if "://" in text or text.startswith(("git@", "github.com/")):
-        raise FieldError(f"the build context {text!r} is remote; only local directories are supported",
-                         field="build")
+    if _is_remote(text):
+        raise FieldError(f"the build context {text!r} is remote; only local directories are supported, or "
+                         "name an image to pull with 'image:'", field="build")
     path = syntax.bind_source(text, r.workdir, r.env.get("HOME"))
     if not os.path.isdir(path):
         r.warn(f"the build context {path} does not exist (yet); building this service will fail", "build")

@@ -188,7 +188,6 @@ def test_every_bad_port_is_reported() -> None:
         ("network_mode: container:abc", "network_mode", "is not supported"),
         ("network_mode: bridge\n    networks: [default]", "network_mode", "cannot be used together"),
         ("volumes_from: [container:abc]", "volumes_from", "volumes_from a container is not supported"),
-        ("build:\n      context: https://github.com/x/y.git", "build", "is remote"),
         ("user: [1]", "user", "expected a string, found a list"),
         ("tmpfs: [tmp]", "tmpfs", "expected an absolute container path"),
         ("logging: json", "logging", "expected a mapping of logging settings"),
@@ -354,3 +353,8 @@ def test_a_limit_set_twice_to_different_values(setting: str, field: str) -> None
     p = one(f"services:\n  web:\n    image: x\n    {setting}\n")
     assert (p.service, p.field) == ("web", field)
     assert "are set to different values; they are the same limit, keep one of them" in p.message
+
+
+def test_a_remote_build_context_without_an_image_to_pull() -> None:
+    p = problems("services:\n  web:\n    build:\n      context: https://github.com/x/y.git\n")[0]
+    assert (p.service, p.field) == ("web", "build") and "is remote; only local directories are supported" in p.message

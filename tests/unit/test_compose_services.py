@@ -444,3 +444,11 @@ def test_label_files_under_the_labels_of_the_file(tmp_path: Path) -> None:
     (tmp_path / "app.labels").write_text("# owner\nteam=edge\ntier=${TIER}\n")
     s = svc(tmp_path, "image: x\nlabel_file: ./app.labels\nlabels: {team: core}", environ={"TIER": "2"})
     assert s.labels == (("team", "core"), ("tier", "2"))
+
+
+def test_a_remote_build_context_beside_an_image_is_a_warning(tmp_path: Path) -> None:
+    result = load(tmp_path, "image: x:1\nbuild: https://github.com/x/y.git#main")
+    [warning] = result.warnings
+    assert warning.field == "build" and "is remote and is ignored" in warning.message
+    s = result.stack.service("s")
+    assert (s.image, s.build) == ("x:1", None)
