@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime import labels as L
-from runtime.compose.model import ServiceSpec, StackSpec
+from runtime.compose.model import ServiceSpec, StackSpec, VolumeMount
+from runtime.compose.syntax import ARCH_ALIASES, is_cdi_device, parse_platform
 
 NANO = 1_000_000_000
 DEFAULT_NETWORK = "default"
@@ -39,6 +40,49 @@ def extra_labels(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 def container_name(project: str, service: str) -> str:
     """Compose v2 naming, so ``docker compose ps`` on the device shows familiar names."""
     return f"{project}-{service}-1"
+
+
+def service_container_name(stack: StackSpec, service: str) -> str:
+    """The engine-side name of a service's container: its ``container_name``, else compose v2 naming."""
+    try:
+        custom = stack.service(service).container_name
+    except KeyError:
+        custom = None
+    return custom or container_name(stack.project, service)
+
+
+def name_conflict(name: str, project: str, service: str, owner_labels: Mapping[str, str] | None) -> str | None:
+    """Why the existing container called ``name`` blocks creating this service's, or None when nothing does.
+
+    ``owner_labels`` are the labels of the container holding the name (None: the name is free).
+    Only a container of this stack's own service is ours to replace; any other - another
+    stack's, or one started by hand - is refused, as docker compose refuses it.
+    """
+    if owner_labels is None:
+        return None
+    if owner_labels.get(L.STACK) == project and owner_labels.get(L.SERVICE) == service:
+        return None
+    if L.STACK in owner_labels and L.SERVICE in owner_labels:
+        owner = f"service {owner_labels[L.SERVICE]!r} of stack {owner_labels[L.STACK]!r}"
+    else:
+        owner = "a container this stack does not manage"
+    return (f"The container name {name!r} of service {service!r} (container_name) is already used by {owner}. "
+            "Remove or rename that container, or change container_name in the compose file.")
+
+
+def platform_mismatch(platform: str, engine_os: str, engine_arch: str) -> str | None:
+    """Why a service's ``platform`` cannot run on this engine, or None when it matches.
+
+    The runtime drives one device's engine: an image for another architecture would need
+    emulation the device usually lacks, so a mismatch is refused before anything is created.
+    """
+    want_os, want_arch, _variant = parse_platform(platform)
+    have_arch = ARCH_ALIASES.get(engine_arch.lower(), engine_arch.lower())
+    if want_os == engine_os.lower() and want_arch == have_arch:
+        return None
+    return (f"The platform {platform!r} does not match this device's engine ({engine_os}/{have_arch}). "
+            f"Write 'platform: {engine_os}/{have_arch}', or remove 'platform:' and use an image built for "
+            f"{have_arch}.")
 
 
 def service_networks(spec: ServiceSpec) -> tuple[str, ...]:
@@ -112,6 +156,9 @@ class CreateParams:
     first_network: str | None = None                          # engine-side, joined at create
     more_networks: tuple[str, ...] = ()                       # engine-side, connected afterwards
     aliases: tuple[str, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()                   # (container, alias) on every network joined
+    # HostConfig fields create_host_config has no parameter for, merged into its result as they are.
+    host_raw: dict[str, Any] = field(default_factory=dict)
 
 
 def create_params(
@@ -127,7 +174,7 @@ def create_params(
     """Create parameters for ``service``; ``attached`` maps services joined via network_mode/volumes_from to ids."""
     spec = stack.service(service)
     attached = attached or {}
-    params = CreateParams(name=container_name(stack.project, service), image=image_id)
+    params = CreateParams(name=service_container_name(stack, service), image=image_id)
     c = params.container
     h = params.host
     c["labels"] = container_labels(stack, service, config_hash, release, extra or {})
@@ -150,8 +197,9 @@ def create_params(
     h["log_config"] = log_config(spec)
     if spec.privileged:
         h["privileged"] = True
-    if spec.devices:
-        h["devices"] = list(spec.devices)
+    devices = [d for d in spec.devices if not is_cdi_device(d)]
+    if devices:
+        h["devices"] = devices
     if spec.cap_add:
         h["cap_add"] = list(spec.cap_add)
     if spec.cap_drop:
@@ -165,15 +213,13 @@ def create_params(
     mounts: list[dict[str, Any]] = []
     tmpfs: dict[str, str] = {}
     for m in spec.volumes:
-        mode = "ro" if m.read_only else "rw"
-        if m.type == "tmpfs":
+        bind = _bind_string(stack, m)
+        if bind is not None:
+            binds.append(bind)
+        elif m.type == "tmpfs" and not (m.read_only or m.tmpfs_size is not None or m.tmpfs_mode is not None):
             tmpfs[m.target] = ""
-        elif m.type == "bind" and m.source:
-            binds.append(f"{m.source}:{m.target}:{mode}")
-        elif m.type == "volume" and m.source:
-            binds.append(f"{stack.volume_name(m.source)}:{m.target}:{mode}")
-        else:  # anonymous volume
-            mounts.append({"Target": m.target, "Type": "volume", "ReadOnly": m.read_only})
+        else:
+            mounts.append(_mount(stack, m))
     for entry in spec.tmpfs:
         path, _, opts = entry.partition(":")
         tmpfs[path] = opts
@@ -183,20 +229,30 @@ def create_params(
         h["mounts"] = mounts
     if tmpfs:
         h["tmpfs"] = tmpfs
+    _engine_settings(spec, c, h, params.host_raw)
     if spec.volumes_from:
         h["volumes_from"] = [
-            attached.get(vf.service, container_name(stack.project, vf.service)) + (":ro" if vf.read_only else "")
+            attached.get(vf.service, service_container_name(stack, vf.service)) + (":ro" if vf.read_only else "")
             for vf in spec.volumes_from
         ]
 
     joined = spec.network_service
     if joined is not None:
-        h["network_mode"] = "container:" + attached.get(joined, container_name(stack.project, joined))
+        h["network_mode"] = "container:" + attached.get(joined, service_container_name(stack, joined))
     else:
         if spec.hostname:
             c["hostname"] = spec.hostname
+        if spec.domainname:
+            c["domainname"] = spec.domainname
+        if spec.mac_address:
+            c["mac_address"] = spec.mac_address
+        exposed: list[tuple[int, str]] = [(p.target, p.protocol) for p in spec.ports]
+        for key in spec.expose:
+            port, _, proto = key.partition("/")
+            exposed.append((int(port), proto))
+        if exposed:
+            c["ports"] = list(dict.fromkeys(exposed))
         if spec.ports:
-            c["ports"] = [(p.target, p.protocol) for p in spec.ports]
             bindings: dict[str, list[Any]] = {}
             for p in spec.ports:
                 key = f"{p.target}/{p.protocol}"
@@ -211,7 +267,139 @@ def create_params(
             params.more_networks = tuple(nets[1:])
             params.aliases = (service,)
             h["network_mode"] = nets[0]
+        if spec.links:
+            # As docker compose: "container:alias" in HostConfig.Links (the default bridge) and
+            # in the endpoint of every network joined (user-defined networks).
+            params.links = tuple((service_container_name(stack, target), alias) for target, alias in spec.links)
+            h["links"] = list(params.links)
     return params
+
+
+def _bind_string(stack: StackSpec, m: VolumeMount) -> str | None:
+    """The ``Binds`` entry of a mount, or None when it needs the Mount API (compose's rule).
+
+    The Binds form is preferred because it creates a missing host directory; options only the
+    Mount API has (bind propagation or ``create_host_path: false``, volume nocopy/subpath) need
+    a ``Mounts`` entry instead.
+    """
+    if m.type == "bind" and m.source and m.create_host_path and not m.propagation:
+        source = m.source
+    elif m.type == "volume" and m.source and not (m.nocopy or m.subpath):
+        source = stack.volume_name(m.source)
+    else:
+        return None
+    options = ["ro" if m.read_only else "rw"]
+    if m.selinux:
+        options.append(m.selinux)
+    return f"{source}:{m.target}:{','.join(options)}"
+
+
+def _mount(stack: StackSpec, m: VolumeMount) -> dict[str, Any]:
+    """A ``Mounts`` entry (engine API field names) for a mount the Binds form cannot express."""
+    out: dict[str, Any] = {"Target": m.target, "Type": m.type, "ReadOnly": m.read_only}
+    if m.type == "bind":
+        out["Source"] = m.source
+        out["BindOptions"] = {"CreateMountpoint": m.create_host_path}
+        if m.propagation:
+            out["BindOptions"]["Propagation"] = m.propagation
+    elif m.type == "volume":
+        if m.source:
+            out["Source"] = stack.volume_name(m.source)
+        options: dict[str, Any] = {}
+        if m.nocopy:
+            options["NoCopy"] = True
+        if m.subpath:
+            options["Subpath"] = m.subpath
+        if options:
+            out["VolumeOptions"] = options
+    elif m.type == "tmpfs":
+        tmpfs_options: dict[str, Any] = {}
+        if m.tmpfs_size is not None:
+            tmpfs_options["SizeBytes"] = m.tmpfs_size
+        if m.tmpfs_mode is not None:
+            tmpfs_options["Mode"] = m.tmpfs_mode
+        if tmpfs_options:
+            out["TmpfsOptions"] = tmpfs_options
+    return out
+
+
+# ServiceSpec field -> create_host_config keyword, for values passed on as they are.
+_HOST_SCALARS = {
+    "shm_size": "shm_size", "pids_limit": "pids_limit", "cpu_shares": "cpu_shares", "cpu_quota": "cpu_quota",
+    "cpu_period": "cpu_period", "cpu_rt_runtime": "cpu_rt_runtime", "cpu_rt_period": "cpu_rt_period",
+    "cpuset": "cpuset_cpus", "cpu_count": "cpu_count", "cpu_percent": "cpu_percent",
+    "mem_reservation": "mem_reservation", "memswap_limit": "memswap_limit", "mem_swappiness": "mem_swappiness",
+    "oom_score_adj": "oom_score_adj", "pid": "pid_mode", "ipc": "ipc_mode", "uts": "uts_mode",
+    "userns_mode": "userns_mode", "cgroup": "cgroupns", "runtime": "runtime", "cgroup_parent": "cgroup_parent",
+}
+_HOST_LISTS = {
+    "extra_hosts": "extra_hosts", "dns": "dns", "dns_search": "dns_search", "dns_opt": "dns_opt",
+    "group_add": "group_add", "device_cgroup_rules": "device_cgroup_rules",
+}
+_BLKIO_LISTS = (
+    ("weight_device", "blkio_weight_device", "Weight"),
+    ("device_read_bps", "device_read_bps", "Rate"),
+    ("device_read_iops", "device_read_iops", "Rate"),
+    ("device_write_bps", "device_write_bps", "Rate"),
+    ("device_write_iops", "device_write_iops", "Rate"),
+)
+
+
+def _engine_settings(spec: ServiceSpec, c: dict[str, Any], h: dict[str, Any], raw: dict[str, Any]) -> None:
+    """The keys docker compose maps straight onto container and host config fields."""
+    if spec.tty:
+        c["tty"] = True
+    if spec.stdin_open:
+        c["stdin_open"] = True
+    if spec.platform:
+        c["platform"] = spec.platform
+    for name, key in _HOST_SCALARS.items():
+        value = getattr(spec, name)
+        if value is not None:
+            h[key] = value
+    for name, key in _HOST_LISTS.items():
+        values = getattr(spec, name)
+        if values:
+            h[key] = list(values)
+    if spec.init is not None:
+        h["init"] = spec.init
+    if spec.read_only:
+        h["read_only"] = True
+    if spec.oom_kill_disable:
+        h["oom_kill_disable"] = True
+    if spec.sysctls:
+        h["sysctls"] = dict(spec.sysctls)
+    if spec.storage_opt:
+        h["storage_opt"] = dict(spec.storage_opt)
+    if spec.ulimits:
+        h["ulimits"] = [{"name": u.name, "soft": u.soft, "hard": u.hard} for u in spec.ulimits]
+    security = [o for o in spec.security_opt if o != "systempaths=unconfined"]
+    if security:
+        h["security_opt"] = security
+    if len(security) != len(spec.security_opt):
+        # As docker compose (and `docker run --security-opt systempaths=unconfined`).
+        raw["MaskedPaths"] = []
+        raw["ReadonlyPaths"] = []
+    if spec.annotations:
+        raw["Annotations"] = dict(spec.annotations)
+    requests: list[dict[str, Any]] = [
+        {"driver": r.driver, "count": 0 if r.count is None else r.count, "device_ids": list(r.device_ids),
+         "capabilities": [list(r.capabilities)], "options": dict(r.options)}
+        for r in spec.device_requests
+    ]
+    cdi = [d for d in spec.devices if is_cdi_device(d)]
+    if cdi:
+        requests.append({"driver": "cdi", "device_ids": cdi})
+    if requests:
+        h["device_requests"] = requests
+    blkio = spec.blkio_config
+    if blkio is not None:
+        if blkio.weight:
+            h["blkio_weight"] = blkio.weight
+        for name, key, unit in _BLKIO_LISTS:
+            entries = getattr(blkio, name)
+            if entries:
+                h[key] = [{"Path": e.path, unit: e.value} for e in entries]
 
 
 def dependencies_of(spec: ServiceSpec) -> set[str]:
@@ -221,3 +409,26 @@ def dependencies_of(spec: ServiceSpec) -> set[str]:
     if spec.network_service:
         deps.add(spec.network_service)
     return deps
+
+
+# Engine API versions that first honour a create field; an older engine drops the field silently.
+_MIN_API = {"annotations": "1.43", "volume.subpath": "1.45"}
+
+
+def api_too_old(spec: ServiceSpec, api_version: str) -> str | None:
+    """Why this engine would silently drop a setting of ``spec``, or None when it honours them all."""
+    used = []
+    if spec.annotations:
+        used.append("annotations")
+    if any(m.subpath for m in spec.volumes):
+        used.append("volume.subpath")
+    missing = [(key, _MIN_API[key]) for key in used if _version(api_version) < _version(_MIN_API[key])]
+    if not missing:
+        return None
+    needs = ", ".join(f"'{key}' needs API {version}" for key, version in missing)
+    return (f"Service {spec.name!r} uses settings this engine (API {api_version}) would ignore: {needs}. "
+            "Upgrade the Docker engine, or remove the setting.")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())

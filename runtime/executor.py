@@ -47,9 +47,12 @@ from runtime.actions import (
 from runtime.compose.model import StackSpec
 from runtime.containerspec import (
     CreateParams,
-    container_name,
+    api_too_old,
     create_params,
     extra_labels,
+    name_conflict,
+    platform_mismatch,
+    service_container_name,
     stack_networks,
 )
 from runtime.errors import DiskFullError, EngineError
@@ -159,6 +162,7 @@ class Executor:
         # service -> monotonic time its old container was stopped for an update whose new
         # container is created in a later round (kill/delete-then-download): downtime spans rounds.
         self._down_since: dict[str, float] = {}
+        self._engine_version: dict[str, Any] | None = None  # the engine's `version` answer, read once
 
     # -- observing --------------------------------------------------------------------------
 
@@ -477,14 +481,17 @@ class Executor:
         )
         # Networks first: a service without `networks:` joins `<project>_default`, which the
         # plan may not list; creating it here keeps a container create from failing on it.
+        self._check_create(service, params)
         for net in (params.first_network, *params.more_networks):
             if net:
                 self.ensure_network(net)
         host_config = self.api.create_host_config(**params.host)
+        host_config.update(params.host_raw)
+        links = list(params.links) or None
         networking = None
         if params.first_network:
             networking = self.api.create_networking_config(
-                {params.first_network: self.api.create_endpoint_config(aliases=list(params.aliases))}
+                {params.first_network: self.api.create_endpoint_config(aliases=list(params.aliases), links=links)}
             )
         created = self.api.create_container(
             params.image, name=params.name, host_config=host_config, networking_config=networking,
@@ -492,8 +499,30 @@ class Executor:
         )
         cid: str = created["Id"]
         for net in params.more_networks:
-            self.api.connect_container_to_network(cid, net, aliases=list(params.aliases))
+            self.api.connect_container_to_network(cid, net, aliases=list(params.aliases), links=links)
         return cid
+
+    # -- checks before a create that need the engine (container_name, platform) --------------
+
+    def _check_create(self, service: str, params: CreateParams) -> None:
+        """Refuse a create the engine would fail on obscurely, or that would take what is not ours."""
+        spec = self.stack.service(service)
+        if spec.platform or spec.annotations or any(m.subpath for m in spec.volumes):
+            if self._engine_version is None:
+                self._engine_version = dict(self.api.version())
+            version = self._engine_version
+            problem = api_too_old(spec, str(version.get("ApiVersion") or "0"))
+            if spec.platform and problem is None:
+                problem = platform_mismatch(spec.platform, str(version.get("Os") or "linux"),
+                                            str(version.get("Arch") or ""))
+            if problem:
+                raise EngineError(problem, service=service)
+        if spec.container_name:
+            rows = self.api.containers(all=True, filters={"name": f"^/{params.name}$"})
+            owner = rows[0].get("Labels") or {} if rows else None
+            problem = name_conflict(params.name, self.stack.project, service, owner)
+            if problem:
+                raise EngineError(problem, service=service)
 
     def _create(self, a: Create) -> dict[str, Any]:
         def run() -> str:
@@ -647,7 +676,7 @@ class Executor:
         return errors
 
     def container_of(self, service: str) -> str | None:
-        return container_name(self.stack.project, service)
+        return service_container_name(self.stack, service)
 
 
 def _split_ref(ref: str) -> tuple[str, str]:

@@ -6,7 +6,7 @@ everything the engine bakes into a container at create time, and nothing else:
 
 included
     every ``ServiceSpec`` field except the excluded ones below (new fields are included
-    automatically, erring towards a recreate), the project name, the id of the image the
+    automatically, erring towards a recreate - but see "upgrades" below), the project name, the id of the image the
     container runs, the engine-side names of the volumes and networks it uses, and the current
     container id of every service it joins through ``network_mode: service:X`` or
     ``volumes_from: X`` (when X is recreated the joined namespace/volumes are gone, so the
@@ -17,6 +17,12 @@ excluded
     the engine's policy ``no``), so changing it must not cost a recreate.
     ``build``: a build only matters through the image it produces, and that image's id is
     hashed; hashing the build spec too would recreate on edits that leave the image unchanged.
+upgrades
+    a field added to a model class after hash schema 1 is left out of the document while it has
+    its default value. The hash of a service that does not use a newer key is then the one the
+    previous release stamped on its container, so an upgrade does not recreate every container
+    on the device; setting the key changes the hash as any other field does. ``SCHEMA_1_FIELDS``
+    lists the fields that were hashed unconditionally and must stay so.
 """
 
 from __future__ import annotations
@@ -36,6 +42,22 @@ HASH_LENGTH = 32  # hex digits: 128 bits, collisions are not a practical concern
 
 EXCLUDED_FIELDS = frozenset({"depends_on", "restart", "build"})
 
+# The fields each hashed class had at schema 1: always hashed. Any other field counts only when
+# it differs from its default (see "upgrades" above). Never add a name here.
+SCHEMA_1_FIELDS: dict[str, frozenset[str]] = {
+    "ServiceSpec": frozenset({
+        "name", "image", "build", "command", "entrypoint", "environment", "ports", "volumes", "volumes_from",
+        "depends_on", "restart", "healthcheck", "labels", "networks", "network_mode", "privileged", "devices",
+        "cap_add", "cap_drop", "tmpfs", "user", "working_dir", "hostname", "mem_limit", "cpus", "logging",
+        "stop_signal", "stop_grace_period",
+    }),
+    "PortSpec": frozenset({"target", "published", "protocol", "host_ip"}),
+    "VolumeMount": frozenset({"type", "target", "source", "read_only"}),
+    "VolumesFrom": frozenset({"service", "read_only"}),
+    "Healthcheck": frozenset({"test", "interval", "timeout", "retries", "start_period"}),
+    "LoggingSpec": frozenset({"driver", "options"}),
+}
+
 
 def attached_services(spec: ServiceSpec) -> tuple[str, ...]:
     """Services whose *container* (not just whose readiness) this service's container refers to."""
@@ -53,11 +75,7 @@ def config_hash(stack: StackSpec, service: str, image_id: str, attached: Mapping
     A joined service without a container hashes as ``""``.
     """
     spec = stack.service(service)
-    fields = {
-        f.name: _plain(getattr(spec, f.name))
-        for f in dataclasses.fields(spec)
-        if f.name not in EXCLUDED_FIELDS
-    }
+    fields = {name: value for name, value in _plain(spec).items() if name not in EXCLUDED_FIELDS}
     doc = {
         "schema": HASH_SCHEMA,
         "project": stack.project,
@@ -81,7 +99,20 @@ def digest(doc: Any) -> str:
 def _plain(value: Any) -> Any:
     """Dataclasses and tuples as JSON-able values, keeping field names so reordered fields hash the same."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        always = SCHEMA_1_FIELDS.get(type(value).__name__, frozenset())
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name in always or not _is_default(f, getattr(value, f.name))
+        }
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
+
+
+def _is_default(f: dataclasses.Field[Any], value: Any) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return bool(value == f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return bool(value == f.default_factory())
+    return False  # a required field is always hashed

@@ -25,8 +25,17 @@ def check_references(
     known_networks = set(networks)
     uses_default = False
     listing = ", ".join(services) or "none"
+    names_taken: dict[str, str] = {}
     for ref in report.refs:
-        if ref.kind in _SERVICE_KINDS:
+        if ref.kind == "container_name":
+            # Two containers cannot share a name: the second create would fail on the device.
+            if ref.target in names_taken:
+                report.error(f"the container name '{ref.target}' is already the container_name of service "
+                             f"'{names_taken[ref.target]}'; give each service its own", service=ref.service,
+                             field=ref.field, line=ref.line)
+            else:
+                names_taken[ref.target] = ref.service
+        elif ref.kind in _SERVICE_KINDS:
             if ref.target not in known_services:
                 what = {"depends_on": "depends on", "volumes_from": "takes volumes from",
                         "network_mode": "shares the network of"}[ref.kind]

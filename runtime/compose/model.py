@@ -37,6 +37,49 @@ class VolumeMount:
     target: str
     source: str | None = None   # volume: the stack-level volume name (unprefixed); bind: absolute path
     read_only: bool = False
+    propagation: str | None = None   # bind: rprivate, shared, slave...
+    create_host_path: bool = True    # bind: create a missing source directory (the short syntax always does)
+    selinux: str | None = None       # bind: "z" or "Z"
+    nocopy: bool = False             # volume: do not copy the image's files into a new volume
+    subpath: str | None = None       # volume: mount this directory of the volume
+    tmpfs_size: int | None = None    # tmpfs: bytes
+    tmpfs_mode: int | None = None    # tmpfs: permission bits
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    name: str
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class DeviceRate:
+    """One ``blkio_config`` device entry: a weight, or a rate in bytes or operations per second."""
+
+    path: str
+    value: int
+
+
+@dataclass(frozen=True)
+class BlkioConfig:
+    weight: int | None = None
+    weight_device: tuple[DeviceRate, ...] = ()
+    device_read_bps: tuple[DeviceRate, ...] = ()
+    device_read_iops: tuple[DeviceRate, ...] = ()
+    device_write_bps: tuple[DeviceRate, ...] = ()
+    device_write_iops: tuple[DeviceRate, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """``deploy.resources.reservations.devices`` entry (GPUs and other devices a driver hands out)."""
+
+    driver: str = ""
+    count: int | None = None         # -1: all
+    device_ids: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+    options: Pairs = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +152,54 @@ class ServiceSpec:
     logging: LoggingSpec | None = None  # None: the runtime's default (json-file with rotation)
     stop_signal: str | None = None
     stop_grace_period: float = 10.0
+    # Keys added after the first release. Each default is what the engine does when the key is
+    # absent, and the config hash leaves a field out while it has its default, so containers
+    # created before these keys existed keep their hash (see runtime.hashing).
+    container_name: str | None = None
+    expose: tuple[str, ...] = ()          # "3000/tcp", ranges expanded
+    links: Pairs = ()                     # (service, alias)
+    extra_hosts: tuple[str, ...] = ()     # "host:address"
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    sysctls: Pairs = ()
+    ulimits: tuple[Ulimit, ...] = ()
+    shm_size: int | None = None           # bytes
+    init: bool | None = None              # None: the engine's default
+    platform: str | None = None           # "os/arch[/variant]" as written
+    read_only: bool = False
+    security_opt: tuple[str, ...] = ()
+    tty: bool = False
+    stdin_open: bool = False
+    pid: str | None = None
+    ipc: str | None = None
+    uts: str | None = None
+    userns_mode: str | None = None
+    cgroup: str | None = None             # cgroup namespace: "host" or "private"
+    group_add: tuple[str, ...] = ()
+    pids_limit: int | None = None
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None          # microseconds
+    cpu_period: int | None = None         # microseconds
+    cpu_rt_runtime: int | None = None     # microseconds
+    cpu_rt_period: int | None = None      # microseconds
+    cpuset: str | None = None
+    cpu_count: int | None = None
+    cpu_percent: int | None = None
+    mem_reservation: int | None = None    # bytes
+    memswap_limit: int | None = None      # bytes, -1: unlimited
+    mem_swappiness: int | None = None
+    oom_score_adj: int | None = None
+    oom_kill_disable: bool = False
+    device_cgroup_rules: tuple[str, ...] = ()
+    device_requests: tuple[DeviceRequest, ...] = ()
+    runtime: str | None = None
+    cgroup_parent: str | None = None
+    storage_opt: Pairs = ()
+    blkio_config: BlkioConfig | None = None
+    mac_address: str | None = None
+    domainname: str | None = None
+    annotations: Pairs = ()
 
     def label(self, key: str, default: str | None = None) -> str | None:
         return dict(self.labels).get(key, default)

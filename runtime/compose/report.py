@@ -11,7 +11,7 @@ from typing import Literal
 
 from runtime.errors import Problem
 
-RefKind = Literal["depends_on", "volumes_from", "network_mode", "volume", "network"]
+RefKind = Literal["depends_on", "volumes_from", "network_mode", "volume", "network", "container_name"]
 
 
 @dataclass(frozen=True)

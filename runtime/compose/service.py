@@ -9,8 +9,12 @@ parts of the file (services, volumes, networks) are recorded as :class:`Ref` and
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import ipaddress
+import json
 import os
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,13 +37,17 @@ from runtime.compose.coerce import (
 )
 from runtime.compose.env import parse_env
 from runtime.compose.model import (
+    BlkioConfig,
     BuildSpec,
     Dependency,
     DependencyCondition,
+    DeviceRate,
+    DeviceRequest,
     Healthcheck,
     LoggingSpec,
     PortSpec,
     ServiceSpec,
+    Ulimit,
     VolumeMount,
     VolumesFrom,
 )
@@ -51,20 +59,22 @@ CONDITIONS = ("service_started", "service_healthy", "service_completed_successfu
 
 # Keys docker compose knows that the runtime does not act on: a warning says so by name.
 _UNSUPPORTED = {
-    "expose": "ports are reachable on the stack network without it",
-    "links": "services reach each other by name on the stack network; use depends_on for start order",
     "external_links": "only services of this stack are managed",
     "extends": "copy the settings, or share them with a YAML anchor and a merge key (<<:)",
     "profiles": "every service of the file is run",
+    "provider": "services run by an external provider need docker compose and its plugins",
+    "models": "AI models need Docker Model Runner, which armstack does not drive",
+    "credential_spec": "it applies to Windows containers only",
+    "use_api_socket": "armstack does not hand the engine's API socket to containers",
+    "pre_start": "lifecycle hooks are run by docker compose only",
+    "post_start": "lifecycle hooks are run by docker compose only",
+    "pre_stop": "lifecycle hooks are run by docker compose only",
+    "scale": "armstack runs one container per service",
+    "develop": "watch mode is a development feature of docker compose",
+    "isolation": "it applies to Windows containers only",
 }
 _IGNORED = frozenset({
-    "extra_hosts", "dns", "dns_search", "dns_opt", "sysctls", "ulimits", "shm_size", "init", "platform",
-    "secrets", "configs", "mem_reservation", "memswap_limit", "mem_swappiness", "cpu_shares", "cpu_quota",
-    "cpu_period", "cpuset", "cpu_count", "cpu_percent", "pid", "ipc", "security_opt", "read_only",
-    "stdin_open", "tty", "domainname", "mac_address", "oom_score_adj", "oom_kill_disable", "group_add",
-    "pull_policy", "runtime", "cgroup_parent", "userns_mode", "uts", "isolation", "storage_opt",
-    "blkio_config", "device_cgroup_rules", "pids_limit", "annotations", "attach", "develop", "scale",
-    "credential_spec", "gpus", "post_start", "pre_stop", "volume_driver", "log_driver", "log_opt", "net",
+    "secrets", "configs", "pull_policy", "attach", "volume_driver", "log_driver", "log_opt", "net",
 })
 _BUILD_IGNORED = frozenset({
     "cache_from", "cache_to", "labels", "network", "shm_size", "extra_hosts", "platforms", "tags", "ssh",
@@ -82,7 +92,10 @@ class ServiceReader:
     kwargs: dict[str, Any] = field(default_factory=dict)
     environment: list[tuple[str, str]] = field(default_factory=list)
     env_files: list[tuple[str, str]] = field(default_factory=list)
-    deploy_limits: dict[str, Any] = field(default_factory=dict)
+    deploy_resources: dict[str, Any] = field(default_factory=dict)  # deploy.resources, by ServiceSpec field
+    links: list[tuple[str, int | None]] = field(default_factory=list)  # (service, line): implied depends_on
+    label_files: list[tuple[str, str]] = field(default_factory=list)
+    gpus: list[DeviceRequest] = field(default_factory=list)
 
     def line(self, key: str) -> int | None:
         return self.node.line_of(key)
@@ -156,10 +169,28 @@ def _finish(r: ServiceReader) -> ServiceSpec:
     kw = r.kwargs
     if "image" not in kw and "build" not in kw:
         r.error("has neither 'image' nor 'build'; expected at least one of them", "image", r.node.line)
-    if "mem_limit" not in kw and "memory" in r.deploy_limits:
-        kw["mem_limit"] = r.deploy_limits["memory"]
-    if "cpus" not in kw and "cpus" in r.deploy_limits:
-        kw["cpus"] = r.deploy_limits["cpus"]
+    # Two spellings of one limit: docker compose refuses a file where they disagree.
+    for key, limit in (("mem_limit", "memory"), ("cpus", "cpus"), ("pids_limit", "pids")):
+        if key in kw and key in r.deploy_resources and kw[key] != r.deploy_resources[key]:
+            r.error(f"'{key}' and 'deploy.resources.limits.{limit}' are set to different values; they are the "
+                    "same limit, keep one of them", key)
+        elif key in r.deploy_resources:
+            kw[key] = r.deploy_resources[key]
+    # As docker compose: a reservation under deploy.resources wins over mem_reservation.
+    for key in ("mem_reservation", "device_requests"):
+        if key in r.deploy_resources:
+            kw[key] = r.deploy_resources[key]
+    if r.label_files:
+        labels = dict(r.label_files)
+        labels.update(kw.get("labels", ()))  # labels written in the file win, as in docker compose
+        kw["labels"] = tuple(sorted(labels.items()))
+    if r.gpus:
+        kw["device_requests"] = (*kw.get("device_requests", ()), *r.gpus)
+    if r.links:
+        # A link implies a start dependency, as in docker compose.
+        declared = {d.service for d in kw.get("depends_on", ())}
+        implied = tuple(Dependency(name) for name in dict.fromkeys(n for n, _ in r.links) if name not in declared)
+        kw["depends_on"] = (*kw.get("depends_on", ()), *implied)
     if "network_mode" in kw and "networks" in kw:
         r.error("'networks' and 'network_mode' cannot be used together; keep one of them", "network_mode")
     if "network_mode" not in kw and "networks" not in kw:
@@ -266,9 +297,18 @@ def _restart(r: ServiceReader, value: Any) -> None:
         r.kwargs["restart"] = syntax.parse_restart(value)
 
 
+_CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+
+
 def _container_name(r: ServiceReader, value: Any) -> None:
-    r.warn("'container_name' is ignored: the runtime names containers itself (<project>-<service>-1)",
-           "container_name")
+    if value is None:
+        return
+    name = as_str(value, "a container name")
+    if not _CONTAINER_NAME.fullmatch(name):
+        raise FieldError(f"invalid container name {name!r}: expected at least two letters, digits, '_', '.' or "
+                         "'-', starting with a letter or digit")
+    r.kwargs["container_name"] = name
+    r.ref("container_name", name, "container_name", None)
 
 
 def _labels(r: ServiceReader, value: Any) -> None:
@@ -306,8 +346,18 @@ def _environment(r: ServiceReader, value: Any) -> None:
 
 
 def _env_file(r: ServiceReader, value: Any) -> None:
-    if value is None:
-        return
+    if value is not None:
+        r.env_files.extend(_key_value_files(r, value, "env_file", "env file"))
+
+
+def _label_file(r: ServiceReader, value: Any) -> None:
+    if value is not None:
+        r.label_files.extend(_key_value_files(r, value, "label_file", "label file"))
+
+
+def _key_value_files(r: ServiceReader, value: Any, key: str, what: str) -> list[tuple[str, str]]:
+    """The ``KEY=VALUE`` lines of the files ``value`` names (env_file / label_file syntax), in order."""
+    found: list[tuple[str, str]] = []
     entries: list[tuple[str, bool, int | None]] = []
     if isinstance(value, list):
         items = as_list(value, "file paths")
@@ -329,18 +379,19 @@ def _env_file(r: ServiceReader, value: Any) -> None:
                 text = fh.read()
         except FileNotFoundError:
             if required:
-                r.error(f"the env file {path} does not exist", "env_file", line)
+                r.error(f"the {what} {path} does not exist", key, line)
             continue
         except (OSError, UnicodeDecodeError) as exc:
-            r.error(f"the env file {path} cannot be read ({exc})", "env_file", line)
+            r.error(f"the {what} {path} cannot be read ({exc})", key, line)
             continue
         parsed = parse_env(text, r.env.get, file_wins=True)
         for bad_line, message in parsed.problems:
-            r.report.error(message, service=r.name, field="env_file", line=bad_line, file=path)
+            r.report.error(message, service=r.name, field=key, line=bad_line, file=path)
         for bad_line, name in parsed.undefined:
             r.report.warn(f"the variable {name} is not set; using an empty string", service=r.name,
-                          field="env_file", line=bad_line, file=path)
-        r.env_files.extend(parsed.values.items())
+                          field=key, line=bad_line, file=path)
+        found.extend(parsed.values.items())
+    return found
 
 
 # ---- build ---------------------------------------------------------------------------------
@@ -348,6 +399,12 @@ def _env_file(r: ServiceReader, value: Any) -> None:
 
 def _build(r: ServiceReader, value: Any) -> None:
     if value is None:
+        return
+    context = value.get("context") if isinstance(value, dict) else value
+    if isinstance(context, str) and _is_remote(context) and r.node.get("image") is not None:
+        # Nothing to build from on the device; the image the file names can still run.
+        r.warn(f"the build context {context!r} is remote and is ignored: the device builds from local "
+               "directories only, so the service's image is pulled instead", "build")
         return
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         r.kwargs["build"] = BuildSpec(context=_context(r, as_str(value)))
@@ -381,10 +438,14 @@ def _build(r: ServiceReader, value: Any) -> None:
                                   target=target)
 
 
+def _is_remote(text: str) -> bool:
+    return "://" in text or text.startswith(("git@", "github.com/"))
+
+
 def _context(r: ServiceReader, text: str) -> str:
-    if "://" in text or text.startswith(("git@", "github.com/")):
-        raise FieldError(f"the build context {text!r} is remote; only local directories are supported",
-                         field="build")
+    if _is_remote(text):
+        raise FieldError(f"the build context {text!r} is remote; only local directories are supported, or "
+                         "name an image to pull with 'image:'", field="build")
     path = syntax.bind_source(text, r.workdir, r.env.get("HOME"))
     if not os.path.isdir(path):
         r.warn(f"the build context {path} does not exist (yet); building this service will fail", "build")
@@ -458,9 +519,17 @@ def _long_volume(r: ServiceReader, spec: LineDict, line: int | None) -> VolumeMo
     if not target.startswith("/"):
         raise FieldError(f"the container path {target!r} must be absolute", line)
     source = None if spec.get("source") in (None, "") else as_str(spec["source"])
+    options: dict[str, Any] = {}
     for key in spec:
-        if key in ("bind", "volume", "tmpfs", "consistency"):
-            r.warn(f"'{key}' mount options are ignored", "volumes", spec.line_of(key))
+        if key in ("bind", "volume", "tmpfs"):
+            if key != kind:
+                # docker compose warns and ignores them too.
+                r.warn(f"'{key}' options do not apply to a mount of type '{kind}' and are ignored", "volumes",
+                       spec.line_of(key))
+            elif spec[key] is not None:
+                options.update(_mount_options(r, kind, as_map(spec[key], f"{kind} options"), spec.line_of(key)))
+        elif key == "consistency":
+            continue  # only meaningful on Docker Desktop
         elif key not in ("type", "source", "target", "read_only"):
             r.warn(f"unknown key {key!r} in the long volume syntax is ignored", "volumes", spec.line_of(key))
     if kind == "bind":
@@ -470,7 +539,69 @@ def _long_volume(r: ServiceReader, spec: LineDict, line: int | None) -> VolumeMo
     elif kind == "tmpfs":
         source = None
     return VolumeMount(type=cast(Any, kind), target=target, source=source,
-                       read_only=as_bool(spec.get("read_only", False)))
+                       read_only=as_bool(spec.get("read_only", False)), **options)
+
+
+_MOUNT_OPTIONS = {
+    "bind": ("propagation", "create_host_path", "selinux"),
+    "volume": ("nocopy", "subpath"),
+    "tmpfs": ("size", "mode"),
+}
+
+
+def _mount_options(r: ServiceReader, kind: str, spec: LineDict, line: int | None) -> dict[str, Any]:
+    """``bind:``, ``volume:`` or ``tmpfs:`` of a long-syntax mount → VolumeMount keyword arguments."""
+    out: dict[str, Any] = {}
+    for key, raw in spec.items():
+        where = spec.line_of(key) or line
+        if key not in _MOUNT_OPTIONS[kind]:
+            r.warn(f"'{kind}.{key}' is not supported and is ignored; expected one of "
+                   f"{', '.join(_MOUNT_OPTIONS[kind])}", "volumes", where)
+            continue
+        if raw is None:
+            continue
+        try:
+            if key == "propagation":
+                value = as_str(raw)
+                if value not in syntax.PROPAGATIONS:
+                    raise FieldError(f"unknown propagation {value!r}; expected one of {', '.join(syntax.PROPAGATIONS)}")
+                out["propagation"] = value
+            elif key == "selinux":
+                value = as_str(raw)
+                if value not in ("z", "Z"):
+                    raise FieldError(f"expected 'z' (shared) or 'Z' (private) for bind.selinux, found {value!r}")
+                out["selinux"] = value
+            elif key == "create_host_path":
+                out["create_host_path"] = as_bool(raw)
+            elif key == "nocopy":
+                out["nocopy"] = as_bool(raw)
+            elif key == "subpath":
+                value = as_str(raw, "a path inside the volume")
+                if value.startswith("/") or ".." in value.split("/"):
+                    raise FieldError(f"expected a relative path inside the volume for volume.subpath, found {value!r}")
+                out["subpath"] = value
+            elif key == "size":
+                out["tmpfs_size"] = parse_size(raw)
+            elif key == "mode":
+                out["tmpfs_mode"] = _file_mode(raw)
+        except ValueError as exc:
+            raise FieldError(str(exc), where) from exc
+    return out
+
+
+def _file_mode(raw: Any) -> int:
+    """Permission bits: an integer as YAML reads it (``0o1777``/``1777`` octal literal) or octal text."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        mode = raw
+    else:
+        text = as_str(raw, "permission bits such as 0755")
+        try:
+            mode = int(text, 8)
+        except ValueError:
+            raise FieldError(f"expected permission bits in octal such as 0755, found {text!r}") from None
+    if not 0 <= mode <= 0o7777:
+        raise FieldError(f"expected permission bits between 0 and 07777, found {oct(mode)}")
+    return mode
 
 
 def _volumes_from(r: ServiceReader, value: Any) -> None:
@@ -555,6 +686,315 @@ def _network_mode(r: ServiceReader, value: Any) -> None:
     r.kwargs["network_mode"] = mode
 
 
+# ---- engine settings added after the first release ------------------------------------------
+
+
+def _int_field(
+    key: str, what: str, low: int | None = None, high: int | None = None
+) -> Callable[[ServiceReader, Any], None]:
+    def read(r: ServiceReader, value: Any) -> None:
+        if value is None:
+            return
+        number = as_int(value, what)
+        if (low is not None and number < low) or (high is not None and number > high):
+            bounds = f"{low} to {high}" if high is not None else f"{low} or more"
+            raise FieldError(f"expected {what} from {bounds}, found {number}")
+        r.kwargs[key] = number
+
+    return read
+
+
+def _size_field(key: str, *, unlimited: bool = False) -> Callable[[ServiceReader, Any], None]:
+    def read(r: ServiceReader, value: Any) -> None:
+        if value is None:
+            return
+        if unlimited and str(value).strip() == "-1":
+            r.kwargs[key] = -1  # memswap_limit: -1 means unlimited swap
+            return
+        r.kwargs[key] = parse_size(value)
+
+    return read
+
+
+def _micros_field(key: str) -> Callable[[ServiceReader, Any], None]:
+    # cpu_rt_runtime/cpu_rt_period: microseconds, or a duration such as '950ms'.
+    def read(r: ServiceReader, value: Any) -> None:
+        if value is None:
+            return
+        text = str(value).strip()
+        if isinstance(value, bool):
+            raise FieldError(f"expected microseconds or a duration such as '950ms', found {describe(value)}")
+        if text.isdigit():
+            r.kwargs[key] = int(text)   # a bare number is microseconds here, not seconds
+        else:
+            r.kwargs[key] = int(round(parse_duration(value) * 1_000_000))
+
+    return read
+
+
+def _str_or_list_field(key: str, what: str) -> Callable[[ServiceReader, Any], None]:
+    def read(r: ServiceReader, value: Any) -> None:
+        if value is not None:
+            r.kwargs[key] = str_or_list(value, what)
+
+    return read
+
+
+def _pairs_field(key: str, what: str, *, allow_bare: bool = False) -> Callable[[ServiceReader, Any], None]:
+    def read(r: ServiceReader, value: Any) -> None:
+        if value is None:
+            return
+        found = pairs(value, what, allow_bare=allow_bare)
+        r.kwargs[key] = tuple(sorted({k: v or "" for k, v, _ in found}.items()))
+
+    return read
+
+
+def _namespace_field(key: str, forms: tuple[str, ...]) -> Callable[[ServiceReader, Any], None]:
+    """pid / ipc / uts / userns_mode / cgroup: a mode the engine takes as written."""
+
+    def read(r: ServiceReader, value: Any) -> None:
+        if value is None:
+            return
+        mode = as_str(value).strip()
+        if mode.startswith(("service:", "container:")):
+            r.warn(f"'{key}: {mode}' is not supported and is ignored: only {', '.join(forms)} are", key)
+            return
+        if key == "cgroup" and mode not in forms:
+            raise FieldError(f"expected 'host' or 'private', found {mode!r}")
+        if mode:
+            r.kwargs[key] = mode
+
+    return read
+
+
+def _windows_only(read: Callable[[ServiceReader, Any], None], key: str) -> Callable[[ServiceReader, Any], None]:
+    """Passed on as docker compose does, with a warning: only Windows engines act on the key."""
+
+    def wrapped(r: ServiceReader, value: Any) -> None:
+        read(r, value)
+        if r.kwargs.get(key):
+            r.warn(f"'{key}' is passed to the engine, but only Windows engines act on it; a Linux engine "
+                   "ignores it. Use 'cpus' to limit CPU use", key)
+
+    return wrapped
+
+
+def _expose(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    found: list[str] = []
+
+    def parse(item: Any, line: int | None) -> None:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise FieldError(f"expected a port such as {syntax.EXPOSE_FORMS}, found {describe(item)}", line)
+        found.extend(syntax.parse_expose(item))
+
+    r.items(value, "expose", f"ports such as {syntax.EXPOSE_FORMS}", parse)
+    r.kwargs["expose"] = tuple(dict.fromkeys(found))
+
+
+def _links(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    found: list[tuple[str, str]] = []
+
+    def parse(item: Any, line: int | None) -> None:
+        service, alias = syntax.parse_link(as_str(item, "'service' or 'service:alias'"))
+        r.ref("depends_on", service, "links", line)
+        r.links.append((service, line))
+        found.append((service, alias))
+
+    r.items(value, "links", "'service' or 'service:alias' entries", parse)
+    r.kwargs["links"] = tuple(dict.fromkeys(found))
+
+
+def _extra_hosts(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    found: list[str] = []
+    if isinstance(value, dict):
+        node = as_map(value, "host names to addresses")
+        for key, raw in node.items():
+            addresses = str_or_list(raw, "addresses") if raw is not None else ()
+            if not addresses:
+                raise FieldError(f"expected an address for {key}", node.line_of(key))
+            for address in addresses:
+                host, ip = syntax.parse_extra_host(f"{as_str(key)}={address}")
+                found.append(f"{host}:{ip}")
+    else:
+        def parse(item: Any, line: int | None) -> None:
+            host, ip = syntax.parse_extra_host(as_str(item, "'name:address'"))
+            found.append(f"{host}:{ip}")
+
+        r.items(value, "extra_hosts", "'name:address' entries, or a mapping of names to addresses", parse)
+    r.kwargs["extra_hosts"] = tuple(found)
+
+
+def _ulimits(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    spec = as_map(value, "limit names to a number or to soft/hard")
+    found: list[Ulimit] = []
+    for key, raw in spec.items():
+        line = spec.line_of(key)
+        name = as_str(key)
+        try:
+            if isinstance(raw, dict):
+                limits = as_map(raw, "soft/hard")
+                unknown = [str(k) for k in limits if k not in ("soft", "hard")]
+                if unknown or "soft" not in limits or "hard" not in limits:
+                    raise FieldError(f"expected both 'soft' and 'hard' for ulimit {name}")
+                soft = as_int(limits["soft"], "an integer limit")
+                hard = as_int(limits["hard"], "an integer limit")
+            else:
+                soft = hard = as_int(raw, f"an integer limit, or soft/hard, for {name}")
+        except FieldError as exc:
+            raise FieldError(str(exc), line, f"ulimits.{name}") from exc
+        if hard != -1 and (soft > hard or soft == -1):
+            raise FieldError(f"the soft limit {soft} of {name} is above its hard limit {hard}", line,
+                             f"ulimits.{name}")
+        found.append(Ulimit(name, soft, hard))
+    r.kwargs["ulimits"] = tuple(sorted(found, key=lambda u: u.name))
+
+
+def _platform(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    text = as_str(value, "a platform such as 'linux/arm64'").strip()
+    syntax.parse_platform(text)  # checked here; matched against the engine when the container is created
+    r.kwargs["platform"] = text
+
+
+def _devices(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    found: list[str] = []
+
+    def parse(item: Any, line: int | None) -> None:
+        if isinstance(item, dict):
+            spec = as_map(item, "device settings (source, target, permissions)")
+            for key in spec:
+                if key not in ("source", "target", "permissions"):
+                    raise FieldError(f"unknown key {key!r} in the long device syntax; expected source, target, "
+                                     "permissions", spec.line_of(key))
+            if spec.get("source") is None:
+                raise FieldError("expected a 'source' (the host device) in the long device syntax", line)
+            source = as_str(spec["source"])
+            target = as_str(spec.get("target") or source)
+            perms = as_str(spec.get("permissions") or "rwm")
+            found.append(syntax.parse_device(f"{source}:{target}:{perms}"))
+        else:
+            text = as_str(item, f"a device such as {syntax.DEVICE_FORMS}")
+            syntax.parse_device(text)
+            found.append(text.strip())  # as written: the engine reads the short form itself
+
+    r.items(value, "devices", f"devices such as {syntax.DEVICE_FORMS}", parse)
+    r.kwargs["devices"] = tuple(found)
+
+
+def _blkio_config(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    spec = as_map(value, "blkio settings (weight, weight_device, device_read_bps...)")
+    kwargs: dict[str, Any] = {}
+    for key, raw in spec.items():
+        line = spec.line_of(key)
+        field_name = f"blkio_config.{key}"
+        if key == "weight":
+            kwargs["weight"] = _blkio_weight(raw, line, field_name)
+        elif key in ("weight_device", "device_read_bps", "device_read_iops", "device_write_bps",
+                     "device_write_iops"):
+            entries = as_list(raw, "mappings of path and rate")
+            rates: list[DeviceRate] = []
+            for index, entry in enumerate(entries):
+                where = entries.line_of(index) or line
+                item = as_map(entry, "path and rate")
+                value_key = "weight" if key == "weight_device" else "rate"
+                if item.get("path") is None or item.get(value_key) is None:
+                    raise FieldError(f"expected 'path' and '{value_key}' in each entry", where, field_name)
+                if key == "weight_device":
+                    number = _blkio_weight(item[value_key], where, field_name)
+                elif key.endswith("_bps"):
+                    try:
+                        number = parse_size(item[value_key])
+                    except ValueError as exc:
+                        raise FieldError(str(exc), where, field_name) from exc
+                else:
+                    number = as_int(item[value_key], "a number of operations per second")
+                rates.append(DeviceRate(as_str(item["path"]), number))
+            kwargs[key] = tuple(rates)
+        else:
+            r.warn(f"unknown key '{key}' is ignored", field_name, line)
+    r.kwargs["blkio_config"] = BlkioConfig(**kwargs)
+
+
+def _blkio_weight(raw: Any, line: int | None, field_name: str) -> int:
+    weight = as_int(raw, "a weight from 10 to 1000")
+    if not (10 <= weight <= 1000 or weight == 0):
+        raise FieldError(f"expected a weight from 10 to 1000, found {weight}", line, field_name)
+    return weight
+
+
+def _dns(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    servers = str_or_list(value, "addresses")
+    for server in servers:
+        try:
+            ipaddress.ip_address(server.strip())
+        except ValueError:
+            raise FieldError(f"invalid DNS server {server!r}: expected an IP address such as '1.1.1.1'") from None
+    r.kwargs["dns"] = tuple(server.strip() for server in servers)
+
+
+def _security_opt(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    found: list[str] = []
+
+    def parse(item: Any, line: int | None) -> None:
+        text = as_str(item, "a security option such as 'no-new-privileges:true'").strip()
+        name, sep, setting = text.partition("=")
+        if not sep:
+            name, sep, setting = text.partition(":")
+        if not sep and text != "no-new-privileges":
+            raise FieldError(f"invalid security option {text!r}: expected 'name=value' or 'name:value', such as "
+                             "'no-new-privileges:true' or 'seccomp=./profile.json'", line)
+        if name == "seccomp" and setting not in ("unconfined", "builtin"):
+            # As docker compose: the profile is a file beside the compose file, sent as its content.
+            path = os.path.normpath(os.path.join(r.workdir, setting))
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    profile = json.loads(fh.read())
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                raise FieldError(f"the seccomp profile {path} cannot be read as JSON ({exc})", line) from exc
+            text = "seccomp=" + json.dumps(profile, separators=(",", ":"), ensure_ascii=False)
+        found.append(text)
+
+    r.items(value, "security_opt", "security options", parse)
+    r.kwargs["security_opt"] = tuple(found)
+
+
+def _mac_address(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    text = as_str(value, "a MAC address such as '02:42:ac:11:00:02'").strip()
+    if not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", text):
+        raise FieldError(f"expected a MAC address such as '02:42:ac:11:00:02', found {text!r}")
+    r.kwargs["mac_address"] = text
+
+
+def _sysctls(r: ServiceReader, value: Any) -> None:
+    if value is None:
+        return
+    found = pairs(value, "kernel parameter names to values", allow_bare=False)
+    for key, text, line in found:
+        if text is None or text == "":
+            raise FieldError(f"expected a value for the kernel parameter {key}", line)
+    r.kwargs["sysctls"] = tuple(sorted({k: v or "" for k, v, _ in found}.items()))
+
+
 # ---- healthcheck, logging, deploy ----------------------------------------------------------
 
 
@@ -634,6 +1074,17 @@ def _logging(r: ServiceReader, value: Any) -> None:
     r.kwargs["logging"] = LoggingSpec(driver=driver, options=tuple(sorted(options.items())))
 
 
+_SWARM_ONLY = {
+    "mode": "armstack runs one container per service",
+    "replicas": "armstack runs one container per service",
+    "placement": "there is one engine (this device) to place containers on",
+    "endpoint_mode": "it selects swarm's service discovery",
+    "update_config": "armstack updates containers itself (see 'armstack update')",
+    "rollback_config": "armstack keeps the previous release itself",
+    "labels": "they label the swarm service, not the container; use the service's 'labels:'",
+}
+
+
 def _deploy(r: ServiceReader, value: Any) -> None:
     if value is None:
         return
@@ -645,29 +1096,86 @@ def _deploy(r: ServiceReader, value: Any) -> None:
                    "deploy.restart_policy", line)
         elif key == "resources" and isinstance(raw, dict):
             _deploy_resources(r, raw)
+        elif key in _SWARM_ONLY:
+            r.warn(f"'deploy.{key}' is for swarm and is ignored: {_SWARM_ONLY[key]}", f"deploy.{key}", line)
         else:
             r.warn(f"'deploy.{key}' is for swarm and is ignored", f"deploy.{key}", line)
 
 
 def _deploy_resources(r: ServiceReader, spec: dict[str, Any]) -> None:
-    # docker compose (v2) applies resource limits outside swarm too, so honour the two we model.
+    # docker compose (v2) applies these outside swarm too: limits.memory/cpus/pids and
+    # reservations.memory/devices; a CPU reservation exists only in swarm.
     lines = spec.line_of if isinstance(spec, LineDict) else (lambda key: None)
     for key, raw in spec.items():
-        if key != "limits" or not isinstance(raw, dict):
+        if key not in ("limits", "reservations") or not isinstance(raw, dict):
             r.warn(f"'deploy.resources.{key}' is ignored", f"deploy.resources.{key}", lines(key))
             continue
-        for limit, setting in raw.items():
-            line = raw.line_of(limit) if isinstance(raw, LineDict) else None
-            field = f"deploy.resources.limits.{limit}"
+        for setting, given in raw.items():
+            line = raw.line_of(setting) if isinstance(raw, LineDict) else None
+            field = f"deploy.resources.{key}.{setting}"
             try:
-                if limit == "memory":
-                    r.deploy_limits["memory"] = parse_size(setting)
-                elif limit == "cpus":
-                    r.deploy_limits["cpus"] = as_float(setting, "a number of CPUs such as 0.5 or 2")
+                if setting == "memory":
+                    r.deploy_resources["mem_limit" if key == "limits" else "mem_reservation"] = parse_size(given)
+                elif key == "limits" and setting == "cpus":
+                    r.deploy_resources["cpus"] = as_float(given, "a number of CPUs such as 0.5 or 2")
+                elif key == "limits" and setting == "pids":
+                    r.deploy_resources["pids_limit"] = as_int(given, "a number of processes")
+                elif key == "reservations" and setting == "devices":
+                    r.deploy_resources["device_requests"] = _device_requests(given)
+                elif key == "reservations" and setting in ("cpus", "generic_resources"):
+                    r.warn(f"'{field}' is for swarm and is ignored: the engine only limits CPU use", field, line)
                 else:
                     r.warn(f"'{field}' is ignored", field, line)
             except ValueError as exc:
-                r.error(str(exc), field, line)
+                r.error(str(exc), field, getattr(exc, "line", None) or line)
+
+
+def _gpus(r: ServiceReader, value: Any) -> None:
+    # As docker compose: `gpus: all`, or requests whose capabilities always include "gpu".
+    if value is None:
+        return
+    if isinstance(value, str):
+        if value.strip() != "all":
+            raise FieldError(f"expected 'all' or a list of GPU requests, found {value!r}")
+        r.gpus.append(DeviceRequest(count=-1, capabilities=("gpu",)))
+        return
+    items = as_list(value, "GPU requests (driver, count, device_ids, capabilities, options)")
+    for index, item in enumerate(items):
+        try:
+            [request] = _device_requests([item], gpu=True)
+        except FieldError as exc:
+            raise FieldError(str(exc), exc.line or items.line_of(index)) from exc
+        caps = request.capabilities if "gpu" in request.capabilities else (*request.capabilities, "gpu")
+        r.gpus.append(dataclasses.replace(request, capabilities=caps))
+
+
+def _device_requests(value: Any, *, gpu: bool = False) -> tuple[DeviceRequest, ...]:
+    """Device requests; ``gpu``: for ``gpus:``, where the capabilities may be left out."""
+    items = as_list(value, "device requests (capabilities, driver, count, device_ids, options)")
+    found: list[DeviceRequest] = []
+    for index, item in enumerate(items):
+        line = items.line_of(index)
+        spec = as_map(item, "device request settings")
+        for key in spec:
+            if key not in ("capabilities", "driver", "count", "device_ids", "options"):
+                raise FieldError(f"unknown key {key!r} in a device request; expected capabilities, driver, count, "
+                                 "device_ids, options", spec.line_of(key))
+        if spec.get("capabilities") is None and not gpu:
+            raise FieldError("a device request needs 'capabilities', such as [gpu]", line)
+        count_raw = spec.get("count")
+        count = None
+        if count_raw is not None:
+            count = -1 if str(count_raw).strip() == "all" else as_int(count_raw, "a number of devices or 'all'")
+        options = () if spec.get("options") is None else tuple(sorted(
+            (k, v or "") for k, v, _ in pairs(spec["options"], "option names to values", allow_bare=True)))
+        found.append(DeviceRequest(
+            driver="" if spec.get("driver") is None else as_str(spec["driver"]),
+            count=count,
+            device_ids=() if spec.get("device_ids") is None else str_list(spec["device_ids"], "device ids"),
+            capabilities=() if spec.get("capabilities") is None else str_list(spec["capabilities"], "capabilities"),
+            options=options,
+        ))
+    return tuple(found)
 
 
 _READERS: dict[str, Callable[[ServiceReader, Any], None]] = {
@@ -687,7 +1195,7 @@ _READERS: dict[str, Callable[[ServiceReader, Any], None]] = {
     "networks": _networks,
     "network_mode": _network_mode,
     "privileged": _bool_field("privileged"),
-    "devices": _str_list_field("devices"),
+    "devices": _devices,
     "cap_add": _str_list_field("cap_add"),
     "cap_drop": _str_list_field("cap_drop"),
     "tmpfs": _tmpfs,
@@ -701,4 +1209,49 @@ _READERS: dict[str, Callable[[ServiceReader, Any], None]] = {
     "stop_grace_period": _stop_grace_period,
     "container_name": _container_name,
     "deploy": _deploy,
+    "expose": _expose,
+    "links": _links,
+    "extra_hosts": _extra_hosts,
+    "dns": _dns,
+    "dns_search": _str_or_list_field("dns_search", "domains"),
+    "dns_opt": _str_or_list_field("dns_opt", "options"),
+    "sysctls": _sysctls,
+    "ulimits": _ulimits,
+    "shm_size": _size_field("shm_size"),
+    "init": _bool_field("init"),
+    "platform": _platform,
+    "read_only": _bool_field("read_only"),
+    "security_opt": _security_opt,
+    "tty": _bool_field("tty"),
+    "stdin_open": _bool_field("stdin_open"),
+    "pid": _namespace_field("pid", ("host",)),
+    "ipc": _namespace_field("ipc", ("host", "private", "shareable", "none")),
+    "uts": _namespace_field("uts", ("host",)),
+    "userns_mode": _namespace_field("userns_mode", ("host",)),
+    "cgroup": _namespace_field("cgroup", ("host", "private")),
+    "group_add": _str_list_field("group_add"),
+    "pids_limit": _int_field("pids_limit", "a number of processes (-1: unlimited)", -1),
+    "cpu_shares": _int_field("cpu_shares", "a relative CPU weight", 0),
+    "cpu_quota": _int_field("cpu_quota", "microseconds of CPU time per period", -1),
+    "cpu_period": _int_field("cpu_period", "a period in microseconds", 0),
+    "cpu_rt_runtime": _micros_field("cpu_rt_runtime"),
+    "cpu_rt_period": _micros_field("cpu_rt_period"),
+    "cpuset": _string_field("cpuset"),
+    "cpu_count": _windows_only(_int_field("cpu_count", "a number of CPUs", 0), "cpu_count"),
+    "cpu_percent": _windows_only(_int_field("cpu_percent", "a percentage", 0, 100), "cpu_percent"),
+    "mem_reservation": _size_field("mem_reservation"),
+    "memswap_limit": _size_field("memswap_limit", unlimited=True),
+    "mem_swappiness": _int_field("mem_swappiness", "a swappiness", 0, 100),
+    "oom_score_adj": _int_field("oom_score_adj", "an OOM score adjustment", -1000, 1000),
+    "oom_kill_disable": _bool_field("oom_kill_disable"),
+    "device_cgroup_rules": _str_list_field("device_cgroup_rules"),
+    "runtime": _string_field("runtime"),
+    "cgroup_parent": _string_field("cgroup_parent"),
+    "storage_opt": _pairs_field("storage_opt", "storage option names to values"),
+    "blkio_config": _blkio_config,
+    "mac_address": _mac_address,
+    "domainname": _string_field("domainname"),
+    "annotations": _pairs_field("annotations", "annotation names to values", allow_bare=True),
+    "label_file": _label_file,
+    "gpus": _gpus,
 }

@@ -8,7 +8,7 @@ field and line.
 from __future__ import annotations
 
 import os
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from runtime.compose.model import PortSpec, RestartMode, RestartPolicy, VolumeMount, VolumesFrom
 
@@ -16,11 +16,11 @@ Protocol = Literal["tcp", "udp"]
 
 PORT_FORMS = "'80', '8080:80', '127.0.0.1:8080:80/udp' or '9000-9001:9000-9001'"
 RESTART_FORMS = "'no', 'always', 'on-failure', 'on-failure:N' or 'unless-stopped'"
-# Mount options docker accepts that do not change what the runtime needs to know.
-_IGNORED_MOUNT_OPTIONS = frozenset(
-    {"z", "Z", "nocopy", "consistent", "cached", "delegated",
-     "private", "rprivate", "shared", "rshared", "slave", "rslave"}
-)
+# Mount options that only matter on Docker Desktop (file sharing with a VM): nothing to do here.
+_IGNORED_MOUNT_OPTIONS = frozenset({"consistent", "cached", "delegated"})
+PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+EXPOSE_FORMS = "'3000', '3000/udp' or '3000-3005'"
+DEVICE_FORMS = "'/dev/ttyUSB0', '/dev/ttyUSB0:/dev/ttyACM0', '/dev/sda:/dev/xvda:rwm' or 'vendor.com/class=name'"
 
 
 def port_number(value: object, *, what: str = "port") -> int:
@@ -117,20 +117,32 @@ def parse_volume(spec: str, workdir: str, home: str | None = None) -> VolumeMoun
     if len(parts) == 3 or (len(parts) == 2 and not parts[1].startswith("/") and parts[0].startswith("/")):
         mode = parts.pop()
     read_only = False
+    options: dict[str, Any] = {}
     for option in mode.split(",") if mode else ():
         if option in ("ro", "rw"):
             read_only = option == "ro"
+        elif option in ("z", "Z"):
+            options["selinux"] = option
+        elif option in PROPAGATIONS:
+            options["propagation"] = option
+        elif option == "nocopy":
+            options["nocopy"] = True
         elif option not in _IGNORED_MOUNT_OPTIONS:
-            raise ValueError(f"invalid volume {spec!r}: unknown mode {option!r}; expected 'ro' or 'rw'")
+            raise ValueError(f"invalid volume {spec!r}: unknown mode {option!r}; expected 'ro' or 'rw' (and "
+                             f"optionally z, Z, nocopy or one of {', '.join(PROPAGATIONS)})")
     target = parts[-1]
     if not target.startswith("/"):
         raise ValueError(f"invalid volume {spec!r}: the container path {target!r} must be absolute")
-    if len(parts) == 1:
-        return VolumeMount(type="volume", target=target, source=None, read_only=read_only)
-    source = parts[0]
-    if is_path(source):
-        return VolumeMount(type="bind", target=target, source=_bind_source(source, workdir, home), read_only=read_only)
-    return VolumeMount(type="volume", target=target, source=source, read_only=read_only)
+    source = parts[0] if len(parts) > 1 else None
+    bind = source is not None and is_path(source)
+    if bind:
+        options.pop("nocopy", None)  # compose ignores it on a host path too
+    if source is None:
+        return VolumeMount(type="volume", target=target, source=None, read_only=read_only, **options)
+    if bind:
+        return VolumeMount(type="bind", target=target, source=_bind_source(source, workdir, home),
+                           read_only=read_only, **options)
+    return VolumeMount(type="volume", target=target, source=source, read_only=read_only, **options)
 
 
 def bind_source(source: str, workdir: str, home: str | None = None) -> str:
@@ -178,3 +190,86 @@ def parse_network_mode(value: str) -> str:
             "stack; use 'service:NAME'"
         )
     raise ValueError(f"invalid network_mode {text!r}: expected 'bridge', 'host', 'none' or 'service:NAME'")
+
+
+def parse_expose(value: str | int) -> list[str]:
+    """``expose`` entry → engine port keys (``"3000/tcp"``), one per port of a range."""
+    text = str(value).strip()
+    body, slash, proto_text = text.partition("/")
+    proto = protocol(proto_text) if slash else "tcp"
+    try:
+        ports = _port_range(body, "exposed port")
+    except ValueError as exc:
+        raise ValueError(f"invalid expose {text!r}: {exc}; expected {EXPOSE_FORMS}") from None
+    return [f"{p}/{proto}" for p in ports]
+
+
+def parse_device(value: str) -> str:
+    """Short ``devices`` entry → the engine's ``host:container:permissions`` form (CDI names as they are)."""
+    text = value.strip()
+    if is_cdi_device(text):
+        return text
+    parts = text.split(":")
+    if not text or len(parts) > 3 or any(not p for p in parts):
+        raise ValueError(f"invalid device {value!r}: expected {DEVICE_FORMS}")
+    if len(parts) == 3 or (len(parts) == 2 and not parts[1].startswith("/")):
+        perms = parts.pop()
+        if not perms or any(c not in "rwm" for c in perms):
+            raise ValueError(f"invalid device {value!r}: permissions {perms!r} must be made of r, w and m")
+    else:
+        perms = "rwm"
+    host = parts[0]
+    container = parts[1] if len(parts) > 1 else host
+    for path in (host, container):
+        if not path.startswith("/"):
+            raise ValueError(f"invalid device {value!r}: {path!r} must be an absolute path; expected {DEVICE_FORMS}")
+    return f"{host}:{container}:{perms}"
+
+
+def is_cdi_device(text: str) -> bool:
+    """A fully qualified CDI device name (``vendor.com/class=name``), which the engine resolves itself."""
+    kind, eq, name = text.partition("=")
+    vendor, slash, cls = kind.partition("/")
+    return bool(eq and slash and vendor and cls and name and not text.startswith("/"))
+
+
+def parse_link(value: str) -> tuple[str, str]:
+    """``service`` or ``service:alias`` → (service, alias)."""
+    text = value.strip()
+    service, sep, alias = text.partition(":")
+    if not service or (sep and not alias) or ":" in alias:
+        raise ValueError(f"invalid link {value!r}: expected 'service' or 'service:alias'")
+    return service, alias or service
+
+
+def parse_extra_host(value: str) -> tuple[str, str]:
+    """``host:address`` or ``host=address`` → (host, address); IPv6 addresses may be in brackets."""
+    text = value.strip()
+    if "=" in text:
+        host, _, address = text.partition("=")
+    else:
+        host, _, address = text.partition(":")
+    host, address = host.strip(), address.strip()
+    if address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    if not host or not address:
+        raise ValueError(f"invalid extra host {value!r}: expected 'name:address' or 'name=address', such as "
+                         "'db.local:10.0.0.5'")
+    return host, address
+
+
+def parse_platform(value: str) -> tuple[str, str, str]:
+    """``os/arch[/variant]`` → normalised (os, arch, variant), arch spelled as the engine reports it."""
+    text = value.strip().lower()
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ValueError(f"invalid platform {value!r}: expected 'os/arch' or 'os/arch/variant', such as "
+                         "'linux/arm64' or 'linux/arm/v7'")
+    os_name, arch = parts[0], ARCH_ALIASES.get(parts[1], parts[1])
+    variant = parts[2] if len(parts) == 3 else ""
+    return os_name, arch, variant
+
+
+# Other spellings of the architectures the engine reports (Go's GOARCH names).
+ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm",
+                "armv7l": "arm", "armv6l": "arm", "i386": "386", "i686": "386"}

@@ -188,7 +188,6 @@ def test_every_bad_port_is_reported() -> None:
         ("network_mode: container:abc", "network_mode", "is not supported"),
         ("network_mode: bridge\n    networks: [default]", "network_mode", "cannot be used together"),
         ("volumes_from: [container:abc]", "volumes_from", "volumes_from a container is not supported"),
-        ("build:\n      context: https://github.com/x/y.git", "build", "is remote"),
         ("user: [1]", "user", "expected a string, found a list"),
         ("tmpfs: [tmp]", "tmpfs", "expected an absolute container path"),
         ("logging: json", "logging", "expected a mapping of logging settings"),
@@ -268,3 +267,94 @@ def test_all_problems_are_reported_together() -> None:
         ("db", "volumes"),
     ]
     assert "has 6 error(s)" in str(ComposeError(found))
+
+
+@pytest.mark.parametrize(
+    ("setting", "field", "line", "expected"),
+    [
+        ("container_name: -bad", "container_name", 4, "invalid container name '-bad'"),
+        ("expose: ['80:80']", "expose", 4, "invalid expose '80:80'"),
+        ("expose:\n      - 80\n      - http", "expose", 6, "expected '3000', '3000/udp' or '3000-3005'"),
+        ("links: ['a:b:c']", "links", 4, "expected 'service' or 'service:alias'"),
+        ("dns: [1.1.1.1, dns.google]", "dns", 4, "invalid DNS server 'dns.google'"),
+        ("extra_hosts: [nocolon]", "extra_hosts", 4, "expected 'name:address' or 'name=address'"),
+        ("sysctls: [net.core.somaxconn]", "sysctls", 4, "expected 'KEY=VALUE'"),
+        ("ulimits:\n      nofile: {soft: 10}", "ulimits.nofile", 5, "expected both 'soft' and 'hard'"),
+        ("ulimits:\n      nofile: {soft: 20, hard: 10}", "ulimits.nofile", 5, "above its hard limit 10"),
+        ("shm_size: lots", "shm_size", 4, "expected a number of bytes or a size such as '512m'"),
+        ("init: maybe", "init", 4, "expected true or false"),
+        ("platform: arm64", "platform", 4, "expected 'os/arch' or 'os/arch/variant'"),
+        ("security_opt: [apparmor]", "security_opt", 4, "expected 'name=value' or 'name:value'"),
+        ("security_opt: ['seccomp=./none.json']", "security_opt", 4, "cannot be read as JSON"),
+        ("cgroup: shared", "cgroup", 4, "expected 'host' or 'private'"),
+        ("pids_limit: many", "pids_limit", 4, "expected a number of processes (-1: unlimited)"),
+        ("cpu_percent: 150", "cpu_percent", 4, "expected a percentage from 0 to 100, found 150"),
+        ("mem_swappiness: -1", "mem_swappiness", 4, "from 0 to 100"),
+        ("oom_score_adj: 2000", "oom_score_adj", 4, "from -1000 to 1000"),
+        ("blkio_config: {weight: 5}", "blkio_config.weight", 4, "expected a weight from 10 to 1000, found 5"),
+        ("blkio_config:\n      device_read_bps: [{path: /dev/sda}]", "blkio_config.device_read_bps", 5,
+         "expected 'path' and 'rate'"),
+        ("mac_address: 02:42", "mac_address", 4, "expected a MAC address such as '02:42:ac:11:00:02'"),
+        ("devices: ['dev/ttyUSB0']", "devices", 4, "must be an absolute path"),
+        ("devices: ['/dev/a:/dev/b:rwx']", "devices", 4, "must be made of r, w and m"),
+        ("devices:\n      - {target: /dev/x}", "devices", 5, "expected a 'source'"),
+        ("volumes:\n      - {type: bind, source: /a, target: /b, bind: {propagation: weird}}", "volumes", 5,
+         "unknown propagation 'weird'"),
+        ("volumes:\n      - {type: volume, target: /b, volume: {subpath: ../up}}", "volumes", 5,
+         "expected a relative path inside the volume"),
+        ("volumes:\n      - {type: tmpfs, target: /b, tmpfs: {mode: rwx}}", "volumes", 5, "in octal such as 0755"),
+        ("deploy:\n      resources:\n        limits: {pids: lots}", "deploy.resources.limits.pids", 6,
+         "expected a number of processes"),
+        ("deploy:\n      resources:\n        reservations:\n          devices: [{count: 1}]",
+         "deploy.resources.reservations.devices", 7, "needs 'capabilities'"),
+    ],
+)
+def test_bad_engine_settings(setting: str, field: str, line: int, expected: str) -> None:
+    p = one(f"services:\n  web:\n    image: x\n    {setting}\n")
+    assert (p.service, p.field, p.line) == ("web", field, line), p
+    assert expected in p.message, p.message
+
+
+def test_link_to_an_unknown_service() -> None:
+    p = one("services:\n  web:\n    image: x\n    links: [db]\n")
+    assert (p.service, p.field, p.line) == ("web", "links", 4) and "unknown service 'db'" in p.message
+
+
+def test_two_services_with_the_same_container_name() -> None:
+    p = one("services:\n  a:\n    image: x\n    container_name: box\n  b:\n    image: x\n    container_name: box\n")
+    assert (p.service, p.field, p.line) == ("b", "container_name", 7)
+    assert p.message == "the container name 'box' is already the container_name of service 'a'; give each service " \
+        "its own"
+
+
+@pytest.mark.parametrize(
+    ("setting", "field", "line", "expected"),
+    [
+        ("gpus: some", "gpus", 4, "expected 'all' or a list of GPU requests"),
+        ("gpus:\n      - {count: lots}", "gpus", 5, "expected a number of devices or 'all'"),
+        ("label_file: ./missing.labels", "label_file", 4, "the label file /nonexistent/missing.labels does not exist"),
+    ],
+)
+def test_bad_gpus_and_label_files(setting: str, field: str, line: int, expected: str) -> None:
+    p = one(f"services:\n  web:\n    image: x\n    {setting}\n")
+    assert (p.service, p.field, p.line) == ("web", field, line), p
+    assert expected in p.message, p.message
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("mem_limit: 1m\n    deploy: {resources: {limits: {memory: 1g}}}", "mem_limit"),
+        ("cpus: 1\n    deploy: {resources: {limits: {cpus: '2'}}}", "cpus"),
+        ("deploy: {resources: {limits: {pids: 10}}}\n    pids_limit: 20", "pids_limit"),
+    ],
+)
+def test_a_limit_set_twice_to_different_values(setting: str, field: str) -> None:
+    p = one(f"services:\n  web:\n    image: x\n    {setting}\n")
+    assert (p.service, p.field) == ("web", field)
+    assert "are set to different values; they are the same limit, keep one of them" in p.message
+
+
+def test_a_remote_build_context_without_an_image_to_pull() -> None:
+    p = problems("services:\n  web:\n    build:\n      context: https://github.com/x/y.git\n")[0]
+    assert (p.service, p.field) == ("web", "build") and "is remote; only local directories are supported" in p.message

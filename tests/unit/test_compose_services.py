@@ -66,7 +66,9 @@ def test_bad_ports(spec: str, message: str) -> None:
         ("./rel:/path", VolumeMount("bind", "/path", "/work/proj/rel")),
         ("../up:/path:rw", VolumeMount("bind", "/path", "/work/up")),
         ("/abs:/path:rw", VolumeMount("bind", "/path", "/abs")),
-        ("/abs:/path:ro,z", VolumeMount("bind", "/path", "/abs", True)),
+        ("/abs:/path:ro,z", VolumeMount("bind", "/path", "/abs", True, selinux="z")),
+        ("/abs:/path:rshared", VolumeMount("bind", "/path", "/abs", propagation="rshared")),
+        ("data:/data:nocopy", VolumeMount("volume", "/data", "data", nocopy=True)),
         ("~/cfg:/cfg", VolumeMount("bind", "/cfg", "/home/pi/cfg")),
         (".:/src", VolumeMount("bind", "/src", "/work/proj")),
         ("/path", VolumeMount("volume", "/path", None)),
@@ -229,19 +231,27 @@ def test_logging_and_sizes(tmp_path: Path) -> None:
     assert s.logging is not None and s.logging.driver == "local" and s.logging.options == (("max-size", "1m"),)
 
 
-def test_service_mem_limit_wins_over_deploy_limits(tmp_path: Path) -> None:
-    s = svc(tmp_path, "image: x\ndeploy:\n  resources:\n    limits: {memory: 1g}\nmem_limit: 1m")
-    assert s.mem_limit == 1024**2
+def test_service_and_deploy_limits_may_repeat_the_same_value(tmp_path: Path) -> None:
+    s = svc(tmp_path, "image: x\ndeploy:\n  resources:\n    limits: {memory: 1g, pids: 9}\nmem_limit: 1024m\n"
+            "pids_limit: 9")
+    assert (s.mem_limit, s.pids_limit) == (1024**3, 9)
 
 
 @pytest.mark.parametrize(
     ("line", "field", "text"),
     [
-        ("container_name: fixed", "container_name", "the runtime names containers itself"),
         ("imgae: typo", "imgae", "did you mean 'image'?"),
-        ("links: [db]", "links", "use depends_on for start order"),
-        ("platform: linux/arm64", "platform", "is not supported by armstack and is ignored"),
-        ("deploy:\n  replicas: 2", "deploy.replicas", "for swarm"),
+        ("pull_policy: always", "pull_policy", "is not supported by armstack and is ignored"),
+        ("external_links: [db]", "external_links", "only services of this stack are managed"),
+        ("credential_spec: {file: x.json}", "credential_spec", "Windows containers only"),
+        ("use_api_socket: true", "use_api_socket", "API socket"),
+        ("pre_start: [{command: ls}]", "pre_start", "hooks"),
+        ("provider: {type: model}", "provider", "external provider"),
+        ("deploy:\n  replicas: 2", "deploy.replicas", "one container per service"),
+        ("deploy:\n  placement: {constraints: []}", "deploy.placement", "for swarm"),
+        ("deploy:\n  resources:\n    reservations: {cpus: '1'}", "deploy.resources.reservations.cpus",
+         "only limits CPU use"),
+        ("ipc: service:other", "ipc", "is not supported and is ignored"),
     ],
 )
 def test_ignored_keys_are_warnings(tmp_path: Path, line: str, field: str, text: str) -> None:
@@ -268,3 +278,177 @@ def test_yaml_booleans_in_environment_are_passed_as_words_with_a_warning(tmp_pat
     assert result.stack.service("s").environment == (("DEBUG", "true"), ("QUOTED", "yes"))
     [warning] = result.warnings
     assert (warning.field, warning.line) == ("environment.DEBUG", 5) and "quote it" in warning.message
+
+
+# ---- engine settings compose passes to the container ------------------------------------------
+
+
+ENGINE_KEYS = """
+image: x
+container_name: my-app.1
+expose: ["3000", "4000-4001/udp", 5000]
+extra_hosts: ["db.local:10.0.0.5", "v6=[::1]"]
+dns: 1.1.1.1
+dns_search: [lan]
+dns_opt: [use-vc]
+sysctls: {net.core.somaxconn: 1024}
+ulimits:
+  nofile: {soft: 1024, hard: 2048}
+  nproc: 65535
+shm_size: 64m
+init: true
+platform: linux/arm64
+read_only: true
+security_opt: [no-new-privileges:true]
+tty: true
+stdin_open: "yes"
+pid: host
+ipc: shareable
+uts: host
+userns_mode: host
+cgroup: private
+group_add: [audio, 44]
+pids_limit: 100
+cpu_shares: 512
+cpu_quota: 50000
+cpu_period: 100000
+cpu_rt_runtime: 950ms
+cpuset: "0,1"
+cpu_count: 2
+cpu_percent: 50
+mem_reservation: 32m
+memswap_limit: -1
+mem_swappiness: 10
+oom_score_adj: -500
+oom_kill_disable: true
+device_cgroup_rules: ["c 189:* rmw"]
+runtime: runc
+cgroup_parent: /armstack
+storage_opt: {size: 1G}
+blkio_config:
+  weight: 300
+  weight_device: [{path: /dev/sda, weight: 400}]
+  device_read_bps: [{path: /dev/sda, rate: 1mb}]
+  device_write_iops: [{path: /dev/sda, rate: 30}]
+mac_address: 02:42:ac:11:00:02
+domainname: example.lan
+stop_signal: SIGUSR1
+annotations: {com.example.a: "1"}
+devices:
+  - /dev/ttyUSB0
+  - {source: /dev/ttyACM0, target: /dev/modem, permissions: rw}
+  - vendor.com/gpu=all
+"""
+
+
+def test_engine_keys_are_read(tmp_path: Path) -> None:
+    from runtime.compose.model import BlkioConfig, DeviceRate, Ulimit
+
+    result = load(tmp_path, ENGINE_KEYS)
+    assert [(w.field, w.line) for w in result.warnings] == [("cpu_count", 33), ("cpu_percent", 34)]
+    assert "only Windows engines act on it" in result.warnings[0].message
+    s = result.stack.service("s")
+    assert s.container_name == "my-app.1"
+    assert s.expose == ("3000/tcp", "4000/udp", "4001/udp", "5000/tcp")
+    assert s.extra_hosts == ("db.local:10.0.0.5", "v6:::1")
+    assert (s.dns, s.dns_search, s.dns_opt) == (("1.1.1.1",), ("lan",), ("use-vc",))
+    assert s.sysctls == (("net.core.somaxconn", "1024"),)
+    assert s.ulimits == (Ulimit("nofile", 1024, 2048), Ulimit("nproc", 65535, 65535))
+    assert s.shm_size == 64 << 20 and s.init is True and s.platform == "linux/arm64"
+    assert s.read_only and s.tty and s.stdin_open and s.oom_kill_disable
+    assert s.security_opt == ("no-new-privileges:true",)
+    assert (s.pid, s.ipc, s.uts, s.userns_mode, s.cgroup) == ("host", "shareable", "host", "host", "private")
+    assert s.group_add == ("audio", "44")
+    assert (s.pids_limit, s.cpu_shares, s.cpu_quota, s.cpu_period) == (100, 512, 50000, 100000)
+    assert (s.cpu_rt_runtime, s.cpuset, s.cpu_count, s.cpu_percent) == (950_000, "0,1", 2, 50)
+    assert (s.mem_reservation, s.memswap_limit, s.mem_swappiness, s.oom_score_adj) == (32 << 20, -1, 10, -500)
+    assert s.device_cgroup_rules == ("c 189:* rmw",)
+    assert (s.runtime, s.cgroup_parent, s.storage_opt) == ("runc", "/armstack", (("size", "1G"),))
+    assert s.blkio_config == BlkioConfig(
+        weight=300, weight_device=(DeviceRate("/dev/sda", 400),), device_read_bps=(DeviceRate("/dev/sda", 1 << 20),),
+        device_write_iops=(DeviceRate("/dev/sda", 30),))
+    assert (s.mac_address, s.domainname, s.stop_signal) == ("02:42:ac:11:00:02", "example.lan", "SIGUSR1")
+    assert s.annotations == (("com.example.a", "1"),)
+    assert s.devices == ("/dev/ttyUSB0", "/dev/ttyACM0:/dev/modem:rw", "vendor.com/gpu=all")
+
+
+def test_extra_hosts_as_a_mapping_with_several_addresses(tmp_path: Path) -> None:
+    s = svc(tmp_path, "image: x\nextra_hosts:\n  db: 10.0.0.5\n  both: [10.0.0.6, '::1']")
+    assert s.extra_hosts == ("db:10.0.0.5", "both:10.0.0.6", "both:::1")
+
+
+def test_links_are_aliases_and_imply_a_start_dependency(tmp_path: Path) -> None:
+    text = "services:\n  db:\n    image: x\n  cache:\n    image: x\n  app:\n    image: x\n" \
+           "    links: [db, 'cache:redis']\n    depends_on:\n      cache: {condition: service_healthy}\n"
+    app = load_text(text, workdir=tmp_path, environ={}).stack.service("app")
+    assert app.links == (("db", "db"), ("cache", "redis"))
+    assert [(d.service, d.condition) for d in app.depends_on] == [
+        ("cache", "service_healthy"), ("db", "service_started")]
+
+
+def test_seccomp_profile_is_sent_as_its_content(tmp_path: Path) -> None:
+    (tmp_path / "seccomp.json").write_text('{\n  "defaultAction": "SCMP_ACT_ALLOW"\n}\n')
+    s = svc(tmp_path, "image: x\nsecurity_opt: ['seccomp=./seccomp.json', 'seccomp:unconfined', label=disable]")
+    assert s.security_opt == ('seccomp={"defaultAction":"SCMP_ACT_ALLOW"}', "seccomp:unconfined", "label=disable")
+
+
+def test_long_volume_options(tmp_path: Path) -> None:
+    s = svc(tmp_path, """
+image: x
+volumes:
+  - {type: bind, source: ./media, target: /media, bind: {propagation: rslave, create_host_path: false, selinux: z}}
+  - {type: volume, source: data, target: /data, read_only: true, volume: {nocopy: true, subpath: app/db}}
+  - {type: tmpfs, target: /scratch, tmpfs: {size: 64m, mode: "1777"}}
+""", "volumes:\n  data: {}\n")
+    assert s.volumes == (
+        VolumeMount("bind", "/media", str(tmp_path / "media"), propagation="rslave", create_host_path=False,
+                    selinux="z"),
+        VolumeMount("volume", "/data", "data", True, nocopy=True, subpath="app/db"),
+        VolumeMount("tmpfs", "/scratch", tmpfs_size=64 << 20, tmpfs_mode=0o1777),
+    )
+
+
+def test_mount_options_of_another_type_are_ignored_with_a_warning(tmp_path: Path) -> None:
+    result = load(tmp_path, "image: x\nvolumes:\n  - {type: tmpfs, target: /t, bind: {propagation: shared}}")
+    [warning] = result.warnings
+    assert "'bind' options do not apply to a mount of type 'tmpfs'" in warning.message
+    assert result.stack.service("s").volumes == (VolumeMount("tmpfs", "/t"),)
+
+
+def test_deploy_resources_map_to_the_engine_fields_as_compose_does(tmp_path: Path) -> None:
+    from runtime.compose.model import DeviceRequest
+
+    s = svc(tmp_path, """
+image: x
+mem_reservation: 1m
+deploy:
+  resources:
+    limits: {memory: 1g, cpus: '1.5', pids: 50}
+    reservations:
+      memory: 256m
+      devices: [{driver: nvidia, count: all, capabilities: [gpu]}]
+""")
+    assert (s.mem_limit, s.cpus, s.pids_limit, s.mem_reservation) == (1 << 30, 1.5, 50, 256 << 20)
+    assert s.device_requests == (DeviceRequest(driver="nvidia", count=-1, capabilities=("gpu",)),)
+
+
+def test_gpus_are_device_requests_with_the_gpu_capability(tmp_path: Path) -> None:
+    from runtime.compose.model import DeviceRequest
+
+    assert svc(tmp_path, "image: x\ngpus: all").device_requests == (DeviceRequest(count=-1, capabilities=("gpu",)),)
+    s = svc(tmp_path, "image: x\ngpus:\n  - {driver: nvidia, device_ids: ['0'], capabilities: [compute]}")
+    assert s.device_requests == (DeviceRequest("nvidia", None, ("0",), ("compute", "gpu")),)
+
+
+def test_label_files_under_the_labels_of_the_file(tmp_path: Path) -> None:
+    (tmp_path / "app.labels").write_text("# owner\nteam=edge\ntier=${TIER}\n")
+    s = svc(tmp_path, "image: x\nlabel_file: ./app.labels\nlabels: {team: core}", environ={"TIER": "2"})
+    assert s.labels == (("team", "core"), ("tier", "2"))
+
+
+def test_a_remote_build_context_beside_an_image_is_a_warning(tmp_path: Path) -> None:
+    result = load(tmp_path, "image: x:1\nbuild: https://github.com/x/y.git#main")
+    [warning] = result.warnings
+    assert warning.field == "build" and "is remote and is ignored" in warning.message
+    s = result.stack.service("s")
+    assert (s.image, s.build) == ("x:1", None)

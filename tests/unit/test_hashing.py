@@ -8,16 +8,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.compose.model import (
+    BlkioConfig,
     Dependency,
+    DeviceRequest,
     Healthcheck,
     PortSpec,
     RestartPolicy,
     ServiceSpec,
     StackSpec,
+    Ulimit,
     VolumeMount,
     VolumeSpec,
 )
-from runtime.hashing import HASH_LENGTH, attached_services, config_hash
+from runtime.hashing import HASH_LENGTH, SCHEMA_1_FIELDS, _plain, attached_services, config_hash
 from tests.unit.specs import network, stack, svc
 
 IMG = "sha256:aaa"
@@ -121,3 +124,45 @@ def test_hash_is_injective_on_random_fields(
     a = stack(ServiceSpec("web", image="x", environment=tuple(env), command=cmd))
     b = stack(ServiceSpec("web", image="x", environment=tuple(env2), command=cmd2))
     assert (h(a) == h(b)) == ((env, cmd) == (env2, cmd2))
+
+
+# Keys added after hash schema 1: each must change the hash when set (a recreate applies it)...
+NEWER = {
+    "container_name": "fixed",
+    "expose": ("3000/tcp",),
+    "links": (("db", "db"),),
+    "extra_hosts": ("a:10.0.0.1",),
+    "dns": ("1.1.1.1",),
+    "sysctls": (("net.core.somaxconn", "1024"),),
+    "ulimits": (Ulimit("nofile", 1, 2),),
+    "shm_size": 1 << 20,
+    "init": False,
+    "platform": "linux/arm64",
+    "read_only": True,
+    "tty": True,
+    "pid": "host",
+    "cpu_shares": 512,
+    "mem_reservation": 1 << 20,
+    "oom_kill_disable": True,
+    "blkio_config": BlkioConfig(weight=100),
+    "annotations": (("a", "b"),),
+    "device_requests": (DeviceRequest("nvidia"),),
+    "volumes": (VolumeMount("bind", "/x", "/host", propagation="rshared"),),
+}
+
+
+def test_every_newer_field_changes_the_hash_when_set() -> None:
+    seen = {h(BASE), h(with_web(volumes=(VolumeMount("bind", "/x", "/host"),)))}
+    for field, value in NEWER.items():
+        changed = h(with_web(**{field: value}))
+        assert changed not in seen, field
+        seen.add(changed)
+
+
+def test_newer_fields_at_their_default_leave_the_schema_1_document_unchanged() -> None:
+    # ...and leave it alone at their default: the document is the one the previous release hashed.
+    spec = with_web(volumes=(VolumeMount("bind", "/x", "/host"),)).service("web")
+    plain = _plain(spec)
+    assert set(plain) == SCHEMA_1_FIELDS["ServiceSpec"]
+    assert set(plain["volumes"][0]) == SCHEMA_1_FIELDS["VolumeMount"]
+    assert set(_plain(dataclasses.replace(spec, init=False))) == SCHEMA_1_FIELDS["ServiceSpec"] | {"init"}
