@@ -6,10 +6,7 @@ of the context that ``.dockerignore`` lets through (relative path, type, permiss
 contents or symlink target), the Dockerfile (even outside the context), build args, target,
 and the ids of the base images (so a re-pulled ``FROM`` image rebuilds too).
 
-``.dockerignore`` follows Docker's rules (moby/patternmatcher): one pattern a line, ``#``
-comments, ``!`` re-includes, a leading ``/`` is ignored, ``*`` and ``?`` never match ``/``,
-``**`` matches any number of directories, and a pattern matching a directory matches
-everything below it. The last matching pattern decides.
+``.dockerignore`` follows Docker's rules (moby/patternmatcher); see :mod:`runtime.dockerignore`.
 """
 
 from __future__ import annotations
@@ -19,101 +16,17 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.compose.model import BuildSpec
+from runtime.dockerignore import IgnorePattern, is_ignored, parse_dockerignore
 from runtime.hashing import HASH_LENGTH
 
+__all__ = ["IgnorePattern", "build_context_hash", "context_files", "dockerfile_bases", "is_ignored",
+           "parse_dockerignore"]
+
 _CHUNK = 1 << 16
-
-
-@dataclass(frozen=True)
-class IgnorePattern:
-    text: str
-    exclusion: bool        # True for "!pattern": re-include what matches
-    regex: re.Pattern[str]
-
-    def matches(self, path: str) -> bool:
-        """True if ``path`` or one of its parent directories matches."""
-        parts = path.split("/")
-        return any(self.regex.fullmatch("/".join(parts[:i])) for i in range(len(parts), 0, -1))
-
-
-def parse_dockerignore(text: str) -> list[IgnorePattern]:
-    patterns = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        exclusion = line.startswith("!")
-        if exclusion:
-            line = line[1:].strip()
-        line = _clean(line)
-        if not line:
-            continue
-        patterns.append(IgnorePattern(raw.strip(), exclusion, re.compile(_translate(line))))
-    return patterns
-
-
-def is_ignored(path: str, patterns: list[IgnorePattern]) -> bool:
-    """Whether a context-relative slash path is excluded (the last matching pattern wins)."""
-    ignored = False
-    for p in patterns:
-        if p.matches(path):
-            ignored = not p.exclusion
-    return ignored
-
-
-def _clean(pattern: str) -> str:
-    # Like Go's filepath.Clean, then relative to the context root: "/a/./b/" -> "a/b".
-    parts: list[str] = []
-    for part in pattern.replace("\\", "/").split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return "/".join(parts)
-
-
-def _translate(pattern: str) -> str:
-    """A Docker ignore pattern as a regex over slash paths."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "*":
-            if pattern.startswith("**", i):
-                i += 2
-                if pattern.startswith("/", i):   # "**/": zero or more whole directories
-                    i += 1
-                    out.append("(?:.*/)?")
-                else:
-                    out.append(".*")
-                continue
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : end]
-                if body.startswith(("!", "^")):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = end
-        elif c == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(pattern[i]))
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _dockerfile_path(build: BuildSpec) -> Path:
@@ -124,7 +37,12 @@ def _walk(build: BuildSpec) -> Iterator[tuple[str, os.stat_result]]:
     """Context entries that would be sent, as (relative slash path, lstat), in sorted order."""
     root = Path(build.context)
     ignore_file = root / ".dockerignore"
-    patterns = parse_dockerignore(ignore_file.read_text()) if ignore_file.is_file() else []
+    patterns: list[IgnorePattern] = []
+    if ignore_file.is_file():
+        # Docker drops a byte order mark before the first pattern (or the pattern is lost), and
+        # compares bytes: decoded like file names, undecodable bytes still match the same bytes.
+        data = ignore_file.read_bytes().removeprefix(_UTF8_BOM)
+        patterns = parse_dockerignore(os.fsdecode(data), source=str(ignore_file))
     # With no "!" pattern nothing below an excluded directory can come back, so skip its walk.
     can_reinclude = any(p.exclusion for p in patterns)
     # Docker sends these two even when .dockerignore names them (the build needs them).
@@ -259,11 +177,11 @@ def build_context_hash(build: BuildSpec, base_image_ids: Mapping[str, str] | Non
     root = Path(build.context)
     for rel, st in _walk(build):
         mode = st.st_mode
-        field("path", rel.encode())
+        field("path", os.fsencode(rel))
         field("mode", f"{stat.S_IFMT(mode):o}:{stat.S_IMODE(mode):o}".encode())
         path = root / rel
         if stat.S_ISLNK(mode):
-            field("link", os.readlink(path).encode())
+            field("link", os.fsencode(os.readlink(path)))
         elif stat.S_ISREG(mode):
             h.update(f"file:{st.st_size}:".encode())
             with path.open("rb") as f:
