@@ -7,6 +7,10 @@ contents or symlink target), the Dockerfile (even outside the context), build ar
 and the ids of the base images (so a re-pulled ``FROM`` image rebuilds too).
 
 ``.dockerignore`` follows Docker's rules (moby/patternmatcher); see :mod:`runtime.dockerignore`.
+The walk is iterative (contexts may nest deeper than Python's recursion limit), skips
+sockets as ``docker build`` does, and never opens a FIFO or device as
+the Dockerfile or ``.dockerignore``. Whatever makes a context unusable raises
+``BuildContextError`` (an ``EngineError``) naming the service: a failed build, not a crash.
 """
 
 from __future__ import annotations
@@ -16,65 +20,158 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.compose.model import BuildSpec
 from runtime.dockerignore import IgnorePattern, is_ignored, parse_dockerignore
+from runtime.errors import BuildContextError
 from runtime.hashing import HASH_LENGTH
 
-__all__ = ["IgnorePattern", "build_context_hash", "context_files", "dockerfile_bases", "is_ignored",
-           "parse_dockerignore"]
+__all__ = [
+    "MAX_DOCKERFILE_BYTES", "IgnorePattern", "build_context_hash", "context_files",
+    "dockerfile_bases", "is_ignored", "parse_dockerignore", "read_dockerfile",
+]
 
-_CHUNK = 1 << 16
+_CHUNK = 1 << 18  # bytes read, hashed or sent at a time: memory stays flat whatever the file sizes
+# A Dockerfile is text of a few KiB; the cap only stops a runaway file from filling memory.
+MAX_DOCKERFILE_BYTES = 4 << 20
+MAX_DOCKERIGNORE_BYTES = 4 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
+_TYPES = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+
+
+def _whose(service: str | None) -> str:
+    return f" of service {service!r}" if service else ""
+
+
+def _read_small(path: Path, what: str, limit: int, service: str | None) -> bytes:
+    """A small regular file's bytes, or ``BuildContextError``: a FIFO or device is refused
+    before it is opened (reading one would wait for a writer or never end) and the size is capped."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            kind = _TYPES.get(stat.S_IFMT(st.st_mode), "not a regular file")
+            raise BuildContextError(
+                f"The {what} {path}{_whose(service)} is not a regular file (it is {kind}); "
+                "point the build at a regular file.", service=service, path=str(path))
+        # O_NONBLOCK: should the path have become a FIFO since the stat, opening does not wait.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BuildContextError(f"The {what} {path}{_whose(service)} is not a regular file.",
+                                        service=service, path=str(path))
+            data = f.read(limit + 1)
+    except BuildContextError:
+        raise
+    except OSError as exc:
+        raise BuildContextError(f"Could not read the {what} {path}{_whose(service)}: {exc.strerror or exc}.",
+                                service=service, path=str(path)) from exc
+    if len(data) > limit:
+        raise BuildContextError(
+            f"The {what} {path}{_whose(service)} is too large (over {limit >> 20} MiB); "
+            "is it the right file?", service=service, path=str(path))
+    return data
 
 
 def _dockerfile_path(build: BuildSpec) -> Path:
     return Path(build.context, build.dockerfile)  # an absolute dockerfile replaces the context
 
 
-def _walk(build: BuildSpec) -> Iterator[tuple[str, os.stat_result]]:
-    """Context entries that would be sent, as (relative slash path, lstat), in sorted order."""
+def read_dockerfile(build: BuildSpec, *, service: str | None = None) -> bytes:
+    """The Dockerfile's bytes; ``BuildContextError`` if it is missing, not a regular file or over
+    ``MAX_DOCKERFILE_BYTES``."""
+    return _read_small(_dockerfile_path(build), "Dockerfile", MAX_DOCKERFILE_BYTES, service)
+
+
+@dataclass(frozen=True)
+class _Context:
+    root: Path
+    patterns: list[IgnorePattern]
+    always: frozenset[str]   # sent even when .dockerignore names them
+    service: str | None
+
+
+def _open_context(build: BuildSpec, service: str | None) -> _Context:
     root = Path(build.context)
     ignore_file = root / ".dockerignore"
     patterns: list[IgnorePattern] = []
-    if ignore_file.is_file():
+    if os.path.lexists(ignore_file):
+        data = _read_small(ignore_file, "ignore file", MAX_DOCKERIGNORE_BYTES, service)
         # Docker drops a byte order mark before the first pattern (or the pattern is lost), and
         # compares bytes: decoded like file names, undecodable bytes still match the same bytes.
-        data = ignore_file.read_bytes().removeprefix(_UTF8_BOM)
-        patterns = parse_dockerignore(os.fsdecode(data), source=str(ignore_file))
-    # With no "!" pattern nothing below an excluded directory can come back, so skip its walk.
-    can_reinclude = any(p.exclusion for p in patterns)
+        data = data.removeprefix(_UTF8_BOM)
+        patterns = parse_dockerignore(os.fsdecode(data), source=str(ignore_file), service=service)
     # Docker sends these two even when .dockerignore names them (the build needs them).
     always = {".dockerignore"}
     dockerfile = _dockerfile_path(build).resolve()
     if dockerfile.is_relative_to(root.resolve()):
         always.add(dockerfile.relative_to(root.resolve()).as_posix())
+    return _Context(root, patterns, frozenset(always), service)
 
-    def walk(directory: Path, prefix: str) -> Iterator[tuple[str, os.stat_result]]:
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            rel = prefix + entry.name
+
+def _walk(ctx: _Context) -> Iterator[tuple[str, os.stat_result]]:
+    """Context entries that would be sent, as (relative slash path, lstat), in sorted order.
+
+    Iterative (a context may nest deeper than Python's recursion limit). Sockets are skipped,
+    as ``docker build`` skips them: a tar archive cannot hold one. Each pattern's result for a
+    directory is handed down to its entries, so no path is matched more than once per pattern.
+    """
+    patterns = ctx.patterns
+    # With no "!" pattern nothing below an excluded directory can come back, so skip its walk.
+    can_reinclude = any(p.exclusion for p in patterns)
+    none = tuple(False for _ in patterns)
+    stack = [(iter(_list(ctx, ctx.root)), "", none)]
+    while stack:
+        entries, prefix, parent = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        rel = prefix + entry.name
+        try:
             st = entry.stat(follow_symlinks=False)
-            ignored = rel not in always and is_ignored(rel, patterns)
-            if not ignored:
-                yield rel, st
-            if stat.S_ISDIR(st.st_mode) and (not ignored or can_reinclude):
-                yield from walk(Path(entry.path), rel + "/")
+        except OSError as exc:
+            raise _unreadable(ctx, entry.path, exc) from exc
+        if stat.S_ISSOCK(st.st_mode):
+            continue
+        matched = parent
+        ignored = False
+        if patterns:
+            parts = rel.split("/")
+            matched = tuple(m or p.matches_exactly(parts) for m, p in zip(parent, patterns, strict=True))
+            for m, p in zip(reversed(matched), reversed(patterns), strict=True):
+                if m:
+                    ignored = not p.exclusion and rel not in ctx.always
+                    break
+        if not ignored:
+            yield rel, st
+        if stat.S_ISDIR(st.st_mode) and (not ignored or can_reinclude):
+            stack.append((iter(_list(ctx, Path(entry.path))), rel + "/", matched))
 
-    yield from walk(root, "")
+
+def _list(ctx: _Context, directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise _unreadable(ctx, str(directory), exc) from exc
 
 
-def context_files(build: BuildSpec) -> list[str]:
+def _unreadable(ctx: _Context, path: str, exc: OSError) -> BuildContextError:
+    return BuildContextError(f"Could not read {path} in the build context{_whose(ctx.service)}: "
+                             f"{exc.strerror or exc}.", service=ctx.service, path=path)
+
+
+def context_files(build: BuildSpec, *, service: str | None = None) -> list[str]:
     """Relative slash paths of every entry the build sends (directories and symlinks too).
 
-    Sorted; the executor adds each to the tar *non-recursively*. Parents of a re-included
-    file inside an excluded directory are not listed (tar extraction creates them). The
-    Dockerfile is listed when it lives in the context, ignored or not; one outside the
-    context is not, and the executor must add it to the tar itself.
+    Sorted; the tar holds each *non-recursively*. Parents of a re-included file inside an
+    excluded directory are not listed (tar extraction creates them). The Dockerfile is listed
+    when it lives in the context, ignored or not; one outside the context is not.
     """
-    return [rel for rel, _ in _walk(build)]
+    return [rel for rel, _ in _walk(_open_context(build, service))]
 
 
 def dockerfile_bases(text: str, args: Mapping[str, str] | None = None) -> list[str]:
@@ -150,11 +247,43 @@ def _strip_quotes(value: str) -> str:
     return value
 
 
-def build_context_hash(build: BuildSpec, base_image_ids: Mapping[str, str] | None = None) -> str:
+def _read_exactly(ctx: _Context, rel: str, size: int) -> Iterator[bytes]:
+    """The ``size`` bytes of a regular file the walk saw, in chunks; more bytes (a growing log)
+    are left out, fewer (the file shrank or was replaced) are a ``BuildContextError``."""
+    path = ctx.root / rel
+    try:
+        # No following a symlink or waiting on a FIFO that replaced the file since the walk.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _unreadable(ctx, str(path), exc) from exc
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _changed(ctx, path)
+        left = size
+        while left:
+            try:
+                chunk = f.read(min(_CHUNK, left))
+            except OSError as exc:
+                raise _unreadable(ctx, str(path), exc) from exc
+            if not chunk:
+                raise _changed(ctx, path)
+            left -= len(chunk)
+            yield chunk
+
+
+def _changed(ctx: _Context, path: Path) -> BuildContextError:
+    return BuildContextError(f"{path} in the build context{_whose(ctx.service)} changed while it was read; "
+                             "try again once nothing writes to the context.", service=ctx.service, path=str(path))
+
+
+def build_context_hash(
+    build: BuildSpec, base_image_ids: Mapping[str, str] | None = None, *, service: str | None = None
+) -> str:
     """Hash of all inputs of a build; equal hashes mean the build would produce the same image.
 
     ``base_image_ids`` maps ``FROM`` references to the ids the engine has for them; unknown
     references are left out (the next build pulls them and the hash then includes them).
+    Files are read in chunks; a context that cannot be sent raises ``BuildContextError``.
     """
     h = hashlib.sha256()
 
@@ -163,8 +292,9 @@ def build_context_hash(build: BuildSpec, base_image_ids: Mapping[str, str] | Non
         h.update(f"{tag}:{len(data)}:".encode())
         h.update(data)
 
+    ctx = _open_context(build, service)
     field("schema", b"1")
-    dockerfile = _dockerfile_path(build).read_bytes()
+    dockerfile = read_dockerfile(build, service=service)
     field("dockerfile", dockerfile)
     for name, value in sorted(build.args):
         field("arg", f"{name}={value}".encode())
@@ -174,17 +304,21 @@ def build_context_hash(build: BuildSpec, base_image_ids: Mapping[str, str] | Non
         if ref in known:
             field("base", f"{ref}={known[ref]}".encode())
 
-    root = Path(build.context)
-    for rel, st in _walk(build):
+    for rel, st in _walk(ctx):
         mode = st.st_mode
         field("path", os.fsencode(rel))
         field("mode", f"{stat.S_IFMT(mode):o}:{stat.S_IMODE(mode):o}".encode())
-        path = root / rel
         if stat.S_ISLNK(mode):
-            field("link", os.fsencode(os.readlink(path)))
+            field("link", os.fsencode(_readlink(ctx, rel)))
         elif stat.S_ISREG(mode):
             h.update(f"file:{st.st_size}:".encode())
-            with path.open("rb") as f:
-                while chunk := f.read(_CHUNK):
-                    h.update(chunk)
+            for chunk in _read_exactly(ctx, rel, st.st_size):
+                h.update(chunk)
     return h.hexdigest()[:HASH_LENGTH]
+
+
+def _readlink(ctx: _Context, rel: str) -> str:
+    try:
+        return os.readlink(ctx.root / rel)
+    except OSError as exc:
+        raise _unreadable(ctx, str(ctx.root / rel), exc) from exc
