@@ -1,14 +1,16 @@
-"""Build inputs: which files a build sends, and one hash over everything that shapes the image.
+"""Build inputs: which files a build sends, the tar stream that sends them, and one hash over
+everything that shapes the image.
 
 A service is rebuilt only when :func:`build_context_hash` changes; the executor stamps the
 hash on the image (``labels.BUILD_HASH``) and the planner compares. The hash covers the files
 of the context that ``.dockerignore`` lets through (relative path, type, permission bits,
 contents or symlink target), the Dockerfile (even outside the context), build args, target,
 and the ids of the base images (so a re-pulled ``FROM`` image rebuilds too).
+:func:`context_tar` streams the same entries to the engine.
 
 ``.dockerignore`` follows Docker's rules (moby/patternmatcher); see :mod:`runtime.dockerignore`.
 The walk is iterative (contexts may nest deeper than Python's recursion limit), skips
-sockets as ``docker build`` does, and never opens a FIFO or device as
+sockets as ``docker build`` does, reads files in chunks, and never opens a FIFO or device as
 the Dockerfile or ``.dockerignore``. Whatever makes a context unusable raises
 ``BuildContextError`` (an ``EngineError``) naming the service: a failed build, not a crash.
 """
@@ -19,6 +21,7 @@ import hashlib
 import os
 import re
 import stat
+import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,7 @@ from runtime.errors import BuildContextError
 from runtime.hashing import HASH_LENGTH
 
 __all__ = [
-    "MAX_DOCKERFILE_BYTES", "IgnorePattern", "build_context_hash", "context_files",
+    "MAX_DOCKERFILE_BYTES", "ContextStream", "IgnorePattern", "build_context_hash", "context_files", "context_tar",
     "dockerfile_bases", "is_ignored", "parse_dockerignore", "read_dockerfile",
 ]
 
@@ -322,3 +325,106 @@ def _readlink(ctx: _Context, rel: str) -> str:
         return os.readlink(ctx.root / rel)
     except OSError as exc:
         raise _unreadable(ctx, str(ctx.root / rel), exc) from exc
+
+
+# -- the tar stream the engine receives -----------------------------------------------------------
+
+_NUL = b"\0"
+_TAR_TYPES = {stat.S_IFREG: tarfile.REGTYPE, stat.S_IFDIR: tarfile.DIRTYPE, stat.S_IFLNK: tarfile.SYMTYPE,
+              stat.S_IFIFO: tarfile.FIFOTYPE, stat.S_IFCHR: tarfile.CHRTYPE, stat.S_IFBLK: tarfile.BLKTYPE}
+
+
+class ContextStream:
+    """The tar chunks of a build context, remembering the ``BuildContextError`` that ended them
+    early: the HTTP client sending them reports that only as a broken connection."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self.error: BuildContextError | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._chunks
+        except BuildContextError as exc:
+            self.error = exc
+            raise
+
+
+def context_tar(build: BuildSpec, *, service: str | None = None) -> ContextStream:
+    """The build context as a tar stream, in chunks of a few hundred KiB, for
+    ``APIClient.build(fileobj=..., custom_context=True)``: memory use does not grow with the
+    context, which may be larger than the device's memory.
+
+    Everything that can be checked before anything is sent is checked by this call (the
+    ``.dockerignore``, the Dockerfile, every directory of the context), raising
+    ``BuildContextError`` with the service's name; the returned stream then only reads files,
+    and raises the same error (also kept as its ``error``) should one vanish or shrink
+    meanwhile. Entries carry their real mode, owner and mtime, as ``docker build`` sends them
+    (the builder's cache ignores mtime); FIFOs and devices are sent as entries without
+    content, sockets not at all, hard links as links.
+    """
+    ctx = _open_context(build, service)
+    dockerfile = read_dockerfile(build, service=service)
+    name = os.path.normpath(build.dockerfile).replace(os.sep, "/").lstrip("/")
+    listed = False
+    for rel, _ in _walk(ctx):  # all reading errors now, before the engine gets the first byte
+        listed = listed or rel == name
+    # The engine needs the Dockerfile even when it sits below an excluded directory.
+    extra = None if listed else (name, dockerfile, os.stat(_dockerfile_path(build)))
+    return ContextStream(_tar_stream(ctx, extra))
+
+
+def _tar_stream(ctx: _Context, extra: tuple[str, bytes, os.stat_result] | None) -> Iterator[bytes]:
+    out = bytearray()
+    first_of: dict[tuple[int, int], str] = {}  # (device, inode) -> the name a hard link points to
+    for rel, st in _walk(ctx):
+        info = _tar_info(rel, st)
+        if info.issym():
+            info.linkname = _readlink(ctx, rel)
+        elif info.isfile() and st.st_nlink > 1:
+            key = (st.st_dev, st.st_ino)
+            if key in first_of:
+                info.type, info.linkname, info.size = tarfile.LNKTYPE, first_of[key], 0
+            else:
+                first_of[key] = rel
+        out += _header(info)
+        if info.isfile():
+            for chunk in _read_exactly(ctx, rel, st.st_size):
+                out += chunk
+                if len(out) >= _CHUNK:
+                    yield bytes(out)
+                    out.clear()
+            out += _padding(st.st_size)
+        if len(out) >= _CHUNK:
+            yield bytes(out)
+            out.clear()
+    if extra is not None:
+        name, data, st = extra
+        info = _tar_info(name, st)
+        info.type, info.size = tarfile.REGTYPE, len(data)
+        out += _header(info) + data + _padding(len(data))
+    out += _NUL * (2 * tarfile.BLOCKSIZE)  # end of archive, then whole records as tar writes them
+    out += _NUL * (-len(out) % tarfile.RECORDSIZE)
+    yield bytes(out)
+
+
+def _tar_info(name: str, st: os.stat_result) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = _TAR_TYPES[stat.S_IFMT(st.st_mode)]
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.mtime = int(st.st_mtime)
+    if info.isfile():
+        info.size = st.st_size
+    if info.ischr() or info.isblk():
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    return info
+
+
+def _header(info: tarfile.TarInfo) -> bytes:
+    # PAX: names longer than 100 characters, and names that are not UTF-8 kept byte for byte.
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _padding(size: int) -> bytes:
+    return _NUL * (-size % tarfile.BLOCKSIZE)

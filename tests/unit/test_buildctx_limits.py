@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import signal
 import socket
-from collections.abc import Iterator
+import tarfile
+import tracemalloc
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests
 
 from runtime.actions import Build
 from runtime.buildctx import (
     MAX_DOCKERFILE_BYTES,
     build_context_hash,
     context_files,
+    context_tar,
     read_dockerfile,
 )
 from runtime.compose.model import BuildSpec
@@ -68,6 +73,12 @@ def deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
+def tar_names(chunks: Iterable[bytes]) -> dict[str, tarfile.TarInfo]:
+    data = b"".join(chunks)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
 # -- finding 4: entries and files that validate accepts -----------------------------------------
 
 
@@ -78,14 +89,24 @@ def test_a_socket_in_the_context_is_skipped_as_docker_does(tmp_path: Path) -> No
         server.bind(str(tmp_path / "app.sock"))
         assert "app.sock" not in context_files(build)
         build_context_hash(build)
+        assert set(tar_names(context_tar(build, service="web"))) == {"Dockerfile", "app.py"}
     finally:
         server.close()
+
+
+def test_a_fifo_in_the_context_is_sent_as_an_entry_and_never_read(tmp_path: Path) -> None:
+    build = make(tmp_path, BASIC)
+    os.mkfifo(tmp_path / "pipe")
+    with deadline(5):
+        build_context_hash(build)
+        members = tar_names(context_tar(build, service="web"))
+    assert members["pipe"].isfifo()
 
 
 def test_a_bad_dockerignore_pattern_is_a_build_error_naming_file_and_pattern(tmp_path: Path) -> None:
     build = make(tmp_path, {**BASIC, ".dockerignore": "*.log\n[z-a]\n"})
     with pytest.raises(BuildContextError) as err:
-        context_files(build, service="web")
+        context_tar(build, service="web")
     assert isinstance(err.value, EngineError) and err.value.service == "web"
     text = str(err.value)
     assert ".dockerignore" in text and "[z-a]" in text and "line 2" in text and "'web'" in text
@@ -117,6 +138,12 @@ def test_a_context_1100_directories_deep(tmp_path: Path, deep_dir: Path) -> None
     files = context_files(build)
     assert files[-1] == "d/" * 1100 + "leaf.txt"
     build_context_hash(build)
+    assert "d/" * 1100 + "leaf.txt" in tar_names(context_tar(build, service="web"))
+
+
+def test_a_dockerignore_with_a_utf8_bom_keeps_the_file_it_names_out_of_the_tar(tmp_path: Path) -> None:
+    build = make(tmp_path, {**BASIC, ".dockerignore": b"\xef\xbb\xbfdeploy.key\n", "deploy.key": "KEY"})
+    assert "deploy.key" not in tar_names(context_tar(build, service="web"))
 
 
 # -- finding 11: pipes, devices, memory ------------------------------------------
@@ -127,7 +154,7 @@ def test_a_dockerfile_that_is_a_fifo_is_refused_not_waited_for(tmp_path: Path) -
     os.mkfifo(tmp_path / "Dockerfile")
     with deadline(5):
         with pytest.raises(BuildContextError, match="not a regular file") as err:
-            read_dockerfile(build, service="web")
+            context_tar(build, service="web")
         assert err.value.service == "web"
         with pytest.raises(BuildContextError):
             build_context_hash(build)
@@ -147,7 +174,7 @@ def test_a_dockerfile_over_the_size_cap_is_refused(tmp_path: Path) -> None:
     with open(tmp_path / "Dockerfile", "wb") as f:
         f.truncate(MAX_DOCKERFILE_BYTES + 1)  # sparse: no disk used
     with deadline(5), pytest.raises(BuildContextError, match="too large"):
-        build_context_hash(build)
+        context_tar(build, service="web")
 
 
 def test_a_dockerignore_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
@@ -155,6 +182,60 @@ def test_a_dockerignore_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / ".dockerignore")
     with deadline(5), pytest.raises(BuildContextError, match=".dockerignore"):
         context_files(build)
+
+
+def test_the_context_streams_in_bounded_memory(tmp_path: Path) -> None:
+    build = make(tmp_path, BASIC)
+    size = 64 << 20
+    with open(tmp_path / "big.bin", "wb") as f:
+        f.truncate(size)  # sparse: 64 MiB to read, no disk used
+    tracemalloc.start()
+    try:
+        sent = largest = 0
+        for chunk in context_tar(build, service="web"):
+            sent += len(chunk)
+            largest = max(largest, len(chunk))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sent > size
+    assert largest <= 1 << 20
+    assert peak < 8 << 20
+    tracemalloc.start()
+    try:
+        build_context_hash(build)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def test_the_tar_holds_what_context_files_lists(tmp_path: Path) -> None:
+    build = make(tmp_path, {**BASIC, ".dockerignore": "*.log\n", "x.log": "", "lib/util.py": "u = 1\n"})
+    (tmp_path / "link").symlink_to("lib")
+    (tmp_path / "app.py").chmod(0o750)
+    long_name = "n" * 120 + "/" + "m" * 120  # beyond ustar's 100 characters
+    make(tmp_path, {long_name: "long"})
+    data = b"".join(context_tar(build, service="web"))
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert sorted(members) == sorted(context_files(build))
+        assert members["link"].issym() and members["link"].linkname == "lib"
+        assert members["app.py"].mode & 0o777 == 0o750
+        assert tar.extractfile("lib/util.py").read() == b"u = 1\n"  # type: ignore[union-attr]
+        assert tar.extractfile(long_name).read() == b"long"  # type: ignore[union-attr]
+    assert len(data) % 512 == 0
+
+
+def test_a_file_that_shrinks_while_sent_is_a_build_error(tmp_path: Path) -> None:
+    build = make(tmp_path, {**BASIC, "shrink.txt": "x" * (4 << 20)})
+    stream = context_tar(build, service="web")
+    chunks = iter(stream)
+    next(chunks)  # the file is being sent
+    os.truncate(tmp_path / "shrink.txt", 10)
+    with pytest.raises(BuildContextError, match="shrink.txt"):
+        b"".join(chunks)
+    assert stream.error is not None and stream.error.service == "web"
 
 
 # -- the error tree: a failed build of one service, not a crash ----------------------------------
@@ -190,6 +271,49 @@ def test_a_bad_context_fails_the_build_of_its_service(tmp_path: Path) -> None:
     [result] = ex.execute([Build("web", "demo-web", "h")])
     assert not result.ok and result.service == "web"
     assert result.error is not None and "[z-a]" in result.error
+
+
+def test_the_executor_streams_the_context(tmp_path: Path) -> None:
+    make(tmp_path, BASIC)
+    size = 64 << 20
+    with open(tmp_path / "big.bin", "wb") as f:
+        f.truncate(size)
+    ex, api = executor_for(tmp_path)
+    tracemalloc.start()
+    try:
+        [result] = ex.execute([Build("web", "demo-web", "h")])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.ok, result.error
+    assert api.sent > size
+    assert peak < 8 << 20
+
+
+class ShrinkingAPI(FakeAPI):
+    """Truncates a file once sending started, and reports a failed send as requests does."""
+
+    def __init__(self, victim: Path) -> None:
+        super().__init__()
+        self.victim = victim
+
+    def build(self, *, fileobj: Any, **kw: Any) -> Iterator[dict[str, Any]]:
+        try:
+            for chunk in fileobj:
+                self.sent += len(chunk)
+                os.truncate(self.victim, 10)
+        except Exception as exc:
+            raise requests.exceptions.ConnectionError(("Connection aborted.", exc)) from exc
+        yield {"aux": {"ID": "sha256:built"}}
+
+
+def test_a_context_failing_while_sent_is_reported_as_such(tmp_path: Path) -> None:
+    make(tmp_path, {**BASIC, "shrink.txt": "x" * (4 << 20)})
+    ex, _ = executor_for(tmp_path)
+    ex.api = ShrinkingAPI(tmp_path / "shrink.txt")
+    [result] = ex.execute([Build("web", "demo-web", "h")])
+    assert not result.ok and result.error is not None
+    assert "changed while it was read" in result.error and "unreachable" not in result.error
 
 
 def test_desired_state_leaves_a_bad_context_to_the_build(tmp_path: Path) -> None:
