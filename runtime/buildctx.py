@@ -100,7 +100,7 @@ def _open_context(build: BuildSpec, service: str | None) -> _Context:
     root = Path(build.context)
     ignore_file = root / ".dockerignore"
     patterns: list[IgnorePattern] = []
-    if os.path.lexists(ignore_file):
+    if os.path.exists(ignore_file):  # a dangling symlink is no file, as for Docker
         data = _read_small(ignore_file, "ignore file", MAX_DOCKERIGNORE_BYTES, service)
         # Docker drops a byte order mark before the first pattern (or the pattern is lost), and
         # compares bytes: decoded like file names, undecodable bytes still match the same bytes.

@@ -177,6 +177,12 @@ def test_a_dockerfile_over_the_size_cap_is_refused(tmp_path: Path) -> None:
         context_tar(build, service="web")
 
 
+def test_a_dangling_dockerignore_symlink_is_no_dockerignore(tmp_path: Path) -> None:
+    build = make(tmp_path, BASIC)
+    (tmp_path / ".dockerignore").symlink_to("missing")  # Docker: not there, so nothing ignored
+    assert "app.py" in context_files(build)
+
+
 def test_a_dockerignore_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
     build = make(tmp_path, BASIC)
     os.mkfifo(tmp_path / ".dockerignore")
