@@ -7,11 +7,9 @@ the real error with the service's name.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import docker
 
-from runtime.buildctx import build_context_hash, dockerfile_bases
+from runtime.buildctx import build_context_hash, dockerfile_bases, read_dockerfile
 from runtime.compose.model import StackSpec
 from runtime.observed import Desired
 
@@ -35,14 +33,17 @@ def make_desired(client: docker.DockerClient, stack: StackSpec, *, release: str 
         if spec.build is None:
             continue
         try:
-            text = Path(spec.build.context, spec.build.dockerfile).read_text(errors="replace")
+            # Refuses a FIFO or device (reading would hang or never end); a BuildContextError is
+            # an OSError, so that service gets no hash and its build reports the problem.
+            text = read_dockerfile(spec.build, service=spec.name).decode(errors="replace")
         except OSError:
             continue
         if known is None:
             known = base_image_ids(client)
         bases = dockerfile_bases(text, dict(spec.build.args))
         try:
-            hashes.append((spec.name, build_context_hash(spec.build, {b: known[b] for b in bases if b in known})))
+            hashes.append((spec.name, build_context_hash(spec.build, {b: known[b] for b in bases if b in known},
+                                                            service=spec.name)))
         except OSError:
             continue
     return Desired(stack=stack, build_hashes=tuple(hashes), release=release)

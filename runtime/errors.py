@@ -5,7 +5,8 @@ One base class, subclasses carry data so callers can react without parsing text:
     ArmstackError
     ├── ComposeError            the compose file is wrong (carries every problem found)
     ├── EngineError             the Docker engine refused or failed an operation
-    │   └── DiskFullError       an operation would not fit, or hit ENOSPC
+    │   ├── DiskFullError       an operation would not fit, or hit ENOSPC
+    │   └── BuildContextError   a service's build context cannot be sent (also an OSError)
     ├── StateError              the persisted state directory is unusable
     └── SupervisorError         talking to a running supervisor failed
 
@@ -61,6 +62,22 @@ class DiskFullError(EngineError):
         self.needed = needed
         self.free = free
         super().__init__(message, service=service)
+
+
+class BuildContextError(EngineError, OSError):
+    """A service's build context cannot be read or sent as it is: the build of that service fails.
+
+    Also an ``OSError``: code that treats an unreadable context as unknown (no build hash, no
+    size estimate) and leaves the error to the build itself handles this one the same way.
+    """
+
+    def __init__(self, message: str, *, service: str | None = None, path: str | None = None):
+        self.path = path
+        super().__init__(message, service=service)
+
+    def __str__(self) -> str:
+        # OSError's own __str__ would format errno/strerror; the message is the sentence.
+        return str(self.args[0]) if self.args else ""
 
 
 class StateError(ArmstackError):

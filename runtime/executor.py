@@ -11,10 +11,7 @@ service and the action.
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 import re
-import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,6 +41,7 @@ from runtime.actions import (
     Stop,
     Wait,
 )
+from runtime.buildctx import context_tar
 from runtime.compose.model import StackSpec
 from runtime.containerspec import (
     CreateParams,
@@ -382,7 +380,9 @@ class Executor:
             raise EngineError(f"Could not build {a.service!r}: the service has no build section.", service=a.service)
         build = spec.build
         t0 = time.monotonic()
-        context = _context_tar(build)
+        # A stream, not the whole context in memory; a context that cannot be sent raises
+        # BuildContextError (an EngineError) here: a failed build of this service.
+        context = context_tar(build, service=a.service)
         steps = cached = 0
         image_id: str | None = None
         errors: list[str] = []
@@ -429,7 +429,12 @@ class Executor:
                     if self.output is not None:
                         self.output.line(a.service, line.rstrip(), stream="build")
 
-        self._engine(f"build the image of service {a.service!r}", run, a.service)
+        try:
+            self._engine(f"build the image of service {a.service!r}", run, a.service)
+        except EngineError:
+            if context.error is not None:  # not the engine: the context failed while being sent
+                raise context.error from None
+            raise
         if errors:
             text = errors[-1]
             if _looks_disk_full(text):
@@ -688,28 +693,3 @@ def _split_ref(ref: str) -> tuple[str, str]:
         repo, tag = ref.rsplit(":", 1)
         return repo, tag
     return ref, "latest"
-
-
-def _context_tar(build: Any) -> io.BytesIO:
-    """The build context as an in-memory tar of ``context_files(build)`` (which honours .dockerignore)."""
-    from runtime.buildctx import context_files
-
-    buf = io.BytesIO()
-    root = build.context
-    files = list(context_files(build))
-    rel = [os.path.relpath(f, root) if os.path.isabs(f) else f for f in files]
-    # The engine needs the Dockerfile even when .dockerignore excludes it (as docker build does).
-    if build.dockerfile not in rel and os.path.exists(os.path.join(root, build.dockerfile)):
-        rel.append(build.dockerfile)
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in sorted(set(rel)):
-            path = os.path.join(root, name)
-            info = tar.gettarinfo(path, arcname=name)
-            # Real metadata, as `docker build` sends it: the builder's cache key ignores mtime.
-            if info.isfile():
-                with open(path, "rb") as fh:
-                    tar.addfile(info, fh)
-            else:
-                tar.addfile(info)
-    buf.seek(0)
-    return buf

@@ -1,0 +1,125 @@
+""".dockerignore files as Docker reads them: byte order marks, bytes that are not UTF-8,
+patterns Docker refuses, and patterns that must not take exponential time to match."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.buildctx import build_context_hash, context_files, is_ignored, parse_dockerignore
+from runtime.compose.model import BuildSpec
+from runtime.errors import BuildContextError, EngineError
+
+
+def make(root: Path, files: dict[str, str | bytes]) -> BuildSpec:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return BuildSpec(context=str(root))
+
+
+BASIC: dict[str, str | bytes] = {"Dockerfile": "FROM alpine:3.19\nCOPY . /app\n", "app.py": "print(1)\n"}
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``."""
+
+    def expire(signum: int, frame: Any) -> None:
+        raise AssertionError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# (patterns, path, ignored) beyond the basic cases in test_buildctx.py, as Docker decides them.
+MORE_CASES = [
+    ("[]a]", "]", True),                  # a "]" first in a class is a member, as in Go
+    ("[!]a]", "b", True),
+    ("**.log", "x/y/z.log", True),        # "**" inside a name crosses directories
+    ("**.log", "z.log", True),
+    ("a**b", "a/x/y/b", True),
+    ("a**b", "ab", True),
+    ("a**b", "a/x/c", False),
+    ("dir/**", "dir", False),             # "dir/**" is what is below dir, not dir itself
+    ("dir/**", "dir/x", True),
+    ("**/**/x", "x", True),
+    ("**/**/x", "a/b/x", True),
+    ("a/**/b", "a/b", True),
+    ("a/**/b", "a/x/y/b", True),
+    ("a/**/b", "a/x/y/c", False),
+    ("*a*b", "xaYbZb", True),
+    ("*a*b", "xaYbZ", False),
+    ("?.txt", "\n.txt", True),            # any character of a name, newline included
+]
+
+
+@pytest.mark.parametrize(("patterns", "path", "ignored"), MORE_CASES)
+def test_more_dockerignore_semantics(patterns: str, path: str, ignored: bool) -> None:
+    assert is_ignored(path, parse_dockerignore(patterns)) is ignored
+
+
+@pytest.mark.parametrize("pattern", ["[z-a]", "[abc", "x/[]"])
+def test_patterns_docker_refuses_are_refused(pattern: str) -> None:
+    with pytest.raises(BuildContextError, match="pattern"):
+        parse_dockerignore(pattern + "\n")
+
+
+def test_a_bad_pattern_names_the_file_the_line_and_the_pattern(tmp_path: Path) -> None:
+    build = make(tmp_path, {**BASIC, ".dockerignore": "*.log\n[z-a]\n"})
+    with pytest.raises(BuildContextError) as err:
+        build_context_hash(build)
+    assert isinstance(err.value, EngineError)
+    text = str(err.value)
+    assert str(tmp_path / ".dockerignore") in text and "line 2" in text and "'[z-a]'" in text
+
+
+def test_a_dockerignore_that_is_not_utf8_matches_bytewise_like_docker(tmp_path: Path) -> None:
+    build = make(tmp_path, {**BASIC, ".dockerignore": b"caf\xe9.txt\n"})
+    (tmp_path / os.fsdecode(b"caf\xe9.txt")).write_text("secret")
+    (tmp_path / "caf\u00e9.txt").write_text("kept")  # the UTF-8 spelling is another name
+    files = context_files(build)
+    assert os.fsdecode(b"caf\xe9.txt") not in files
+    assert "caf\u00e9.txt" in files
+    build_context_hash(build)
+
+
+def test_a_dockerignore_with_a_utf8_bom_keeps_its_first_pattern(tmp_path: Path) -> None:
+    build = make(tmp_path, {**BASIC, ".dockerignore": b"\xef\xbb\xbfdeploy.key\n*.log\n", "deploy.key": "KEY"})
+    assert "deploy.key" not in context_files(build)
+    before = build_context_hash(build)
+    (tmp_path / "deploy.key").write_text("ANOTHER KEY")
+    assert build_context_hash(build) == before
+    assert is_ignored("deploy.key", parse_dockerignore("\ufeffdeploy.key\n"))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path"),
+    [
+        ("**/**/**/**/**/**/**/**/**/**/*a", "/".join(["b" * 40] * 30)),
+        ("*a*a*a*a*a*a*a*a*a*a*b", "a" * 250),
+        ("**a**a**a**a**a**a**b", "/".join(["a" * 30] * 8)),
+    ],
+)
+def test_patterns_match_in_bounded_time(pattern: str, path: str) -> None:
+    # Backtracking regexes took seconds to hours here; the cases take microseconds now.
+    patterns = parse_dockerignore(pattern)
+    t0 = time.monotonic()
+    with deadline(5):
+        assert not is_ignored(path, patterns)
+    assert time.monotonic() - t0 < 0.5
