@@ -54,8 +54,6 @@ _UNSUPPORTED = {
     "expose": "ports are reachable on the stack network without it",
     "links": "services reach each other by name on the stack network; use depends_on for start order",
     "external_links": "only services of this stack are managed",
-    "extends": "copy the settings, or share them with a YAML anchor and a merge key (<<:)",
-    "profiles": "every service of the file is run",
 }
 _IGNORED = frozenset({
     "extra_hosts", "dns", "dns_search", "dns_opt", "sysctls", "ulimits", "shm_size", "init", "platform",
