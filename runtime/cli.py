@@ -64,7 +64,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-GLOBAL_DEFAULTS: dict[str, Any] = {"file": None, "project_name": None, "data_dir": None,
+GLOBAL_DEFAULTS: dict[str, Any] = {"files": None, "profiles": None, "project_name": None, "data_dir": None,
                                    "log_format": "text", "no_color": False}
 
 
@@ -76,8 +76,11 @@ def _global_options(with_file: bool = True) -> argparse.ArgumentParser:
     """
     g = argparse.ArgumentParser(add_help=False)
     if with_file:
-        g.add_argument("-f", "--file", default=argparse.SUPPRESS,
-                       help="compose file or directory (default: the current directory)")
+        g.add_argument("-f", "--file", dest="files", action="append", default=argparse.SUPPRESS, metavar="FILE",
+                       help="compose file or directory (default: the current directory); repeat to merge "
+                            "override files in order, as docker compose does")
+    g.add_argument("--profile", dest="profiles", action="append", default=argparse.SUPPRESS, metavar="NAME",
+                   help="enable the services of this profile (repeatable; default: $COMPOSE_PROFILES)")
     g.add_argument("-p", "--project-name", default=argparse.SUPPRESS,
                    help="project name (default: top-level name:, else the directory name)")
     g.add_argument("--data-dir", default=argparse.SUPPRESS,
@@ -198,10 +201,17 @@ def _compose_path(args: argparse.Namespace) -> Path:
     return Path(find_compose_file(args.file or "."))
 
 
-def _load(args: argparse.Namespace) -> Any:
-    from runtime.compose.loader import load_stack
+def _source(args: argparse.Namespace, project: str | None = None) -> Any:
+    """The files (``-f``, repeated), project and profiles (``--profile``) the stack is read from."""
+    from runtime.compose.source import StackSource
 
-    result = load_stack(_compose_path(args), project=args.project_name)
+    return StackSource.of(args.files, project or args.project_name, args.profiles or ())
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from runtime.compose.loader import load_source
+
+    result = load_source(_source(args))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return result.stack
@@ -229,7 +239,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     sup = Supervisor(
         _client(), path, project=args.project_name, data_dir=Path(args.data_dir), presenter=_presenter(args),
         reconcile_interval=args.reconcile_interval, restart_unhealthy=not args.no_restart_unhealthy,
-        detach_on_exit=args.detach_on_exit, release=args.release, disk=_disk_policy(args),
+        detach_on_exit=args.detach_on_exit, release=args.release, disk=_disk_policy(args), source=_source(args),
     )
     return sup.run()
 
@@ -270,7 +280,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     sup = Supervisor(
         _client(), Path(stack.source), project=stack.project, data_dir=Path(args.data_dir),
         presenter=_presenter(args, sys.stderr), once=True, apply_timeout=args.timeout, release=args.release,
-        disk=_disk_policy(args),
+        disk=_disk_policy(args), source=_source(args, stack.project),
     )
     code = sup.run()
     if code in (EXIT_OK, EXIT_FAILED) and sup.last_apply is not None:
@@ -501,6 +511,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for key, default in GLOBAL_DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, default)
+    args.file = args.files[0] if args.files else None  # the main file: project directory, .env
     if args.data_dir is None:
         args.data_dir = os.environ.get("ARMSTACK_DATA_DIR", "/data/armstack")
     return args
