@@ -246,11 +246,21 @@ def build_context_hash(build: BuildSpec, base_image_ids: Mapping[str, str] | Non
         h.update(data)
 
     field("schema", b"1")
-    dockerfile = _dockerfile_path(build).read_bytes()
+    inline = build.dockerfile_inline
+    dockerfile = inline.encode() if inline is not None else _dockerfile_path(build).read_bytes()
     field("dockerfile", dockerfile)
     for name, value in sorted(build.args):
         field("arg", f"{name}={value}".encode())
     field("target", (build.target or "").encode())
+    # Only when set, so the hash of a build that uses none of them is what it always was.
+    for name, value in sorted(build.labels):
+        field("label", f"{name}={value}".encode())
+    for host, address in build.extra_hosts:
+        field("host", f"{host}={address}".encode())
+    if build.shm_size is not None:
+        field("shm_size", str(build.shm_size).encode())
+    if build.network is not None:
+        field("network", build.network.encode())
     known = base_image_ids or {}
     for ref in dockerfile_bases(dockerfile.decode(errors="replace"), dict(build.args)):
         if ref in known:

@@ -35,7 +35,8 @@ def make_desired(client: docker.DockerClient, stack: StackSpec, *, release: str 
         if spec.build is None:
             continue
         try:
-            text = Path(spec.build.context, spec.build.dockerfile).read_text(errors="replace")
+            text = spec.build.dockerfile_inline or Path(spec.build.context, spec.build.dockerfile).read_text(
+                errors="replace")
         except OSError:
             continue
         if known is None:
