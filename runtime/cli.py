@@ -68,18 +68,20 @@ GLOBAL_DEFAULTS: dict[str, Any] = {"files": None, "profiles": None, "project_nam
                                    "log_format": "text", "no_color": False}
 
 
-def _global_options(with_file: bool = True) -> argparse.ArgumentParser:
+def _global_options(with_file: bool = True, after: str = "") -> argparse.ArgumentParser:
     """Options accepted before or after the command (`armstack -f X up` and `armstack up -f X`).
 
     Defaults are suppressed here and filled in after parsing, so a value given before the
-    command is not overwritten by the subcommand's default.
+    command is not overwritten by the subcommand's default. The repeatable options given after
+    the command go to their own ``*_after`` attribute (a subcommand's value would replace the
+    list given before it), and :func:`parse_args` joins the two.
     """
     g = argparse.ArgumentParser(add_help=False)
     if with_file:
-        g.add_argument("-f", "--file", dest="files", action="append", default=argparse.SUPPRESS, metavar="FILE",
-                       help="compose file or directory (default: the current directory); repeat to merge "
-                            "override files in order, as docker compose does")
-    g.add_argument("--profile", dest="profiles", action="append", default=argparse.SUPPRESS, metavar="NAME",
+        g.add_argument("-f", "--file", dest="files" + after, action="append", default=argparse.SUPPRESS,
+                       metavar="FILE", help="compose file or directory (default: the current directory); repeat "
+                                            "to merge override files in order, as docker compose does")
+    g.add_argument("--profile", dest="profiles" + after, action="append", default=argparse.SUPPRESS, metavar="NAME",
                    help="enable the services of this profile (repeatable; default: $COMPOSE_PROFILES)")
     g.add_argument("-p", "--project-name", default=argparse.SUPPRESS,
                    help="project name (default: top-level name:, else the directory name)")
@@ -130,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, **kw: Any) -> argparse.ArgumentParser:
         # `logs -f` means follow, as in docker compose: there the file option is global only.
-        parents = [_global_options(with_file=name != "logs")] if name != "images" else []
+        parents = [_global_options(with_file=name != "logs", after="_after")] if name != "images" else []
         return sub.add_parser(name, parents=parents, **kw)  # type: ignore[arg-type]  # typeshed: _Parser only
 
     up = command("up", help="supervise the stack in the foreground")
@@ -511,6 +513,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for key, default in GLOBAL_DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, default)
+    for key in ("files", "profiles"):
+        joined = (getattr(args, key) or []) + (getattr(args, key + "_after", None) or [])
+        setattr(args, key, joined or None)
     args.file = args.files[0] if args.files else None  # the main file: project directory, .env
     if args.data_dir is None:
         args.data_dir = os.environ.get("ARMSTACK_DATA_DIR", "/data/armstack")

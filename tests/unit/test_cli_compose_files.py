@@ -19,6 +19,7 @@ OVERRIDE = "services:\n  web:\n    image: nginx:1.27\n"
 @pytest.mark.parametrize("argv", [
     ["-f", "a.yaml", "-f", "b.yaml", "--profile", "x", "--profile", "y", "validate"],
     ["validate", "-f", "a.yaml", "-f", "b.yaml", "--profile", "x", "--profile", "y"],
+    ["-f", "a.yaml", "--profile", "x", "validate", "-f", "b.yaml", "--profile", "y"],
 ])
 def test_files_and_profiles_repeat(argv: list[str]) -> None:
     args = cli.parse_args(argv)
