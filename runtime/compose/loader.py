@@ -100,7 +100,11 @@ def _load(files: list[ComposeText], base: str, project: str | None, environ: Map
           profiles: Sequence[str], main: str) -> LoadResult:
     report = Report(main)
     env = _environment(report, base, os.environ if environ is None else environ)
-    tree = ModelReader(report).read_model(files, base, env)
+    try:
+        tree = ModelReader(report).read_model(files, base, env)
+    except RecursionError:
+        report.error("the file nests too deeply to read (check for an 'extends' or 'include' that never ends)")
+        tree = None
     if tree is None:
         raise ComposeError(report.errors)
     stack = _read_stack(report, tree, base, project, env, active_profiles(profiles, env))

@@ -160,3 +160,14 @@ def test_include_loop_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ComposeError) as info:
         load_stack(path, environ={})
     assert any("loop" in p.message for p in info.value.problems)
+
+
+def test_a_very_long_extends_chain_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    lines = ["services:"] + [f"  s{i}:\n    extends: s{i + 1}" for i in range(2000)] + ["  s2000:\n    image: x"]
+    path = _write(tmp_path / "compose.yaml", "\n".join(lines) + "\n")
+    try:
+        stack = load_stack(path, environ={}).stack
+    except ComposeError as exc:
+        assert "too deeply" in str(exc)
+    else:
+        assert stack.service("s0").image == "x"
