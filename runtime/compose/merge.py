@@ -112,9 +112,13 @@ def _merge_mappings(base: dict[Any, Any], over: dict[Any, Any], path: Path, issu
         out.line = over.line
     over_lines = getattr(over, "key_lines", {})
     for key, value in over.items():
+        before = len(issues.found)
         out[key] = _merge(out[key], value, (*path, str(key)), issues) if key in out else clone(value)
         if key in over_lines:
             out.key_lines[key] = over_lines[key]
+            # A scalar has no line of its own: point at its key (which knows its file).
+            issues.found[before:] = [(p, line if line is not None else over_lines[key], message)
+                                     for p, line, message in issues.found[before:]]
     return out
 
 

@@ -164,3 +164,13 @@ def test_dotenv_and_project_directory_are_the_first_files(tmp_path: Path) -> Non
     assert stack.project == tmp_path.name.lower() or stack.project
     assert stack.service("a").image == "redis:7"
     assert stack.service("a").volumes == (VolumeMount("bind", "/d", str(tmp_path / "d")),)
+
+
+def test_a_single_value_over_a_mapping_names_the_later_file(tmp_path: Path) -> None:
+    paths = _files(tmp_path, "services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, 'true']\n",
+                   "services:\n  a:\n\n    healthcheck: none\n")
+    with pytest.raises(ComposeError) as info:
+        load_stack(paths, environ={})
+    problem = info.value.problems[0]
+    assert (problem.file, problem.service, problem.field, problem.line) == (str(paths[1]), "a", "healthcheck", 4)
+    assert "cannot merge" in problem.message
