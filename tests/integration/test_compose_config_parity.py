@@ -56,6 +56,26 @@ services:
     image: redis:7
 """,
     },
+    "override_elsewhere": {
+        "a.yaml": """\
+version: "3.8"
+services:
+  app:
+    image: app:1
+    volumes: ["./data:/data", "logs:/logs"]
+    environment: {LEVEL: info}
+volumes:
+  logs: {}
+""",
+        "b.yaml": """\
+version: "3.8"
+services:
+  app:
+    volumes: ["./device/data:/data", "./cfg:/etc/app:ro"]
+    environment: [LEVEL=debug, EXTRA]
+    ports: ["127.0.0.1:8080:80/udp"]
+""",
+    },
     "extends": {
         "a.yaml": """\
 version: "2.4"
@@ -111,12 +131,20 @@ def _their_view(service: dict[str, Any]) -> dict[str, Any]:
     return {
         "image": service.get("image"),
         "command": tuple(command) if command is not None else None,
-        "environment": {k: str(v) for k, v in (service.get("environment") or {}).items()},
+        # `KEY` with no value passes the variable through; unset (as here) it is left out.
+        "environment": {k: str(v) for k, v in (service.get("environment") or {}).items() if v is not None},
         "labels": dict(service.get("labels") or {}),
-        "ports": {(int(p["published"]), int(p["target"])) for p in service.get("ports", [])},
+        "ports": {_their_port(p) for p in service.get("ports", [])},
         "volumes": volumes,
         "depends_on": set(depends),
     }
+
+
+def _their_port(port: Any) -> tuple[int, int]:
+    if isinstance(port, dict):
+        return int(port["published"]), int(port["target"])
+    published, target = str(port).split("/")[0].split(":")[-2:]  # [ip:]published:target[/proto]
+    return int(published), int(target)
 
 
 def _our_view(spec: ServiceSpec) -> dict[str, Any]:
