@@ -105,6 +105,15 @@ def _import(report: Report, tree: LineDict, imported: LineDict, project_dir: str
         for node in services.values():
             rebase_service(node, project_dir)
     brought = LineDict({key: imported[key] for key in _RESOURCES if isinstance(imported.get(key), dict)})
+    for key, defined in brought.items():
+        own_defs = tree.get(key)
+        for name in defined:
+            if isinstance(own_defs, dict) and name in own_defs:
+                # The spec warns about such conflicts; compose merges them, this file's side winning.
+                line = own_defs.line_of(name) if isinstance(own_defs, LineDict) else None
+                where = {"service": name} if key == "services" else {"field": f"{key}.{name}"}
+                report.warn(f"the {key[:-1]} '{name}' is also defined by an included file; this file's settings "
+                            "are merged over the included ones", line=line, **where)
     own = LineDict({key: tree[key] for key in _RESOURCES if key in tree})
     own.key_lines.update({k: v for k, v in tree.key_lines.items() if k in own})
     issues = MergeIssues()

@@ -139,8 +139,10 @@ services:
 def test_include_local_definition_is_merged_over_the_included_one(tmp_path: Path) -> None:
     _write(tmp_path / "inc.yaml", "services:\n  db:\n    image: postgres\n    user: postgres\n")
     path = _write(tmp_path / "compose.yaml", "include: [inc.yaml]\nservices:\n  db:\n    user: root\n")
-    db = load_stack(path, environ={}).stack.service("db")
+    result = load_stack(path, environ={})
+    db = result.stack.service("db")
     assert (db.image, db.user) == ("postgres", "root")
+    assert [(w.service, w.line) for w in result.warnings] == [("db", 3)]
 
 
 def test_include_errors_name_the_included_file(tmp_path: Path) -> None:
