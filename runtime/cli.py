@@ -55,6 +55,7 @@ environment:
   ARMSTACK_KEEP_RELEASES earlier releases kept for rollback (default 1)
   ARMSTACK_BUILD_CACHE_BUDGET  build cache kept at boot cleanup (default 256M)
   ARMSTACK_ENGINE_ROOT   where this process sees the engine's data root (for free space)
+  COMPOSE_PROFILES       a,b: profiles enabled when no --profile is given (also read from .env)
 """
 
 
