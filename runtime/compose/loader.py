@@ -76,8 +76,7 @@ def load_stack(
 
 def load_source(source: StackSource) -> LoadResult:
     """Load the stack ``source`` describes (see :func:`load_stack`)."""
-    paths = [find_compose_file(p) for p in source.paths] if len(source.paths) > 1 else [
-        find_compose_file(source.paths[0])]
+    paths = [find_compose_file(p) for p in source.paths]
     files = [ComposeText(p) for p in paths]
     return _load(files, os.path.dirname(paths[0]), source.project, source.env, source.profiles, paths[0])
 
