@@ -84,7 +84,9 @@ def _dockerfile_path(build: BuildSpec) -> Path:
 
 def read_dockerfile(build: BuildSpec, *, service: str | None = None) -> bytes:
     """The Dockerfile's bytes; ``BuildContextError`` if it is missing, not a regular file or over
-    ``MAX_DOCKERFILE_BYTES``."""
+    ``MAX_DOCKERFILE_BYTES``. A ``dockerfile_inline`` is the text itself."""
+    if build.dockerfile_inline is not None:
+        return build.dockerfile_inline.encode()
     return _read_small(_dockerfile_path(build), "Dockerfile", MAX_DOCKERFILE_BYTES, service)
 
 
@@ -302,6 +304,15 @@ def build_context_hash(
     for name, value in sorted(build.args):
         field("arg", f"{name}={value}".encode())
     field("target", (build.target or "").encode())
+    # Only when set, so the hash of a build that uses none of them is what it always was.
+    for name, value in sorted(build.labels):
+        field("label", f"{name}={value}".encode())
+    for host, address in build.extra_hosts:
+        field("host", f"{host}={address}".encode())
+    if build.shm_size is not None:
+        field("shm_size", str(build.shm_size).encode())
+    if build.network is not None:
+        field("network", build.network.encode())
     known = base_image_ids or {}
     for ref in dockerfile_bases(dockerfile.decode(errors="replace"), dict(build.args)):
         if ref in known:

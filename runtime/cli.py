@@ -58,6 +58,7 @@ environment:
   ARMSTACK_KEEP_RELEASES earlier releases kept for rollback (default 1)
   ARMSTACK_BUILD_CACHE_BUDGET  build cache kept at boot cleanup (default 256M)
   ARMSTACK_ENGINE_ROOT   where this process sees the engine's data root (for free space)
+  COMPOSE_PROFILES       a,b: profiles enabled when no --profile is given (also read from .env)
 """
 
 
@@ -67,20 +68,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-GLOBAL_DEFAULTS: dict[str, Any] = {"file": None, "project_name": None, "data_dir": None,
+GLOBAL_DEFAULTS: dict[str, Any] = {"files": None, "profiles": None, "project_name": None, "data_dir": None,
                                    "log_format": "text", "no_color": False, "default_restart": None}
 
 
-def _global_options(with_file: bool = True) -> argparse.ArgumentParser:
+def _global_options(with_file: bool = True, after: str = "") -> argparse.ArgumentParser:
     """Options accepted before or after the command (`armstack -f X up` and `armstack up -f X`).
 
     Defaults are suppressed here and filled in after parsing, so a value given before the
-    command is not overwritten by the subcommand's default.
+    command is not overwritten by the subcommand's default. The repeatable options given after
+    the command go to their own ``*_after`` attribute (a subcommand's value would replace the
+    list given before it), and :func:`parse_args` joins the two.
     """
     g = argparse.ArgumentParser(add_help=False)
     if with_file:
-        g.add_argument("-f", "--file", default=argparse.SUPPRESS,
-                       help="compose file or directory (default: the current directory)")
+        g.add_argument("-f", "--file", dest="files" + after, action="append", default=argparse.SUPPRESS,
+                       metavar="FILE", help="compose file or directory (default: the current directory); repeat "
+                                            "to merge override files in order, as docker compose does")
+    g.add_argument("--profile", dest="profiles" + after, action="append", default=argparse.SUPPRESS, metavar="NAME",
+                   help="enable the services of this profile (repeatable; default: $COMPOSE_PROFILES)")
     g.add_argument("-p", "--project-name", default=argparse.SUPPRESS,
                    help="project name (default: top-level name:, else the directory name)")
     g.add_argument("--data-dir", default=argparse.SUPPRESS,
@@ -133,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, **kw: Any) -> argparse.ArgumentParser:
         # `logs -f` means follow, as in docker compose: there the file option is global only.
-        parents = [_global_options(with_file=name != "logs")] if name != "images" else []
+        parents = [_global_options(with_file=name != "logs", after="_after")] if name != "images" else []
         return sub.add_parser(name, parents=parents, **kw)  # type: ignore[arg-type]  # typeshed: _Parser only
 
     up = command("up", help="supervise the stack in the foreground")
@@ -216,11 +222,18 @@ def _default_restart(args: argparse.Namespace) -> RestartMode:
         raise _UsageError(str(exc)) from exc
 
 
+def _source(args: argparse.Namespace, project: str | None = None) -> Any:
+    """The files (``-f``, repeated), project and profiles (``--profile``) the stack is read from."""
+    from runtime.compose.source import StackSource
+
+    return StackSource.of(args.files, project or args.project_name, args.profiles or ())
+
+
 def _load(args: argparse.Namespace) -> Any:
     """The stack as it will run: loaded, warnings printed, restart policies resolved."""
-    from runtime.compose.loader import load_stack
+    from runtime.compose.loader import load_source
 
-    result = load_stack(_compose_path(args), project=args.project_name)
+    result = load_source(_source(args))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return with_default_restart(result.stack, _default_restart(args))
@@ -251,7 +264,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     sup = Supervisor(
         _client(), path, project=args.project_name, data_dir=Path(args.data_dir), presenter=_presenter(args),
         reconcile_interval=args.reconcile_interval, restart_unhealthy=not args.no_restart_unhealthy,
-        detach_on_exit=args.detach_on_exit, release=args.release, disk=_disk_policy(args),
+        detach_on_exit=args.detach_on_exit, release=args.release, disk=_disk_policy(args), source=_source(args),
         default_restart=_default_restart(args),
     )
     return sup.run()
@@ -293,7 +306,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     sup = Supervisor(
         _client(), Path(stack.source), project=stack.project, data_dir=Path(args.data_dir),
         presenter=_presenter(args, sys.stderr), once=True, apply_timeout=args.timeout, release=args.release,
-        disk=_disk_policy(args), default_restart=_default_restart(args),
+        disk=_disk_policy(args), source=_source(args, stack.project), default_restart=_default_restart(args),
     )
     code = sup.run()
     if code in (EXIT_OK, EXIT_FAILED) and sup.last_apply is not None:
@@ -552,6 +565,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for key, default in GLOBAL_DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, default)
+    for key in ("files", "profiles"):
+        joined = (getattr(args, key) or []) + (getattr(args, key + "_after", None) or [])
+        setattr(args, key, joined or None)
+    args.file = args.files[0] if args.files else None  # the main file: project directory, .env
     if args.data_dir is None:
         args.data_dir = os.environ.get("ARMSTACK_DATA_DIR", "/data/armstack")
     return args

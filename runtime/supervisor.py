@@ -20,6 +20,7 @@ the apply succeeded or failed and leaving the stack running.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import signal
@@ -50,6 +51,7 @@ from runtime.actions import (
     Wait,
 )
 from runtime.compose.model import RestartMode, RestartPolicy, StackSpec
+from runtime.compose.source import StackSource
 from runtime.control import ProjectLock, read_request
 from runtime.desired import make_desired
 from runtime.diskguard import DiskGuard
@@ -106,13 +108,19 @@ class _PendingApply:
     errors: list[str] = field(default_factory=list)
 
 
-def load_stack_or_problems(path: Path, project: str | None,
+def load_stack_or_problems(path: Path, project: str | None, source: StackSource | None = None,
                            default_restart: RestartMode = DEFAULT_RESTART) -> StackSpec:
     """The loaded stack (ComposeError if invalid) with its restart policies resolved, and the
-    loader's warnings attached."""
-    from runtime.compose.loader import load_stack
+    loader's warnings attached.
 
-    result = load_stack(path, project=project)
+    ``source`` (override files, profiles) is how the stack was first given; it applies while
+    ``path`` is still its main file.
+    """
+    from runtime.compose.loader import find_compose_file, load_source
+
+    if source is None or Path(find_compose_file(source.paths[0])).resolve() != Path(path).resolve():
+        source = StackSource.of(path, project, source.profiles if source else ())
+    result = load_source(dataclasses.replace(source, project=project))
     stack = with_default_restart(result.stack, default_restart)
     _WARNINGS[id(stack)] = tuple(str(w) for w in result.warnings)
     return stack
@@ -146,11 +154,13 @@ class Supervisor:
         environ: Mapping[str, str] | None = None,
         disk: disk_policy.DiskPolicy | None = None,
         disk_usage: UsageProvider | None = None,
+        source: StackSource | None = None,
         default_restart: RestartMode = DEFAULT_RESTART,
     ) -> None:
         self.client = client
         self.compose_path = Path(compose_path).resolve()
         self.project_arg = project
+        self.source = source  # files and profiles, kept for reloads
         self.data_dir = Path(data_dir)
         self.presenter = presenter or LogPresenter()
         self.reconcile_interval = reconcile_interval
@@ -214,7 +224,7 @@ class Supervisor:
     def run(self) -> int:
         log = self.presenter.runtime
         try:
-            stack = load_stack_or_problems(self.compose_path, self.project_arg, self.default_restart)
+            stack = load_stack_or_problems(self.compose_path, self.project_arg, self.source, self.default_restart)
         except ComposeError as exc:
             for p in exc.problems:
                 log(str(p), level="error")
@@ -429,7 +439,8 @@ class Supervisor:
         generation = max(self.generation + 1, wanted or 0)
         log(f"reload requested: {path}")
         try:
-            stack = load_stack_or_problems(path, project or self.stack.project, self.default_restart)
+            stack = load_stack_or_problems(path, project or self.stack.project, self.source,
+                                           self.default_restart)
             if stack.project != self.stack.project:
                 raise ArmstackError(f"the file names project {stack.project!r}, but this supervisor runs "
                                     f"{self.stack.project!r}; use `armstack -p {stack.project} apply`.")

@@ -2,8 +2,9 @@
 
 The steps, none of which touches the engine::
 
-    find the file ─ read .env ─ parse YAML (with lines) ─ interpolate ─ read top level
-        ─ read each service ─ check references and cycles ─ StackSpec
+    find the file(s) ─ read .env ─ per file: parse YAML (with lines), interpolate, include,
+        extends ─ merge the files (runtime.compose.files) ─ drop services of disabled
+        profiles ─ read top level ─ read each service ─ check references and cycles ─ StackSpec
 
 Errors are collected along the way and raised together as one
 :class:`~runtime.errors.ComposeError`; things that are merely odd (unknown keys, unset
@@ -14,24 +15,24 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from runtime.compose.env import parse_env
+from runtime.compose.files import ComposeText, ModelReader, read_env_file
 from runtime.compose.graph import check_cycles, check_references
-from runtime.compose.interpolate import TreeIssue, interpolate_tree
 from runtime.compose.model import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+from runtime.compose.profiles import active_profiles, select_services
 from runtime.compose.report import Report
 from runtime.compose.resources import read_resources
 from runtime.compose.service import read_service
-from runtime.compose.yamlnodes import LineDict, YamlSyntaxError, parse_yaml
+from runtime.compose.source import StackSource
+from runtime.compose.yamlnodes import LineDict
 from runtime.errors import ComposeError, Problem
 
 COMPOSE_FILENAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 _SERVICE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
 _TOP_LEVEL = ("version", "name", "services", "volumes", "networks")
-_TOP_LEVEL_IGNORED = ("secrets", "configs", "include", "models")
+_TOP_LEVEL_IGNORED = ("secrets", "configs", "models")
 
 
 @dataclass(frozen=True)
@@ -56,20 +57,28 @@ def find_compose_file(path: str | os.PathLike[str]) -> str:
 
 
 def load_stack(
-    path: str | os.PathLike[str], project: str | None = None, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    project: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    profiles: Sequence[str] = (),
 ) -> LoadResult:
     """Load the compose file at ``path`` (a file, or a directory holding one).
 
-    ``environ`` defaults to the process environment; it wins over the ``.env`` file beside the
-    compose file. Raises :class:`ComposeError` listing every problem found.
+    ``path`` may also be several files, merged in order as ``docker compose -f a -f b`` does;
+    relative paths in all of them are relative to the first one's directory. ``environ``
+    defaults to the process environment; it wins over the ``.env`` file beside the (first)
+    compose file. ``profiles`` enables services of those profiles (default:
+    ``COMPOSE_PROFILES``). Raises :class:`ComposeError` listing every problem found.
     """
-    source = find_compose_file(path)
-    try:
-        with open(source, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ComposeError([Problem(source, f"the compose file cannot be read ({exc})")]) from exc
-    return load_text(text, source=source, workdir=os.path.dirname(source), project=project, environ=environ)
+    return load_source(StackSource.of(path, project, profiles, environ))
+
+
+def load_source(source: StackSource) -> LoadResult:
+    """Load the stack ``source`` describes (see :func:`load_stack`)."""
+    paths = [find_compose_file(p) for p in source.paths]
+    files = [ComposeText(p) for p in paths]
+    return _load(files, os.path.dirname(paths[0]), source.project, source.env, source.profiles, paths[0])
 
 
 def load_text(
@@ -79,17 +88,25 @@ def load_text(
     workdir: str | os.PathLike[str] | None = None,
     project: str | None = None,
     environ: Mapping[str, str] | None = None,
+    profiles: Sequence[str] = (),
 ) -> LoadResult:
     """Load compose ``text`` as if it were the file ``source`` in the directory ``workdir``."""
     base = os.path.abspath(os.fspath(workdir) if workdir is not None else os.getcwd())
-    report = Report(source)
+    return _load([ComposeText(source, text)], base, project, environ, profiles, source)
+
+
+def _load(files: list[ComposeText], base: str, project: str | None, environ: Mapping[str, str] | None,
+          profiles: Sequence[str], main: str) -> LoadResult:
+    report = Report(main)
     env = _environment(report, base, os.environ if environ is None else environ)
     try:
-        tree = parse_yaml(text)
-    except YamlSyntaxError as exc:
-        report.error(str(exc), line=exc.line)
-        raise ComposeError(report.errors) from None
-    stack = _read_stack(report, tree, base, project, env)
+        tree = ModelReader(report).read_model(files, base, env)
+    except RecursionError:
+        report.error("the file nests too deeply to read (check for an 'extends' or 'include' that never ends)")
+        tree = None
+    if tree is None:
+        raise ComposeError(report.errors)
+    stack = _read_stack(report, tree, base, project, env, active_profiles(profiles, env))
     if report.errors or stack is None:
         raise ComposeError(report.errors)
     return LoadResult(stack, tuple(report.warnings))
@@ -103,42 +120,21 @@ def normalize_project_name(name: str) -> str:
 def _environment(report: Report, workdir: str, environ: Mapping[str, str]) -> dict[str, str]:
     """Variables for interpolation: the process environment over the ``.env`` file."""
     path = os.path.join(workdir, ".env")
-    merged = dict(environ)
     if not os.path.isfile(path):
-        return merged
-    try:
-        with open(path, encoding="utf-8") as fh:
-            parsed = parse_env(fh.read(), environ.get, file_wins=False)
-    except (OSError, UnicodeDecodeError) as exc:
-        report.error(f"the .env file cannot be read ({exc})", file=path)
-        return merged
-    for line, message in parsed.problems:
-        report.error(message, line=line, file=path)
-    for line, name in parsed.undefined:
-        report.warn(f"the variable {name} is not set; using an empty string", line=line, file=path)
-    return {**parsed.values, **environ}
+        return dict(environ)
+    return {**read_env_file(report, path, environ), **environ}
 
 
 def _read_stack(
-    report: Report, tree: Any, workdir: str, project: str | None, env: dict[str, str]
+    report: Report, top: LineDict, workdir: str, project: str | None, env: dict[str, str],
+    profiles: Sequence[str],
 ) -> StackSpec | None:
-    if tree is None or (isinstance(tree, str) and not tree.strip()):
-        report.error("the file is empty; expected a mapping with a 'services:' key")
-        return None
-    if not isinstance(tree, LineDict):
-        report.error(f"expected a mapping with a 'services:' key at the top level, found {type(tree).__name__}",
-                     line=1)
-        return None
-    interpolated = interpolate_tree(tree, env)
-    for issue in interpolated.errors:
-        report.error(issue.message, **_where(issue))
-    for issue in interpolated.undefined:
-        report.warn(issue.message, **_where(issue))
-    top: LineDict = interpolated.value
-
+    """The stack of a merged, interpolated model (see runtime.compose.files)."""
     _check_top_level_keys(report, top)
     name = _project_name(report, top, workdir, project)
     services_node = _services_node(report, top)
+    if services_node is not None:
+        services_node = select_services(report, services_node, profiles)
     volumes = read_resources(report, "volumes", top.get("volumes"), top.line_of("volumes"), VolumeSpec)
     networks = read_resources(report, "networks", top.get("networks"), top.line_of("networks"), NetworkSpec)
 
@@ -170,14 +166,6 @@ def _read_stack(
         return None
     return StackSpec(project=name, services=tuple(specs), volumes=volumes, networks=networks,
                      source=os.path.abspath(os.path.join(workdir, report.file)), workdir=workdir)
-
-
-def _where(issue: TreeIssue) -> dict[str, Any]:
-    """Problem location (service, field, line) of something found at ``issue.path``."""
-    path = issue.path
-    if len(path) >= 2 and path[0] == "services":
-        return {"service": path[1], "field": ".".join(path[2:]) or None, "line": issue.line}
-    return {"field": ".".join(path) or None, "line": issue.line}
 
 
 def _check_top_level_keys(report: Report, top: LineDict) -> None:

@@ -15,12 +15,25 @@ DependencyCondition = Literal["service_started", "service_healthy", "service_com
 RestartMode = Literal["no", "always", "on-failure", "unless-stopped"]
 
 
+# The name an inline Dockerfile (``build.dockerfile_inline``) is sent under in the build
+# context; no file of the context has it, so a build path that does not send the text fails
+# ("cannot locate the Dockerfile") instead of building some other Dockerfile.
+INLINE_DOCKERFILE = ".armstack-inline.Dockerfile"
+
+
 @dataclass(frozen=True)
 class BuildSpec:
     context: str                 # absolute path of the build context directory
     dockerfile: str = "Dockerfile"  # relative to the context
     args: Pairs = ()
     target: str | None = None
+    dockerfile_inline: str | None = None  # the Dockerfile's text (then ``dockerfile`` is INLINE_DOCKERFILE)
+    labels: Pairs = ()           # image labels
+    shm_size: int | None = None  # bytes, for RUN steps
+    extra_hosts: Pairs = ()      # (host name, address) for RUN steps
+    network: str | None = None   # network mode of RUN steps ("host", "none"...)
+    no_cache: bool = False
+    pull: bool = False           # always pull the FROM images
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from runtime.compose.origin import file_of
 from runtime.errors import Problem
 
 RefKind = Literal["depends_on", "volumes_from", "network_mode", "volume", "network", "container_name"]
@@ -36,10 +37,15 @@ class Report:
         self, message: str, *, service: str | None = None, field: str | None = None, line: int | None = None,
         file: str | None = None,
     ) -> None:
-        self.errors.append(Problem(file or self.file, message, service, field, line))
+        # A line read from a merged-in file knows that file (see runtime.compose.origin).
+        self.errors.append(Problem(file or file_of(line) or self.file, message, service, field, _plain(line)))
 
     def warn(
         self, message: str, *, service: str | None = None, field: str | None = None, line: int | None = None,
         file: str | None = None,
     ) -> None:
-        self.warnings.append(Problem(file or self.file, message, service, field, line))
+        self.warnings.append(Problem(file or file_of(line) or self.file, message, service, field, _plain(line)))
+
+
+def _plain(line: int | None) -> int | None:
+    return None if line is None else int(line)

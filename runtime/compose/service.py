@@ -37,6 +37,7 @@ from runtime.compose.coerce import (
 )
 from runtime.compose.env import parse_env
 from runtime.compose.model import (
+    INLINE_DOCKERFILE,
     BlkioConfig,
     BuildSpec,
     Dependency,
@@ -60,8 +61,6 @@ CONDITIONS = ("service_started", "service_healthy", "service_completed_successfu
 # Keys docker compose knows that the runtime does not act on: a warning says so by name.
 _UNSUPPORTED = {
     "external_links": "only services of this stack are managed",
-    "extends": "copy the settings, or share them with a YAML anchor and a merge key (<<:)",
-    "profiles": "every service of the file is run",
     "provider": "services run by an external provider need docker compose and its plugins",
     "models": "AI models need Docker Model Runner, which armstack does not drive",
     "credential_spec": "it applies to Windows containers only",
@@ -77,9 +76,11 @@ _IGNORED = frozenset({
     "secrets", "configs", "pull_policy", "attach", "volume_driver", "log_driver", "log_opt", "net",
 })
 _BUILD_IGNORED = frozenset({
-    "cache_from", "cache_to", "labels", "network", "shm_size", "extra_hosts", "platforms", "tags", "ssh",
-    "secrets", "pull", "no_cache", "isolation", "additional_contexts", "privileged", "entitlements", "ulimits",
+    "cache_from", "cache_to", "platforms", "tags", "ssh", "secrets", "isolation", "privileged", "entitlements",
+    "ulimits",
 })
+_BUILD_KEYS = ("context", "dockerfile", "target", "args", "dockerfile_inline", "labels", "shm_size", "extra_hosts",
+               "network", "no_cache", "pull")
 
 
 @dataclass
@@ -410,32 +411,96 @@ def _build(r: ServiceReader, value: Any) -> None:
         r.kwargs["build"] = BuildSpec(context=_context(r, as_str(value)))
         return
     spec = as_map(value, "build settings (context, dockerfile, args, target), or a context path")
-    args: list[tuple[str, str]] = []
     for key in spec:
         name = str(key)
         line = spec.line_of(key)
-        if name in ("context", "dockerfile", "target", "args") or name.startswith("x-"):
+        if name in _BUILD_KEYS or name.startswith("x-"):
             continue
-        if name == "dockerfile_inline":
-            r.error("'dockerfile_inline' is not supported; put the Dockerfile in the build context",
-                    "build.dockerfile_inline", line)
+        if name == "additional_contexts":
+            r.warn("'additional_contexts' is not supported by the engine's classic builder and is ignored; copy "
+                   "what the build needs into the context", "build.additional_contexts", line)
         elif name in _BUILD_IGNORED:
             r.warn(f"'{name}' is not supported by armstack and is ignored", f"build.{name}", line)
         else:
             r.warn(f"unknown key '{name}' is ignored", f"build.{name}", line)
+    kw: dict[str, Any] = {}
+    for key, read in _BUILD_READERS.items():
+        if spec.get(key) is None:
+            continue
+        try:
+            kw[key] = read(r, spec[key])
+        except (FieldError, ValueError) as exc:
+            r.error(str(exc), f"build.{key}", getattr(exc, "line", None) or spec.line_of(key))
+    if "dockerfile" in kw and "dockerfile_inline" in kw:
+        r.error("'dockerfile' and 'dockerfile_inline' cannot be used together; keep one of them",
+                "build.dockerfile_inline", spec.line_of("dockerfile_inline"))
+    elif "dockerfile_inline" in kw:
+        kw["dockerfile"] = INLINE_DOCKERFILE
     try:
         context = _context(r, as_str(spec.get("context", "."), "a directory path"))
-        dockerfile = as_str(spec.get("dockerfile") or "Dockerfile", "a file path")
-        target = None if spec.get("target") is None else as_str(spec["target"])
     except FieldError as exc:
-        raise FieldError(str(exc), exc.line) from exc
-    if spec.get("args") is not None:
-        for key, text, _line in pairs(spec["args"], "build argument names to values", allow_bare=True):
-            text = r.env.get(key) if text is None else text
-            if text is not None:
-                args.append((key, text))
-    r.kwargs["build"] = BuildSpec(context=context, dockerfile=dockerfile, args=tuple(sorted(dict(args).items())),
-                                  target=target)
+        raise FieldError(str(exc), exc.line or spec.line_of("context")) from exc
+    r.kwargs["build"] = BuildSpec(context=context, **kw)
+
+
+def _build_args(r: ServiceReader, value: Any) -> tuple[tuple[str, str], ...]:
+    args: list[tuple[str, str]] = []
+    for key, text, _line in pairs(value, "build argument names to values", allow_bare=True):
+        text = r.env.get(key) if text is None else text
+        if text is not None:
+            args.append((key, text))
+    return tuple(sorted(dict(args).items()))
+
+
+def _build_labels(r: ServiceReader, value: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({k: v or "" for k, v, _line in pairs(value, "label names to values",
+                                                             allow_bare=True)}.items()))
+
+
+def _build_extra_hosts(r: ServiceReader, value: Any) -> tuple[tuple[str, str], ...]:
+    """``host=ip`` / ``host:ip`` items or a ``host: ip`` mapping, as compose accepts them."""
+    found: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for host, address in value.items():
+            found.append((as_str(host), scalar_text(address, "an IP address")))
+    else:
+        items = as_list(value, "'host=address' entries")
+        for index in range(len(items)):
+            text = _item_text(items, index)
+            sep = "=" if "=" in text else ":"
+            host, found_sep, address = text.partition(sep)
+            if not found_sep or not host or not address:
+                raise FieldError(f"expected 'host=address', found {text!r}", items.line_of(index))
+            found.append((host, address))
+    return tuple(found)
+
+
+def _no_default_str(r: ServiceReader, value: Any) -> str:
+    text = as_str(value)
+    if not text:
+        raise FieldError("expected a non-empty string")
+    return text
+
+
+def _inline_dockerfile(r: ServiceReader, value: Any) -> str:
+    text = as_str(value, "the text of a Dockerfile")
+    if not text.strip():
+        raise FieldError("expected the text of a Dockerfile, found an empty string")
+    return text
+
+
+_BUILD_READERS: dict[str, Callable[[ServiceReader, Any], Any]] = {
+    "dockerfile": lambda r, v: as_str(v, "a file path") or "Dockerfile",
+    "dockerfile_inline": _inline_dockerfile,
+    "target": lambda r, v: as_str(v),
+    "args": _build_args,
+    "labels": _build_labels,
+    "shm_size": lambda r, v: parse_size(v),
+    "extra_hosts": _build_extra_hosts,
+    "network": _no_default_str,
+    "no_cache": lambda r, v: as_bool(v),
+    "pull": lambda r, v: as_bool(v),
+}
 
 
 def _is_remote(text: str) -> bool:

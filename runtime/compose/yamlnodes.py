@@ -160,3 +160,10 @@ def parse_yaml(text: str) -> Any:
         raise YamlSyntaxError(f"this is not valid YAML ({exc})", None) from exc
     except RecursionError as exc:
         raise YamlSyntaxError("the YAML nests too deeply to read", None) from exc
+
+
+# The compose merge tags; what they mean is in runtime.compose.tags.
+from runtime.compose.tags import construct_override, construct_reset  # noqa: E402 - needs _Loader above
+
+_Loader.add_constructor("!reset", construct_reset)
+_Loader.add_constructor("!override", construct_override)
