@@ -5,9 +5,10 @@ When systemd starts the supervisor with ``NOTIFY_SOCKET`` set, the notifier send
 * ``READY=1`` once the first apply finished (so ``systemctl start`` returns when the stack
   is up, or has failed to come up);
 * ``WATCHDOG=1`` every half ``WATCHDOG_USEC`` while :func:`runtime.metrics.health` says the
-  stack is healthy; a crash-looping service or a failed apply stops the pings, and systemd
-  acts after ``WatchdogSec`` (restarts the supervisor, or reboots the device with
-  ``WatchdogSignal=``/``FailureAction=reboot``);
+  stack is healthy (and has been for a moment: see ``SETTLE``). A crash-looping service or a
+  failed apply stops the pings; after ``WatchdogSec`` systemd kills the supervisor, which
+  ``Restart=`` starts again (and ``StartLimitAction=reboot`` can reboot a device that keeps
+  failing);
 * ``STATUS=...`` when the verdict changes, shown by ``systemctl status``;
 * ``STOPPING=1`` when the supervisor stops.
 
@@ -27,6 +28,7 @@ from runtime import metrics
 from runtime.statusboard import StatusBoard
 
 Log = Callable[..., None]
+SETTLE = 3.0   # seconds the stack must have been healthy before a watchdog ping (at most)
 
 
 def notify(message: str, environ: Mapping[str, str]) -> bool:
@@ -69,6 +71,10 @@ class Notifier:
         self.board = board
         self.environ = dict(environ)
         self.interval = watchdog_interval(self.environ)
+        # A crash-looping service runs for an instant after each restart, and the status taken
+        # right after the start shows it running. Pinging only once the verdict has held this
+        # long keeps those blinks from feeding the watchdog.
+        self.settle = 0.0 if self.interval is None else min(self.interval / 2, SETTLE)
         self.log: Log = log or (lambda message, **kw: None)
         self.clock = clock
         self.sent_ready = False
@@ -99,6 +105,7 @@ class Notifier:
     def _run(self) -> None:
         version = -1
         next_ping = self.clock()
+        healthy_since: float | None = None
         while not self._stop:
             now = self.clock()
             doc = self.board.current()
@@ -109,14 +116,14 @@ class Notifier:
             status = "STATUS=" + ("every service is up" if verdict.ok else "unhealthy: " + verdict.reason)
             if status != self._status and self._send(status):
                 self._status = status
-            if self.interval is not None and verdict.ok and now >= next_ping:
-                self._send("WATCHDOG=1")
-                next_ping = now + self.interval
-            # Wake for the next ping, or for a new status (readiness, or a return to health: then
-            # the overdue ping goes out at once).
-            timeout = None
-            if self.interval is not None:
-                timeout = max(0.0, next_ping - now) if verdict.ok else self.interval
+            healthy_since = (healthy_since if healthy_since is not None else now) if verdict.ok else None
+            timeout = None   # without a watchdog, or while unhealthy: wake on the next status
+            if self.interval is not None and healthy_since is not None:
+                due = max(next_ping, healthy_since + self.settle)
+                if now >= due:
+                    self._send("WATCHDOG=1")
+                    due = next_ping = now + self.interval
+                timeout = due - now
             version = self.board.wait_newer(version, timeout)
 
     def _send(self, message: str) -> bool:

@@ -115,3 +115,25 @@ def test_without_notify_socket_nothing_runs() -> None:
     n.start()
     assert not n.enabled and n._thread is None
     n.stop()
+
+
+def test_a_blink_of_health_inside_a_crash_loop_feeds_no_ping(systemd: socket.socket) -> None:
+    board = StatusBoard()
+    env = {"NOTIFY_SOCKET": systemd.getsockname(), "WATCHDOG_USEC": "400000"}   # ping every 0.2 s
+    n = Notifier(board, env)
+    assert n.settle == 0.1
+    board.publish(status(state="crash-loop"))
+    n.start()
+    try:
+        assert receive(systemd, "STATUS=unhealthy")[0] == "READY=1"
+        # The status taken right after a restart shows the service running; its exit follows.
+        board.publish(status())
+        got = receive(systemd, "STATUS=every service is up")   # the notifier saw it healthy
+        board.publish(status(state="crash-loop"))
+        systemd.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            while True:
+                got.append(systemd.recv(100).decode())
+        assert "WATCHDOG=1" not in got
+    finally:
+        n.stop()
