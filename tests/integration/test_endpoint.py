@@ -39,6 +39,19 @@ def get(sock: Path, path: str) -> tuple[int, str]:
         conn.close()
 
 
+def messages(sock: socket.socket, wait: float) -> list[str]:
+    """What systemd's side of the notify socket received within ``wait`` seconds."""
+    out: list[str] = []
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            out.append(sock.recv(4096).decode())
+        except TimeoutError:
+            break
+    return out
+
+
 def samples(sock: Path) -> dict[tuple[str, str], float]:
     """(sample name, service label) -> value, from /metrics parsed by Prometheus' own parser."""
     code, text = get(sock, "/metrics")
@@ -65,6 +78,17 @@ def test_healthz_flips_on_a_crash_loop_and_back(stack: Stack, engine: Any) -> No
         """))
     sock = stack.dir / "run" / "a.sock"
     sock.parent.mkdir(mode=0o700)
+    # systemd's end of the notify protocol; a 1 s watchdog means a ping every 0.5 s.
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    systemd.bind(str(stack.dir / "run" / "notify"))
+    stack.env.update(NOTIFY_SOCKET=str(stack.dir / "run" / "notify"), WATCHDOG_USEC="1000000")
+    try:
+        _crash_loop_and_cure(stack, engine, ctl, sock, systemd)
+    finally:
+        systemd.close()
+
+
+def _crash_loop_and_cure(stack: Stack, engine: Any, ctl: Path, sock: Path, systemd: socket.socket) -> None:
     proc = stack.start_supervisor("--listen", f"unix://{sock}")
 
     stack.wait("/healthz 200", lambda: get(sock, "/healthz") == (200, "ok\n"), timeout=30, every=0.1)
@@ -80,6 +104,8 @@ def test_healthz_flips_on_a_crash_loop_and_back(stack: Stack, engine: Any) -> No
     assert healthy[("armstack_disk_total_bytes", "")] > 0
     code, body = get(sock, "/status")
     assert code == 200 and f'"project": "{stack.project}"' in body
+    told = messages(systemd, 2.0)
+    assert told.count("READY=1") == 1 and "WATCHDOG=1" in told, told
 
     (ctl / "broken").touch()
     engine.containers.get(stack.containers()["app"]["Id"]).kill()
@@ -93,12 +119,18 @@ def test_healthz_flips_on_a_crash_loop_and_back(stack: Stack, engine: Any) -> No
     assert looping[("armstack_service_crash_looping", "app")] == 1
     assert looping[("armstack_service_restarts_total", "app")] >= 4
     assert looping[("armstack_service_last_exit_code", "app")] == 1
+    messages(systemd, 0.6)   # what was under way when the loop was declared
+    told = messages(systemd, 2.0)   # within the 8 s backoff that follows the 5th crash
+    assert "WATCHDOG=1" not in told, told
 
     (ctl / "broken").unlink()   # the next restart out of backoff (8 s after the 5th crash) stays up
     stack.wait("/healthz 200 after the cure", lambda: get(sock, "/healthz") == (200, "ok\n"), timeout=40, every=0.2)
     healed = samples(sock)
     assert healed[("armstack_service_up", "app")] == 1
     assert healed[("armstack_service_crash_looping", "app")] == 0
+    told = messages(systemd, 2.0)
+    assert "WATCHDOG=1" in told and "READY=1" not in told, told
 
     assert stack.stop_supervisor(proc, signal.SIGTERM) == 0
     assert not sock.exists()   # the socket goes with the supervisor
+    assert messages(systemd, 1.0)[-1:] == ["STOPPING=1"]
