@@ -4,8 +4,10 @@ The input is the document :func:`runtime.state.build_status` makes (what ``statu
 holds); nothing here does I/O, so the endpoint (``runtime.endpoint``), the systemd notifier
 (``runtime.sdnotify``) and the tests share one definition of "healthy".
 
-Healthy means: the supervisor finished its first apply, the last apply did not fail, and
-every service is running (healthy, if it has a healthcheck) or is a job that completed.
+Healthy means: the supervisor finished its first apply, the last apply did not fail, the
+last reconcile reached the engine (``engine_error``, added by
+:meth:`runtime.statusboard.StatusBoard.report_engine_error`), and every service is running
+(healthy, if it has a healthcheck) or is a job that completed.
 Anything else is unhealthy, with a reason a person can act on.
 
 Metrics, in the Prometheus text exposition format 0.0.4::
@@ -52,6 +54,8 @@ def health(doc: Mapping[str, Any] | None) -> Health:
     if not sup.get("ready"):
         return Health(False, f"generation {doc.get('generation')} is still being applied for the first time")
     problems: list[str] = []
+    if doc.get("engine_error"):
+        problems.append(f"the last reconcile failed: {doc['engine_error']}")
     last = doc.get("last_apply") or {}
     if last and last.get("ok") is False:
         problems.append(f"the last apply (generation {last.get('generation')}) failed: {last.get('error')}")

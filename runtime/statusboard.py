@@ -31,6 +31,16 @@ class StatusBoard:
                 self._last_success_at = max(self._last_success_at or 0.0, float(finished))
             self._cond.notify_all()
 
+    def report_engine_error(self, message: str) -> None:
+        """Mark the current status as taken before the engine failed: until the next publish,
+        the stack counts as unhealthy (the last document would otherwise say all is well)."""
+        with self._cond:
+            if self._doc is None:
+                return   # nothing published yet: unhealthy anyway
+            self._doc = {**self._doc, "engine_error": message}
+            self._version += 1
+            self._cond.notify_all()
+
     def current(self) -> Mapping[str, Any] | None:
         with self._cond:
             return self._doc

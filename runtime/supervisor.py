@@ -570,6 +570,7 @@ class Supervisor:
                     break
         except EngineError as exc:
             self.next_reconcile = time.monotonic() + min(ENGINE_RETRY, self.reconcile_interval)
+            self.board.report_engine_error(str(exc))
             return str(exc)
         self.observed = observed
         self._note_exits(observed)

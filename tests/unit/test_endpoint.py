@@ -8,13 +8,16 @@ import socket
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from runtime import cli
 from runtime.endpoint import Endpoint, EndpointError, ListenAddress, parse_listen
+from runtime.errors import EngineError
+from runtime.metrics import health
 from runtime.statusboard import StatusBoard
+from runtime.supervisor import Supervisor
 
 HEALTHY: dict[str, Any] = {
     "project": "demo", "generation": 1, "supervisor": {"pid": 1, "started_at": 0.0, "ready": True},
@@ -188,3 +191,27 @@ def test_a_directory_anyone_may_write_without_sticky_bit_is_refused(tmp_path: Pa
     ep.stop()
     with pytest.raises(EndpointError, match="missing"):
         Endpoint(ListenAddress("unix", path=str(tmp_path / "nodir" / "a.sock")), lambda: None).start()
+
+
+# -- the supervisor's side ----------------------------------------------------------------------
+
+
+class _DeadEngine:
+    def observe(self) -> Any:
+        raise EngineError("The Docker engine is unreachable at the default socket.")
+
+
+def test_a_failed_reconcile_turns_the_published_status_unhealthy(tmp_path: Path) -> None:
+    sup = Supervisor(cast(Any, None), tmp_path / "compose.yaml", listen="tcp://127.0.0.1:0")
+    assert sup.listen == ListenAddress("tcp", host="127.0.0.1", port=0)
+    sup.executor = cast(Any, _DeadEngine())
+    sup.desired = cast(Any, object())
+    sup.board.publish(HEALTHY)
+    assert sup._reconcile() == "The Docker engine is unreachable at the default socket."
+    verdict = health(sup.board.current())
+    assert not verdict.ok and "unreachable" in verdict.reason
+
+
+def test_a_supervisor_with_a_bad_listen_address_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(EndpointError):
+        Supervisor(cast(Any, None), tmp_path / "compose.yaml", listen="udp://127.0.0.1:1")

@@ -65,6 +65,18 @@ def test_a_failed_apply_is_unhealthy_even_with_every_service_up() -> None:
     assert verdict.reason == "the last apply (generation 4) failed: build of db failed"
 
 
+def test_an_engine_error_after_the_last_status_is_unhealthy_until_the_next_status() -> None:
+    board = StatusBoard()
+    board.report_engine_error("The Docker engine is unreachable.")
+    assert board.current() is None
+    board.publish(doc())
+    board.report_engine_error("The Docker engine is unreachable.")
+    verdict = metrics.health(board.current())
+    assert verdict == metrics.Health(False, "the last reconcile failed: The Docker engine is unreachable.")
+    board.publish(doc())
+    assert metrics.health(board.current()).ok
+
+
 def test_unhealthy_until_the_first_apply_finished() -> None:
     assert metrics.health(None) == metrics.Health(False, "the supervisor has not published a status yet")
     assert metrics.health({}).ok is False
