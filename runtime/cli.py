@@ -59,6 +59,7 @@ environment:
   ARMSTACK_BUILD_CACHE_BUDGET  build cache kept at boot cleanup (default 256M)
   ARMSTACK_ENGINE_ROOT   where this process sees the engine's data root (for free space)
   COMPOSE_PROFILES       a,b: profiles enabled when no --profile is given (also read from .env)
+  ARMSTACK_LISTEN        up: serve /healthz, /status, /metrics there (as --listen)
 """
 
 
@@ -147,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--reconcile-interval", type=float, default=30.0, metavar="SECONDS")
     up.add_argument("--no-restart-unhealthy", action="store_true", help="do not restart unhealthy services")
     up.add_argument("--release", default=None)
+    up.add_argument("--listen", default=None, metavar="URL",
+                    help="serve /healthz, /status and /metrics on unix:///PATH or tcp://HOST:PORT "
+                         "(default: $ARMSTACK_LISTEN, else off)")
     _disk_options(up)
 
     ap = command("apply", help="converge once; exit 0 when every service is running/healthy")
@@ -261,13 +265,27 @@ def cmd_up(args: argparse.Namespace) -> int:
     from runtime.supervisor import Supervisor
 
     path = _compose_path(args)
+    listen = _listen(args)   # a bad address is a usage error before anything else is touched
     sup = Supervisor(
         _client(), path, project=args.project_name, data_dir=Path(args.data_dir), presenter=_presenter(args),
         reconcile_interval=args.reconcile_interval, restart_unhealthy=not args.no_restart_unhealthy,
         detach_on_exit=args.detach_on_exit, release=args.release, disk=_disk_policy(args), source=_source(args),
-        default_restart=_default_restart(args),
+        default_restart=_default_restart(args), listen=listen,
     )
     return sup.run()
+
+
+def _listen(args: argparse.Namespace) -> Any:
+    """Where ``up`` serves its watchdog and metrics endpoint (flag, then environment), or None."""
+    from runtime.endpoint import LISTEN_ENV, EndpointError, parse_listen
+
+    url = args.listen or os.environ.get(LISTEN_ENV, "")
+    if not url:
+        return None
+    try:
+        return parse_listen(url)
+    except EndpointError as exc:
+        raise _UsageError(str(exc)) from exc
 
 
 def _print_apply(last: dict[str, Any] | None, as_json: bool) -> int:

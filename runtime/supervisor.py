@@ -56,6 +56,7 @@ from runtime.control import ProjectLock, read_request
 from runtime.desired import make_desired
 from runtime.diskguard import DiskGuard
 from runtime.diskio import DiskIO, UsageProvider
+from runtime.endpoint import Endpoint, EndpointError, ListenAddress, parse_listen
 from runtime.errors import ArmstackError, ComposeError, EngineError
 from runtime.events import ContainerEvent, EventWatcher, Resync
 from runtime.executor import ActionResult, Executor
@@ -73,6 +74,7 @@ from runtime.report import (
     service_state,
     totals,
 )
+from runtime.sdnotify import Notifier
 from runtime.state import (
     ApplyResult,
     PersistedState,
@@ -82,6 +84,7 @@ from runtime.state import (
     atomic_write_json,
     build_status,
 )
+from runtime.statusboard import StatusBoard
 from runtime.tracker import ServiceTracker
 
 EXIT_OK = 0
@@ -156,6 +159,7 @@ class Supervisor:
         disk_usage: UsageProvider | None = None,
         source: StackSource | None = None,
         default_restart: RestartMode = DEFAULT_RESTART,
+        listen: ListenAddress | str | None = None,
     ) -> None:
         self.client = client
         self.compose_path = Path(compose_path).resolve()
@@ -175,6 +179,11 @@ class Supervisor:
         self.disk_usage = disk_usage   # injected in tests: a fake small disk
         self.default_restart = default_restart
         self.disk: DiskGuard | None = None
+        # Watchdog and metrics: the endpoint and systemd read only what the loop publishes here.
+        self.board = StatusBoard()
+        self.listen = parse_listen(listen) if isinstance(listen, str) else listen
+        self.endpoint: Endpoint | None = None
+        self.notifier: Notifier | None = None
 
         self.queue: queue.Queue[Any] = queue.Queue()
         self.stack: StackSpec | None = None
@@ -248,10 +257,37 @@ class Supervisor:
             return EXIT_CONFLICT
         handlers = self._install_signals()
         try:
-            return self._run_locked(stack)
+            return self._run_watched(stack)
         finally:
             self._restore_signals(handlers)
             self.lock.release()
+
+    # -- watchdog and metrics -------------------------------------------------------------------
+
+    def _run_watched(self, stack: StackSpec) -> int:
+        """``_run_locked`` with the endpoint and the systemd notifier around it (started under the
+        project's lock, so a second supervisor never takes over the first one's socket)."""
+        env = os.environ if self.environ is None else self.environ
+        if self.listen is not None and not self.once:
+            self.endpoint = Endpoint(self.listen, self.board.current,
+                                     last_success_at=lambda: self.board.last_success_at, log=self.presenter.runtime)
+            try:
+                self.endpoint.start()
+            except EndpointError as exc:
+                self.endpoint = None
+                self.presenter.runtime(str(exc), level="error")
+                return EXIT_INVALID
+            self.presenter.runtime(f"serving /healthz, /status and /metrics on {self.endpoint.bound}")
+        if not self.once:
+            self.notifier = Notifier(self.board, env, log=self.presenter.runtime)
+            self.notifier.start()
+        try:
+            return self._run_locked(stack)
+        finally:
+            if self.notifier is not None:
+                self.notifier.stop()
+            if self.endpoint is not None:
+                self.endpoint.stop()
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -543,6 +579,7 @@ class Supervisor:
                     break
         except EngineError as exc:
             self.next_reconcile = time.monotonic() + min(ENGINE_RETRY, self.reconcile_interval)
+            self.board.report_engine_error(str(exc))
             return str(exc)
         self.observed = observed
         self._note_exits(observed)
@@ -719,6 +756,7 @@ class Supervisor:
     def _write_status(self, *, force: bool = False) -> None:
         assert self.store is not None
         doc = self.status()
+        self.board.publish(doc)
         comparable = {k: v for k, v in doc.items() if k != "updated_at"}
         if not force and comparable == self._last_status:
             return  # spare the SD card an identical write every reconcile
