@@ -20,11 +20,13 @@ the apply succeeded or failed and leaving the stack running.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +75,8 @@ from runtime.state import (
     build_status,
 )
 
+_log = logging.getLogger("armstack.supervisor")
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -82,6 +86,7 @@ EXIT_INTERRUPTED = 130
 
 MAX_ROUNDS = 25            # plan/execute rounds in one reconcile: a chain of N services needs N
 ENGINE_RETRY = 5.0         # seconds before retrying after the engine failed a reconcile
+ROUND_RETRY_FIRST = 1.0    # seconds before retrying a reconcile that raised unexpectedly, doubling
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,8 @@ class Supervisor:
         self._restart_marks: list[tuple[str, float]] = []   # (service, monotonic) of each crash restart
         self._die_seen: dict[str, float] = {}              # service -> monotonic time its die event was read
         self._event_to_action: dict[str, float] = {}       # service -> seconds from die event to restart
+        self._round_failures = 0                           # reconciles in a row that raised unexpectedly
+        self._tracebacks_shown: set[str] = set()           # failure sites whose traceback was logged
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -493,7 +500,37 @@ class Supervisor:
                       image_failed=frozenset(self.failed_images))
 
     def _reconcile(self) -> str | None:
-        """Observe → plan → execute until only Waits remain; returns an error sentence or None."""
+        """Observe → plan → execute until only Waits remain; returns an error sentence or None.
+
+        Never raises for a round that fails: whatever ``validate`` accepted must not kill the
+        supervisor and with it a running stack. An unexpected exception (a bug) is logged, its
+        traceback once per failure site, and the round retried with a doubling delay.
+        """
+        try:
+            error = self._reconcile_round()
+        except Exception as exc:  # noqa: BLE001 - the stack outlives a bug in one round
+            return self._round_failed(exc)
+        self._round_failures = 0
+        return error
+
+    def _round_failed(self, exc: Exception) -> str:
+        self._round_failures += 1
+        cap = max(self.reconcile_interval, ROUND_RETRY_FIRST)
+        delay = min(ROUND_RETRY_FIRST * 2 ** (self._round_failures - 1), cap)
+        self.next_reconcile = time.monotonic() + delay
+        trace = traceback.format_exception(exc)
+        frames = traceback.extract_tb(exc.__traceback__)
+        site = f"{type(exc).__name__}@{frames[-1].filename}:{frames[-1].lineno}" if frames else type(exc).__name__
+        first = site not in self._tracebacks_shown
+        self._tracebacks_shown.add(site)
+        if first:
+            self.presenter.runtime("".join(trace).rstrip(), level="error")
+        else:   # the same bug every round would flood the log of a device
+            _log.debug("%s", "".join(trace).rstrip())
+        return (f"a reconcile failed unexpectedly ({type(exc).__name__}: {exc}); the stack keeps running and "
+                f"the reconcile is retried in {delay:g} s. Please report this with the log above.")
+
+    def _reconcile_round(self) -> str | None:
         assert self.executor is not None and self.desired is not None
         self.next_reconcile = time.monotonic() + self.reconcile_interval
         try:
