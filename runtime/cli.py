@@ -11,8 +11,10 @@ Exit codes:
     130  interrupted (Ctrl-C)
 
 ``apply`` while a supervisor runs the project: the project's lock is held, so ``apply`` writes
-``request.json`` {"file", "project", "generation": current+1} atomically, sends SIGHUP to the
-pid in the pid file and waits until ``status.last_apply.generation`` reaches that generation.
+``request-<id>.json`` {"file", "project", "generation": current+1, "id"} atomically, sends SIGHUP
+to the supervisor (the pid file's pid, once checked to hold the lock) and waits for the result
+of that request id in the status. A request the supervisor dropped (superseded by a concurrent
+apply, or lost in a supervisor restart) exits 4 and says so; it is never reported as applied.
 No traceback reaches the user for a runtime or engine error: one sentence on stderr and the
 exit code above.
 """
@@ -254,18 +256,22 @@ def _print_apply(last: dict[str, Any] | None, as_json: bool) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from runtime.control import ApplyRequest, hand_off, is_locked
+    from runtime.control import ApplyRequest, hand_off, is_locked, running_supervisor
     from runtime.state import atomic_write_json
     from runtime.supervisor import Supervisor
 
     stack = _load(args)
     store = _store(args, stack.project)
-    if is_locked(store.lock_path):
-        status = store.read_status() or {}
-        req = ApplyRequest(stack.source, stack.project, int(status.get("generation") or 0) + 1)
-        print(f"a supervisor runs project {stack.project}: handing it generation {req.generation}", file=sys.stderr)
-        done = hand_off(req, request_path=store.request_path, pid_path=store.pid_path,
-                        read_status=store.read_status, write_json=atomic_write_json, timeout=args.timeout)
+    pid = running_supervisor(store.lock_path, store.pid_path)
+    if pid is not None:
+        generation = (store.read_status() or {}).get("generation")
+        current = generation if type(generation) is int and generation >= 0 else 0
+        req = ApplyRequest(str(Path(stack.source).resolve()), stack.project, current + 1)
+        print(f"a supervisor (pid {pid}) runs project {stack.project}: handing it generation {req.generation}",
+              file=sys.stderr)
+        done = hand_off(req, state_dir=store.dir, pid=pid, read_status=store.read_status,
+                        write_json=atomic_write_json, supervisor_running=lambda: is_locked(store.lock_path),
+                        timeout=args.timeout)
         return _print_apply(done.get("last_apply"), args.json)
     sup = Supervisor(
         _client(), Path(stack.source), project=stack.project, data_dir=Path(args.data_dir),
@@ -279,18 +285,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from runtime.control import is_locked, read_pid
+    from runtime.control import is_locked, running_supervisor
     from runtime.desired import make_desired
     from runtime.executor import Executor
     from runtime.planner import plan_down
 
     stack = _load(args)
     store = _store(args, stack.project)
-    if is_locked(store.lock_path):
-        # A running supervisor would recreate what we remove: stop it (it stops the stack) first.
-        pid = read_pid(store.pid_path)
-        if pid is None:
-            raise SupervisorError(f"A supervisor holds project {stack.project!r} but its pid file is missing.")
+    # A running supervisor would recreate what we remove: stop it (it stops the stack) first.
+    pid = running_supervisor(store.lock_path, store.pid_path)
+    if pid is not None:
         print(f"stopping the supervisor of project {stack.project} (pid {pid})", file=sys.stderr)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + args.timeout

@@ -4,7 +4,7 @@ Layout, one directory per stack (``<data_dir>/<project>/``)::
 
     state.json        PersistedState: release, generation, per-service restart records
     status.json       the live status the CLI and the test harness read (schema below)
-    request.json      a request from the CLI to a running supervisor
+    request-<id>.json a request from ``armstack apply`` to a running supervisor (runtime.control)
     supervisor.lock   held by the running supervisor
     supervisor.pid    its process id
 
@@ -27,11 +27,13 @@ Status schema (keys the CLI and the harness rely on)::
 
     {"project", "release", "generation", "updated_at",
      "supervisor": {"pid", "started_at", "ready"},
-     "last_apply": {"generation", "ok", "error", "finished_at", "report", "totals", "removed"},
+     "last_apply": {"generation", "ok", "error", "finished_at", "report", "totals", "removed",
+                    "request_id"},
      "services": {name: {"state", "container_id", "image", "image_id", "restarts",
                          "last_exit", "last_exit_at", "oom_killed", "health",
                          "backoff_until", "crash_looping", "waiting_for"}},
-     "disk": {}}
+     "disk": {},
+     "dropped_requests": {request_id: why it was not applied}}
 """
 
 from __future__ import annotations
@@ -249,6 +251,7 @@ class ApplyResult:
     report: Mapping[str, Any] = field(default_factory=dict)
     totals: Mapping[str, Any] = field(default_factory=dict)   # sums over ``report`` (runtime.report.totals)
     removed: tuple[str, ...] = ()                             # services removed as no longer in the file
+    request_id: str | None = None                             # the `armstack apply` request it answers
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -259,6 +262,7 @@ class ApplyResult:
             "report": dict(self.report),
             "totals": dict(self.totals),
             "removed": list(self.removed),
+            "request_id": self.request_id,
         }
 
 
@@ -272,6 +276,7 @@ def build_status(
     last_apply: ApplyResult | None = None,
     disk: Mapping[str, Any] | None = None,
     updated_at: float | None = None,
+    dropped_requests: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A ``status.json`` document with every key of the schema present."""
     return {
@@ -283,6 +288,7 @@ def build_status(
         "last_apply": None if last_apply is None else last_apply.to_json(),
         "services": {name: st.to_json() for name, st in sorted(services.items())},
         "disk": dict(disk or {}),
+        "dropped_requests": dict(dropped_requests or {}),
     }
 
 
@@ -308,10 +314,6 @@ class StateStore:
     @property
     def status_path(self) -> Path:
         return self.dir / "status.json"
-
-    @property
-    def request_path(self) -> Path:
-        return self.dir / "request.json"
 
     @property
     def lock_path(self) -> Path:

@@ -173,12 +173,14 @@ def test_status_round_trip_with_helpers(tmp_path: Path) -> None:
     assert back is not None
     assert set(back) == {
         "project", "release", "generation", "updated_at", "supervisor", "last_apply", "services", "disk",
+        "dropped_requests",
     }
     assert set(back["services"]["web"]) >= {
         "state", "container_id", "image", "image_id", "restarts", "last_exit", "oom_killed", "health",
         "backoff_until", "crash_looping", "waiting_for",
     }
-    assert set(back["last_apply"]) == {"generation", "ok", "error", "finished_at", "report", "totals", "removed"}
+    assert set(back["last_apply"]) == {"generation", "ok", "error", "finished_at", "report", "totals", "removed",
+                                       "request_id"}
     assert set(back["supervisor"]) == {"pid", "started_at", "ready"}
     assert back["services"]["db"]["waiting_for"] == ["net"]
 
@@ -197,9 +199,8 @@ def test_corrupt_status_raises(tmp_path: Path) -> None:
 def test_paths(tmp_path: Path) -> None:
     store = StateStore(tmp_path, "demo")
     assert store.dir == tmp_path / "demo"
-    assert {p.name for p in (store.status_path, store.state_path, store.request_path, store.lock_path,
-                             store.pid_path)} == {"status.json", "state.json", "request.json",
-                                                  "supervisor.lock", "supervisor.pid"}
+    assert {p.name for p in (store.status_path, store.state_path, store.lock_path,
+                             store.pid_path)} == {"status.json", "state.json", "supervisor.lock", "supervisor.pid"}
     assert all(p.parent == store.dir for p in (store.status_path, store.lock_path, store.pid_path))
 
 
