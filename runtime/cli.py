@@ -212,7 +212,9 @@ def _load(args: argparse.Namespace) -> Any:
 def _store(args: argparse.Namespace, project: str) -> Any:
     from runtime.state import StateStore
 
-    return StateStore(Path(args.data_dir), project)
+    store = StateStore(Path(args.data_dir), project)
+    store.check_dir()   # nothing in a directory that is not ours is believed or signalled
+    return store
 
 
 # -- commands -----------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ parsed, so a bad one is dropped once instead of failing every boot.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import math
@@ -27,7 +26,6 @@ import os
 import re
 import secrets
 import signal
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import StateError, SupervisorError
+from runtime.state import open_nofollow
 
 REQUEST_NAME = re.compile(r"^request(-[A-Za-z0-9_-]{1,64})?\.json$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -77,25 +76,6 @@ class ProjectLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
-    """``os.open`` of a regular file in the state directory, never through a symlink.
-
-    Created files are 0600. StateError (a sentence naming the file) if ``path`` is a symlink or
-    not a regular file, e.g. a FIFO planted to hang a reader.
-    """
-    try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise StateError(f"{path} is a symbolic link; the runtime does not follow links in its state "
-                             f"directory. Remove it.") from exc
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise StateError(f"{path} is not a regular file; remove it.")
-    return fd
 
 
 def is_locked(path: Path) -> bool:

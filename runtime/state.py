@@ -8,10 +8,16 @@ Layout, one directory per stack (``<data_dir>/<project>/``)::
     supervisor.lock   held by the running supervisor
     supervisor.pid    its process id
 
+The project directory is created 0700 and must stay ours: a real directory (not a symlink),
+owned by the effective user, writable by nobody else; otherwise every use raises StateError
+instead of trusting a pid file, request or status someone else could have planted (one of
+ours that others may only read, as older runtimes created them, is tightened to 0700).
+Files in it are created 0600 and never opened through a symlink (:func:`open_nofollow`).
+
 Every JSON file is written by :func:`atomic_write_json`: temp file in the same directory,
-fsync, ``os.replace``, fsync of the directory. After a power cut the file is either the old
-version or the new one, never a mix (SD cards and ext4 with delayed allocation otherwise
-leave zero-length or half-written files).
+fsync, ``os.replace``, fsync of the directory; a new directory is fsynced into its parent.
+After a power cut the file is either the old version or the new one, never a mix (SD cards
+and ext4 with delayed allocation otherwise leave zero-length or half-written files).
 
 Corrupt files (which atomic writes make unlikely, but a failing SD card does not):
 
@@ -44,6 +50,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -87,14 +94,36 @@ def atomic_write_json(path: Path, data: object) -> None:
                 os.unlink(tmp_name)
 
 
+def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
+    """``os.open`` of a regular file in a state directory, never through a symlink.
+
+    Created files are 0600. StateError (a sentence naming the file) if ``path`` is a symlink or
+    not a regular file (a FIFO would hang a reader); other OSErrors pass through.
+    """
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateError(f"{path} is a symbolic link; the runtime does not follow links in its state "
+                             f"directory. Remove it.") from exc
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StateError(f"{path} is not a regular file; remove it.")
+    return fd
+
+
 def read_json(path: Path, default: Any = None) -> Any:
     """The JSON in ``path``, or ``default`` if the file does not exist.
 
-    Raises :class:`StateError` if it exists but cannot be read or is not valid JSON.
+    Raises :class:`StateError` if it exists but cannot be read, is a symlink, or is not valid
+    UTF-8 JSON (the cause is then a ValueError).
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = open_nofollow(path, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         return default
     except OSError as exc:
@@ -103,11 +132,15 @@ def read_json(path: Path, default: Any = None) -> Any:
             f"(run the supervisor and the CLI as the same user)."
         ) from exc
     try:
-        return json.loads(text)
-    except ValueError as exc:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
         raise StateError(
             f"{path} is corrupt ({exc}). Move it aside or delete it; the supervisor rewrites it."
         ) from exc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -324,20 +357,56 @@ class StateStore:
         return self.dir / "supervisor.pid"
 
     def ensure_dir(self) -> Path:
-        """Create the directory if needed and check it is writable; StateError if not."""
+        """Create the directory (0700) if needed and check it is ours and writable; StateError if not."""
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            _makedirs_durable(self.dir, 0o700)
         except OSError as exc:
             raise StateError(
                 f"Cannot create the state directory {self.dir}: {exc.strerror or exc}. "
                 f"Choose a writable data directory with --data-dir, or run as a user that can write it."
             ) from exc
+        self.check_dir()
         if not os.access(self.dir, os.W_OK | os.X_OK):
             raise StateError(
                 f"The state directory {self.dir} is not writable. Fix its permissions, or choose "
                 f"another one with --data-dir."
             )
         return self.dir
+
+    def check_dir(self) -> bool:
+        """False if the directory does not exist yet, True if it is ours; StateError if it is not.
+
+        Ours: a directory (not a symlink), owned by the effective user, writable by nobody
+        else. One that others may read or search is made 0700: an older runtime created it so.
+        """
+        try:
+            st = os.lstat(self.dir)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StateError(f"Cannot inspect the state directory {self.dir}: {exc.strerror or exc}.") from exc
+        fix = "Remove it (it only holds state the supervisor rebuilds), or choose another one with --data-dir."
+        owner_fix = "Run as its owner, remove it, or choose another data directory with --data-dir."
+        if stat.S_ISLNK(st.st_mode):
+            raise StateError(f"The state directory {self.dir} is a symbolic link; the runtime only uses a "
+                             f"directory of its own. {fix}")
+        if not stat.S_ISDIR(st.st_mode):
+            raise StateError(f"The state directory {self.dir} is not a directory. {fix}")
+        if st.st_uid != os.geteuid():
+            raise StateError(
+                f"The state directory {self.dir} belongs to uid {st.st_uid}, not to this user (uid "
+                f"{os.geteuid()}); its pid file and requests cannot be trusted. {owner_fix}")
+        if st.st_mode & 0o022:
+            raise StateError(
+                f"The state directory {self.dir} is writable by other users (mode {stat.S_IMODE(st.st_mode):o}); "
+                f"anyone could have planted a pid file or a request in it. {fix}")
+        if st.st_mode & 0o077:
+            try:
+                os.chmod(self.dir, 0o700, follow_symlinks=False)
+            except OSError as exc:
+                raise StateError(f"Cannot make the state directory {self.dir} private (chmod 700): "
+                                 f"{exc.strerror or exc}.") from exc
+        return True
 
     def load(self, *, on_warning: Callable[[str], None] | None = None) -> PersistedState:
         """The persisted state; empty if there is none yet.
@@ -383,6 +452,24 @@ class StateStore:
                 f"{self.status_path} does not hold a status object. Delete it; the supervisor rewrites it."
             )
         return data
+
+
+def _makedirs_durable(path: Path, mode: int) -> None:
+    """Create ``path`` (``mode``) and missing parents (default mode), each fsynced into its parent.
+
+    Without the parent's fsync a power cut can lose a new directory with the files in it.
+    """
+    missing: list[Path] = []
+    here = Path(path)
+    while not (here.exists() or here.is_symlink()) and here.parent != here:
+        missing.append(here)
+        here = here.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode if directory == path else 0o777)
+        except FileExistsError:
+            continue   # made by a concurrent process meanwhile; check_dir judges the project's
+        _fsync_dir(directory.parent)
 
 
 def _as_int(value: object, default: int) -> int:

@@ -233,3 +233,89 @@ def test_not_writable_dir_detected_before_writing(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(state_mod.os, "access", lambda path, mode: False)
     with pytest.raises(StateError, match="not writable"):
         StateStore(tmp_path, "demo").save(PersistedState())
+
+
+# -- a state directory that is ours, or refused ---------------------------------------------
+
+
+def test_new_project_directory_is_private_and_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(state_mod.os, "fsync", spy)
+    store = StateStore(tmp_path / "data", "demo")
+    store.ensure_dir()
+    assert stat.S_IMODE(os.stat(store.dir).st_mode) == 0o700
+    # Each new directory's entry is made durable in its parent: the project's and the data dir's.
+    assert os.stat(tmp_path / "data").st_ino in synced and os.stat(tmp_path).st_ino in synced
+
+
+def test_files_in_the_state_directory_are_0600(tmp_path: Path) -> None:
+    from runtime.control import ProjectLock
+
+    store = StateStore(tmp_path, "demo")
+    store.save(PersistedState(generation=1))
+    store.write_status({"project": "demo"})
+    with ProjectLock(store.lock_path) as lock:
+        assert lock.acquire()
+    for path in (store.state_path, store.status_path, store.lock_path):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory another user's needs root")
+def test_project_directory_of_another_user_is_refused(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.dir.mkdir(mode=0o700)
+    os.chown(store.dir, 12345, -1)
+    for use in (store.ensure_dir, store.check_dir, lambda: store.save(PersistedState())):
+        with pytest.raises(StateError, match="belongs to uid 12345") as err:
+            use()
+        assert str(store.dir) in str(err.value)
+    assert not store.state_path.exists()
+
+
+def test_project_directory_writable_by_others_is_refused(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.dir.mkdir()
+    store.dir.chmod(0o777)
+    with pytest.raises(StateError, match="writable by other users"):
+        store.ensure_dir()
+
+
+def test_project_directory_readable_by_others_is_made_private(tmp_path: Path) -> None:
+    # What an older runtime created under umask 022: ours, so tightened rather than refused.
+    store = StateStore(tmp_path, "demo")
+    store.dir.mkdir()
+    store.dir.chmod(0o755)
+    store.ensure_dir()
+    assert stat.S_IMODE(os.stat(store.dir).st_mode) == 0o700
+
+
+def test_project_directory_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "demo").symlink_to(tmp_path / "elsewhere")
+    store = StateStore(tmp_path / "data", "demo")
+    with pytest.raises(StateError, match="symbolic link"):
+        store.ensure_dir()
+
+
+@pytest.mark.parametrize("name", ["state.json", "status.json", "supervisor.lock"])
+def test_state_files_are_not_followed_through_symlinks(tmp_path: Path, name: str) -> None:
+    from runtime.control import ProjectLock
+
+    store = StateStore(tmp_path, "demo")
+    store.ensure_dir()
+    target = tmp_path / "target"
+    target.write_text('{"generation": 9}')
+    (store.dir / name).symlink_to(target)
+    with pytest.raises(StateError, match="symbolic link"):
+        if name == "supervisor.lock":
+            ProjectLock(store.lock_path).acquire()
+        else:
+            read_json(store.dir / name)
+    assert target.read_text() == '{"generation": 9}'
