@@ -420,12 +420,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = store.read_status() if is_locked(store.lock_path) else None
     if status is None:
         status = _observe_status(stack)
+    services = status["services"]
+    for name in stack.service_names:
+        # A service of the file the status does not mention is not known to run.
+        services.setdefault(name, {"state": "unknown", "restarts": None, "last_exit": None, "backoff_until": None})
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
     else:
         for line in status_lines(status):
             print(line)
-    services = status.get("services") or {}
     up = all(s.get("state") in ("running", "healthy", "completed") for s in services.values())
     return EXIT_OK if up else EXIT_FAILED
 

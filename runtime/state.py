@@ -19,15 +19,17 @@ fsync, ``os.replace``, fsync of the directory; a new directory is fsynced into i
 After a power cut the file is either the old version or the new one, never a mix (SD cards
 and ext4 with delayed allocation otherwise leave zero-length or half-written files).
 
-Corrupt files (which atomic writes make unlikely, but a failing SD card does not):
+Corrupt files (which atomic writes make unlikely, but a failing SD card does not). A file is
+corrupt if it is not UTF-8 JSON, or not of the shape below (types checked, not just keys):
 
 * :func:`read_json` raises :class:`StateError` naming the file and what to do;
-* :meth:`StateStore.load` instead moves a corrupt ``state.json`` aside to
-  ``state.json.corrupt`` and starts from an empty state, with a warning. The state only holds
-  counters and the last release, all of which the supervisor rebuilds; refusing to boot a
-  device's stack over it would be the worse failure.
+* :meth:`StateStore.load` instead moves a corrupt ``state.json`` (or one of another format
+  ``version``) aside to ``state.json.corrupt`` and starts from an empty state, with a warning
+  naming the file. The state only holds counters and the last release, all of which the
+  supervisor rebuilds; refusing to boot a device's stack over it would be the worse failure.
+  :meth:`StateStore.check_disk_file` does the same for the disk guard's ``disk.json``.
 * :meth:`StateStore.read_status` raises: the status is only read by people and tools, who
-  should be told.
+  should be told (``armstack status`` says the status is unreadable and exits 1).
 
 Status schema (keys the CLI and the harness rely on)::
 
@@ -38,7 +40,7 @@ Status schema (keys the CLI and the harness rely on)::
      "services": {name: {"state", "container_id", "image", "image_id", "restarts",
                          "last_exit", "last_exit_at", "oom_killed", "health",
                          "backoff_until", "crash_looping", "waiting_for"}},
-     "disk": {},
+     "disk": {"percent", "used", "free", "last_cleanup": {"at", "freed_bytes", "removed"}, "refused"},
      "dropped_requests": {request_id: why it was not applied}}
 """
 
@@ -197,8 +199,9 @@ class ServiceRecord:
 class PersistedState:
     """The supervisor's memory across restarts and power cuts.
 
-    ``from_json`` ignores keys it does not know and defaults missing ones, so an older runtime
-    can read a newer file and the other way round.
+    ``from_json`` ignores keys it does not know and defaults missing ones, so runtimes of the
+    same format ``version`` read each other's files; :meth:`StateStore.load` checks the version
+    and the types first.
     """
 
     release: str = ""
@@ -408,31 +411,54 @@ class StateStore:
                                  f"{exc.strerror or exc}.") from exc
         return True
 
+    @property
+    def disk_path(self) -> Path:
+        return self.dir / "disk.json"
+
     def load(self, *, on_warning: Callable[[str], None] | None = None) -> PersistedState:
         """The persisted state; empty if there is none yet.
 
-        A corrupt ``state.json`` is moved to ``state.json.corrupt`` (replacing an older one) and
-        an empty state returned; ``on_warning`` (default: the ``armstack.state`` logger) is told.
+        A corrupt ``state.json``, or one of another format version, is moved to
+        ``state.json.corrupt`` (replacing an older one) and an empty state returned;
+        ``on_warning`` (default: the ``armstack.state`` logger) is told.
         """
+        problem, data = self._checked(self.state_path, state_problem)
+        if problem is None:
+            return PersistedState.from_json(data)
+        self._move_aside(self.state_path, problem, "started from an empty state (restart counters reset)",
+                         on_warning)
+        return PersistedState()
+
+    def check_disk_file(self, *, on_warning: Callable[[str], None] | None = None) -> None:
+        """Move a corrupt ``disk.json`` aside (to ``disk.json.corrupt``) before the disk guard reads it."""
+        problem, _ = self._checked(self.disk_path, disk_file_problem)
+        if problem is not None:
+            self._move_aside(self.disk_path, problem, "the disk guard starts afresh (image use history reset)",
+                             on_warning)
+
+    def _checked(self, path: Path, shape: Callable[[object], str | None]) -> tuple[str | None, Any]:
+        """(why ``path`` is corrupt or None, its JSON); StateError if it cannot be read at all."""
         try:
-            return PersistedState.from_json(read_json(self.state_path, None))
+            data = read_json(path, None)
         except StateError as exc:
             if not isinstance(exc.__cause__, ValueError):
                 raise   # unreadable (permissions): moving it would not help
-            aside = self.state_path.with_name(self.state_path.name + ".corrupt")
-            try:
-                os.replace(self.state_path, aside)
-            except OSError as move_exc:
-                raise StateError(
-                    f"{self.state_path} is corrupt and cannot be moved aside ({move_exc.strerror}). "
-                    f"Delete it; the supervisor starts from an empty state."
-                ) from move_exc
-            message = (
-                f"{self.state_path} was corrupt; moved it to {aside} and started from an empty state "
-                f"(restart counters reset)."
-            )
-            (on_warning or _log.warning)(message)
-            return PersistedState()
+            return f"was corrupt ({exc.__cause__})", None
+        return (None if data is None else shape(data)), data
+
+    def _move_aside(self, path: Path, problem: str, consequence: str,
+                    on_warning: Callable[[str], None] | None) -> Path:
+        aside = path.with_name(path.name + ".corrupt")
+        try:
+            os.replace(path, aside)
+        except OSError as move_exc:
+            raise StateError(
+                f"{path} {problem} and cannot be moved aside ({move_exc.strerror}). Delete it; the supervisor "
+                f"starts afresh."
+            ) from move_exc
+        _fsync_dir(path.parent)
+        (on_warning or _log.warning)(f"{path} {problem}; moved it to {aside}, {consequence}.")
+        return aside
 
     def save(self, state: PersistedState) -> None:
         self.ensure_dir()
@@ -443,7 +469,10 @@ class StateStore:
         atomic_write_json(self.status_path, dict(status))
 
     def read_status(self) -> dict[str, Any] | None:
-        """The last status written, or None if no supervisor has written one yet."""
+        """The last status written, or None if no supervisor has written one yet.
+
+        StateError if it is unreadable: not JSON, or a key the CLI relies on has the wrong type.
+        """
         data = read_json(self.status_path, None)
         if data is None:
             return None
@@ -451,7 +480,122 @@ class StateStore:
             raise StateError(
                 f"{self.status_path} does not hold a status object. Delete it; the supervisor rewrites it."
             )
+        problem = status_problem(data)
+        if problem is not None:
+            raise StateError(
+                f"The status in {self.status_path} is unreadable: {problem}. The running supervisor rewrites it "
+                f"on its next change; if this persists, delete the file."
+            )
         return data
+
+
+# -- shapes of the files ----------------------------------------------------------------------
+# Kinds: str, int, number, bool, dict, list; "?" also allows null. Keys ending in "!" are
+# required; others may be missing (a file from an older runtime). Values of the wrong type are
+# what turns into tracebacks far from the file, so they make the file corrupt here.
+
+_STATE = {"version!": "int", "release!": "str", "generation!": "int", "services!": "dict"}
+_RECORD = {"restarts": "int", "last_exit_code": "int?", "last_exit_at": "number?", "oom_killed": "bool"}
+_STATUS = {"project": "str", "release": "str", "generation": "int", "updated_at": "number?", "supervisor": "dict?",
+           "last_apply": "dict?", "services!": "dict", "disk": "dict?", "dropped_requests": "dict?"}
+_SUPERVISOR = {"pid": "int", "started_at": "number?", "ready": "bool"}
+_SERVICE = {"state!": "str", "container_id": "str?", "image": "str?", "image_id": "str?", "restarts": "int?",
+            "last_exit": "int?", "last_exit_at": "number?", "oom_killed": "bool", "health": "str?",
+            "backoff_until": "number?", "crash_looping": "bool", "waiting_for": "list",
+            "event_to_action": "number?"}
+_LAST_APPLY = {"generation": "int", "ok!": "bool", "error": "str?", "finished_at": "number?", "report": "dict",
+               "totals": "dict", "removed": "list", "request_id": "str?"}
+_DISK = {"percent": "number?", "used": "number?", "free": "number?", "total": "number?",
+         "last_cleanup": "dict?", "refused": "dict?"}
+_CLEANUP = {"at": "number", "freed_bytes": "number", "removed": "list", "reason": "str?"}
+_DISK_FILE = {"pulled": "dict", "last_used": "dict", "last_cleanup": "dict?"}
+
+
+def _is(value: object, kind: str) -> bool:
+    if kind.endswith("?"):
+        return value is None or _is(value, kind[:-1])
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    return {"str": isinstance(value, str), "int": type(value) is int, "bool": isinstance(value, bool),
+            "dict": isinstance(value, dict), "list": isinstance(value, list)}[kind]
+
+
+_KIND_NAMES = {"str": "a string", "int": "an integer", "number": "a number", "bool": "true or false",
+               "dict": "an object", "list": "a list"}
+
+
+def _shape(doc: Mapping[str, Any], shape: Mapping[str, str], where: str) -> str | None:
+    for spec, kind in shape.items():
+        key = spec.rstrip("!")
+        if key not in doc:
+            if spec.endswith("!"):
+                return f"{where}{key} is missing"
+            continue
+        if not _is(doc[key], kind):
+            wanted = _KIND_NAMES[kind.rstrip("?")] + (" or null" if kind.endswith("?") else "")
+            return f"{where}{key} should be {wanted}, not {json.dumps(doc[key])[:40]}"
+    return None
+
+
+def _each(doc: Mapping[str, Any], kind: str, where: str) -> str | None:
+    for key, value in doc.items():
+        if not _is(value, kind):
+            return f"{where}{key} should be {_KIND_NAMES[kind]}, not {json.dumps(value)[:40]}"
+    return None
+
+
+def state_problem(data: object) -> str | None:
+    """Why ``data`` is not a ``state.json`` this runtime reads, or None."""
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    if "version" in data and data["version"] != STATE_VERSION:
+        return (f"was written in format version {json.dumps(data['version'])[:20]}, which this runtime (version "
+                f"{STATE_VERSION}) does not read")
+    problem = _shape(data, _STATE, "")
+    if problem is not None:
+        return ("has no format version" if problem == "version is missing" else f"has a wrong value: {problem}")
+    for name, rec in data["services"].items():
+        problem = _shape(rec, _RECORD, f"services.{name}.") if isinstance(rec, dict) else (
+            f"services.{name} should be an object")
+        if problem is not None:
+            return f"has a wrong value: {problem}"
+    return None
+
+
+def status_problem(data: Mapping[str, Any]) -> str | None:
+    """Why ``data`` is not a status the CLI can show, or None."""
+    problem = _shape(data, _STATUS, "")
+    if problem is not None:
+        return problem
+    for name, svc in data["services"].items():
+        problem = _shape(svc, _SERVICE, f"services.{name}.") if isinstance(svc, dict) else (
+            f"services.{name} should be an object")
+        if problem is not None:
+            return problem
+    for key, shape in (("supervisor", _SUPERVISOR), ("last_apply", _LAST_APPLY), ("disk", _DISK)):
+        if isinstance(data.get(key), dict) and (problem := _shape(data[key], shape, f"{key}.")) is not None:
+            return problem
+    disk = data.get("disk") or {}
+    if isinstance(disk.get("last_cleanup"), dict):
+        problem = _shape(disk["last_cleanup"], _CLEANUP, "disk.last_cleanup.")
+    if problem is None and isinstance(disk.get("refused"), dict):
+        problem = _each(disk["refused"], "str", "disk.refused.")
+    if problem is None and isinstance(data.get("dropped_requests"), dict):
+        problem = _each(data["dropped_requests"], "str", "dropped_requests.")
+    return problem
+
+
+def disk_file_problem(data: object) -> str | None:
+    """Why ``data`` is not a ``disk.json`` the disk guard (runtime.diskguard) can load, or None."""
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    problem = _shape(data, _DISK_FILE, "")
+    if problem is None:
+        problem = _each(data.get("pulled") or {}, "str", "pulled.") or _each(data.get("last_used") or {}, "number",
+                                                                           "last_used.")
+    if problem is None and isinstance(data.get("last_cleanup"), dict):
+        problem = _shape(data["last_cleanup"], _CLEANUP, "last_cleanup.")
+    return None if problem is None else f"has a wrong value: {problem}"
 
 
 def _makedirs_durable(path: Path, mode: int) -> None:

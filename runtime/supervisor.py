@@ -723,6 +723,10 @@ class Supervisor:
             self.presenter.runtime(f"{exc}; using the default disk watermarks", level="warning")
             policy = disk_policy.DiskPolicy()
         io = DiskIO(self.client, self.desired.stack.project, extra_labels=self.executor.extra_labels, environ=env)
+        try:   # a damaged disk.json is moved aside instead of failing every boot
+            self.store.check_disk_file(on_warning=lambda m: self.presenter.runtime(m, level="warning"))
+        except ArmstackError as exc:
+            self.presenter.runtime(str(exc), level="warning")
         self.disk = DiskGuard(io, policy, self.store.dir / "disk.json", self.presenter.runtime, usage=self.disk_usage)
         try:
             observed = self.executor.observe()

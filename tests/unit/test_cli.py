@@ -194,3 +194,28 @@ def test_a_state_directory_of_another_user_is_refused(tmp_path: Path, command: s
     code = cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), command])
     err = capsys.readouterr().err
     assert code == 1 and "belongs to uid 12345" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("status", "says"), [
+    ('{"project": "demo", "services": {"web": {"state": 5}}}', "services.web.state"),
+    ('{"project": "demo", "services": "web"}', "services"),
+    ('{"project": "demo", "services": {"web": {"state": "running"}}, "disk": {"percent": "x"}}', "disk.percent"),
+    (b'{"project": "\xff"}', "status.json"),
+])
+def test_status_says_an_unreadable_status_is_unreadable(
+        held_project: tuple[Path, StateStore, list[Any]], status: str | bytes, says: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path, store, _ = held_project
+    store.status_path.write_bytes(status if isinstance(status, bytes) else status.encode())
+    for argv in (["status"], ["status", "--json"]):
+        code = cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), *argv])
+        err = capsys.readouterr().err
+        assert code == 1 and "unreadable" in err and says in err and "Traceback" not in err
+
+
+def test_status_without_the_files_services_is_not_ok(
+        held_project: tuple[Path, StateStore, list[Any]], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path, store, _ = held_project
+    store.write_status({"project": "demo", "generation": 1, "supervisor": {"pid": os.getpid()}, "services": {}})
+    assert cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), "status"]) == 1
+    assert "web" in capsys.readouterr().out

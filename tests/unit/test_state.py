@@ -319,3 +319,114 @@ def test_state_files_are_not_followed_through_symlinks(tmp_path: Path, name: str
         else:
             read_json(store.dir / name)
     assert target.read_text() == '{"generation": 9}'
+
+
+# -- damaged files: moved aside, or reported -------------------------------------------------
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"\xff\xfe\x00garbage", "corrupt"),
+    (b'{"version": 9, "release": "r9", "generation": 3, "services": {}}', "version 9"),
+    (b'{"release": "r", "generation": 3, "services": {}}', "version"),
+    (b'{"version": 1, "release": ["x"], "generation": 3, "services": {}}', "release"),
+    (b'{"version": 1, "release": "r", "generation": "7", "services": {}}', "generation"),
+    (b'{"version": 1, "release": "r", "generation": 3, "services": []}', "services"),
+    (b'{"version": 1, "release": "r", "generation": 3, "services": {"db": {"restarts": "2"}}}', "db"),
+    (b'{"version": 1, "release": "r", "generation": NaN, "services": {}}', "corrupt"),
+    (b"[1, 2]", "object"),
+])
+def test_damaged_state_is_moved_aside_with_a_warning(tmp_path: Path, content: bytes, why: str) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.ensure_dir()
+    store.state_path.write_bytes(content)
+    warnings: list[str] = []
+    assert store.load(on_warning=warnings.append) == PersistedState()
+    aside = store.state_path.with_name("state.json.corrupt")
+    assert aside.read_bytes() == content and not store.state_path.exists()
+    assert len(warnings) == 1 and str(store.state_path) in warnings[0] and why in warnings[0]
+
+
+GOOD_STATUS = build_status(
+    project="demo", release="", generation=2, supervisor=SupervisorInfo(pid=42, started_at=1.0),
+    services={"web": ServiceStatus(state="running", restarts=1, backoff_until=5.0)},
+    last_apply=ApplyResult(generation=2, ok=True), disk={"percent": 50.0, "used": 1, "free": 1,
+                                                         "last_cleanup": {"at": 1.0, "freed_bytes": 2, "removed": []}},
+)
+
+
+def _damaged(path: str, value: object) -> dict[str, object]:
+    doc = json.loads(json.dumps(GOOD_STATUS))
+    *parents, last = path.split(".")
+    here = doc
+    for p in parents:
+        here = here[p]
+    if value is _DELETE:
+        del here[last]
+    else:
+        here[last] = value
+    return doc
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("services", "x"), ("services", _DELETE), ("services.web", []), ("services.web.state", 5),
+    ("services.web.restarts", "1"), ("services.web.backoff_until", "soon"), ("services.web.last_exit", 1.5),
+    ("supervisor", [1]), ("supervisor.pid", "42"), ("generation", [1]), ("last_apply", [1]),
+    ("last_apply.ok", "yes"), ("disk", "full"), ("disk.percent", "50"), ("disk.last_cleanup", 3),
+    ("disk.last_cleanup.at", "x"), ("disk.last_cleanup.removed", 4), ("dropped_requests", [1]),
+])
+def test_status_with_wrong_types_is_unreadable(tmp_path: Path, path: str, value: object) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.write_status(GOOD_STATUS)
+    assert store.read_status() == json.loads(json.dumps(GOOD_STATUS))
+    store.write_status(_damaged(path, value))
+    with pytest.raises(StateError, match="status.json") as err:
+        store.read_status()
+    assert path.split(".")[-1] in str(err.value)
+
+
+def test_status_not_utf8_is_unreadable(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.ensure_dir()
+    store.status_path.write_bytes(b'{"project": "\xff"}')
+    with pytest.raises(StateError, match="status.json"):
+        store.read_status()
+
+
+@pytest.mark.parametrize("content", [
+    b'{"pulled": ["sha256:a"], "last_used": {}, "last_cleanup": null}',
+    b'{"pulled": {"sha256:a": "web"}, "last_used": [], "last_cleanup": null}',
+    b'{"pulled": {"sha256:a": 5}, "last_used": {"sha256:a": "yesterday"}, "last_cleanup": null}',
+    b'{"pulled": {}, "last_used": {}, "last_cleanup": {"at": "x", "freed_bytes": 1, "removed": []}}',
+    b'{"pulled": {}, "last_used": {}, "last_cleanup": {"at": 1.0, "freed_bytes": 1, "removed": 7}}',
+    b"\xff\xfe",
+    b"[]",
+])
+def test_damaged_disk_file_is_moved_aside_before_the_disk_guard_reads_it(tmp_path: Path, content: bytes) -> None:
+    from runtime.disk import DiskPolicy
+    from runtime.diskguard import DiskGuard
+
+    store = StateStore(tmp_path, "demo")
+    store.ensure_dir()
+    store.disk_path.write_bytes(content)
+    warnings: list[str] = []
+    store.check_disk_file(on_warning=warnings.append)
+    assert len(warnings) == 1 and str(store.disk_path) in warnings[0]
+    assert store.disk_path.with_name("disk.json.corrupt").read_bytes() == content
+    guard = DiskGuard(None, DiskPolicy(), store.disk_path, lambda *a, **k: None)  # type: ignore[arg-type]
+    assert guard.pulled == {} and guard.last_cleanup is None
+    status = build_status(project="demo", release="", generation=1, supervisor=SupervisorInfo(pid=42, started_at=1.0),
+                          services={}, disk=guard.status_json())
+    assert state_mod.status_problem(status) is None
+
+
+def test_good_disk_file_is_left_alone(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.ensure_dir()
+    good = {"pulled": {"sha256:a": "web"}, "last_used": {"sha256:a": 5.0},
+            "last_cleanup": {"at": 1.0, "freed_bytes": 10, "removed": ["x"], "reason": "boot"}}
+    atomic_write_json(store.disk_path, good)
+    store.check_disk_file(on_warning=lambda m: pytest.fail(m))
+    assert read_json(store.disk_path) == good
