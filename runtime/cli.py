@@ -22,6 +22,7 @@ exit code above.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -298,7 +299,9 @@ def cmd_down(args: argparse.Namespace) -> int:
     pid = running_supervisor(store.lock_path, store.pid_path)
     if pid is not None:
         print(f"stopping the supervisor of project {stack.project} (pid {pid})", file=sys.stderr)
-        os.kill(pid, signal.SIGTERM)
+        # It may exit between the check and the signal: the wait below then sees the lock free.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + args.timeout
         while is_locked(store.lock_path):
             if time.monotonic() > deadline:
