@@ -4,10 +4,11 @@ Flags follow ``docker compose`` where they overlap (``-f``, ``-p``, ``down -v``,
 
 Exit codes:
     0    ok
-    1    apply failed, or not every service is running/healthy
+    1    apply failed, not every service is running/healthy, or the state is unreadable
     2    invalid compose file, or a usage error
     3    the Docker engine is unreachable
-    4    supervisor conflict: another one holds the project, it is unreachable, or it timed out
+    4    supervisor conflict: another one holds the project, it is unreachable, or it timed out,
+         or it did not apply the file handed to it (superseded, or dropped by a restart)
     130  interrupted (Ctrl-C)
 
 ``apply`` while a supervisor runs the project: the project's lock is held, so ``apply`` writes
@@ -42,10 +43,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_CONFLICT, EXIT_INTERRUPTED =
 EPILOG = """\
 exit codes:
   0    ok
-  1    apply failed, or not every service is running/healthy
+  1    apply failed, not every service is running/healthy, or the state is unreadable
   2    invalid compose file, or a usage error
   3    the Docker engine is unreachable
-  4    supervisor conflict: another holds the project, it is unreachable, or it timed out
+  4    supervisor conflict: another holds the project, it is unreachable, or it timed out,
+       or it did not apply the file handed to it (superseded, or dropped by a restart)
   130  interrupted
 
 environment:

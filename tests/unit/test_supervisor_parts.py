@@ -17,7 +17,16 @@ from runtime import cli
 from runtime import supervisor as supervisor_mod
 from runtime.actions import Action, Build, Create, Recreate
 from runtime.compose.model import RestartPolicy, ServiceSpec, StackSpec
-from runtime.control import ApplyRequest, ProjectLock, hand_off, is_locked, request_path, take_requests
+from runtime.control import (
+    ApplyRequest,
+    ProjectLock,
+    hand_off,
+    is_locked,
+    lock_holders,
+    request_path,
+    running_supervisor,
+    take_requests,
+)
 from runtime.errors import SupervisorError
 from runtime.events import parse_event
 from runtime.executor import ActionResult, BuildReport, _split_ref, _ts
@@ -307,3 +316,20 @@ def test_requests_left_from_before_a_restart_are_answered_as_dropped(tmp_path: P
     left = _write_request(sup, tmp_path / "compose.yaml", 3, 1000.0)
     assert sup._take_request(at_boot=True) is None
     assert "restarted" in sup.dropped_requests[left.id]
+
+
+def test_the_lock_holder_is_read_from_the_kernel(tmp_path: Path) -> None:
+    lock = tmp_path / "supervisor.lock"
+    pid_file = tmp_path / "supervisor.pid"
+    with ProjectLock(lock) as held:
+        assert held.acquire()
+        assert lock_holders(lock) == {os.getpid()}
+        pid_file.write_text(str(os.getpid()))
+        assert running_supervisor(lock, pid_file) == os.getpid()
+        fake = tmp_path / "locks"   # the holder in another container: its pid is not visible here
+        fake.write_text(f"1: FLOCK  ADVISORY  WRITE 0 fe:00:{os.stat(lock).st_ino} 0 EOF\n"
+                        f"2: -> FLOCK  ADVISORY  WRITE {os.getpid()} fe:00:{os.stat(lock).st_ino} 0 EOF\n")
+        with pytest.raises(SupervisorError, match="another container"):
+            running_supervisor(lock, pid_file, proc_locks=fake)
+        assert running_supervisor(lock, pid_file, proc_locks=tmp_path / "no-proc") == os.getpid()
+    assert running_supervisor(lock, pid_file) is None   # a free lock: whatever the pid file says
