@@ -180,8 +180,8 @@ class ApplyRequest:
         if not isinstance(doc, dict):
             raise ValueError("it is not a JSON object")
         file, project, generation, rid = (doc.get(k) for k in ("file", "project", "generation", "id"))
-        if not isinstance(file, str) or not file or "\0" in file:
-            raise ValueError("'file' must be a non-empty string")
+        if not isinstance(file, str) or not os.path.isabs(file) or "\0" in file:
+            raise ValueError("'file' must be an absolute path")
         if not isinstance(project, str):
             raise ValueError("'project' must be a string")
         if type(generation) is not int or not 0 <= generation <= MAX_GENERATION:

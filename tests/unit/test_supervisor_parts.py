@@ -102,6 +102,7 @@ BAD_REQUESTS = [
     '{"file": "/a/compose.yaml", "project": "demo", "generation": true, "id": "r1"}',
     '{"file": "/a/compose.yaml", "project": "demo", "generation": -1, "id": "r1"}',
     '{"file": ["/a"], "project": "demo", "generation": 1, "id": "r1"}',
+    '{"file": "compose.yaml", "project": "demo", "generation": 1, "id": "r1"}',
     '{"file": "/a/compose.yaml", "project": 5, "generation": 1, "id": "r1"}',
     '{"file": "/a/compose.yaml", "project": "demo", "generation": 1, "id": "../x"}',
     '{"file": "/a/compose.yaml", "project": "demo", "generation": 1}',
