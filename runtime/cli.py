@@ -4,15 +4,18 @@ Flags follow ``docker compose`` where they overlap (``-f``, ``-p``, ``down -v``,
 
 Exit codes:
     0    ok
-    1    apply failed, or not every service is running/healthy
+    1    apply failed, not every service is running/healthy, or the state is unreadable
     2    invalid compose file, or a usage error
     3    the Docker engine is unreachable
-    4    supervisor conflict: another one holds the project, it is unreachable, or it timed out
+    4    supervisor conflict: another one holds the project, it is unreachable, or it timed out,
+         or it did not apply the file handed to it (superseded, or dropped by a restart)
     130  interrupted (Ctrl-C)
 
 ``apply`` while a supervisor runs the project: the project's lock is held, so ``apply`` writes
-``request.json`` {"file", "project", "generation": current+1} atomically, sends SIGHUP to the
-pid in the pid file and waits until ``status.last_apply.generation`` reaches that generation.
+``request-<id>.json`` {"file", "project", "generation": current+1, "id"} atomically, sends SIGHUP
+to the supervisor (the pid file's pid, once checked to hold the lock) and waits for the result
+of that request id in the status. A request the supervisor dropped (superseded by a concurrent
+apply, or lost in a supervisor restart) exits 4 and says so; it is never reported as applied.
 No traceback reaches the user for a runtime or engine error: one sentence on stderr and the
 exit code above.
 """
@@ -20,6 +23,7 @@ exit code above.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -41,10 +45,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_CONFLICT, EXIT_INTERRUPTED =
 EPILOG = """\
 exit codes:
   0    ok
-  1    apply failed, or not every service is running/healthy
+  1    apply failed, not every service is running/healthy, or the state is unreadable
   2    invalid compose file, or a usage error
   3    the Docker engine is unreachable
-  4    supervisor conflict: another holds the project, it is unreachable, or it timed out
+  4    supervisor conflict: another holds the project, it is unreachable, or it timed out,
+       or it did not apply the file handed to it (superseded, or dropped by a restart)
   130  interrupted
 
 environment:
@@ -246,7 +251,9 @@ def _load(args: argparse.Namespace) -> Any:
 def _store(args: argparse.Namespace, project: str) -> Any:
     from runtime.state import StateStore
 
-    return StateStore(Path(args.data_dir), project)
+    store = StateStore(Path(args.data_dir), project)
+    store.check_dir()   # nothing in a directory that is not ours is believed or signalled
+    return store
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -308,18 +315,22 @@ def _print_apply(last: dict[str, Any] | None, as_json: bool) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from runtime.control import ApplyRequest, hand_off, is_locked
+    from runtime.control import ApplyRequest, hand_off, is_locked, running_supervisor
     from runtime.state import atomic_write_json
     from runtime.supervisor import Supervisor
 
     stack = _load(args)
     store = _store(args, stack.project)
-    if is_locked(store.lock_path):
-        status = store.read_status() or {}
-        req = ApplyRequest(stack.source, stack.project, int(status.get("generation") or 0) + 1)
-        print(f"a supervisor runs project {stack.project}: handing it generation {req.generation}", file=sys.stderr)
-        done = hand_off(req, request_path=store.request_path, pid_path=store.pid_path,
-                        read_status=store.read_status, write_json=atomic_write_json, timeout=args.timeout)
+    pid = running_supervisor(store.lock_path, store.pid_path)
+    if pid is not None:
+        generation = (store.read_status() or {}).get("generation")
+        current = generation if type(generation) is int and generation >= 0 else 0
+        req = ApplyRequest(str(Path(stack.source).resolve()), stack.project, current + 1)
+        print(f"a supervisor (pid {pid}) runs project {stack.project}: handing it generation {req.generation}",
+              file=sys.stderr)
+        done = hand_off(req, state_dir=store.dir, pid=pid, read_status=store.read_status,
+                        write_json=atomic_write_json, supervisor_running=lambda: is_locked(store.lock_path),
+                        timeout=args.timeout)
         return _print_apply(done.get("last_apply"), args.json)
     sup = Supervisor(
         _client(), Path(stack.source), project=stack.project, data_dir=Path(args.data_dir),
@@ -333,20 +344,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from runtime.control import is_locked, read_pid
+    from runtime.control import is_locked, running_supervisor
     from runtime.desired import make_desired
     from runtime.executor import Executor
     from runtime.planner import plan_down
 
     stack = _load(args)
     store = _store(args, stack.project)
-    if is_locked(store.lock_path):
-        # A running supervisor would recreate what we remove: stop it (it stops the stack) first.
-        pid = read_pid(store.pid_path)
-        if pid is None:
-            raise SupervisorError(f"A supervisor holds project {stack.project!r} but its pid file is missing.")
+    # A running supervisor would recreate what we remove: stop it (it stops the stack) first.
+    pid = running_supervisor(store.lock_path, store.pid_path)
+    if pid is not None:
         print(f"stopping the supervisor of project {stack.project} (pid {pid})", file=sys.stderr)
-        os.kill(pid, signal.SIGTERM)
+        # It may exit between the check and the signal: the wait below then sees the lock free.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + args.timeout
         while is_locked(store.lock_path):
             if time.monotonic() > deadline:
@@ -481,6 +492,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = store.read_status() if is_locked(store.lock_path) else None
     if status is None:
         status = _observe_status(stack)
+    services = status["services"]
+    for name in stack.service_names:
+        # A service of the file the status does not mention is not known to run.
+        services.setdefault(name, {"state": "unknown", "restarts": None, "last_exit": None, "backoff_until": None})
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
     else:

@@ -3,37 +3,54 @@
 One supervisor per project holds an exclusive ``flock`` on the project's lock file for its
 whole life (the kernel drops it when the process dies, even by SIGKILL or a power cut, so a
 stale lock never blocks a reboot). ``armstack apply`` tries the same lock: if it gets it, no
-supervisor runs and it converges by itself; if not, it writes ``request.json`` (atomically),
-sends SIGHUP to the pid in the pid file and waits for ``status.last_apply.generation`` to
-reach the generation it asked for.
+supervisor runs and it converges by itself; if not, it writes ``request-<id>.json``
+(atomically, a random id per request), sends SIGHUP to the supervisor and waits until the
+status shows the result of *that* request: ``last_apply.request_id`` equal to its id, or its
+id among ``dropped_requests`` (superseded by a newer request, or left over from before a
+restart), or the supervisor gone or restarted. Another request's result is never taken for
+its own, whatever its generation.
+
+Nothing in the state directory is taken on trust: the pid file only names the process to
+signal if it holds the lock (``/proc/locks`` says who does), pids ≤ 1 are refused, every file
+is opened without following symlinks, and a request is taken off the directory before it is
+parsed, so a bad one is dropped once instead of failing every boot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
+import math
 import os
+import re
+import secrets
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import SupervisorError
+from runtime.errors import StateError, SupervisorError
+from runtime.state import open_nofollow
+
+REQUEST_NAME = re.compile(r"^request(-[A-Za-z0-9_-]{1,64})?\.json$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_GENERATION = 2**53   # JSON numbers above this are not exact integers everywhere
 
 
 class ProjectLock:
-    """An exclusive, non-blocking flock on a project's lock file."""
+    """An exclusive, non-blocking flock on a project's lock file (its directory must exist)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        """True if taken; False if another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        """True if taken; False if another process holds it. StateError if the file is not ours to lock."""
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -63,9 +80,9 @@ class ProjectLock:
 
 def is_locked(path: Path) -> bool:
     """True while some process (a supervisor) holds the project's lock."""
-    lock = ProjectLock(path)
     if not Path(path).exists():
         return False
+    lock = ProjectLock(path)
     if lock.acquire():
         lock.release()
         return False
@@ -73,76 +90,224 @@ def is_locked(path: Path) -> bool:
 
 
 def read_pid(path: Path) -> int | None:
+    """The pid in a pid file, or None if missing, unreadable, or not a pid (≤ 1 never is one:
+    ``kill(-1)`` signals every process, ``kill(0)`` our own group, pid 1 is init)."""
     try:
-        return int(Path(path).read_text().strip())
-    except (OSError, ValueError):
+        fd = open_nofollow(Path(path), os.O_RDONLY)
+    except (OSError, StateError):
         return None
+    try:
+        text = os.read(fd, 64).decode("ascii", "replace").strip()
+    finally:
+        os.close(fd)
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    return pid if 1 < pid < 2**22 + 1 else None   # 2**22: the kernel's pid_max limit
+
+
+def lock_holders(path: Path, proc_locks: Path = Path("/proc/locks")) -> set[int] | None:
+    """Pids holding an flock on ``path`` according to the kernel, or None if it cannot say.
+
+    0 in the set: the holder runs in another pid namespace (another container).
+    """
+    try:
+        ino = os.stat(path).st_ino
+        lines = proc_locks.read_text().splitlines()
+    except OSError:
+        return None
+    holders = set()
+    for line in lines:
+        parts = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:56789 0 EOF"; blocked waiters are "1: -> FLOCK ..."
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(ino):
+            try:
+                holders.add(int(parts[4]))
+            except ValueError:
+                continue
+    return holders
+
+
+def running_supervisor(lock_path: Path, pid_path: Path, proc_locks: Path = Path("/proc/locks")) -> int | None:
+    """The pid of the supervisor running the project, checked, or None if none runs.
+
+    The lock decides: a free lock means no supervisor, whatever the pid file says (a stale pid
+    after a power cut may belong to another process by now). A held lock with a pid file that
+    does not name its holder raises SupervisorError instead of signalling a stranger.
+    """
+    if not is_locked(lock_path):
+        return None
+    pid = read_pid(pid_path)
+    if pid is None:
+        raise SupervisorError(
+            f"A supervisor holds {lock_path} but its pid file {pid_path} is missing or does not hold a "
+            "valid pid; retry in a moment, or stop that supervisor and run the command again.")
+    holders = lock_holders(lock_path, proc_locks)
+    if holders and pid not in holders:
+        if holders == {0}:
+            raise SupervisorError(
+                f"The supervisor holding {lock_path} runs in another container (pid namespace); run the "
+                "command there.")
+        raise SupervisorError(
+            f"The pid file {pid_path} names pid {pid}, but the lock {lock_path} is held by pid "
+            f"{', '.join(str(h) for h in sorted(holders))}; not signalling a process that is not the "
+            "supervisor. Retry in a moment; if it persists, stop the supervisor and remove the pid file.")
+    return pid
+
+
+# -- apply requests ---------------------------------------------------------------------------
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
 
 
 @dataclass(frozen=True)
 class ApplyRequest:
-    """What ``armstack apply`` asks a running supervisor to load (request.json)."""
+    """What ``armstack apply`` asks a running supervisor to load (``request-<id>.json``)."""
 
     file: str
     project: str
     generation: int
+    id: str = field(default_factory=new_request_id)
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "project": self.project, "generation": self.generation}
+        return {"file": self.file, "project": self.project, "generation": self.generation, "id": self.id}
 
     @classmethod
     def from_json(cls, doc: Any) -> ApplyRequest:
-        if not isinstance(doc, dict) or not isinstance(doc.get("file"), str):
-            raise ValueError("request.json must be an object with a 'file' string")
-        return cls(str(doc["file"]), str(doc.get("project") or ""), int(doc.get("generation") or 0))
+        """The request in ``doc``; ValueError (a sentence) for anything but the exact schema."""
+        if not isinstance(doc, dict):
+            raise ValueError("it is not a JSON object")
+        file, project, generation, rid = (doc.get(k) for k in ("file", "project", "generation", "id"))
+        if not isinstance(file, str) or not os.path.isabs(file) or "\0" in file:
+            raise ValueError("'file' must be an absolute path")
+        if not isinstance(project, str):
+            raise ValueError("'project' must be a string")
+        if type(generation) is not int or not 0 <= generation <= MAX_GENERATION:
+            raise ValueError(f"'generation' must be an integer from 0 to {MAX_GENERATION}, not {generation!r}")
+        if not isinstance(rid, str) or not _REQUEST_ID.match(rid):
+            raise ValueError("'id' must be 1 to 64 letters, digits, '_' or '-'")
+        return cls(file, project, generation, rid)
 
 
-def read_request(path: Path) -> ApplyRequest | None:
-    """The pending request, or None; a torn/invalid file raises ValueError."""
+def request_path(directory: Path, request_id: str) -> Path:
+    return Path(directory) / f"request-{request_id}.json"
+
+
+def take_requests(directory: Path) -> tuple[list[ApplyRequest], list[str]]:
+    """Take every pending request off ``directory``, oldest first, plus a sentence per bad one.
+
+    Each file is removed before it is parsed: a request that cannot be used is dropped once
+    and reported, never left behind to fail the next reload or boot too.
+    """
     try:
-        text = Path(path).read_text()
+        names = sorted(n for n in os.listdir(directory) if REQUEST_NAME.match(n))
     except FileNotFoundError:
+        return [], []
+    taken: list[tuple[int, str, ApplyRequest]] = []
+    problems: list[str] = []
+    for name in names:
+        path = Path(directory) / name
+        try:
+            fd = open_nofollow(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        except (OSError, StateError) as exc:
+            _remove(path)
+            problems.append(f"dropped {path}: {exc}")
+            continue
+        try:
+            _remove(path)
+            mtime = os.fstat(fd).st_mtime_ns
+            raw = os.read(fd, MAX_REQUEST_BYTES + 1)
+        except OSError as exc:
+            problems.append(f"dropped {path}: cannot read it ({exc.strerror or exc})")
+            continue
+        finally:
+            os.close(fd)
+        try:
+            if len(raw) > MAX_REQUEST_BYTES:
+                raise ValueError(f"it is larger than {MAX_REQUEST_BYTES} bytes")
+            doc = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+            taken.append((mtime, name, ApplyRequest.from_json(doc)))
+        except (ValueError, RecursionError) as exc:   # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            problems.append(f"dropped the invalid apply request {path}: {exc}")
+    taken.sort(key=lambda t: (t[0], t[1]))
+    return [req for _, _, req in taken], problems
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _finite_int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return ApplyRequest.from_json(json.loads(text))
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return int(value)
 
 
 def hand_off(
     request: ApplyRequest,
     *,
-    request_path: Path,
-    pid_path: Path,
+    state_dir: Path,
+    pid: int,
     read_status: Callable[[], dict[str, Any] | None],
     write_json: Callable[[Path, Any], None],
+    supervisor_running: Callable[[], bool],
     timeout: float,
     poll: float = 0.2,
+    kill: Callable[[int, int], None] = os.kill,
 ) -> dict[str, Any]:
-    """Give ``request`` to the running supervisor and wait for its ``last_apply``; returns the status.
+    """Give ``request`` to the supervisor ``pid`` and wait for the result of that request.
 
-    Polling the status file is the only channel a separate process has here; the interval is
-    short and bounded by ``timeout``.
+    Returns the status whose ``last_apply`` is this request's. SupervisorError if the
+    supervisor dropped it (superseded, or restarted before taking it), stopped, or did not
+    finish within ``timeout``. Polling the status file is the only channel a separate process
+    has here; the interval is short and bounded by ``timeout``.
     """
-    pid = read_pid(pid_path)
-    if pid is None:
-        raise SupervisorError(
-            f"A supervisor holds the lock but its pid file {pid_path} is missing or unreadable; "
-            "retry in a moment, or stop it and run apply again."
-        )
-    write_json(request_path, request.to_json())
+    path = request_path(state_dir, request.id)
+    write_json(path, request.to_json())
+    handed_at = time.time()
     try:
-        os.kill(pid, signal.SIGHUP)
+        kill(pid, signal.SIGHUP)
     except ProcessLookupError as exc:
+        _remove(path)
         raise SupervisorError(f"The supervisor (pid {pid}) is gone; run apply again.") from exc
     except PermissionError as exc:
+        _remove(path)
         raise SupervisorError(f"Not allowed to signal the supervisor (pid {pid}); run apply as its user.") from exc
     deadline = time.monotonic() + timeout
+    not_applied = f"{request.file} was not applied (request {request.id}); run apply again."
     while True:
         status = read_status() or {}
-        last = status.get("last_apply") or {}
-        if int(last.get("generation") or 0) >= request.generation:
+        last = status.get("last_apply")
+        if isinstance(last, dict) and last.get("request_id") == request.id:
             return status
+        dropped = status.get("dropped_requests")
+        if isinstance(dropped, dict) and request.id in dropped:
+            raise SupervisorError(f"The supervisor dropped this apply: {dropped[request.id]}. {not_applied}")
+        sup = status.get("supervisor")
+        now_pid = _finite_int(sup.get("pid")) if isinstance(sup, dict) else None
+        written = status.get("updated_at")
+        fresh = isinstance(written, int | float) and not isinstance(written, bool) and written >= handed_at
+        if now_pid is not None and now_pid != pid and fresh:
+            raise SupervisorError(f"The supervisor restarted (pid {pid}, now {now_pid}) before it applied this "
+                                  f"request; it runs the file it was started with. {not_applied}")
+        if not supervisor_running():
+            _remove(path)
+            raise SupervisorError(f"The supervisor (pid {pid}) stopped before it applied this request. "
+                                  f"{not_applied}")
         if time.monotonic() >= deadline:
             raise SupervisorError(
-                f"The supervisor (pid {pid}) did not finish applying generation {request.generation} "
-                f"within {timeout:g} s; see `armstack status` and its log."
-            )
+                f"The supervisor (pid {pid}) did not finish applying {request.file} (generation "
+                f"{request.generation}, request {request.id}) within {timeout:g} s; see `armstack status` "
+                "and its log.")
         time.sleep(poll)

@@ -4,34 +4,44 @@ Layout, one directory per stack (``<data_dir>/<project>/``)::
 
     state.json        PersistedState: release, generation, per-service restart records
     status.json       the live status the CLI and the test harness read (schema below)
-    request.json      a request from the CLI to a running supervisor
+    request-<id>.json a request from ``armstack apply`` to a running supervisor (runtime.control)
     supervisor.lock   held by the running supervisor
     supervisor.pid    its process id
 
-Every JSON file is written by :func:`atomic_write_json`: temp file in the same directory,
-fsync, ``os.replace``, fsync of the directory. After a power cut the file is either the old
-version or the new one, never a mix (SD cards and ext4 with delayed allocation otherwise
-leave zero-length or half-written files).
+The project directory is created 0700 and must stay ours: a real directory (not a symlink),
+owned by the effective user, writable by nobody else; otherwise every use raises StateError
+instead of trusting a pid file, request or status someone else could have planted (one of
+ours that others may only read, as older runtimes created them, is tightened to 0700).
+Files in it are created 0600 and never opened through a symlink (:func:`open_nofollow`).
 
-Corrupt files (which atomic writes make unlikely, but a failing SD card does not):
+Every JSON file is written by :func:`atomic_write_json`: temp file in the same directory,
+fsync, ``os.replace``, fsync of the directory; a new directory is fsynced into its parent.
+After a power cut the file is either the old version or the new one, never a mix (SD cards
+and ext4 with delayed allocation otherwise leave zero-length or half-written files).
+
+Corrupt files (which atomic writes make unlikely, but a failing SD card does not). A file is
+corrupt if it is not UTF-8 JSON, or not of the shape below (types checked, not just keys):
 
 * :func:`read_json` raises :class:`StateError` naming the file and what to do;
-* :meth:`StateStore.load` instead moves a corrupt ``state.json`` aside to
-  ``state.json.corrupt`` and starts from an empty state, with a warning. The state only holds
-  counters and the last release, all of which the supervisor rebuilds; refusing to boot a
-  device's stack over it would be the worse failure.
+* :meth:`StateStore.load` instead moves a corrupt ``state.json`` (or one of another format
+  ``version``) aside to ``state.json.corrupt`` and starts from an empty state, with a warning
+  naming the file. The state only holds counters and the last release, all of which the
+  supervisor rebuilds; refusing to boot a device's stack over it would be the worse failure.
+  :meth:`StateStore.check_disk_file` does the same for the disk guard's ``disk.json``.
 * :meth:`StateStore.read_status` raises: the status is only read by people and tools, who
-  should be told.
+  should be told (``armstack status`` says the status is unreadable and exits 1).
 
 Status schema (keys the CLI and the harness rely on)::
 
     {"project", "release", "generation", "updated_at",
      "supervisor": {"pid", "started_at", "ready"},
-     "last_apply": {"generation", "ok", "error", "finished_at", "report", "totals", "removed"},
+     "last_apply": {"generation", "ok", "error", "finished_at", "report", "totals", "removed",
+                    "request_id"},
      "services": {name: {"state", "container_id", "image", "image_id", "restarts",
                          "last_exit", "last_exit_at", "oom_killed", "health",
                          "backoff_until", "crash_looping", "waiting_for"}},
-     "disk": {}}
+     "disk": {"percent", "used", "free", "last_cleanup": {"at", "freed_bytes", "removed"}, "refused"},
+     "dropped_requests": {request_id: why it was not applied}}
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -85,14 +96,36 @@ def atomic_write_json(path: Path, data: object) -> None:
                 os.unlink(tmp_name)
 
 
+def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
+    """``os.open`` of a regular file in a state directory, never through a symlink.
+
+    Created files are 0600. StateError (a sentence naming the file) if ``path`` is a symlink or
+    not a regular file (a FIFO would hang a reader); other OSErrors pass through.
+    """
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateError(f"{path} is a symbolic link; the runtime does not follow links in its state "
+                             f"directory. Remove it.") from exc
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StateError(f"{path} is not a regular file; remove it.")
+    return fd
+
+
 def read_json(path: Path, default: Any = None) -> Any:
     """The JSON in ``path``, or ``default`` if the file does not exist.
 
-    Raises :class:`StateError` if it exists but cannot be read or is not valid JSON.
+    Raises :class:`StateError` if it exists but cannot be read, is a symlink, or is not valid
+    UTF-8 JSON (the cause is then a ValueError).
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = open_nofollow(path, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         return default
     except OSError as exc:
@@ -101,11 +134,15 @@ def read_json(path: Path, default: Any = None) -> Any:
             f"(run the supervisor and the CLI as the same user)."
         ) from exc
     try:
-        return json.loads(text)
-    except ValueError as exc:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
         raise StateError(
             f"{path} is corrupt ({exc}). Move it aside or delete it; the supervisor rewrites it."
         ) from exc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -162,8 +199,9 @@ class ServiceRecord:
 class PersistedState:
     """The supervisor's memory across restarts and power cuts.
 
-    ``from_json`` ignores keys it does not know and defaults missing ones, so an older runtime
-    can read a newer file and the other way round.
+    ``from_json`` ignores keys it does not know and defaults missing ones, so runtimes of the
+    same format ``version`` read each other's files; :meth:`StateStore.load` checks the version
+    and the types first.
     """
 
     release: str = ""
@@ -250,6 +288,7 @@ class ApplyResult:
     report: Mapping[str, Any] = field(default_factory=dict)
     totals: Mapping[str, Any] = field(default_factory=dict)   # sums over ``report`` (runtime.report.totals)
     removed: tuple[str, ...] = ()                             # services removed as no longer in the file
+    request_id: str | None = None                             # the `armstack apply` request it answers
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -260,6 +299,7 @@ class ApplyResult:
             "report": dict(self.report),
             "totals": dict(self.totals),
             "removed": list(self.removed),
+            "request_id": self.request_id,
         }
 
 
@@ -273,6 +313,7 @@ def build_status(
     last_apply: ApplyResult | None = None,
     disk: Mapping[str, Any] | None = None,
     updated_at: float | None = None,
+    dropped_requests: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A ``status.json`` document with every key of the schema present."""
     return {
@@ -284,6 +325,7 @@ def build_status(
         "last_apply": None if last_apply is None else last_apply.to_json(),
         "services": {name: st.to_json() for name, st in sorted(services.items())},
         "disk": dict(disk or {}),
+        "dropped_requests": dict(dropped_requests or {}),
     }
 
 
@@ -311,10 +353,6 @@ class StateStore:
         return self.dir / "status.json"
 
     @property
-    def request_path(self) -> Path:
-        return self.dir / "request.json"
-
-    @property
     def lock_path(self) -> Path:
         return self.dir / "supervisor.lock"
 
@@ -323,14 +361,15 @@ class StateStore:
         return self.dir / "supervisor.pid"
 
     def ensure_dir(self) -> Path:
-        """Create the directory if needed and check it is writable; StateError if not."""
+        """Create the directory (0700) if needed and check it is ours and writable; StateError if not."""
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            _makedirs_durable(self.dir, 0o700)
         except OSError as exc:
             raise StateError(
                 f"Cannot create the state directory {self.dir}: {exc.strerror or exc}. "
                 f"Choose a writable data directory with --data-dir, or run as a user that can write it."
             ) from exc
+        self.check_dir()
         if not os.access(self.dir, os.W_OK | os.X_OK):
             raise StateError(
                 f"The state directory {self.dir} is not writable. Fix its permissions, or choose "
@@ -338,31 +377,89 @@ class StateStore:
             )
         return self.dir
 
+    def check_dir(self) -> bool:
+        """False if the directory does not exist yet, True if it is ours; StateError if it is not.
+
+        Ours: a directory (not a symlink), owned by the effective user, writable by nobody
+        else. One that others may read or search is made 0700: an older runtime created it so.
+        """
+        try:
+            st = os.lstat(self.dir)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StateError(f"Cannot inspect the state directory {self.dir}: {exc.strerror or exc}.") from exc
+        fix = "Remove it (it only holds state the supervisor rebuilds), or choose another one with --data-dir."
+        owner_fix = "Run as its owner, remove it, or choose another data directory with --data-dir."
+        if stat.S_ISLNK(st.st_mode):
+            raise StateError(f"The state directory {self.dir} is a symbolic link; the runtime only uses a "
+                             f"directory of its own. {fix}")
+        if not stat.S_ISDIR(st.st_mode):
+            raise StateError(f"The state directory {self.dir} is not a directory. {fix}")
+        if st.st_uid != os.geteuid():
+            raise StateError(
+                f"The state directory {self.dir} belongs to uid {st.st_uid}, not to this user (uid "
+                f"{os.geteuid()}); its pid file and requests cannot be trusted. {owner_fix}")
+        if st.st_mode & 0o022:
+            raise StateError(
+                f"The state directory {self.dir} is writable by other users (mode {stat.S_IMODE(st.st_mode):o}); "
+                f"anyone could have planted a pid file or a request in it. {fix}")
+        if st.st_mode & 0o077:
+            try:
+                os.chmod(self.dir, 0o700, follow_symlinks=False)
+            except OSError as exc:
+                raise StateError(f"Cannot make the state directory {self.dir} private (chmod 700): "
+                                 f"{exc.strerror or exc}.") from exc
+        return True
+
+    @property
+    def disk_path(self) -> Path:
+        return self.dir / "disk.json"
+
     def load(self, *, on_warning: Callable[[str], None] | None = None) -> PersistedState:
         """The persisted state; empty if there is none yet.
 
-        A corrupt ``state.json`` is moved to ``state.json.corrupt`` (replacing an older one) and
-        an empty state returned; ``on_warning`` (default: the ``armstack.state`` logger) is told.
+        A corrupt ``state.json``, or one of another format version, is moved to
+        ``state.json.corrupt`` (replacing an older one) and an empty state returned;
+        ``on_warning`` (default: the ``armstack.state`` logger) is told.
         """
+        problem, data = self._checked(self.state_path, state_problem)
+        if problem is None:
+            return PersistedState.from_json(data)
+        self._move_aside(self.state_path, problem, "started from an empty state (restart counters reset)",
+                         on_warning)
+        return PersistedState()
+
+    def check_disk_file(self, *, on_warning: Callable[[str], None] | None = None) -> None:
+        """Move a corrupt ``disk.json`` aside (to ``disk.json.corrupt``) before the disk guard reads it."""
+        problem, _ = self._checked(self.disk_path, disk_file_problem)
+        if problem is not None:
+            self._move_aside(self.disk_path, problem, "the disk guard starts afresh (image use history reset)",
+                             on_warning)
+
+    def _checked(self, path: Path, shape: Callable[[object], str | None]) -> tuple[str | None, Any]:
+        """(why ``path`` is corrupt or None, its JSON); StateError if it cannot be read at all."""
         try:
-            return PersistedState.from_json(read_json(self.state_path, None))
+            data = read_json(path, None)
         except StateError as exc:
             if not isinstance(exc.__cause__, ValueError):
                 raise   # unreadable (permissions): moving it would not help
-            aside = self.state_path.with_name(self.state_path.name + ".corrupt")
-            try:
-                os.replace(self.state_path, aside)
-            except OSError as move_exc:
-                raise StateError(
-                    f"{self.state_path} is corrupt and cannot be moved aside ({move_exc.strerror}). "
-                    f"Delete it; the supervisor starts from an empty state."
-                ) from move_exc
-            message = (
-                f"{self.state_path} was corrupt; moved it to {aside} and started from an empty state "
-                f"(restart counters reset)."
-            )
-            (on_warning or _log.warning)(message)
-            return PersistedState()
+            return f"was corrupt ({exc.__cause__})", None
+        return (None if data is None else shape(data)), data
+
+    def _move_aside(self, path: Path, problem: str, consequence: str,
+                    on_warning: Callable[[str], None] | None) -> Path:
+        aside = path.with_name(path.name + ".corrupt")
+        try:
+            os.replace(path, aside)
+        except OSError as move_exc:
+            raise StateError(
+                f"{path} {problem} and cannot be moved aside ({move_exc.strerror}). Delete it; the supervisor "
+                f"starts afresh."
+            ) from move_exc
+        _fsync_dir(path.parent)
+        (on_warning or _log.warning)(f"{path} {problem}; moved it to {aside}, {consequence}.")
+        return aside
 
     def save(self, state: PersistedState) -> None:
         self.ensure_dir()
@@ -373,7 +470,10 @@ class StateStore:
         atomic_write_json(self.status_path, dict(status))
 
     def read_status(self) -> dict[str, Any] | None:
-        """The last status written, or None if no supervisor has written one yet."""
+        """The last status written, or None if no supervisor has written one yet.
+
+        StateError if it is unreadable: not JSON, or a key the CLI relies on has the wrong type.
+        """
         data = read_json(self.status_path, None)
         if data is None:
             return None
@@ -381,7 +481,140 @@ class StateStore:
             raise StateError(
                 f"{self.status_path} does not hold a status object. Delete it; the supervisor rewrites it."
             )
+        problem = status_problem(data)
+        if problem is not None:
+            raise StateError(
+                f"The status in {self.status_path} is unreadable: {problem}. The running supervisor rewrites it "
+                f"on its next change; if this persists, delete the file."
+            )
         return data
+
+
+# -- shapes of the files ----------------------------------------------------------------------
+# Kinds: str, int, number, bool, dict, list; "?" also allows null. Keys ending in "!" are
+# required; others may be missing (a file from an older runtime). Values of the wrong type are
+# what turns into tracebacks far from the file, so they make the file corrupt here.
+
+_STATE = {"version!": "int", "release!": "str", "generation!": "int", "services!": "dict"}
+_RECORD = {"restarts": "int", "last_exit_code": "int?", "last_exit_at": "number?", "oom_killed": "bool"}
+_STATUS = {"project": "str", "release": "str", "generation": "int", "updated_at": "number?", "supervisor": "dict?",
+           "last_apply": "dict?", "services!": "dict", "disk": "dict?", "dropped_requests": "dict?"}
+_SUPERVISOR = {"pid": "int", "started_at": "number?", "ready": "bool"}
+_SERVICE = {"state!": "str", "container_id": "str?", "image": "str?", "image_id": "str?", "restarts": "int?",
+            "last_exit": "int?", "last_exit_at": "number?", "oom_killed": "bool", "health": "str?",
+            "backoff_until": "number?", "crash_looping": "bool", "waiting_for": "list",
+            "event_to_action": "number?"}
+_LAST_APPLY = {"generation": "int", "ok!": "bool", "error": "str?", "finished_at": "number?", "report": "dict",
+               "totals": "dict", "removed": "list", "request_id": "str?"}
+_DISK = {"percent": "number?", "used": "number?", "free": "number?", "total": "number?",
+         "last_cleanup": "dict?", "refused": "dict?"}
+_CLEANUP = {"at": "number", "freed_bytes": "number", "removed": "list", "reason": "str?"}
+_DISK_FILE = {"pulled": "dict", "last_used": "dict", "last_cleanup": "dict?"}
+
+
+def _is(value: object, kind: str) -> bool:
+    if kind.endswith("?"):
+        return value is None or _is(value, kind[:-1])
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    return {"str": isinstance(value, str), "int": type(value) is int, "bool": isinstance(value, bool),
+            "dict": isinstance(value, dict), "list": isinstance(value, list)}[kind]
+
+
+_KIND_NAMES = {"str": "a string", "int": "an integer", "number": "a number", "bool": "true or false",
+               "dict": "an object", "list": "a list"}
+
+
+def _shape(doc: Mapping[str, Any], shape: Mapping[str, str], where: str) -> str | None:
+    for spec, kind in shape.items():
+        key = spec.rstrip("!")
+        if key not in doc:
+            if spec.endswith("!"):
+                return f"{where}{key} is missing"
+            continue
+        if not _is(doc[key], kind):
+            wanted = _KIND_NAMES[kind.rstrip("?")] + (" or null" if kind.endswith("?") else "")
+            return f"{where}{key} should be {wanted}, not {json.dumps(doc[key])[:40]}"
+    return None
+
+
+def _each(doc: Mapping[str, Any], kind: str, where: str) -> str | None:
+    for key, value in doc.items():
+        if not _is(value, kind):
+            return f"{where}{key} should be {_KIND_NAMES[kind]}, not {json.dumps(value)[:40]}"
+    return None
+
+
+def state_problem(data: object) -> str | None:
+    """Why ``data`` is not a ``state.json`` this runtime reads, or None."""
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    if "version" in data and data["version"] != STATE_VERSION:
+        return (f"was written in format version {json.dumps(data['version'])[:20]}, which this runtime (version "
+                f"{STATE_VERSION}) does not read")
+    problem = _shape(data, _STATE, "")
+    if problem is not None:
+        return ("has no format version" if problem == "version is missing" else f"has a wrong value: {problem}")
+    for name, rec in data["services"].items():
+        problem = _shape(rec, _RECORD, f"services.{name}.") if isinstance(rec, dict) else (
+            f"services.{name} should be an object")
+        if problem is not None:
+            return f"has a wrong value: {problem}"
+    return None
+
+
+def status_problem(data: Mapping[str, Any]) -> str | None:
+    """Why ``data`` is not a status the CLI can show, or None."""
+    problem = _shape(data, _STATUS, "")
+    if problem is not None:
+        return problem
+    for name, svc in data["services"].items():
+        problem = _shape(svc, _SERVICE, f"services.{name}.") if isinstance(svc, dict) else (
+            f"services.{name} should be an object")
+        if problem is not None:
+            return problem
+    for key, shape in (("supervisor", _SUPERVISOR), ("last_apply", _LAST_APPLY), ("disk", _DISK)):
+        if isinstance(data.get(key), dict) and (problem := _shape(data[key], shape, f"{key}.")) is not None:
+            return problem
+    disk = data.get("disk") or {}
+    if isinstance(disk.get("last_cleanup"), dict):
+        problem = _shape(disk["last_cleanup"], _CLEANUP, "disk.last_cleanup.")
+    if problem is None and isinstance(disk.get("refused"), dict):
+        problem = _each(disk["refused"], "str", "disk.refused.")
+    if problem is None and isinstance(data.get("dropped_requests"), dict):
+        problem = _each(data["dropped_requests"], "str", "dropped_requests.")
+    return problem
+
+
+def disk_file_problem(data: object) -> str | None:
+    """Why ``data`` is not a ``disk.json`` the disk guard (runtime.diskguard) can load, or None."""
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    problem = _shape(data, _DISK_FILE, "")
+    if problem is None:
+        problem = _each(data.get("pulled") or {}, "str", "pulled.") or _each(data.get("last_used") or {}, "number",
+                                                                           "last_used.")
+    if problem is None and isinstance(data.get("last_cleanup"), dict):
+        problem = _shape(data["last_cleanup"], _CLEANUP, "last_cleanup.")
+    return None if problem is None else f"has a wrong value: {problem}"
+
+
+def _makedirs_durable(path: Path, mode: int) -> None:
+    """Create ``path`` (``mode``) and missing parents (default mode), each fsynced into its parent.
+
+    Without the parent's fsync a power cut can lose a new directory with the files in it.
+    """
+    missing: list[Path] = []
+    here = Path(path)
+    while not (here.exists() or here.is_symlink()) and here.parent != here:
+        missing.append(here)
+        here = here.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode if directory == path else 0o777)
+        except FileExistsError:
+            continue   # made by a concurrent process meanwhile; check_dir judges the project's
+        _fsync_dir(directory.parent)
 
 
 def _as_int(value: object, default: int) -> int:

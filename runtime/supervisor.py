@@ -10,7 +10,8 @@ Life cycle of ``Supervisor.run()``::
           deadline or the periodic reconcile is due — never a polling sleep —
           then observe, note new exits (crash history → backoff), plan, execute
     SIGTERM/SIGINT: stop the stack in reverse dependency order (unless detach-on-exit), exit 0
-    SIGHUP: reload (request.json from ``armstack apply``, else the same file) as generation N+1
+    SIGHUP: reload (the newest request-<id>.json from ``armstack apply``, else the same file) as
+            generation N+1; the result names the request id, older requests are answered as dropped
 
 Crashes are found by comparing observed exits with the ones already counted, so a ``die``
 event and a periodic reconcile that finds an exit nobody reported are handled the same way.
@@ -21,11 +22,13 @@ the apply succeeded or failed and leaving the stack running.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import queue
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,12 +55,12 @@ from runtime.actions import (
 )
 from runtime.compose.model import RestartMode, RestartPolicy, StackSpec
 from runtime.compose.source import StackSource
-from runtime.control import ProjectLock, read_request
+from runtime.control import ApplyRequest, ProjectLock, take_requests
 from runtime.desired import make_desired
 from runtime.diskguard import DiskGuard
 from runtime.diskio import DiskIO, UsageProvider
 from runtime.endpoint import Endpoint, EndpointError, ListenAddress, parse_listen
-from runtime.errors import ArmstackError, ComposeError, EngineError
+from runtime.errors import ArmstackError, ComposeError, EngineError, StateError
 from runtime.events import ContainerEvent, EventWatcher, Resync
 from runtime.executor import ActionResult, Executor
 from runtime.exits import DEFAULT_RESTART, describe_restart, with_default_restart
@@ -87,6 +90,8 @@ from runtime.state import (
 from runtime.statusboard import StatusBoard
 from runtime.tracker import ServiceTracker
 
+_log = logging.getLogger("armstack.supervisor")
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -96,6 +101,8 @@ EXIT_INTERRUPTED = 130
 
 MAX_ROUNDS = 25            # plan/execute rounds in one reconcile: a chain of N services needs N
 ENGINE_RETRY = 5.0         # seconds before retrying after the engine failed a reconcile
+MAX_DROPPED = 32           # dropped apply requests remembered in the status for their `apply` to read
+ROUND_RETRY_FIRST = 1.0    # seconds before retrying a reconcile that raised unexpectedly, doubling
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ class _PendingApply:
     deadline: float                      # monotonic
     report: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    request_id: str | None = None        # the `armstack apply` request this apply answers
 
 
 def load_stack_or_problems(path: Path, project: str | None, source: StackSource | None = None,
@@ -206,6 +214,7 @@ class Supervisor:
         self.observed = ObservedState()
         self.pending: _PendingApply | None = None
         self.last_apply: ApplyResult | None = None
+        self.dropped_requests: dict[str, str] = {}       # request id -> why it was not applied
         self.apply_ok: bool | None = None
         self.next_reconcile = 0.0
         self._stop = False
@@ -214,6 +223,8 @@ class Supervisor:
         self._restart_marks: list[tuple[str, float]] = []   # (service, monotonic) of each crash restart
         self._die_seen: dict[str, float] = {}              # service -> monotonic time its die event was read
         self._event_to_action: dict[str, float] = {}       # service -> seconds from die event to restart
+        self._round_failures = 0                           # reconciles in a row that raised unexpectedly
+        self._tracebacks_shown: set[str] = set()           # failure sites whose traceback was logged
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -307,7 +318,7 @@ class Supervisor:
             self.events = EventWatcher(self.client, stack.project, self.queue)
             self.events.start()
             # A request left over from before a restart is stale: this boot applies the file given.
-            self._consume_request()
+            self._take_request(at_boot=True)
             self._begin_apply(self.generation + 1)
             first = self._reconcile()
             if first is not None and self.once:
@@ -446,34 +457,62 @@ class Supervisor:
         env = os.environ if self.environ is None else self.environ
         return env.get("ARMSTACK_RELEASE", "") or self.persisted.release
 
-    def _begin_apply(self, generation: int) -> None:
+    def _begin_apply(self, generation: int, request_id: str | None = None) -> None:
         self.generation = generation
         self.applied_at = time.time()
         self.failed_builds.clear()
         self.failed_images.clear()
         self.apply_ok = None
-        self.pending = _PendingApply(generation, time.monotonic() + self.apply_timeout)
+        self.pending = _PendingApply(generation, time.monotonic() + self.apply_timeout, request_id=request_id)
         self.presenter.runtime(f"applying generation {generation} of {self.compose_path}")
 
-    def _consume_request(self) -> tuple[Path, str | None, int | None] | None:
+    def _take_request(self, *, at_boot: bool = False) -> ApplyRequest | None:
+        """The newest pending apply request, or None. Never raises.
+
+        Every request taken is answered: the one returned by the apply it starts, the others
+        (older ones taken in the same batch; all of them at boot) in ``dropped_requests``. A
+        file that is not a valid request is logged and dropped.
+        """
         assert self.store is not None
+        log = self.presenter.runtime
         try:
-            req = read_request(self.store.request_path)
-        except (ValueError, OSError) as exc:
-            self.presenter.runtime(f"ignoring an unreadable {self.store.request_path}: {exc}", level="warning")
-            req = None
-        self.store.request_path.unlink(missing_ok=True)
-        if req is None:
+            requests, problems = take_requests(self.store.dir)
+        except (OSError, StateError) as exc:
+            log(f"cannot read the apply requests in {self.store.dir}: {exc}", level="warning")
             return None
-        return Path(req.file), req.project or None, req.generation
+        for problem in problems:
+            log(problem, level="warning")
+        if at_boot:
+            for r in requests:
+                self._drop_request(r.id, f"the supervisor restarted before it took the request for {r.file}; "
+                                         "this boot applies the file it was started with")
+            return None
+        if not requests:
+            return None
+        *older, newest = requests
+        for r in older:
+            self._drop_request(r.id, f"superseded by a newer apply request ({newest.id}) before it started")
+        return newest
+
+    def _drop_request(self, request_id: str, reason: str) -> None:
+        self.presenter.runtime(f"apply request {request_id} dropped: {reason}", level="warning")
+        self.dropped_requests[request_id] = reason
+        while len(self.dropped_requests) > MAX_DROPPED:
+            del self.dropped_requests[next(iter(self.dropped_requests))]
 
     def _reload(self) -> None:
         assert self.stack is not None
         log = self.presenter.runtime
-        req = self._consume_request()
-        path, project, wanted = req if req is not None else (self.compose_path, None, None)
-        generation = max(self.generation + 1, wanted or 0)
-        log(f"reload requested: {path}")
+        req = self._take_request()
+        if req is None and self.pending is not None and self.pending.request_id is not None:
+            # The SIGHUP of a request already taken with an earlier one: what it asked for is
+            # being applied, and reloading now would only supersede it.
+            return
+        path = Path(req.file) if req is not None else self.compose_path
+        project = (req.project or None) if req is not None else None
+        rid = req.id if req is not None else None
+        generation = max(self.generation + 1, req.generation if req is not None else 0)
+        log(f"reload requested: {path}" + (f" (apply request {rid})" if rid else ""))
         try:
             stack = load_stack_or_problems(path, project or self.stack.project, self.source,
                                            self.default_restart)
@@ -483,29 +522,32 @@ class Supervisor:
             for w in stack_warnings(stack):
                 log(w, level="warning")
             self._set_stack(stack)
-        except (ArmstackError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a file that cannot be loaded never ends the supervisor
             problems = exc.problems if isinstance(exc, ComposeError) else []
             for p in problems:
                 log(str(p), level="error")
-            message = str(exc).splitlines()[0] if not problems else (
+            message = (str(exc).splitlines() or [type(exc).__name__])[0] if not problems else (
                 f"{path} is invalid ({len(problems)} error(s)): " + "; ".join(str(p) for p in problems))
             log(f"reload failed, the current stack keeps running: {message}", level="error")
             self.generation = generation
-            self.last_apply = ApplyResult(generation, False, message, time.time(), {})
+            self.last_apply = ApplyResult(generation, False, message, time.time(), {}, request_id=rid)
             self._persist()
             self._write_status(force=True)
             return
         self.compose_path = path.resolve()
         # A new configuration is a new situation: crash streaks start over.
         self.tracker.new_configuration()
-        self._begin_apply(generation)
+        if self.pending is not None and self.pending.request_id is not None:
+            self._drop_request(self.pending.request_id,
+                               f"superseded by a newer apply ({rid or 'a reload'}) before it finished")
+        self._begin_apply(generation, rid)
 
     def _finish_apply(self, ok: bool, error: str | None) -> None:
         assert self.pending is not None and self.stack is not None
         report = full_report(self.stack, self.pending.report)
         removed = removed_services(self.stack, self.pending.report)
         self.last_apply = ApplyResult(self.pending.generation, ok, error, time.time(), report,
-                                      totals(report, removed), tuple(removed))
+                                      totals(report, removed), tuple(removed), self.pending.request_id)
         self.apply_ok = ok
         self.pending = None
         self.ready = True
@@ -551,7 +593,37 @@ class Supervisor:
                       image_failed=frozenset(self.failed_images))
 
     def _reconcile(self) -> str | None:
-        """Observe → plan → execute until only Waits remain; returns an error sentence or None."""
+        """Observe → plan → execute until only Waits remain; returns an error sentence or None.
+
+        Never raises for a round that fails: whatever ``validate`` accepted must not kill the
+        supervisor and with it a running stack. An unexpected exception (a bug) is logged, its
+        traceback once per failure site, and the round retried with a doubling delay.
+        """
+        try:
+            error = self._reconcile_round()
+        except Exception as exc:  # noqa: BLE001 - the stack outlives a bug in one round
+            return self._round_failed(exc)
+        self._round_failures = 0
+        return error
+
+    def _round_failed(self, exc: Exception) -> str:
+        self._round_failures += 1
+        cap = max(self.reconcile_interval, ROUND_RETRY_FIRST)
+        delay = min(ROUND_RETRY_FIRST * 2 ** (self._round_failures - 1), cap)
+        self.next_reconcile = time.monotonic() + delay
+        trace = traceback.format_exception(exc)
+        frames = traceback.extract_tb(exc.__traceback__)
+        site = f"{type(exc).__name__}@{frames[-1].filename}:{frames[-1].lineno}" if frames else type(exc).__name__
+        first = site not in self._tracebacks_shown
+        self._tracebacks_shown.add(site)
+        if first:
+            self.presenter.runtime("".join(trace).rstrip(), level="error")
+        else:   # the same bug every round would flood the log of a device
+            _log.debug("%s", "".join(trace).rstrip())
+        return (f"a reconcile failed unexpectedly ({type(exc).__name__}: {exc}); the stack keeps running and "
+                f"the reconcile is retried in {delay:g} s. Please report this with the log above.")
+
+    def _reconcile_round(self) -> str | None:
         assert self.executor is not None and self.desired is not None
         self.next_reconcile = time.monotonic() + self.reconcile_interval
         try:
@@ -670,6 +742,10 @@ class Supervisor:
             self.presenter.runtime(f"{exc}; using the default disk watermarks", level="warning")
             policy = disk_policy.DiskPolicy()
         io = DiskIO(self.client, self.desired.stack.project, extra_labels=self.executor.extra_labels, environ=env)
+        try:   # a damaged disk.json is moved aside instead of failing every boot
+            self.store.check_disk_file(on_warning=lambda m: self.presenter.runtime(m, level="warning"))
+        except ArmstackError as exc:
+            self.presenter.runtime(str(exc), level="warning")
         self.disk = DiskGuard(io, policy, self.store.dir / "disk.json", self.presenter.runtime, usage=self.disk_usage)
         try:
             observed = self.executor.observe()
@@ -751,6 +827,7 @@ class Supervisor:
             services=services,
             last_apply=self.last_apply,
             disk=self.disk.status_json() if self.disk is not None else None,
+            dropped_requests=self.dropped_requests,
         )
 
     def _write_status(self, *, force: bool = False) -> None:

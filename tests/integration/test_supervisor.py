@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.events import EventRecorder
@@ -195,3 +197,34 @@ def test_a_service_without_restart_is_kept_alive_and_a_finished_job_is_done(stac
                lambda: "service strict exited with code 137; restart policy 'no': left down" in stack.log_text())
     assert not stack.containers()["strict"]["State"]["Running"]
     assert stack.containers()["migrate"]["State"]["StartedAt"] == before["migrate"]["State"]["StartedAt"]
+
+
+def test_concurrent_applies_never_report_each_others_result(stack: Stack) -> None:
+    write_stack(stack.dir, stack.project)
+    stack.start_supervisor()
+    assert stack.wait_applied()["ok"], stack.log_text()
+    write_stack(stack.dir, stack.project, web_message="web v2")
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: stack.cli("apply", "--json", "--timeout", "60", timeout=90), range(2)))
+    codes = sorted(r.returncode for r in runs)
+    assert codes in ([0, 0], [0, 4]), [(r.returncode, r.stderr) for r in runs]
+    ids = [json.loads(r.stdout)["request_id"] for r in runs if r.returncode == 0]
+    assert len(set(ids)) == len(ids) and all(ids)   # each success is its own request's result
+    for r in runs:
+        if r.returncode == 4:
+            assert "was not applied" in r.stderr and "Traceback" not in r.stderr
+    print("concurrent applies:", [(r.returncode, r.stderr.strip().splitlines()[-1]) for r in runs])
+
+
+def test_a_bad_request_file_does_not_kill_the_supervisor(stack: Stack) -> None:
+    write_stack(stack.dir, stack.project)
+    proc = stack.start_supervisor()
+    assert stack.wait_applied()["ok"], stack.log_text()
+    bad = stack.data_dir / stack.project / "request-bad.json"
+    bad.write_text('{"file": "/x.yaml", "project": "p", "generation": [1], "id": "bad"}')
+    proc.send_signal(signal.SIGHUP)
+    stack.wait("the bad request to be dropped", lambda: "invalid apply request" in stack.log_text())
+    assert not bad.exists() and proc.poll() is None
+    done = stack.cli("apply", "--timeout", "30")   # and the channel still works
+    assert done.returncode == 0, done.stderr
+    assert proc.poll() is None

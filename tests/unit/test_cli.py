@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import docker.errors
 import pytest
 
 from runtime import cli
 from runtime.actions import Build, Start, Wait
+from runtime.control import ProjectLock
 from runtime.errors import ComposeError, EngineError, Problem, StateError, SupervisorError
+from runtime.state import StateStore
 
 
 def test_global_flags_and_up_options() -> None:
@@ -119,3 +126,99 @@ def test_global_options_before_or_after_the_command(argv: list[str]) -> None:
 def test_logs_f_means_follow_not_file() -> None:
     args = cli.parse_args(["-f", "x.yml", "logs", "-f", "web"])
     assert (args.file, args.follow, args.service) == ("x.yml", True, "web")
+
+
+# -- signalling only the supervisor -----------------------------------------------------------
+
+
+@pytest.fixture
+def held_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, StateStore, list[Any]]]:
+    """A project whose lock is held (by this process) and an os.kill that only records."""
+    (tmp_path / "compose.yaml").write_text("name: demo\nservices:\n  web:\n    image: alpine:3.19\n")
+    store = StateStore(tmp_path / "data", "demo")
+    store.ensure_dir()
+    kills: list[Any] = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: kills.append((pid, sig)))
+
+    def no_engine() -> Any:
+        raise cli._EngineDown("no engine in unit tests")
+
+    monkeypatch.setattr(cli, "_client", no_engine)
+    with ProjectLock(store.lock_path) as lock:
+        assert lock.acquire()
+        yield tmp_path, store, kills
+
+
+@pytest.mark.parametrize("pid_text", ["-1", "0", "1", "garbage", ""])
+@pytest.mark.parametrize("command", ["down", "apply"])
+def test_a_pid_file_that_names_no_process_is_never_signalled(
+        held_project: tuple[Path, StateStore, list[Any]], pid_text: str, command: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path, store, kills = held_project
+    store.pid_path.write_text(pid_text)
+    code = cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), command, "--timeout", "0.1"])
+    assert kills == []
+    assert code == 4 and "pid" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["down", "apply"])
+def test_a_pid_file_that_names_another_process_is_never_signalled(
+        held_project: tuple[Path, StateStore, list[Any]], command: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The lock is held by this process; the pid file names another live one (a reused pid).
+    tmp_path, store, kills = held_project
+    store.pid_path.write_text(str(os.getppid()))
+    code = cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), command, "--timeout", "0.1"])
+    assert kills == []
+    assert code == 4 and f"held by pid {os.getpid()}" in capsys.readouterr().err
+
+
+def test_a_stale_pid_file_with_a_free_lock_is_not_signalled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "compose.yaml").write_text("name: demo\nservices:\n  web:\n    image: alpine:3.19\n")
+    store = StateStore(tmp_path / "data", "demo")
+    store.ensure_dir()
+    store.pid_path.write_text(str(os.getppid()))   # left by a power cut; the pid now someone else's
+    kills: list[Any] = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: kills.append((pid, sig)))
+    monkeypatch.setattr(cli, "_client", lambda: (_ for _ in ()).throw(cli._EngineDown("no engine")))
+    assert cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), "down"]) == 3
+    assert kills == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory another user's needs root")
+@pytest.mark.parametrize("command", ["status", "down", "apply"])
+def test_a_state_directory_of_another_user_is_refused(tmp_path: Path, command: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "compose.yaml").write_text("name: demo\nservices:\n  web:\n    image: alpine:3.19\n")
+    planted = tmp_path / "data" / "demo"
+    planted.mkdir(parents=True, mode=0o700)
+    (planted / "supervisor.pid").write_text("-1")
+    os.chown(planted, 12345, -1)
+    code = cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), command])
+    err = capsys.readouterr().err
+    assert code == 1 and "belongs to uid 12345" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("status", "says"), [
+    ('{"project": "demo", "services": {"web": {"state": 5}}}', "services.web.state"),
+    ('{"project": "demo", "services": "web"}', "services"),
+    ('{"project": "demo", "services": {"web": {"state": "running"}}, "disk": {"percent": "x"}}', "disk.percent"),
+    (b'{"project": "\xff"}', "status.json"),
+])
+def test_status_says_an_unreadable_status_is_unreadable(
+        held_project: tuple[Path, StateStore, list[Any]], status: str | bytes, says: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path, store, _ = held_project
+    store.status_path.write_bytes(status if isinstance(status, bytes) else status.encode())
+    for argv in (["status"], ["status", "--json"]):
+        code = cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), *argv])
+        err = capsys.readouterr().err
+        assert code == 1 and "unreadable" in err and says in err and "Traceback" not in err
+
+
+def test_status_without_the_files_services_is_not_ok(
+        held_project: tuple[Path, StateStore, list[Any]], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path, store, _ = held_project
+    store.write_status({"project": "demo", "generation": 1, "supervisor": {"pid": os.getpid()}, "services": {}})
+    assert cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), "status"]) == 1
+    assert "web" in capsys.readouterr().out

@@ -173,12 +173,14 @@ def test_status_round_trip_with_helpers(tmp_path: Path) -> None:
     assert back is not None
     assert set(back) == {
         "project", "release", "generation", "updated_at", "supervisor", "last_apply", "services", "disk",
+        "dropped_requests",
     }
     assert set(back["services"]["web"]) >= {
         "state", "container_id", "image", "image_id", "restarts", "last_exit", "oom_killed", "health",
         "backoff_until", "crash_looping", "waiting_for",
     }
-    assert set(back["last_apply"]) == {"generation", "ok", "error", "finished_at", "report", "totals", "removed"}
+    assert set(back["last_apply"]) == {"generation", "ok", "error", "finished_at", "report", "totals", "removed",
+                                       "request_id"}
     assert set(back["supervisor"]) == {"pid", "started_at", "ready"}
     assert back["services"]["db"]["waiting_for"] == ["net"]
 
@@ -197,9 +199,8 @@ def test_corrupt_status_raises(tmp_path: Path) -> None:
 def test_paths(tmp_path: Path) -> None:
     store = StateStore(tmp_path, "demo")
     assert store.dir == tmp_path / "demo"
-    assert {p.name for p in (store.status_path, store.state_path, store.request_path, store.lock_path,
-                             store.pid_path)} == {"status.json", "state.json", "request.json",
-                                                  "supervisor.lock", "supervisor.pid"}
+    assert {p.name for p in (store.status_path, store.state_path, store.lock_path,
+                             store.pid_path)} == {"status.json", "state.json", "supervisor.lock", "supervisor.pid"}
     assert all(p.parent == store.dir for p in (store.status_path, store.lock_path, store.pid_path))
 
 
@@ -232,3 +233,200 @@ def test_not_writable_dir_detected_before_writing(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(state_mod.os, "access", lambda path, mode: False)
     with pytest.raises(StateError, match="not writable"):
         StateStore(tmp_path, "demo").save(PersistedState())
+
+
+# -- a state directory that is ours, or refused ---------------------------------------------
+
+
+def test_new_project_directory_is_private_and_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(state_mod.os, "fsync", spy)
+    store = StateStore(tmp_path / "data", "demo")
+    store.ensure_dir()
+    assert stat.S_IMODE(os.stat(store.dir).st_mode) == 0o700
+    # Each new directory's entry is made durable in its parent: the project's and the data dir's.
+    assert os.stat(tmp_path / "data").st_ino in synced and os.stat(tmp_path).st_ino in synced
+
+
+def test_files_in_the_state_directory_are_0600(tmp_path: Path) -> None:
+    from runtime.control import ProjectLock
+
+    store = StateStore(tmp_path, "demo")
+    store.save(PersistedState(generation=1))
+    store.write_status({"project": "demo"})
+    with ProjectLock(store.lock_path) as lock:
+        assert lock.acquire()
+    for path in (store.state_path, store.status_path, store.lock_path):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory another user's needs root")
+def test_project_directory_of_another_user_is_refused(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.dir.mkdir(mode=0o700)
+    os.chown(store.dir, 12345, -1)
+    for use in (store.ensure_dir, store.check_dir, lambda: store.save(PersistedState())):
+        with pytest.raises(StateError, match="belongs to uid 12345") as err:
+            use()
+        assert str(store.dir) in str(err.value)
+    assert not store.state_path.exists()
+
+
+def test_project_directory_writable_by_others_is_refused(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.dir.mkdir()
+    store.dir.chmod(0o777)
+    with pytest.raises(StateError, match="writable by other users"):
+        store.ensure_dir()
+
+
+def test_project_directory_readable_by_others_is_made_private(tmp_path: Path) -> None:
+    # What an older runtime created under umask 022: ours, so tightened rather than refused.
+    store = StateStore(tmp_path, "demo")
+    store.dir.mkdir()
+    store.dir.chmod(0o755)
+    store.ensure_dir()
+    assert stat.S_IMODE(os.stat(store.dir).st_mode) == 0o700
+
+
+def test_project_directory_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "demo").symlink_to(tmp_path / "elsewhere")
+    store = StateStore(tmp_path / "data", "demo")
+    with pytest.raises(StateError, match="symbolic link"):
+        store.ensure_dir()
+
+
+@pytest.mark.parametrize("name", ["state.json", "status.json", "supervisor.lock"])
+def test_state_files_are_not_followed_through_symlinks(tmp_path: Path, name: str) -> None:
+    from runtime.control import ProjectLock
+
+    store = StateStore(tmp_path, "demo")
+    store.ensure_dir()
+    target = tmp_path / "target"
+    target.write_text('{"generation": 9}')
+    (store.dir / name).symlink_to(target)
+    with pytest.raises(StateError, match="symbolic link"):
+        if name == "supervisor.lock":
+            ProjectLock(store.lock_path).acquire()
+        else:
+            read_json(store.dir / name)
+    assert target.read_text() == '{"generation": 9}'
+
+
+# -- damaged files: moved aside, or reported -------------------------------------------------
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"\xff\xfe\x00garbage", "corrupt"),
+    (b'{"version": 9, "release": "r9", "generation": 3, "services": {}}', "version 9"),
+    (b'{"release": "r", "generation": 3, "services": {}}', "version"),
+    (b'{"version": 1, "release": ["x"], "generation": 3, "services": {}}', "release"),
+    (b'{"version": 1, "release": "r", "generation": "7", "services": {}}', "generation"),
+    (b'{"version": 1, "release": "r", "generation": 3, "services": []}', "services"),
+    (b'{"version": 1, "release": "r", "generation": 3, "services": {"db": {"restarts": "2"}}}', "db"),
+    (b'{"version": 1, "release": "r", "generation": NaN, "services": {}}', "corrupt"),
+    (b"[1, 2]", "object"),
+])
+def test_damaged_state_is_moved_aside_with_a_warning(tmp_path: Path, content: bytes, why: str) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.ensure_dir()
+    store.state_path.write_bytes(content)
+    warnings: list[str] = []
+    assert store.load(on_warning=warnings.append) == PersistedState()
+    aside = store.state_path.with_name("state.json.corrupt")
+    assert aside.read_bytes() == content and not store.state_path.exists()
+    assert len(warnings) == 1 and str(store.state_path) in warnings[0] and why in warnings[0]
+
+
+GOOD_STATUS = build_status(
+    project="demo", release="", generation=2, supervisor=SupervisorInfo(pid=42, started_at=1.0),
+    services={"web": ServiceStatus(state="running", restarts=1, backoff_until=5.0)},
+    last_apply=ApplyResult(generation=2, ok=True), disk={"percent": 50.0, "used": 1, "free": 1,
+                                                         "last_cleanup": {"at": 1.0, "freed_bytes": 2, "removed": []}},
+)
+
+
+def _damaged(path: str, value: object) -> dict[str, object]:
+    doc = json.loads(json.dumps(GOOD_STATUS))
+    *parents, last = path.split(".")
+    here = doc
+    for p in parents:
+        here = here[p]
+    if value is _DELETE:
+        del here[last]
+    else:
+        here[last] = value
+    return doc
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("services", "x"), ("services", _DELETE), ("services.web", []), ("services.web.state", 5),
+    ("services.web.restarts", "1"), ("services.web.backoff_until", "soon"), ("services.web.last_exit", 1.5),
+    ("supervisor", [1]), ("supervisor.pid", "42"), ("generation", [1]), ("last_apply", [1]),
+    ("last_apply.ok", "yes"), ("disk", "full"), ("disk.percent", "50"), ("disk.last_cleanup", 3),
+    ("disk.last_cleanup.at", "x"), ("disk.last_cleanup.removed", 4), ("dropped_requests", [1]),
+])
+def test_status_with_wrong_types_is_unreadable(tmp_path: Path, path: str, value: object) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.write_status(GOOD_STATUS)
+    assert store.read_status() == json.loads(json.dumps(GOOD_STATUS))
+    store.write_status(_damaged(path, value))
+    with pytest.raises(StateError, match="status.json") as err:
+        store.read_status()
+    assert path.split(".")[-1] in str(err.value)
+
+
+def test_status_not_utf8_is_unreadable(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.ensure_dir()
+    store.status_path.write_bytes(b'{"project": "\xff"}')
+    with pytest.raises(StateError, match="status.json"):
+        store.read_status()
+
+
+@pytest.mark.parametrize("content", [
+    b'{"pulled": ["sha256:a"], "last_used": {}, "last_cleanup": null}',
+    b'{"pulled": {"sha256:a": "web"}, "last_used": [], "last_cleanup": null}',
+    b'{"pulled": {"sha256:a": 5}, "last_used": {"sha256:a": "yesterday"}, "last_cleanup": null}',
+    b'{"pulled": {}, "last_used": {}, "last_cleanup": {"at": "x", "freed_bytes": 1, "removed": []}}',
+    b'{"pulled": {}, "last_used": {}, "last_cleanup": {"at": 1.0, "freed_bytes": 1, "removed": 7}}',
+    b"\xff\xfe",
+    b"[]",
+])
+def test_damaged_disk_file_is_moved_aside_before_the_disk_guard_reads_it(tmp_path: Path, content: bytes) -> None:
+    from runtime.disk import DiskPolicy
+    from runtime.diskguard import DiskGuard
+
+    store = StateStore(tmp_path, "demo")
+    store.ensure_dir()
+    store.disk_path.write_bytes(content)
+    warnings: list[str] = []
+    store.check_disk_file(on_warning=warnings.append)
+    assert len(warnings) == 1 and str(store.disk_path) in warnings[0]
+    assert store.disk_path.with_name("disk.json.corrupt").read_bytes() == content
+    guard = DiskGuard(None, DiskPolicy(), store.disk_path, lambda *a, **k: None)  # type: ignore[arg-type]
+    assert guard.pulled == {} and guard.last_cleanup is None
+    status = build_status(project="demo", release="", generation=1, supervisor=SupervisorInfo(pid=42, started_at=1.0),
+                          services={}, disk=guard.status_json())
+    assert state_mod.status_problem(status) is None
+
+
+def test_good_disk_file_is_left_alone(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "demo")
+    store.ensure_dir()
+    good = {"pulled": {"sha256:a": "web"}, "last_used": {"sha256:a": 5.0},
+            "last_cleanup": {"at": 1.0, "freed_bytes": 10, "removed": ["x"], "reason": "boot"}}
+    atomic_write_json(store.disk_path, good)
+    store.check_disk_file(on_warning=lambda m: pytest.fail(m))
+    assert read_json(store.disk_path) == good

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-from runtime.actions import Build, Create, Recreate
+import pytest
+
+from runtime import cli
+from runtime import supervisor as supervisor_mod
+from runtime.actions import Action, Build, Create, Recreate
 from runtime.compose.model import RestartPolicy, ServiceSpec, StackSpec
-from runtime.control import ApplyRequest, ProjectLock, is_locked, read_request
+from runtime.control import (
+    ApplyRequest,
+    ProjectLock,
+    hand_off,
+    is_locked,
+    lock_holders,
+    request_path,
+    running_supervisor,
+    take_requests,
+)
+from runtime.errors import SupervisorError
 from runtime.events import parse_event
 from runtime.executor import ActionResult, BuildReport, _split_ref, _ts
+from runtime.logs import LogPresenter
 from runtime.observed import ObservedContainer, ObservedState
 from runtime.report import full_report, merge_results, not_ready
+from runtime.state import StateStore, atomic_write_json
+from runtime.supervisor import Supervisor
+from tests.unit import specs
+from tests.unit.specs import FakeEngine
 
 
 def test_parse_die_and_health_events() -> None:
@@ -51,6 +77,7 @@ def test_readiness() -> None:
 def test_project_lock_is_exclusive(tmp_path: Path) -> None:
     path = tmp_path / "p" / "supervisor.lock"
     assert not is_locked(path)
+    path.parent.mkdir(mode=0o700)
     with ProjectLock(path) as lock:
         assert lock.acquire()
         assert is_locked(path)
@@ -59,10 +86,63 @@ def test_project_lock_is_exclusive(tmp_path: Path) -> None:
 
 
 def test_request_round_trip(tmp_path: Path) -> None:
-    path = tmp_path / "request.json"
-    assert read_request(path) is None
-    path.write_text('{"file": "/a/compose.yaml", "project": "p", "generation": 4}')
-    assert read_request(path) == ApplyRequest("/a/compose.yaml", "p", 4)
+    assert take_requests(tmp_path) == ([], [])
+    req = ApplyRequest("/a/compose.yaml", "p", 4)
+    atomic_write_json(request_path(tmp_path, req.id), req.to_json())
+    assert take_requests(tmp_path) == ([req], [])
+    assert list(tmp_path.iterdir()) == []   # taken off the directory
+    assert ApplyRequest("f", "p", 1).id != ApplyRequest("f", "p", 1).id
+
+
+BAD_REQUESTS = [
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": [1], "id": "r1"}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": Infinity, "id": "r1"}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": NaN, "id": "r1"}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": 1e400, "id": "r1"}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": true, "id": "r1"}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": -1, "id": "r1"}',
+    '{"file": ["/a"], "project": "demo", "generation": 1, "id": "r1"}',
+    '{"file": "compose.yaml", "project": "demo", "generation": 1, "id": "r1"}',
+    '{"file": "/a/compose.yaml", "project": 5, "generation": 1, "id": "r1"}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": 1, "id": "../x"}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": 1}',
+    "[1, 2]",
+    '{"file": "/a/compose.yaml", "gen',
+    "[" * 100000,
+]
+
+
+@pytest.mark.parametrize("text", BAD_REQUESTS + ["\udcff"])
+def test_a_bad_request_is_taken_and_reported_once(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "request-r1.json"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    requests, problems = take_requests(tmp_path)
+    assert requests == [] and len(problems) == 1 and str(path) in problems[0]
+    assert not path.exists()
+    assert take_requests(tmp_path) == ([], [])
+
+
+def test_a_request_behind_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps(ApplyRequest("/etc/other.yaml", "demo", 1).to_json()))
+    (tmp_path / "request-r2.json").symlink_to(target)
+    requests, problems = take_requests(tmp_path)
+    assert requests == [] and "symbolic link" in problems[0]
+    assert target.exists()
+
+
+@pytest.mark.parametrize("text", BAD_REQUESTS)
+def test_a_bad_request_never_ends_the_supervisor(tmp_path: Path, text: str) -> None:
+    ex = _FakeExecutor(specs.stack(specs.svc("web")))
+    sup, out = _supervisor(tmp_path, ex, once=False)
+    sup.store.ensure_dir()  # type: ignore[union-attr]
+    (sup.store.dir / "request.json").write_text(text)  # type: ignore[union-attr]
+    sup._take_request(at_boot=True)                     # at boot
+    assert not (sup.store.dir / "request.json").exists()  # type: ignore[union-attr]
+    (sup.store.dir / "request.json").write_text(text)  # type: ignore[union-attr]
+    sup._reload()                                       # on SIGHUP: reloads its own file instead
+    assert not (sup.store.dir / "request.json").exists()  # type: ignore[union-attr]
+    assert "invalid apply request" in out.getvalue()
 
 
 def test_engine_timestamps_and_refs() -> None:
@@ -71,3 +151,186 @@ def test_engine_timestamps_and_refs() -> None:
     assert _split_ref("registry:5000/app") == ("registry:5000/app", "latest")
     assert _split_ref("app:1.2") == ("app", "1.2")
 
+
+# -- a supervisor on an in-memory engine ------------------------------------------------------
+
+
+class _FakeExecutor:
+    """The executor's surface the reconcile loop uses, on the in-memory FakeEngine.
+
+    ``fail`` holds the numbers of the ``execute`` calls (1-based) that raise an unexpected
+    exception, as a bug in planning or executing would.
+    """
+
+    def __init__(self, stack: StackSpec, fail: Iterable[int] = ()) -> None:
+        self.engine = FakeEngine(stack)
+        self.fail = set(fail)
+        self.calls = 0
+
+    def observe(self) -> ObservedState:
+        return self.engine.state
+
+    def execute(self, actions: list[Action]) -> list[ActionResult]:
+        self.calls += 1
+        if self.calls in self.fail:
+            raise RuntimeError(f"unexpected failure in round {self.calls}")
+        self.engine.apply(actions)
+        return [ActionResult(a, True) for a in actions]
+
+    def expected_stop(self, container_id: str) -> bool:
+        return False
+
+
+class _NoFollower:
+    def follow(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def stop_all(self, timeout: float = 0.0) -> None:
+        pass
+
+
+def _supervisor(tmp_path: Path, executor: _FakeExecutor, *, once: bool = True) -> tuple[Supervisor, io.StringIO]:
+    st = executor.engine.stack
+    out = io.StringIO()
+    (tmp_path / "compose.yaml").write_text(f"name: {st.project}\nservices:\n"
+                                          + "".join(f"  {s.name}:\n    image: {s.image}\n" for s in st.services))
+    sup = Supervisor(None, tmp_path / "compose.yaml", data_dir=tmp_path / "data",  # type: ignore[arg-type]
+                     presenter=LogPresenter(out, color=False), once=once, reconcile_interval=30.0)
+    sup.stack, sup.desired = st, specs.desired(st)
+    sup.executor = executor  # type: ignore[assignment]
+    sup.follower = _NoFollower()  # type: ignore[assignment]
+    sup.store = StateStore(tmp_path / "data", st.project)
+    return sup, out
+
+
+def test_a_reconcile_round_that_raises_is_logged_and_retried_with_backoff(tmp_path: Path) -> None:
+    ex = _FakeExecutor(specs.stack(specs.svc("web")), fail={1, 2})
+    sup, out = _supervisor(tmp_path, ex)
+    sup._begin_apply(1)
+    first = sup._reconcile()
+    assert first is not None and "unexpected failure in round 1" in first
+    delay1 = sup.next_reconcile - time.monotonic()
+    second = sup._reconcile()
+    assert second is not None and "round 2" in second
+    delay2 = sup.next_reconcile - time.monotonic()
+    assert 0 < delay1 < delay2 <= sup.reconcile_interval   # retried soon, then later: a backoff
+    assert out.getvalue().count("Traceback") == 1           # the traceback once, not every round
+    assert sup._reconcile() is None                          # the next round converges
+    assert [c.service for c in ex.engine.state.containers if c.running] == ["web"]
+    assert sup.last_apply is not None and sup.last_apply.ok
+
+
+def test_the_loop_outlives_a_round_that_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervisor_mod, "ROUND_RETRY_FIRST", 0.01)
+    ex = _FakeExecutor(specs.stack(specs.svc("web")), fail={1})
+    sup, out = _supervisor(tmp_path, ex)
+    sup._begin_apply(1)
+    assert sup._reconcile() is not None
+    assert sup._loop() == supervisor_mod.EXIT_OK
+    assert ex.calls >= 2 and sup.apply_ok is True
+
+
+# -- apply results tied to their request ------------------------------------------------------
+
+
+def _hand_off(tmp_path: Path, req: ApplyRequest, statuses: list[dict[str, Any]],
+              running: Callable[[], bool] = lambda: True) -> dict[str, Any]:
+    seq = iter(statuses)
+    signals: list[tuple[int, int]] = []
+    try:
+        return hand_off(req, state_dir=tmp_path, pid=4242, read_status=lambda: next(seq),
+                        write_json=atomic_write_json, supervisor_running=running, timeout=5, poll=0,
+                        kill=lambda pid, sig: signals.append((pid, sig)))
+    finally:
+        assert signals == [(4242, signal.SIGHUP)]
+
+
+def _status(pid: int = 4242, **kw: Any) -> dict[str, Any]:
+    return {"supervisor": {"pid": pid}, "updated_at": time.time(), "dropped_requests": {}, **kw}
+
+
+def test_apply_waits_for_the_result_of_its_own_request(tmp_path: Path) -> None:
+    req = ApplyRequest("/a/compose.yaml", "demo", 5)
+    other = _status(generation=5, last_apply={"generation": 5, "ok": True, "request_id": "someone-else"})
+    ours = _status(generation=6, last_apply={"generation": 6, "ok": False, "request_id": req.id})
+    done = _hand_off(tmp_path, req, [other, other, ours])
+    assert done["last_apply"] == ours["last_apply"]
+    assert json.loads(request_path(tmp_path, req.id).read_text())["id"] == req.id
+
+
+def test_apply_dropped_by_a_restarting_supervisor_says_so(tmp_path: Path) -> None:
+    # The new supervisor's boot applies its own file as the next generation: not this request.
+    req = ApplyRequest("/a/compose.yaml", "demo", 5)
+    booted = _status(pid=5151, generation=5, last_apply={"generation": 5, "ok": True, "request_id": None},
+                     dropped_requests={req.id: "the supervisor restarted before it took the request"})
+    with pytest.raises(SupervisorError, match="restarted before it took the request") as err:
+        _hand_off(tmp_path, req, [booted])
+    assert "was not applied" in str(err.value) and cli.exit_code_for(err.value) == 4
+
+
+def test_apply_lost_in_a_restart_after_it_was_taken_says_so(tmp_path: Path) -> None:
+    req = ApplyRequest("/a/compose.yaml", "demo", 5)
+    booted = _status(pid=5151, generation=5, last_apply={"generation": 5, "ok": True, "request_id": None},
+                     updated_at=time.time() + 60)   # written by the new supervisor after the hand-off
+    with pytest.raises(SupervisorError, match="restarted"):
+        _hand_off(tmp_path, req, [booted])
+
+
+def test_apply_to_a_supervisor_that_stopped_says_so(tmp_path: Path) -> None:
+    req = ApplyRequest("/a/compose.yaml", "demo", 5)
+    with pytest.raises(SupervisorError, match="stopped before it applied"):
+        _hand_off(tmp_path, req, [_status()], running=lambda: False)
+    assert not request_path(tmp_path, req.id).exists()
+
+
+def _write_request(sup: Supervisor, file: Path, generation: int, mtime: float) -> ApplyRequest:
+    assert sup.store is not None
+    req = ApplyRequest(str(file), "demo", generation)
+    path = request_path(sup.store.ensure_dir(), req.id)
+    atomic_write_json(path, req.to_json())
+    os.utime(path, (mtime, mtime))
+    return req
+
+
+def test_concurrent_requests_each_get_their_own_answer(tmp_path: Path) -> None:
+    ex = _FakeExecutor(specs.stack(specs.svc("web")))
+    sup, _ = _supervisor(tmp_path, ex, once=False)
+    compose = tmp_path / "compose.yaml"
+    first = _write_request(sup, compose, 1, 1000.0)
+    second = _write_request(sup, compose, 1, 2000.0)
+    sup._reload()
+    assert sup.pending is not None and sup.pending.request_id == second.id
+    assert sup.dropped_requests.keys() == {first.id} and "superseded" in sup.dropped_requests[first.id]
+    third = _write_request(sup, compose, 2, 3000.0)
+    sup._reload()                                   # while the second one is still being applied
+    assert "superseded" in sup.dropped_requests[second.id]
+    assert sup._reconcile() is None
+    assert sup.last_apply is not None and sup.last_apply.request_id == third.id and sup.last_apply.ok
+    status = sup.status()
+    assert status["last_apply"]["request_id"] == third.id
+    assert set(status["dropped_requests"]) == {first.id, second.id}
+
+
+def test_requests_left_from_before_a_restart_are_answered_as_dropped(tmp_path: Path) -> None:
+    ex = _FakeExecutor(specs.stack(specs.svc("web")))
+    sup, _ = _supervisor(tmp_path, ex, once=False)
+    left = _write_request(sup, tmp_path / "compose.yaml", 3, 1000.0)
+    assert sup._take_request(at_boot=True) is None
+    assert "restarted" in sup.dropped_requests[left.id]
+
+
+def test_the_lock_holder_is_read_from_the_kernel(tmp_path: Path) -> None:
+    lock = tmp_path / "supervisor.lock"
+    pid_file = tmp_path / "supervisor.pid"
+    with ProjectLock(lock) as held:
+        assert held.acquire()
+        assert lock_holders(lock) == {os.getpid()}
+        pid_file.write_text(str(os.getpid()))
+        assert running_supervisor(lock, pid_file) == os.getpid()
+        fake = tmp_path / "locks"   # the holder in another container: its pid is not visible here
+        fake.write_text(f"1: FLOCK  ADVISORY  WRITE 0 fe:00:{os.stat(lock).st_ino} 0 EOF\n"
+                        f"2: -> FLOCK  ADVISORY  WRITE {os.getpid()} fe:00:{os.stat(lock).st_ino} 0 EOF\n")
+        with pytest.raises(SupervisorError, match="another container"):
+            running_supervisor(lock, pid_file, proc_locks=fake)
+        assert running_supervisor(lock, pid_file, proc_locks=tmp_path / "no-proc") == os.getpid()
+    assert running_supervisor(lock, pid_file) is None   # a free lock: whatever the pid file says
