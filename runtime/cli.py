@@ -315,6 +315,7 @@ def _print_apply(last: dict[str, Any] | None, as_json: bool) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from runtime.compose.loader import find_compose_file
     from runtime.control import ApplyRequest, hand_off, is_locked, running_supervisor
     from runtime.state import atomic_write_json
     from runtime.supervisor import Supervisor
@@ -325,7 +326,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if pid is not None:
         generation = (store.read_status() or {}).get("generation")
         current = generation if type(generation) is int and generation >= 0 else 0
-        req = ApplyRequest(str(Path(stack.source).resolve()), stack.project, current + 1)
+        src = _source(args, stack.project)
+        files = [str(Path(find_compose_file(f)).resolve()) for f in src.paths]
+        profiles = src.profiles or tuple(p for p in os.environ.get("COMPOSE_PROFILES", "").split(",") if p)
+        req = ApplyRequest(files[0], stack.project, current + 1, overrides=tuple(files[1:]), profiles=profiles)
         print(f"a supervisor (pid {pid}) runs project {stack.project}: handing it generation {req.generation}",
               file=sys.stderr)
         done = hand_off(req, state_dir=store.dir, pid=pid, read_status=store.read_status,

@@ -38,6 +38,8 @@ from runtime.state import open_nofollow
 REQUEST_NAME = re.compile(r"^request(-[A-Za-z0-9_-]{1,64})?\.json$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_REQUEST_BYTES = 64 * 1024
+MAX_LISTED = 64          # override files or profiles in one request
+_PROFILE = re.compile(r"^[A-Za-z0-9*][A-Za-z0-9_.-]{0,127}$")
 MAX_GENERATION = 2**53   # JSON numbers above this are not exact integers everywhere
 
 
@@ -170,9 +172,12 @@ class ApplyRequest:
     project: str
     generation: int
     id: str = field(default_factory=new_request_id)
+    overrides: tuple[str, ...] = ()   # further `-f` files merged over ``file``, absolute
+    profiles: tuple[str, ...] = ()    # `--profile`s (empty: COMPOSE_PROFILES where the supervisor runs)
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "project": self.project, "generation": self.generation, "id": self.id}
+        return {"file": self.file, "project": self.project, "generation": self.generation, "id": self.id,
+                "overrides": list(self.overrides), "profiles": list(self.profiles)}
 
     @classmethod
     def from_json(cls, doc: Any) -> ApplyRequest:
@@ -188,7 +193,14 @@ class ApplyRequest:
             raise ValueError(f"'generation' must be an integer from 0 to {MAX_GENERATION}, not {generation!r}")
         if not isinstance(rid, str) or not _REQUEST_ID.match(rid):
             raise ValueError("'id' must be 1 to 64 letters, digits, '_' or '-'")
-        return cls(file, project, generation, rid)
+        overrides, profiles = doc.get("overrides", []), doc.get("profiles", [])
+        if (not isinstance(overrides, list) or len(overrides) > MAX_LISTED
+                or not all(isinstance(f, str) and os.path.isabs(f) and "\0" not in f for f in overrides)):
+            raise ValueError(f"'overrides' must be a list of at most {MAX_LISTED} absolute paths")
+        if (not isinstance(profiles, list) or len(profiles) > MAX_LISTED
+                or not all(isinstance(p, str) and _PROFILE.match(p) for p in profiles)):
+            raise ValueError(f"'profiles' must be a list of at most {MAX_LISTED} profile names")
+        return cls(file, project, generation, rid, tuple(overrides), tuple(profiles))
 
 
 def request_path(directory: Path, request_id: str) -> Path:
@@ -291,6 +303,10 @@ def hand_off(
         last = status.get("last_apply")
         if isinstance(last, dict) and last.get("request_id") == request.id:
             return status
+        answered = status.get("answered_requests")
+        mine = answered.get(request.id) if isinstance(answered, dict) else None
+        if isinstance(mine, dict):   # a later apply finished before this one read its answer
+            return {**status, "last_apply": mine}
         dropped = status.get("dropped_requests")
         if isinstance(dropped, dict) and request.id in dropped:
             raise SupervisorError(f"The supervisor dropped this apply: {dropped[request.id]}. {not_applied}")

@@ -41,7 +41,8 @@ Status schema (keys the CLI and the harness rely on)::
                          "last_exit", "last_exit_at", "oom_killed", "health",
                          "backoff_until", "crash_looping", "waiting_for"}},
      "disk": {"percent", "used", "free", "last_cleanup": {"at", "freed_bytes", "removed"}, "refused"},
-     "dropped_requests": {request_id: why it was not applied}}
+     "dropped_requests": {request_id: why it was not applied},
+     "answered_requests": {request_id: last_apply of that request (the latest few)}}
 """
 
 from __future__ import annotations
@@ -314,6 +315,7 @@ def build_status(
     disk: Mapping[str, Any] | None = None,
     updated_at: float | None = None,
     dropped_requests: Mapping[str, str] | None = None,
+    answered_requests: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A ``status.json`` document with every key of the schema present."""
     return {
@@ -326,6 +328,7 @@ def build_status(
         "services": {name: st.to_json() for name, st in sorted(services.items())},
         "disk": dict(disk or {}),
         "dropped_requests": dict(dropped_requests or {}),
+        "answered_requests": {rid: dict(result) for rid, result in (answered_requests or {}).items()},
     }
 
 
@@ -498,7 +501,8 @@ class StateStore:
 _STATE = {"version!": "int", "release!": "str", "generation!": "int", "services!": "dict"}
 _RECORD = {"restarts": "int", "last_exit_code": "int?", "last_exit_at": "number?", "oom_killed": "bool"}
 _STATUS = {"project": "str", "release": "str", "generation": "int", "updated_at": "number?", "supervisor": "dict?",
-           "last_apply": "dict?", "services!": "dict", "disk": "dict?", "dropped_requests": "dict?"}
+           "last_apply": "dict?", "services!": "dict", "disk": "dict?", "dropped_requests": "dict?",
+           "answered_requests": "dict?"}
 _SUPERVISOR = {"pid": "int", "started_at": "number?", "ready": "bool"}
 _SERVICE = {"state!": "str", "container_id": "str?", "image": "str?", "image_id": "str?", "restarts": "int?",
             "last_exit": "int?", "last_exit_at": "number?", "oom_killed": "bool", "health": "str?",

@@ -102,6 +102,9 @@ EXIT_INTERRUPTED = 130
 MAX_ROUNDS = 25            # plan/execute rounds in one reconcile: a chain of N services needs N
 ENGINE_RETRY = 5.0         # seconds before retrying after the engine failed a reconcile
 MAX_DROPPED = 32           # dropped apply requests remembered in the status for their `apply` to read
+# Results of the latest apply requests, by id: a later apply may finish before an earlier one's
+# `armstack apply` reads the status, so `last_apply` alone would lose the earlier answer.
+MAX_ANSWERED = 8
 ROUND_RETRY_FIRST = 1.0    # seconds before retrying a reconcile that raised unexpectedly, doubling
 
 
@@ -215,6 +218,7 @@ class Supervisor:
         self.pending: _PendingApply | None = None
         self.last_apply: ApplyResult | None = None
         self.dropped_requests: dict[str, str] = {}       # request id -> why it was not applied
+        self.answered_requests: dict[str, dict[str, Any]] = {}   # request id -> its apply result
         self.apply_ok: bool | None = None
         self.next_reconcile = 0.0
         self._stop = False
@@ -512,10 +516,12 @@ class Supervisor:
         project = (req.project or None) if req is not None else None
         rid = req.id if req is not None else None
         generation = max(self.generation + 1, req.generation if req is not None else 0)
+        # An apply names its own files and profiles, as each `docker compose up` does; a bare
+        # SIGHUP reloads the way the stack was last given.
+        source = self.source if req is None else StackSource.of((req.file, *req.overrides), project, req.profiles)
         log(f"reload requested: {path}" + (f" (apply request {rid})" if rid else ""))
         try:
-            stack = load_stack_or_problems(path, project or self.stack.project, self.source,
-                                           self.default_restart)
+            stack = load_stack_or_problems(path, project or self.stack.project, source, self.default_restart)
             if stack.project != self.stack.project:
                 raise ArmstackError(f"the file names project {stack.project!r}, but this supervisor runs "
                                     f"{self.stack.project!r}; use `armstack -p {stack.project} apply`.")
@@ -530,11 +536,12 @@ class Supervisor:
                 f"{path} is invalid ({len(problems)} error(s)): " + "; ".join(str(p) for p in problems))
             log(f"reload failed, the current stack keeps running: {message}", level="error")
             self.generation = generation
-            self.last_apply = ApplyResult(generation, False, message, time.time(), {}, request_id=rid)
+            self._answer(ApplyResult(generation, False, message, time.time(), {}, request_id=rid))
             self._persist()
             self._write_status(force=True)
             return
         self.compose_path = path.resolve()
+        self.source = source
         # A new configuration is a new situation: crash streaks start over.
         self.tracker.new_configuration()
         if self.pending is not None and self.pending.request_id is not None:
@@ -542,12 +549,20 @@ class Supervisor:
                                f"superseded by a newer apply ({rid or 'a reload'}) before it finished")
         self._begin_apply(generation, rid)
 
+    def _answer(self, result: ApplyResult) -> None:
+        """Make ``result`` the last apply, and keep it by request id for the `apply` that asked."""
+        self.last_apply = result
+        if result.request_id is not None:
+            self.answered_requests[result.request_id] = result.to_json()
+            while len(self.answered_requests) > MAX_ANSWERED:
+                del self.answered_requests[next(iter(self.answered_requests))]
+
     def _finish_apply(self, ok: bool, error: str | None) -> None:
         assert self.pending is not None and self.stack is not None
         report = full_report(self.stack, self.pending.report)
         removed = removed_services(self.stack, self.pending.report)
-        self.last_apply = ApplyResult(self.pending.generation, ok, error, time.time(), report,
-                                      totals(report, removed), tuple(removed), self.pending.request_id)
+        self._answer(ApplyResult(self.pending.generation, ok, error, time.time(), report,
+                                 totals(report, removed), tuple(removed), self.pending.request_id))
         self.apply_ok = ok
         self.pending = None
         self.ready = True
@@ -828,6 +843,7 @@ class Supervisor:
             last_apply=self.last_apply,
             disk=self.disk.status_json() if self.disk is not None else None,
             dropped_requests=self.dropped_requests,
+            answered_requests=self.answered_requests,
         )
 
     def _write_status(self, *, force: bool = False) -> None:

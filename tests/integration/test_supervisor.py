@@ -228,3 +228,26 @@ def test_a_bad_request_file_does_not_kill_the_supervisor(stack: Stack) -> None:
     done = stack.cli("apply", "--timeout", "30")   # and the channel still works
     assert done.returncode == 0, done.stderr
     assert proc.poll() is None
+
+
+def test_apply_hands_its_profiles_to_the_running_supervisor(stack: Stack) -> None:
+    (stack.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+        name: {stack.project}
+        services:
+          app:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='app')}"]
+            stop_grace_period: 2s
+          debug:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='debug')}"]
+            profiles: [debug]
+            stop_grace_period: 2s
+        """))
+    stack.start_supervisor()
+    assert stack.wait_applied()["ok"], stack.log_text()
+    assert set(stack.containers()) == {"app"}          # the debug profile is off
+    done = stack.cli("--profile", "debug", "apply", "--json")
+    assert done.returncode == 0, done.stderr
+    assert set(stack.containers()) == {"app", "debug"}
+    assert set(stack.status()["services"]) == {"app", "debug"}

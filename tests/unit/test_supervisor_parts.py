@@ -92,6 +92,10 @@ def test_request_round_trip(tmp_path: Path) -> None:
     assert take_requests(tmp_path) == ([req], [])
     assert list(tmp_path.iterdir()) == []   # taken off the directory
     assert ApplyRequest("f", "p", 1).id != ApplyRequest("f", "p", 1).id
+    # Override files and profiles travel with the request: `apply -f a -f b --profile debug`.
+    full = ApplyRequest("/a/compose.yaml", "p", 5, overrides=("/a/device.yaml",), profiles=("debug",))
+    atomic_write_json(request_path(tmp_path, full.id), full.to_json())
+    assert take_requests(tmp_path) == ([full], [])
 
 
 BAD_REQUESTS = [
@@ -106,6 +110,10 @@ BAD_REQUESTS = [
     '{"file": "/a/compose.yaml", "project": 5, "generation": 1, "id": "r1"}',
     '{"file": "/a/compose.yaml", "project": "demo", "generation": 1, "id": "../x"}',
     '{"file": "/a/compose.yaml", "project": "demo", "generation": 1}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": 1, "id": "r1", "overrides": ["rel.yaml"]}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": 1, "id": "r1", "overrides": "/a/b.yaml"}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": 1, "id": "r1", "profiles": ["a b"]}',
+    '{"file": "/a/compose.yaml", "project": "demo", "generation": 1, "id": "r1", "profiles": [1]}',
     "[1, 2]",
     '{"file": "/a/compose.yaml", "gen',
     "[" * 100000,
@@ -256,6 +264,15 @@ def test_apply_waits_for_the_result_of_its_own_request(tmp_path: Path) -> None:
     done = _hand_off(tmp_path, req, [other, other, ours])
     assert done["last_apply"] == ours["last_apply"]
     assert json.loads(request_path(tmp_path, req.id).read_text())["id"] == req.id
+
+
+def test_apply_finds_its_answer_after_a_later_apply_finished_first(tmp_path: Path) -> None:
+    # Two applies: the later one's result is `last_apply` by the time the earlier one reads.
+    req = ApplyRequest("/a/compose.yaml", "demo", 5)
+    mine = {"generation": 6, "ok": True, "request_id": req.id}
+    later = _status(generation=7, last_apply={"generation": 7, "ok": True, "request_id": "later"},
+                    answered_requests={req.id: mine, "later": {"generation": 7, "ok": True, "request_id": "later"}})
+    assert _hand_off(tmp_path, req, [later])["last_apply"] == mine
 
 
 def test_apply_dropped_by_a_restarting_supervisor_says_so(tmp_path: Path) -> None:
