@@ -380,12 +380,16 @@ def context_tar(build: BuildSpec, *, service: str | None = None) -> ContextStrea
     listed = False
     for rel, _ in _walk(ctx):  # all reading errors now, before the engine gets the first byte
         listed = listed or rel == name
-    # The engine needs the Dockerfile even when it sits below an excluded directory.
-    extra = None if listed else (name, dockerfile, os.stat(_dockerfile_path(build)))
+    extra: tuple[str, bytes, os.stat_result | None] | None = None
+    if build.dockerfile_inline is not None:
+        extra = (name, dockerfile, None)   # not a file of the context: sent under its own name
+    elif not listed:
+        # The engine needs the Dockerfile even when it sits below an excluded directory.
+        extra = (name, dockerfile, os.stat(_dockerfile_path(build)))
     return ContextStream(_tar_stream(ctx, extra))
 
 
-def _tar_stream(ctx: _Context, extra: tuple[str, bytes, os.stat_result] | None) -> Iterator[bytes]:
+def _tar_stream(ctx: _Context, extra: tuple[str, bytes, os.stat_result | None] | None) -> Iterator[bytes]:
     out = bytearray()
     first_of: dict[tuple[int, int], str] = {}  # (device, inode) -> the name a hard link points to
     for rel, st in _walk(ctx):
@@ -410,9 +414,11 @@ def _tar_stream(ctx: _Context, extra: tuple[str, bytes, os.stat_result] | None) 
             yield bytes(out)
             out.clear()
     if extra is not None:
-        name, data, st = extra
-        info = _tar_info(name, st)
+        name, data, extra_st = extra
+        info = _tar_info(name, extra_st) if extra_st is not None else tarfile.TarInfo(name)
         info.type, info.size = tarfile.REGTYPE, len(data)
+        if extra_st is None:
+            info.mode = 0o644
         out += _header(info) + data + _padding(len(data))
     out += _NUL * (2 * tarfile.BLOCKSIZE)  # end of archive, then whole records as tar writes them
     out += _NUL * (-len(out) % tarfile.RECORDSIZE)

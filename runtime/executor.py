@@ -397,10 +397,13 @@ class Executor:
             # No tag here: the image is tagged below, only once the build finished and its id is
             # known, so an interrupted build (power cut, error) can never leave the service's tag
             # on a half-built image. Its finished steps stay as untagged cache layers.
+            # The file's build labels first: the runtime's ownership labels always win.
             stream = self.api.build(
                 fileobj=context, custom_context=True, dockerfile=build.dockerfile, buildargs=dict(build.args),
                 target=build.target, rm=True, forcerm=True, decode=True,
-                labels=labels,
+                labels={**dict(build.labels), **labels}, shmsize=build.shm_size,
+                extra_hosts=dict(build.extra_hosts) or None, network_mode=build.network,
+                nocache=build.no_cache, pull=build.pull,
             )
             for chunk in stream:
                 if "error" in chunk:

@@ -241,3 +241,31 @@ def test_failed_build_under_kill_then_download_restarts_the_old_container(stack:
     # The old container was stopped for the build; with the build failed it serves again.
     assert ids(stack) == before
     all_running(stack)
+
+
+def test_an_inline_dockerfile_and_build_labels_reach_the_engine(stack: Stack) -> None:
+    (stack.dir / "app").mkdir()
+    (stack.dir / "app" / "greeting").write_text("built inline\n")
+    (stack.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+        name: {stack.project}
+        services:
+          app:
+            build:
+              context: ./app
+              dockerfile_inline: |
+                FROM {BASE_IMAGE}
+                COPY greeting /greeting
+                CMD ["sh", "-c", "trap 'exit 0' TERM; cat /greeting; while true; do sleep 0.2; done"]
+              labels:
+                org.example.team: sensors
+                io.armstack.image.stack: not-ours
+            stop_grace_period: 2s
+        """))
+    done = stack.cli("apply", "--json")
+    assert done.returncode == 0, done.stderr
+    image = stack.client.images.get(f"{stack.project}-app")
+    assert image.labels["org.example.team"] == "sensors"
+    assert image.labels["io.armstack.image.stack"] == stack.project   # ownership labels win
+    app = stack.containers()["app"]
+    out = stack.client.containers.get(app["Id"]).exec_run(["cat", "/greeting"]).output.decode()
+    assert out == "built inline\n"

@@ -85,3 +85,18 @@ def test_build_options_change_the_build_hash_only_when_set(tmp_path: Path) -> No
     assert build_context_hash(BuildSpec(str(tmp_path), no_cache=True, pull=True)) == base
     assert build_context_hash(BuildSpec(str(tmp_path), labels=(("a", "1"),))) != base
     assert build_context_hash(BuildSpec(str(tmp_path), network="host")) != base
+
+
+def test_an_inline_dockerfile_is_sent_in_the_context_under_its_own_name(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from runtime.buildctx import context_tar
+
+    build = _load(tmp_path, "      dockerfile_inline: |\n        FROM alpine:3.19\n")
+    (tmp_path / "app" / "main.py").write_text("print('hi')\n")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(context_tar(build))), mode="r") as tar:
+        names = tar.getnames()
+        member = tar.extractfile(INLINE_DOCKERFILE)
+        assert member is not None and member.read() == b"FROM alpine:3.19\n"
+    assert sorted(names) == sorted([INLINE_DOCKERFILE, "main.py"])
