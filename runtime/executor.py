@@ -10,7 +10,6 @@ service and the action.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
@@ -54,6 +53,7 @@ from runtime.containerspec import (
 )
 from runtime.errors import DiskFullError, EngineError
 from runtime.observed import ContainerStatus, Desired, ObservedContainer, ObservedImage, ObservedState
+from runtime.ownership import Kind, check_existing, owner_of, removable, resource_labels
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)\s*:")
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,64})\s*$")
@@ -155,6 +155,8 @@ class Executor:
         self.extra_labels = extra_labels(environ)
         self._stopping: set[str] = set()
         self._networks_seen: set[str] = set()
+        self._volumes_seen: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         # service -> monotonic time its old container was stopped for an update whose new
         # container is created in a later round (kill/delete-then-download): downtime spans rounds.
@@ -177,11 +179,15 @@ class Executor:
 
     def observe(self) -> ObservedState:
         try:
+            nets = self.api.networks()
+            vols = self.api.volumes().get("Volumes") or []
             return ObservedState(
                 containers=tuple(self._observe_containers()),
                 images=tuple(self._observe_images()),
-                networks=frozenset(n["Name"] for n in self.api.networks()),
-                volumes=frozenset(v["Name"] for v in (self.api.volumes().get("Volumes") or [])),
+                networks=frozenset(n["Name"] for n in nets),
+                volumes=frozenset(v["Name"] for v in vols),
+                network_owners=tuple(sorted((n["Name"], owner_of(n.get("Labels"))) for n in nets)),
+                volume_owners=tuple(sorted((v["Name"], owner_of(v.get("Labels"))) for v in vols)),
             )
         except docker.errors.DockerException as exc:
             raise EngineError(f"Could not read the state of stack {self.stack.project!r} from the engine: "
@@ -305,58 +311,105 @@ class Executor:
         except OSError as exc:
             raise EngineError(f"Could not {what}: the Docker engine is unreachable ({exc}).", service=service) from exc
 
-    def _labels(self, **more: str) -> dict[str, str]:
-        out = dict(self.extra_labels)
-        out.update({L.STACK: self.stack.project, L.COMPOSE_PROJECT: self.stack.project})
-        out.update(more)
-        return out
+    def _warn(self, text: str) -> None:
+        """A warning of the runtime itself (the presenter's ``runtime`` line when there is one)."""
+        if self.output is None:
+            return
+        runtime = getattr(self.output, "runtime", None)
+        if callable(runtime):
+            runtime(text, level="warning")
+        else:
+            self.output.line("armstack", f"warning: {text}", stream="runtime")
+
+    def _vet(self, kind: Kind, name: str, labels: Mapping[str, str] | None) -> None:
+        """Refuse an existing object another project owns; warn once about an unlabelled one."""
+        warning = check_existing(kind, name, labels, self.stack.project)
+        if warning is not None and (kind, name) not in self._warned:
+            self._warned.add((kind, name))
+            self._warn(warning)
 
     def _ensure_network(self, a: EnsureNetwork) -> None:
         self.ensure_network(a.name)
         return None
 
     def ensure_network(self, name: str) -> None:
-        """Create the engine network ``name`` unless it exists (idempotent, remembered)."""
+        """Create the engine network ``name`` unless it exists (idempotent, remembered).
+
+        An existing one is used only if it is the project's or unlabelled (``runtime.ownership``).
+        """
         if name in self._networks_seen:
             return
-        a = EnsureNetwork(name)
-        stack_name = next((n for n in stack_networks(self.stack) if self.stack.network_name(n) == a.name), a.name)
+        stack_name = next((n for n in stack_networks(self.stack) if self.stack.network_name(n) == name), name)
         spec = next((n for n in self.stack.networks if n.name == stack_name), None)
+        external = spec is not None and spec.external
 
         def make() -> None:
-            if any(n["Name"] == a.name for n in self.api.networks(names=[a.name])):
+            found = [n for n in self.api.networks(names=[name]) if n["Name"] == name]
+            if found:
+                if not external:
+                    self._vet("network", name, found[0].get("Labels"))
                 return
-            labels = self._labels(**{L.COMPOSE_NETWORK: stack_name})
-            if spec is not None:
-                labels.update(dict(spec.labels))
-            self.api.create_network(a.name, driver=(spec.driver if spec and spec.driver else "bridge"),
+            labels = resource_labels("network", self.stack.project, stack_name,
+                                     user=dict(spec.labels) if spec else None, extra=self.extra_labels)
+            self.api.create_network(name, driver=(spec.driver if spec and spec.driver else "bridge"),
                                     labels=labels, check_duplicate=True)
 
-        self._engine(f"create network {a.name!r}", make)
+        self._engine(f"create network {name!r}", make)
         self._networks_seen.add(name)
 
     def _ensure_volume(self, a: EnsureVolume) -> None:
-        stack_name = next((v.name for v in self.stack.volumes if self.stack.volume_name(v.name) == a.name), a.name)
+        self.ensure_volume(a.name)
+        return None
+
+    def ensure_volume(self, name: str) -> None:
+        """Create the engine volume ``name`` unless it exists (remembered); vet an existing one."""
+        if name in self._volumes_seen:
+            return
+        stack_name = next((v.name for v in self.stack.volumes if self.stack.volume_name(v.name) == name), None)
+        if stack_name is None:   # mounted without a top-level entry: <project>_<source>
+            stack_name = next((m.source for s in self.stack.services for m in s.volumes
+                               if m.type == "volume" and m.source and self.stack.volume_name(m.source) == name),
+                              name)
         spec = next((v for v in self.stack.volumes if v.name == stack_name), None)
+        external = spec is not None and spec.external
 
         def make() -> None:
             try:
-                self.api.inspect_volume(a.name)
-                return
+                found = self.api.inspect_volume(name)
             except docker.errors.NotFound:
-                pass
-            labels = self._labels(**{L.COMPOSE_VOLUME: stack_name})
-            if spec is not None:
-                labels.update(dict(spec.labels))
-            self.api.create_volume(a.name, driver=(spec.driver if spec and spec.driver else "local"), labels=labels)
+                found = None
+            if found is not None:
+                if not external:
+                    self._vet("volume", name, found.get("Labels"))
+                return
+            labels = resource_labels("volume", self.stack.project, stack_name,
+                                     user=dict(spec.labels) if spec else None, extra=self.extra_labels)
+            self.api.create_volume(name, driver=(spec.driver if spec and spec.driver else "local"), labels=labels)
 
-        self._engine(f"create volume {a.name!r}", make)
-        return None
+        self._engine(f"create volume {name!r}", make)
+        self._volumes_seen.add(name)
+
+    def _ensure_mounted_volumes(self, service: str) -> None:
+        """Vet (or create) every named volume a container is about to mount: a name proves nothing."""
+        spec = self.stack.service(service)
+        for m in spec.volumes:
+            if m.type == "volume" and m.source:
+                self.ensure_volume(self.stack.volume_name(m.source))
+
+    def _removable(self, kind: Kind, name: str, labels: Mapping[str, str] | None) -> None:
+        if not removable(labels, self.stack.project):
+            owner = owner_of(labels)
+            whose = f"belongs to project {owner!r}" if owner else "is not labelled as any project's"
+            raise EngineError(f"The {kind} {name!r} was not removed: it {whose}, not {self.stack.project!r}. "
+                              f"Remove it by hand if it is no longer needed.")
 
     def _remove_network(self, a: RemoveNetwork) -> None:
         def run() -> None:
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
+                self._removable("network", a.name, self.api.inspect_network(a.name).get("Labels"))
                 self.api.remove_network(a.name)
+            except docker.errors.NotFound:
+                pass
 
         self._engine(f"remove network {a.name!r}", run)
         self._networks_seen.discard(a.name)
@@ -364,10 +417,14 @@ class Executor:
 
     def _remove_volume(self, a: RemoveVolume) -> None:
         def run() -> None:
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
+                self._removable("volume", a.name, self.api.inspect_volume(a.name).get("Labels"))
                 self.api.remove_volume(a.name)
+            except docker.errors.NotFound:
+                pass
 
         self._engine(f"remove volume {a.name!r}", run)
+        self._volumes_seen.discard(a.name)
         return None
 
     # -- images -----------------------------------------------------------------------------
@@ -480,6 +537,7 @@ class Executor:
         for net in (params.first_network, *params.more_networks):
             if net:
                 self.ensure_network(net)
+        self._ensure_mounted_volumes(service)
         host_config = self.api.create_host_config(**params.host)
         networking = None
         if params.first_network:

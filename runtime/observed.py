@@ -54,9 +54,19 @@ class ObservedState:
     images: tuple[ObservedImage, ...] = ()              # all images on the engine
     networks: frozenset[str] = frozenset()              # engine-side names present
     volumes: frozenset[str] = frozenset()               # engine-side names present
+    # Engine-side name -> the project its labels name ("" or absent: unlabelled). Names collide
+    # across projects (``runtime.ownership``), so only these say what ``down`` may remove.
+    network_owners: tuple[tuple[str, str], ...] = ()
+    volume_owners: tuple[tuple[str, str], ...] = ()
 
     def containers_of(self, service: str) -> tuple[ObservedContainer, ...]:
         return tuple(c for c in self.containers if c.service == service)
+
+    def network_owner(self, name: str) -> str:
+        return dict(self.network_owners).get(name, "")
+
+    def volume_owner(self, name: str) -> str:
+        return dict(self.volume_owners).get(name, "")
 
     def image(self, ref: str) -> ObservedImage | None:
         """The image a reference (tag or id) names, as the engine would resolve it."""

@@ -176,7 +176,8 @@ def plan_down(observed: ObservedState, stack: StackSpec | None, remove_volumes: 
     """Actions that take the stack down: every container, then its networks (and volumes).
 
     Without ``stack`` only containers are removed: which networks and volumes belong to the
-    stack is only known from its spec. External networks and volumes are never removed.
+    stack is only known from its spec. External networks and volumes are never removed, nor
+    any not labelled as the project's (``runtime.ownership``).
     Use :func:`stages` with ``stack`` to stop dependents before their dependencies.
     """
     order = {name: i for i, name in enumerate(service_order(stack))} if stack else {}
@@ -185,9 +186,13 @@ def plan_down(observed: ObservedState, stack: StackSpec | None, remove_volumes: 
     containers = sorted(observed.containers, key=lambda c: (-order.get(c.service, last), c.service, c.id))
     actions: list[Action] = [Remove(c.service, c.id, reason="down") for c in containers]
     if stack is not None:
-        actions += [RemoveNetwork(n) for n in _stack_networks(stack) if n in observed.networks]
+        # Only what is labelled as this project's: another project's may carry the same name.
+        mine = stack.project
+        actions += [RemoveNetwork(n) for n in _stack_networks(stack)
+                    if n in observed.networks and observed.network_owner(n) == mine]
         if remove_volumes:
-            actions += [RemoveVolume(v) for v in _stack_volumes(stack) if v in observed.volumes]
+            actions += [RemoveVolume(v) for v in _stack_volumes(stack)
+                        if v in observed.volumes and observed.volume_owner(v) == mine]
     return actions
 
 
