@@ -158,13 +158,15 @@ class DiskIO:
 
     # -- images -------------------------------------------------------------------------------
 
-    def images(self, pulled: Mapping[str, str], last_used: Mapping[str, float], *,
+    def images(self, owned: Mapping[str, str], last_used: Mapping[str, float], *,
                unique_sizes: bool = False) -> tuple[list[ImageInfo], int]:
         """Every top-level engine image as :class:`ImageInfo`, and the build cache size.
 
-        ``pulled`` maps image ids pulled for the stack to their service. ``unique_sizes`` asks
-        the engine for shared sizes (``docker system df``, slower) so the bytes an eviction frees
-        are not overestimated by layers other images share.
+        ``owned`` maps the ids of images the runtime built or pulled for the stack to their
+        service; only those are the stack's. Labels never are: an image built ``FROM`` one of
+        the stack's inherits its labels, and ``docker commit`` copies a container's.
+        ``unique_sizes`` asks the engine for shared sizes (``docker system df``, slower) so the
+        bytes an eviction frees are not overestimated by layers other images share.
         """
         cache = 0
         if unique_sizes:
@@ -175,17 +177,15 @@ class DiskIO:
             rows = self.api.images()
         out: list[ImageInfo] = []
         for row in rows:
-            lab = row.get("Labels") or {}
             size = int(row.get("Size") or 0)
             shared = int(row.get("SharedSize") or -1)
             if shared > 0:
                 size = max(0, size - shared)
             iid = row["Id"]
-            owned = self.project in (lab.get(L.IMAGE_STACK), lab.get(L.STACK)) or iid in pulled  # STACK: older builds
             tags = tuple(t for t in (row.get("RepoTags") or ()) if t and t != "<none>:<none>")
-            out.append(ImageInfo(id=iid, size=size, owned=owned, last_used=last_used.get(iid, 0.0),
+            out.append(ImageInfo(id=iid, size=size, owned=iid in owned, last_used=last_used.get(iid, 0.0),
                                  created_at=float(row.get("Created") or 0), tags=tags,
-                                 service=lab.get(L.IMAGE_SERVICE) or lab.get(L.SERVICE) or pulled.get(iid, "")))
+                                 service=owned.get(iid, "")))
         return out, cache
 
     def image_id(self, ref: str) -> str | None:
@@ -226,17 +226,27 @@ class DiskIO:
         except (docker.errors.DockerException, OSError) as exc:
             return 0, f"Could not prune the build cache: {exc}."
 
-    def dangling_owned(self) -> list[str]:
-        """Untagged images labelled as the stack's (what its builds left when a tag moved on)."""
+    def dangling_owned(self, owned: Iterable[str]) -> list[str]:
+        """Untagged images among ``owned`` (the stack's builds, left when a tag moved on)."""
+        mine = set(owned)
         try:
-            rows = self.api.images(filters={"dangling": True, "label": f"{L.IMAGE_STACK}={self.project}"})
+            rows = self.api.images(filters={"dangling": True})
         except (docker.errors.DockerException, OSError):
             return []
-        return [str(r["Id"]) for r in rows]
+        return [str(r["Id"]) for r in rows if r["Id"] in mine]
 
-    def remove_build_leftovers(self, since: float) -> list[str]:
-        """Remove untagged, unreferenced images created since ``since`` (epoch s): the layers a
-        failed build left. Leaves first, so each removal may expose its parent. Ids removed."""
+    def remove_build_leftovers(self, created: Iterable[str]) -> list[str]:
+        """Remove the layers a failed build left: the images in ``created`` (ids, maybe short, that
+        the build itself made) that are untagged and unused. Leaves first, so each removal may
+        expose its parent. Nothing else is touched, however recent. Ids removed."""
+        wanted = {c.removeprefix("sha256:") for c in created if c}
+        if not wanted:
+            return []
+
+        def made_by_build(iid: str) -> bool:
+            bare = iid.removeprefix("sha256:")
+            return any(bare.startswith(w) for w in wanted)
+
         removed: list[str] = []
         try:
             used = {c.get("ImageID") for c in self.api.containers(all=True)}
@@ -244,8 +254,8 @@ class DiskIO:
                 rows = self.api.images(all=True)
                 parents = {r.get("ParentId") for r in rows}
                 victims = [r["Id"] for r in rows
-                           if not [t for t in (r.get("RepoTags") or ()) if t != "<none>:<none>"]
-                           and float(r.get("Created") or 0) >= since - 1
+                           if made_by_build(r["Id"])
+                           and not [t for t in (r.get("RepoTags") or ()) if t != "<none>:<none>"]
                            and r["Id"] not in parents and r["Id"] not in used]
                 if not victims:
                     break

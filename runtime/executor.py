@@ -57,6 +57,7 @@ from runtime.ownership import Kind, check_existing, owner_of, removable, resourc
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)\s*:")
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,64})\s*$")
+_LAYER = re.compile(r"^\s*---> ([0-9a-f]{12,64})\s*$")   # the image a build step produced
 _PARALLEL = (Create, Start, Recreate)
 _MAX_WORKERS = 4
 
@@ -86,6 +87,9 @@ class ActionResult:
     # Recreate, or Create after a delete-then-download: seconds from the stop of the old
     # container (maybe in an earlier round) until the new one runs.
     downtime: float | None = None
+    # Build: ids (maybe short) of the images the build itself made, step layers and the result,
+    # also when it failed: the only images a cleanup after a failed build may remove.
+    images: tuple[str, ...] = ()
 
     @property
     def service(self) -> str | None:
@@ -274,11 +278,17 @@ class Executor:
 
     def _run_one(self, action: Action) -> ActionResult:
         t0 = time.monotonic()
+        made: list[str] = []
         try:
-            extra: dict[str, Any] = self._dispatch(action) or {}
+            extra: dict[str, Any] = self._dispatch_made(action, made) or {}
         except EngineError as exc:
-            return ActionResult(action, False, str(exc), time.monotonic() - t0)
-        return ActionResult(action, True, None, time.monotonic() - t0, **extra)
+            return ActionResult(action, False, str(exc), time.monotonic() - t0, images=tuple(made))
+        return ActionResult(action, True, None, time.monotonic() - t0, images=tuple(made), **extra)
+
+    def _dispatch_made(self, action: Action, made: list[str]) -> dict[str, Any] | None:
+        if isinstance(action, Build):
+            return self._build(action, made)
+        return self._dispatch(action)
 
     def _dispatch(self, action: Action) -> dict[str, Any] | None:
         handlers: dict[type, Callable[[Any], dict[str, Any] | None]] = {
@@ -429,7 +439,9 @@ class Executor:
 
     # -- images -----------------------------------------------------------------------------
 
-    def _build(self, a: Build) -> dict[str, Any]:
+    def _build(self, a: Build, made: list[str] | None = None) -> dict[str, Any]:
+        """Build and tag the service's image; ``made`` collects the ids of the images it creates."""
+        made = [] if made is None else made
         spec = self.stack.service(a.service)
         if spec.build is None:
             raise EngineError(f"Could not build {a.service!r}: the service has no build section.", service=a.service)
@@ -443,10 +455,10 @@ class Executor:
         labels = {**self.extra_labels, L.IMAGE_STACK: self.stack.project, L.IMAGE_SERVICE: a.service,
                   L.BUILD_HASH: a.build_hash}
         label_steps = tuple(f"LABEL {k}=" for k in labels)
-        in_label = False
+        in_label = from_step = reused = False
 
         def run() -> None:
-            nonlocal steps, cached, image_id, in_label
+            nonlocal steps, cached, image_id, in_label, from_step, reused
             # No tag here: the image is tagged below, only once the build finished and its id is
             # known, so an interrupted build (power cut, error) can never leave the service's tag
             # on a half-built image. Its finished steps stay as untagged cache layers.
@@ -471,14 +483,22 @@ class Executor:
                     if built and image_id is None:
                         image_id = built.group(1)
                     m = _STEP.match(line)
+                    layer = _LAYER.match(line)
                     if m:
                         # The legacy builder appends our labels as extra LABEL steps; they are
                         # not the Dockerfile's, so they count neither as steps nor cache hits.
-                        in_label = line[m.end():].strip().startswith(label_steps)
+                        instruction = line[m.end():].strip()
+                        in_label = instruction.startswith(label_steps)
+                        from_step = instruction.upper().startswith("FROM ")
+                        reused = False
                         if not in_label:
                             steps += 1
-                    elif line.strip() == "---> Using cache" and not in_label:
-                        cached += 1
+                    elif line.strip() == "---> Using cache":
+                        reused = True
+                        if not in_label:
+                            cached += 1
+                    elif layer and not from_step and not reused:
+                        made.append(layer.group(1))   # a new layer: neither the base nor a cache hit
                     if self.output is not None:
                         self.output.line(a.service, line.rstrip(), stream="build")
 
@@ -492,6 +512,8 @@ class Executor:
         if image_id is None:
             raise EngineError(f"Could not build the image of service {a.service!r}: the engine did not say which "
                               "image it built.", service=a.service)
+        if image_id not in made:
+            made.append(image_id)
         repo, tag = _split_ref(a.image)
         built_id = image_id
         self._engine(f"tag the image of service {a.service!r} as {a.image!r}",
