@@ -10,8 +10,12 @@ measured, first that works:
    engine root (has ``image/`` or an ``overlay2/`` directory): a real device, or the
    all-in-one image where runtime and engine share a filesystem.
 3. A probe through the engine: a tiny ``--rm`` container from an image the stack already
-   has, labelled as the stack's, bind-mounting ``DockerRootDir`` read-only and printing
-   ``stat -f -c '%S %b %f %a'`` (or ``df -B1`` where ``stat -f`` is missing). Slow under
+   has, labelled as the stack's, printing ``stat -f -c '%S %b %f %a'`` (or ``df -B1`` where
+   ``stat -f`` is missing) of an empty volume of its own (``armstack-disk-probe.<project>``),
+   mounted read-only. A local volume lives under ``<DockerRootDir>/volumes``, so its
+   filesystem is the data root's, and the container sees nothing else: the data root holds
+   every project's volumes and container configurations, which a stack image has no business
+   reading. The container has no network, no capabilities and a read-only root. Slow under
    emulation (a container start), so results are cached for ``probe_ttl`` seconds.
 
 ``parse_statfs`` and ``parse_df`` turn the probe's output into a :class:`DiskUsage`.
@@ -31,9 +35,11 @@ import docker.errors
 from runtime import labels as L
 from runtime.disk import DiskUsage, ImageInfo
 from runtime.errors import EngineError
+from runtime.ownership import owner_of
 
 ENGINE_ROOT_ENV = "ARMSTACK_ENGINE_ROOT"
 PROBE_MOUNT = "/armstack-engine-root"
+PROBE_VOLUME = "armstack-disk-probe"
 PROBE_CMD = (f"stat -f -c '%S %b %f %a' {PROBE_MOUNT} 2>/dev/null || df -B1 {PROBE_MOUNT} 2>/dev/null "
              f"|| df -k {PROBE_MOUNT}")
 
@@ -129,7 +135,7 @@ class DiskIO:
         now = time.monotonic()
         if self._cached is not None and now - self._cached[0] < self.probe_ttl:
             return self._cached[1]
-        usage = self._probe(root, probe_images)
+        usage = self.probe(probe_images)
         self.method = "probe container"
         self._cached = (now, usage)
         return usage
@@ -138,15 +144,41 @@ class DiskIO:
         """Drop a cached probe result (after a cleanup or a build the numbers changed)."""
         self._cached = None
 
-    def _probe(self, root: str, probe_images: Iterable[str]) -> DiskUsage:
+    @property
+    def probe_volume(self) -> str:
+        # '.' cannot occur in a compose project name, so this never collides with <project>_<name>.
+        return f"{PROBE_VOLUME}.{self.project}"
+
+    def _probe_volume(self) -> str:
+        """The probe's own empty volume, created once, labelled as the stack's."""
+        name = self.probe_volume
+        try:
+            found = self.api.inspect_volume(name)
+        except docker.errors.NotFound:
+            self.api.create_volume(name, driver="local",
+                                   labels={**self.extra_labels, L.STACK: self.project, L.SERVICE: PROBE_VOLUME})
+            return name
+        owner = owner_of(found.get("Labels"))
+        if owner not in ("", self.project):
+            raise EngineError(f"The volume {name!r} belongs to project {owner!r}; remove it or set "
+                              f"{ENGINE_ROOT_ENV} so that the disk probe is not needed.")
+        return name
+
+    def probe(self, probe_images: Iterable[str]) -> DiskUsage:
+        """Measure through a probe container run from the first of ``probe_images`` that works."""
         errors: list[str] = []
+        try:
+            volume = self._probe_volume()
+        except (docker.errors.DockerException, OSError) as exc:
+            raise EngineError(f"Could not create the disk probe's volume: {exc}.") from exc
         for image in probe_images:
             try:
                 out = self.client.containers.run(
                     image, ["sh", "-c", PROBE_CMD], remove=True, network_mode="none",
-                    labels={**self.extra_labels, L.STACK: self.project, L.SERVICE: "armstack-disk-probe"},
-                    volumes={root: {"bind": PROBE_MOUNT, "mode": "ro"}}, stdout=True, stderr=False,
+                    labels={**self.extra_labels, L.STACK: self.project, L.SERVICE: PROBE_VOLUME},
+                    volumes={volume: {"bind": PROBE_MOUNT, "mode": "ro"}}, stdout=True, stderr=False,
                     entrypoint=[], log_config={"type": "json-file", "config": {"max-size": "1m"}},
+                    cap_drop=["ALL"], read_only=True, security_opt=["no-new-privileges"],
                 )
                 return parse_probe(out.decode(errors="replace") if isinstance(out, bytes) else str(out))
             except (docker.errors.DockerException, ValueError, OSError) as exc:

@@ -194,3 +194,22 @@ def test_images_with_inherited_or_committed_labels_are_not_the_stacks(stack: Sta
                 engine.images.remove(image_id, force=True)
         with contextlib.suppress(docker.errors.APIError):
             engine.images.remove(rollback, force=True)
+
+
+def test_the_probe_measures_the_data_root_through_its_own_volume(stack: Stack, engine: Any) -> None:
+    from runtime.diskio import DiskIO, usage_of_path
+
+    io_ = DiskIO(engine, stack.project, extra_labels={"io.armstack.test": "1"}, environ={})
+    got = io_.probe([BASE_IMAGE])
+    root = engine.info()["DockerRootDir"]
+    assert got.total > 0 and got.used <= got.total
+    try:
+        want = usage_of_path(root)    # where this process sees the data root, compare
+    except OSError:
+        want = None
+    if want is not None:
+        assert got.total == want.total and abs(got.used - want.used) < 64 * (1 << 20)
+    vol = engine.volumes.get(io_.probe_volume)
+    assert vol.attrs["Labels"]["io.armstack.stack"] == stack.project
+    # The probe container is gone (--rm); what it mounts is checked in tests/unit/test_disk.py.
+    assert not engine.containers.list(all=True, filters={"label": f"io.armstack.stack={stack.project}"})
