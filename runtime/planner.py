@@ -407,9 +407,13 @@ def _blockers(spec: ServiceSpec, kept: Mapping[str, ObservedContainer], pending:
 
 
 def _stack_networks(stack: StackSpec) -> list[str]:
-    """Engine-side names of the non-external networks the stack declares or its services use."""
+    """Engine-side names of the non-external networks some service joins.
+
+    A declared network no service joins is not created, as with ``docker compose``; a service
+    with a ``network_mode`` joins none.
+    """
     external = {n.name for n in stack.networks if n.external}
-    names = {n.name for n in stack.networks} | {n for s in stack.services for n in s.networks}
+    names = {n for s in stack.services if not s.network_mode for n in s.networks}
     return sorted({stack.network_name(n) for n in names if n not in external})
 
 
