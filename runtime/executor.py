@@ -53,7 +53,8 @@ from runtime.containerspec import (
 )
 from runtime.errors import DiskFullError, EngineError
 from runtime.observed import ContainerStatus, Desired, ObservedContainer, ObservedImage, ObservedState
-from runtime.ownership import Kind, check_existing, owner_of, removable, resource_labels
+from runtime.ownership import Kind, check_existing, owner_of, removable
+from runtime.resourcespec import network_create_kwargs, volume_create_kwargs
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)\s*:")
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,64})\s*$")
@@ -359,10 +360,11 @@ class Executor:
                 if not external:
                     self._vet("network", name, found[0].get("Labels"))
                 return
-            labels = resource_labels("network", self.stack.project, stack_name,
-                                     user=dict(spec.labels) if spec else None, extra=self.extra_labels)
-            self.api.create_network(name, driver=(spec.driver if spec and spec.driver else "bridge"),
-                                    labels=labels, check_duplicate=True)
+            if external:   # as compose: an external network is never created
+                raise EngineError(f"The network {name!r} is declared as external, but could not be found. "
+                                  f"Create it first (docker network create {name}) or remove 'external'.")
+            self.api.create_network(name, **network_create_kwargs(self.stack.project, stack_name, spec,
+                                                                  self.extra_labels))
 
         self._engine(f"create network {name!r}", make)
         self._networks_seen.add(name)
@@ -392,9 +394,11 @@ class Executor:
                 if not external:
                     self._vet("volume", name, found.get("Labels"))
                 return
-            labels = resource_labels("volume", self.stack.project, stack_name,
-                                     user=dict(spec.labels) if spec else None, extra=self.extra_labels)
-            self.api.create_volume(name, driver=(spec.driver if spec and spec.driver else "local"), labels=labels)
+            if external:   # as compose: an external volume is never created
+                raise EngineError(f"The volume {name!r} is declared as external, but could not be found. "
+                                  f"Create it first (docker volume create {name}) or remove 'external'.")
+            self.api.create_volume(name, **volume_create_kwargs(self.stack.project, stack_name, spec,
+                                                                self.extra_labels))
 
         self._engine(f"create volume {name!r}", make)
         self._volumes_seen.add(name)
