@@ -566,9 +566,13 @@ class Executor:
         self._ensure_mounted_volumes(service)
         host_config = self.api.create_host_config(**params.host)
         networking = None
+
+        def endpoint(net: str) -> dict[str, Any]:
+            return params.endpoints.get(net) or {"aliases": list(params.aliases)}
+
         if params.first_network:
             networking = self.api.create_networking_config(
-                {params.first_network: self.api.create_endpoint_config(aliases=list(params.aliases))}
+                {params.first_network: self.api.create_endpoint_config(**endpoint(params.first_network))}
             )
         created = self.api.create_container(
             params.image, name=params.name, host_config=host_config, networking_config=networking,
@@ -576,7 +580,7 @@ class Executor:
         )
         cid: str = created["Id"]
         for net in params.more_networks:
-            self.api.connect_container_to_network(cid, net, aliases=list(params.aliases))
+            self.api.connect_container_to_network(cid, net, **endpoint(net))
         return cid
 
     def _create(self, a: Create) -> dict[str, Any]:

@@ -6,7 +6,8 @@ everything the engine bakes into a container at create time, and nothing else:
 
 included
     every ``ServiceSpec`` field except the excluded ones below (new fields are included
-    automatically, erring towards a recreate), the project name, the id of the image the
+    automatically, erring towards a recreate; those in ``HASHED_WHEN_SET`` only when not at
+    their default, so adding them did not change existing hashes), the project name, the id of the image the
     container runs, the engine-side names of the volumes and networks it uses, and the current
     container id of every service it joins through ``network_mode: service:X`` or
     ``volumes_from: X`` (when X is recreated the joined namespace/volumes are gone, so the
@@ -35,6 +36,9 @@ HASH_SCHEMA = 1
 HASH_LENGTH = 32  # hex digits: 128 bits, collisions are not a practical concern
 
 EXCLUDED_FIELDS = frozenset({"depends_on", "restart", "build"})
+# Fields added after HASH_SCHEMA 1 shipped: hashed only when set, so a container whose spec
+# does not use them keeps its hash (an upgrade must not recreate every container).
+HASHED_WHEN_SET = frozenset({"network_settings"})
 
 
 def attached_services(spec: ServiceSpec) -> tuple[str, ...]:
@@ -56,7 +60,7 @@ def config_hash(stack: StackSpec, service: str, image_id: str, attached: Mapping
     fields = {
         f.name: _plain(getattr(spec, f.name))
         for f in dataclasses.fields(spec)
-        if f.name not in EXCLUDED_FIELDS
+        if f.name not in EXCLUDED_FIELDS and not (f.name in HASHED_WHEN_SET and getattr(spec, f.name) == f.default)
     }
     doc = {
         "schema": HASH_SCHEMA,

@@ -73,6 +73,17 @@ class VolumesFrom:
 
 
 @dataclass(frozen=True)
+class NetworkAttachment:
+    """How a service joins one network (the mapping form of a service's ``networks:``)."""
+
+    network: str                      # stack-level name
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    priority: int = 0                 # the highest is joined at create time (then by name)
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     image: str | None = None
@@ -88,6 +99,9 @@ class ServiceSpec:
     healthcheck: Healthcheck | None = None  # None: none defined (the image's own may apply)
     labels: Pairs = ()
     networks: tuple[str, ...] = ()    # stack-level network names (unprefixed)
+    # Only networks with a setting (aliases, addresses, priority); left out of the config hash
+    # while empty, so specs without settings keep the hash they had before it existed.
+    network_settings: tuple[NetworkAttachment, ...] = ()
     network_mode: str | None = None   # "bridge", "host", "none" or "service:NAME"
     privileged: bool = False
     devices: tuple[str, ...] = ()

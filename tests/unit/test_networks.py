@@ -108,3 +108,54 @@ def test_bad_network_settings_are_errors_that_name_the_field(tmp_path: Path) -> 
         with pytest.raises(ComposeError) as exc:
             load_text(text, workdir=tmp_path, environ={})
         assert all(w in str(exc.value) for w in words), str(exc.value)
+
+
+ATTACH = """\
+name: demo
+services:
+  web:
+    image: nginx:1
+    networks:
+      zeta:
+      back:
+        priority: 5
+      alpha:
+      front:
+        priority: 100
+        aliases: [www]
+        ipv4_address: 172.30.0.10
+        ipv6_address: "fd00:30::10"
+networks:
+  zeta:
+  back:
+  alpha:
+  front:
+"""
+
+
+def test_the_network_joined_at_create_is_the_one_compose_picks(tmp_path: Path) -> None:
+    from runtime.containerspec import create_params
+
+    st = load_text(ATTACH, workdir=tmp_path, environ={}).stack
+    params = create_params(st, "web", "sha256:x", "h")
+    # Highest priority first, then by name: front (100), back (5), alpha, zeta.
+    assert params.first_network == "demo_front" and params.host["network_mode"] == "demo_front"
+    assert params.more_networks == ("demo_back", "demo_alpha", "demo_zeta")
+    assert params.endpoints["demo_front"] == {"aliases": ["web", "www"], "ipv4_address": "172.30.0.10",
+                                              "ipv6_address": "fd00:30::10"}
+    assert params.endpoints["demo_zeta"] == {"aliases": ["web"]}
+
+
+def test_attachment_settings_change_the_hash_only_when_set(tmp_path: Path) -> None:
+    import dataclasses
+
+    from runtime.hashing import config_hash
+
+    st = load_text(ATTACH, workdir=tmp_path, environ={}).stack
+    web = st.service("web")
+    bare = dataclasses.replace(st, services=(dataclasses.replace(web, network_settings=()),))
+    assert config_hash(st, "web", "i", {}) != config_hash(bare, "web", "i", {})
+    moved = dataclasses.replace(st, services=(dataclasses.replace(
+        web, network_settings=tuple(dataclasses.replace(a, ipv4_address="172.30.0.11") if a.ipv4_address else a
+                                    for a in web.network_settings)),))
+    assert config_hash(st, "web", "i", {}) != config_hash(moved, "web", "i", {})
