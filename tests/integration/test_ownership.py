@@ -67,6 +67,15 @@ def test_a_colliding_project_is_refused_and_its_data_survives_down_v(stack: Stac
     for c in engine.containers.list(all=True, filters={"label": f"io.armstack.stack={stack.project}"}):
         assert all(m.get("Name") != name_v for m in c.attrs.get("Mounts") or []), c.attrs["Mounts"]
 
+    # The volume alone collides (the network is the stack's own): refused just the same.
+    (stack.dir / "compose.yaml").write_text(
+        compose(stack.project, "db_data", "own", "echo intruder > /data/owner; " + LOOP.format(name="app")))
+    res = cli(stack, "apply", "--timeout", "30")
+    assert res.returncode == 1
+    assert f"The volume {name_v!r} already exists and belongs to project {other.project!r}" in res.stderr, res.stderr
+    for c in engine.containers.list(all=True, filters={"label": f"io.armstack.stack={stack.project}"}):
+        assert all(m.get("Name") != name_v for m in c.attrs.get("Mounts") or []), c.attrs["Mounts"]
+
     res = cli(stack, "down", "-v")
     assert engine.volumes.get(name_v).attrs["Labels"]["io.armstack.stack"] == other.project
     engine.networks.get(name_n)
