@@ -42,6 +42,7 @@ def other(stack: Stack, tmp_path: Path) -> Iterator[Stack]:
     try:
         yield s
     finally:
+        _cleanup(stack.client, stack.project)   # a container of <p> may use <p>_db's volume
         _cleanup(stack.client, s.project)
 
 
@@ -100,6 +101,7 @@ def test_an_unlabelled_volume_is_used_with_a_warning_and_kept_by_down_v(stack: S
         with pytest.raises(docker.errors.NotFound):
             engine.networks.get(f"{stack.project}_db_net")
     finally:
+        _cleanup(engine, stack.project)   # its containers first: a volume in use cannot go
         with contextlib.suppress(docker.errors.APIError):
             vol.remove(force=True)
 
