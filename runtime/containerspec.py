@@ -92,6 +92,28 @@ def service_networks(spec: ServiceSpec) -> tuple[str, ...]:
     return spec.networks or (DEFAULT_NETWORK,)
 
 
+def networks_by_priority(spec: ServiceSpec) -> tuple[str, ...]:
+    """The service's networks in the order compose joins them: highest ``priority`` first, then
+    by name. The first is the one the container is created on; the others are connected after."""
+    priority = {a.network: a.priority for a in spec.network_settings}
+    return tuple(sorted(service_networks(spec), key=lambda n: (-priority.get(n, 0), n)))
+
+
+def endpoint_settings(spec: ServiceSpec, network: str) -> dict[str, Any]:
+    """Endpoint settings of the service on one network: the service name and the file's aliases,
+    and the fixed addresses, if any."""
+    attachment = next((a for a in spec.network_settings if a.network == network), None)
+    aliases = [spec.name]
+    out: dict[str, Any] = {"aliases": aliases}
+    if attachment is not None:
+        aliases += [a for a in attachment.aliases if a not in aliases]
+        if attachment.ipv4_address:
+            out["ipv4_address"] = attachment.ipv4_address
+        if attachment.ipv6_address:
+            out["ipv6_address"] = attachment.ipv6_address
+    return out
+
+
 def stack_networks(stack: StackSpec) -> tuple[str, ...]:
     """Every stack-level network some service joins, in first-use order."""
     seen: list[str] = []
@@ -159,6 +181,9 @@ class CreateParams:
     links: tuple[tuple[str, str], ...] = ()                   # (container, alias) on every network joined
     # HostConfig fields create_host_config has no parameter for, merged into its result as they are.
     host_raw: dict[str, Any] = field(default_factory=dict)
+    # engine-side network -> endpoint settings (aliases, ipv4_address, ipv6_address) as
+    # docker-py's create_endpoint_config / connect_container_to_network take them.
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def create_params(
@@ -262,10 +287,12 @@ def create_params(
         if spec.network_mode:
             h["network_mode"] = spec.network_mode
         else:
-            nets = [stack.network_name(n) for n in service_networks(spec)]
+            ordered = networks_by_priority(spec)
+            nets = [stack.network_name(n) for n in ordered]
             params.first_network = nets[0]
             params.more_networks = tuple(nets[1:])
             params.aliases = (service,)
+            params.endpoints = {stack.network_name(n): endpoint_settings(spec, n) for n in ordered}
             h["network_mode"] = nets[0]
         if spec.links:
             # As docker compose: "container:alias" in HostConfig.Links (the default bridge) and

@@ -11,18 +11,17 @@ import docker
 
 from runtime.buildctx import build_context_hash, dockerfile_bases, read_dockerfile
 from runtime.compose.model import StackSpec
+from runtime.imageref import normalize_ref
 from runtime.observed import Desired
 
 
 def base_image_ids(client: docker.DockerClient) -> dict[str, str]:
-    """Every tag the engine knows, mapped to its image id (``ref`` and ``ref:latest`` forms)."""
+    """Every tag the engine knows, in normalised form (``runtime.imageref``), mapped to its image id."""
     out: dict[str, str] = {}
     for img in client.api.images():
         for tag in img.get("RepoTags") or ():
             if tag and tag != "<none>:<none>":
-                out[tag] = img["Id"]
-                if tag.endswith(":latest"):
-                    out[tag[: -len(":latest")]] = img["Id"]
+                out[normalize_ref(tag)] = img["Id"]
     return out
 
 
@@ -42,8 +41,8 @@ def make_desired(client: docker.DockerClient, stack: StackSpec, *, release: str 
             known = base_image_ids(client)
         bases = dockerfile_bases(text, dict(spec.build.args))
         try:
-            hashes.append((spec.name, build_context_hash(spec.build, {b: known[b] for b in bases if b in known},
-                                                            service=spec.name)))
+            ids = {b: known[normalize_ref(b)] for b in bases if normalize_ref(b) in known}
+            hashes.append((spec.name, build_context_hash(spec.build, ids, service=spec.name)))
         except OSError:
             continue
     return Desired(stack=stack, build_hashes=tuple(hashes), release=release)

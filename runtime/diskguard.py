@@ -16,12 +16,16 @@ guard never raises: a disk it cannot measure is logged once and disk handling is
 so the stack keeps running on a device whose storage cannot be read.
 
 State kept in ``<data_dir>/<project>/disk.json`` (atomic writes, only when it changes):
-image ids pulled for the stack (pulled images carry no label, so this is how they are known
-to be the stack's), when each image was last run, and the last cleanup.
+the ids of the images the runtime built (``built``) or pulled (``pulled``) for the stack, when
+each image was last run, and the last cleanup. The recorded ids are the only proof that an
+image is the stack's: labels are inherited through ``FROM`` and copied by ``docker commit``,
+so an operator's image can carry the stack's labels. Images built by a release that did not
+record ids are therefore never evicted (the safe side); they can be removed by hand.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -99,12 +103,12 @@ class DiskGuard:
         self.check_interval = check_interval
         self.clock = clock
         self.pulled: dict[str, str] = {}          # image id -> service
+        self.built: dict[str, str] = {}           # image id -> service
         self.last_used: dict[str, float] = {}     # image id -> epoch seconds
         self.last_cleanup: dict[str, Any] | None = None
         self.refused: dict[str, Refusal] = {}     # service -> its refused update
         self.usage: D.DiskUsage | None = None
         self.next_check = 0.0
-        self.build_started: dict[str, float] = {}  # service -> epoch seconds its build was admitted
         self._error: str | None = None
         self._saved: dict[str, Any] | None = None
         self._load()
@@ -121,21 +125,24 @@ class DiskGuard:
             return
         if isinstance(data, dict):
             self.pulled = {str(k): str(v) for k, v in (data.get("pulled") or {}).items()}
+            self.built = {str(k): str(v) for k, v in (data.get("built") or {}).items()}
             self.last_used = {str(k): float(v) for k, v in (data.get("last_used") or {}).items()
                               if isinstance(v, int | float)}
             lc = data.get("last_cleanup")
             self.last_cleanup = lc if isinstance(lc, dict) else None
-            self._saved = data
+            self._saved = copy.deepcopy(data)
 
     def _save(self) -> None:
         if self.state_path is None:
             return
-        data = {"pulled": self.pulled, "last_used": self.last_used, "last_cleanup": self.last_cleanup}
+        data = {"pulled": self.pulled, "built": self.built, "last_used": self.last_used,
+                "last_cleanup": self.last_cleanup}
         if data == self._saved:
             return
         try:
             atomic_write_json(self.state_path, data)
-            self._saved = data
+            # A copy: ``data`` holds the live dicts, which would make every later change look saved.
+            self._saved = copy.deepcopy(data)
         except ArmstackError as exc:   # a full card is exactly when this may fail: not fatal
             self.log(str(exc), level="warning")
 
@@ -167,6 +174,11 @@ class DiskGuard:
                 out[name] = img.id
         return out
 
+    @property
+    def owned(self) -> dict[str, str]:
+        """image id -> service, for every image the runtime built or pulled for the stack."""
+        return {**self.pulled, **self.built}
+
     def note_observed(self, observed: ObservedState, desired: Desired) -> None:
         now = time.time()
         for c in observed.containers:
@@ -175,7 +187,7 @@ class DiskGuard:
 
     def _facts(self, observed: ObservedState, desired: Desired, *, unique: bool
                ) -> tuple[list[D.ImageInfo], int, set[str], set[str]]:
-        images, cache = self.io.images(self.pulled, self.last_used, unique_sizes=unique)
+        images, cache = self.io.images(self.owned, self.last_used, unique_sizes=unique)
         current = self.current(observed, desired)
         in_use = {c.image_id for c in observed.containers if c.image_id}
         protected = set(current.values()) | D.releases_to_keep(images, current, self.policy.keep_releases)
@@ -195,6 +207,7 @@ class DiskGuard:
                     freed_est += e.size
                     self.last_used.pop(e.image_id, None)
                     self.pulled.pop(e.image_id, None)
+                    self.built.pop(e.image_id, None)
                 else:
                     self.log(err, level="warning")
             else:
@@ -264,7 +277,7 @@ class DiskGuard:
             return
         current = self.current(observed, desired)
         stale = D.stale_releases(images, current, self.policy.keep_releases, in_use)
-        dangling = set(self.io.dangling_owned()) - protected - in_use
+        dangling = set(self.io.dangling_owned(self.owned)) - protected - in_use
         stale_ids = {i.id for i in stale}
         by_id = {i.id: i for i in images}
         plan: list[D.EvictImage | D.PruneBuildCache] = [
@@ -278,6 +291,7 @@ class DiskGuard:
         # Forget pulls of images that are gone: the record must not claim a later image by id.
         present = {i.id for i in images}
         self.pulled = {k: v for k, v in self.pulled.items() if k in present}
+        self.built = {k: v for k, v in self.built.items() if k in present}
         self.last_used = {k: v for k, v in self.last_used.items() if k in present}
         self._save()
 
@@ -310,11 +324,9 @@ class DiskGuard:
             if usage is not None:
                 dropped |= self._admit_measured(todo, usage, observed, desired, refused_msgs, now)
         for a in todo:
-            if a.service not in dropped:
-                self.build_started[a.service] = time.time()
-                if a.service in self.refused:
-                    self.log(f"there is room again: updating service {a.service}")
-                    del self.refused[a.service]
+            if a.service not in dropped and a.service in self.refused:
+                self.log(f"there is room again: updating service {a.service}")
+                del self.refused[a.service]
         return [a for a in actions if getattr(a, "service", None) not in dropped
                 or not isinstance(a, Build | Pull)], refused_msgs
 
@@ -376,18 +388,20 @@ class DiskGuard:
         out: set[str] = set()
         for r in results:
             a = r.action
-            if isinstance(a, Pull) and r.ok:
+            if isinstance(a, Build | Pull) and r.ok:
+                # The tag now names the new image: record its id, the stack's proof of ownership.
                 iid = self.io.image_id(a.image)
                 if iid is not None:
-                    self.pulled[iid] = a.service
+                    (self.pulled if isinstance(a, Pull) else self.built)[iid] = a.service
                     self._save()
             if isinstance(a, Build | Pull) and r.ok:
                 self.next_check = 0.0          # a new image: check the watermarks soon
                 self.io.forget()
             if isinstance(a, Build | Pull) and not r.ok and _disk_full(r.error or ""):
                 out.add(a.service)
-                since = self.build_started.get(a.service, time.time() - 3600)
-                left = self.io.remove_build_leftovers(since) if isinstance(a, Build) else []
+                # Only the layers this build made (their ids are in its result): an untagged
+                # image that appeared meanwhile may be anyone's.
+                left = self.io.remove_build_leftovers(getattr(r, "images", ())) if isinstance(a, Build) else []
                 self.io.forget()
                 key = a.build_hash if isinstance(a, Build) else a.image
                 old = self.refused.get(a.service)

@@ -10,8 +10,12 @@ measured, first that works:
    engine root (has ``image/`` or an ``overlay2/`` directory): a real device, or the
    all-in-one image where runtime and engine share a filesystem.
 3. A probe through the engine: a tiny ``--rm`` container from an image the stack already
-   has, labelled as the stack's, bind-mounting ``DockerRootDir`` read-only and printing
-   ``stat -f -c '%S %b %f %a'`` (or ``df -B1`` where ``stat -f`` is missing). Slow under
+   has, labelled as the stack's, printing ``stat -f -c '%S %b %f %a'`` (or ``df -B1`` where
+   ``stat -f`` is missing) of an empty volume of its own (``armstack-disk-probe.<project>``),
+   mounted read-only. A local volume lives under ``<DockerRootDir>/volumes``, so its
+   filesystem is the data root's, and the container sees nothing else: the data root holds
+   every project's volumes and container configurations, which a stack image has no business
+   reading. The container has no network, no capabilities and a read-only root. Slow under
    emulation (a container start), so results are cached for ``probe_ttl`` seconds.
 
 ``parse_statfs`` and ``parse_df`` turn the probe's output into a :class:`DiskUsage`.
@@ -31,9 +35,11 @@ import docker.errors
 from runtime import labels as L
 from runtime.disk import DiskUsage, ImageInfo
 from runtime.errors import EngineError
+from runtime.ownership import owner_of
 
 ENGINE_ROOT_ENV = "ARMSTACK_ENGINE_ROOT"
 PROBE_MOUNT = "/armstack-engine-root"
+PROBE_VOLUME = "armstack-disk-probe"
 PROBE_CMD = (f"stat -f -c '%S %b %f %a' {PROBE_MOUNT} 2>/dev/null || df -B1 {PROBE_MOUNT} 2>/dev/null "
              f"|| df -k {PROBE_MOUNT}")
 
@@ -129,7 +135,7 @@ class DiskIO:
         now = time.monotonic()
         if self._cached is not None and now - self._cached[0] < self.probe_ttl:
             return self._cached[1]
-        usage = self._probe(root, probe_images)
+        usage = self.probe(probe_images)
         self.method = "probe container"
         self._cached = (now, usage)
         return usage
@@ -138,15 +144,41 @@ class DiskIO:
         """Drop a cached probe result (after a cleanup or a build the numbers changed)."""
         self._cached = None
 
-    def _probe(self, root: str, probe_images: Iterable[str]) -> DiskUsage:
+    @property
+    def probe_volume(self) -> str:
+        # '.' cannot occur in a compose project name, so this never collides with <project>_<name>.
+        return f"{PROBE_VOLUME}.{self.project}"
+
+    def _probe_volume(self) -> str:
+        """The probe's own empty volume, created once, labelled as the stack's."""
+        name = self.probe_volume
+        try:
+            found = self.api.inspect_volume(name)
+        except docker.errors.NotFound:
+            self.api.create_volume(name, driver="local",
+                                   labels={**self.extra_labels, L.STACK: self.project, L.SERVICE: PROBE_VOLUME})
+            return name
+        owner = owner_of(found.get("Labels"))
+        if owner not in ("", self.project):
+            raise EngineError(f"The volume {name!r} belongs to project {owner!r}; remove it or set "
+                              f"{ENGINE_ROOT_ENV} so that the disk probe is not needed.")
+        return name
+
+    def probe(self, probe_images: Iterable[str]) -> DiskUsage:
+        """Measure through a probe container run from the first of ``probe_images`` that works."""
         errors: list[str] = []
+        try:
+            volume = self._probe_volume()
+        except (docker.errors.DockerException, OSError) as exc:
+            raise EngineError(f"Could not create the disk probe's volume: {exc}.") from exc
         for image in probe_images:
             try:
                 out = self.client.containers.run(
                     image, ["sh", "-c", PROBE_CMD], remove=True, network_mode="none",
-                    labels={**self.extra_labels, L.STACK: self.project, L.SERVICE: "armstack-disk-probe"},
-                    volumes={root: {"bind": PROBE_MOUNT, "mode": "ro"}}, stdout=True, stderr=False,
+                    labels={**self.extra_labels, L.STACK: self.project, L.SERVICE: PROBE_VOLUME},
+                    volumes={volume: {"bind": PROBE_MOUNT, "mode": "ro"}}, stdout=True, stderr=False,
                     entrypoint=[], log_config={"type": "json-file", "config": {"max-size": "1m"}},
+                    cap_drop=["ALL"], read_only=True, security_opt=["no-new-privileges"],
                 )
                 return parse_probe(out.decode(errors="replace") if isinstance(out, bytes) else str(out))
             except (docker.errors.DockerException, ValueError, OSError) as exc:
@@ -158,13 +190,15 @@ class DiskIO:
 
     # -- images -------------------------------------------------------------------------------
 
-    def images(self, pulled: Mapping[str, str], last_used: Mapping[str, float], *,
+    def images(self, owned: Mapping[str, str], last_used: Mapping[str, float], *,
                unique_sizes: bool = False) -> tuple[list[ImageInfo], int]:
         """Every top-level engine image as :class:`ImageInfo`, and the build cache size.
 
-        ``pulled`` maps image ids pulled for the stack to their service. ``unique_sizes`` asks
-        the engine for shared sizes (``docker system df``, slower) so the bytes an eviction frees
-        are not overestimated by layers other images share.
+        ``owned`` maps the ids of images the runtime built or pulled for the stack to their
+        service; only those are the stack's. Labels never are: an image built ``FROM`` one of
+        the stack's inherits its labels, and ``docker commit`` copies a container's.
+        ``unique_sizes`` asks the engine for shared sizes (``docker system df``, slower) so the
+        bytes an eviction frees are not overestimated by layers other images share.
         """
         cache = 0
         if unique_sizes:
@@ -175,17 +209,15 @@ class DiskIO:
             rows = self.api.images()
         out: list[ImageInfo] = []
         for row in rows:
-            lab = row.get("Labels") or {}
             size = int(row.get("Size") or 0)
             shared = int(row.get("SharedSize") or -1)
             if shared > 0:
                 size = max(0, size - shared)
             iid = row["Id"]
-            owned = self.project in (lab.get(L.IMAGE_STACK), lab.get(L.STACK)) or iid in pulled  # STACK: older builds
             tags = tuple(t for t in (row.get("RepoTags") or ()) if t and t != "<none>:<none>")
-            out.append(ImageInfo(id=iid, size=size, owned=owned, last_used=last_used.get(iid, 0.0),
+            out.append(ImageInfo(id=iid, size=size, owned=iid in owned, last_used=last_used.get(iid, 0.0),
                                  created_at=float(row.get("Created") or 0), tags=tags,
-                                 service=lab.get(L.IMAGE_SERVICE) or lab.get(L.SERVICE) or pulled.get(iid, "")))
+                                 service=owned.get(iid, "")))
         return out, cache
 
     def image_id(self, ref: str) -> str | None:
@@ -226,17 +258,27 @@ class DiskIO:
         except (docker.errors.DockerException, OSError) as exc:
             return 0, f"Could not prune the build cache: {exc}."
 
-    def dangling_owned(self) -> list[str]:
-        """Untagged images labelled as the stack's (what its builds left when a tag moved on)."""
+    def dangling_owned(self, owned: Iterable[str]) -> list[str]:
+        """Untagged images among ``owned`` (the stack's builds, left when a tag moved on)."""
+        mine = set(owned)
         try:
-            rows = self.api.images(filters={"dangling": True, "label": f"{L.IMAGE_STACK}={self.project}"})
+            rows = self.api.images(filters={"dangling": True})
         except (docker.errors.DockerException, OSError):
             return []
-        return [str(r["Id"]) for r in rows]
+        return [str(r["Id"]) for r in rows if r["Id"] in mine]
 
-    def remove_build_leftovers(self, since: float) -> list[str]:
-        """Remove untagged, unreferenced images created since ``since`` (epoch s): the layers a
-        failed build left. Leaves first, so each removal may expose its parent. Ids removed."""
+    def remove_build_leftovers(self, created: Iterable[str]) -> list[str]:
+        """Remove the layers a failed build left: the images in ``created`` (ids, maybe short, that
+        the build itself made) that are untagged and unused. Leaves first, so each removal may
+        expose its parent. Nothing else is touched, however recent. Ids removed."""
+        wanted = {c.removeprefix("sha256:") for c in created if c}
+        if not wanted:
+            return []
+
+        def made_by_build(iid: str) -> bool:
+            bare = iid.removeprefix("sha256:")
+            return any(bare.startswith(w) for w in wanted)
+
         removed: list[str] = []
         try:
             used = {c.get("ImageID") for c in self.api.containers(all=True)}
@@ -244,8 +286,8 @@ class DiskIO:
                 rows = self.api.images(all=True)
                 parents = {r.get("ParentId") for r in rows}
                 victims = [r["Id"] for r in rows
-                           if not [t for t in (r.get("RepoTags") or ()) if t != "<none>:<none>"]
-                           and float(r.get("Created") or 0) >= since - 1
+                           if made_by_build(r["Id"])
+                           and not [t for t in (r.get("RepoTags") or ()) if t != "<none>:<none>"]
                            and r["Id"] not in parents and r["Id"] not in used]
                 if not victims:
                     break

@@ -10,7 +10,6 @@ service and the action.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 import time
@@ -55,9 +54,12 @@ from runtime.containerspec import (
 )
 from runtime.errors import DiskFullError, EngineError
 from runtime.observed import ContainerStatus, Desired, ObservedContainer, ObservedImage, ObservedState
+from runtime.ownership import Kind, check_existing, owner_of, removable
+from runtime.resourcespec import network_create_kwargs, volume_create_kwargs
 
 _STEP = re.compile(r"^Step (\d+)/(\d+)\s*:")
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,64})\s*$")
+_LAYER = re.compile(r"^\s*---> ([0-9a-f]{12,64})\s*$")   # the image a build step produced
 _PARALLEL = (Create, Start, Recreate)
 _MAX_WORKERS = 4
 
@@ -87,6 +89,9 @@ class ActionResult:
     # Recreate, or Create after a delete-then-download: seconds from the stop of the old
     # container (maybe in an earlier round) until the new one runs.
     downtime: float | None = None
+    # Build: ids (maybe short) of the images the build itself made, step layers and the result,
+    # also when it failed: the only images a cleanup after a failed build may remove.
+    images: tuple[str, ...] = ()
 
     @property
     def service(self) -> str | None:
@@ -156,6 +161,8 @@ class Executor:
         self.extra_labels = extra_labels(environ)
         self._stopping: set[str] = set()
         self._networks_seen: set[str] = set()
+        self._volumes_seen: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         # service -> monotonic time its old container was stopped for an update whose new
         # container is created in a later round (kill/delete-then-download): downtime spans rounds.
@@ -179,11 +186,15 @@ class Executor:
 
     def observe(self) -> ObservedState:
         try:
+            nets = self.api.networks()
+            vols = self.api.volumes().get("Volumes") or []
             return ObservedState(
                 containers=tuple(self._observe_containers()),
                 images=tuple(self._observe_images()),
-                networks=frozenset(n["Name"] for n in self.api.networks()),
-                volumes=frozenset(v["Name"] for v in (self.api.volumes().get("Volumes") or [])),
+                networks=frozenset(n["Name"] for n in nets),
+                volumes=frozenset(v["Name"] for v in vols),
+                network_owners=tuple(sorted((n["Name"], owner_of(n.get("Labels"))) for n in nets)),
+                volume_owners=tuple(sorted((v["Name"], owner_of(v.get("Labels"))) for v in vols)),
             )
         except docker.errors.DockerException as exc:
             raise EngineError(f"Could not read the state of stack {self.stack.project!r} from the engine: "
@@ -270,11 +281,17 @@ class Executor:
 
     def _run_one(self, action: Action) -> ActionResult:
         t0 = time.monotonic()
+        made: list[str] = []
         try:
-            extra: dict[str, Any] = self._dispatch(action) or {}
+            extra: dict[str, Any] = self._dispatch_made(action, made) or {}
         except EngineError as exc:
-            return ActionResult(action, False, str(exc), time.monotonic() - t0)
-        return ActionResult(action, True, None, time.monotonic() - t0, **extra)
+            return ActionResult(action, False, str(exc), time.monotonic() - t0, images=tuple(made))
+        return ActionResult(action, True, None, time.monotonic() - t0, images=tuple(made), **extra)
+
+    def _dispatch_made(self, action: Action, made: list[str]) -> dict[str, Any] | None:
+        if isinstance(action, Build):
+            return self._build(action, made)
+        return self._dispatch(action)
 
     def _dispatch(self, action: Action) -> dict[str, Any] | None:
         handlers: dict[type, Callable[[Any], dict[str, Any] | None]] = {
@@ -307,58 +324,108 @@ class Executor:
         except OSError as exc:
             raise EngineError(f"Could not {what}: the Docker engine is unreachable ({exc}).", service=service) from exc
 
-    def _labels(self, **more: str) -> dict[str, str]:
-        out = dict(self.extra_labels)
-        out.update({L.STACK: self.stack.project, L.COMPOSE_PROJECT: self.stack.project})
-        out.update(more)
-        return out
+    def _warn(self, text: str) -> None:
+        """A warning of the runtime itself (the presenter's ``runtime`` line when there is one)."""
+        if self.output is None:
+            return
+        runtime = getattr(self.output, "runtime", None)
+        if callable(runtime):
+            runtime(text, level="warning")
+        else:
+            self.output.line("armstack", f"warning: {text}", stream="runtime")
+
+    def _vet(self, kind: Kind, name: str, labels: Mapping[str, str] | None) -> None:
+        """Refuse an existing object another project owns; warn once about an unlabelled one."""
+        warning = check_existing(kind, name, labels, self.stack.project)
+        if warning is not None and (kind, name) not in self._warned:
+            self._warned.add((kind, name))
+            self._warn(warning)
 
     def _ensure_network(self, a: EnsureNetwork) -> None:
         self.ensure_network(a.name)
         return None
 
     def ensure_network(self, name: str) -> None:
-        """Create the engine network ``name`` unless it exists (idempotent, remembered)."""
+        """Create the engine network ``name`` unless it exists (idempotent, remembered).
+
+        An existing one is used only if it is the project's or unlabelled (``runtime.ownership``).
+        """
         if name in self._networks_seen:
             return
-        a = EnsureNetwork(name)
-        stack_name = next((n for n in stack_networks(self.stack) if self.stack.network_name(n) == a.name), a.name)
+        stack_name = next((n for n in stack_networks(self.stack) if self.stack.network_name(n) == name), name)
         spec = next((n for n in self.stack.networks if n.name == stack_name), None)
+        external = spec is not None and spec.external
 
         def make() -> None:
-            if any(n["Name"] == a.name for n in self.api.networks(names=[a.name])):
+            found = [n for n in self.api.networks(names=[name]) if n["Name"] == name]
+            if found:
+                if not external:
+                    self._vet("network", name, found[0].get("Labels"))
                 return
-            labels = self._labels(**{L.COMPOSE_NETWORK: stack_name})
-            if spec is not None:
-                labels.update(dict(spec.labels))
-            self.api.create_network(a.name, driver=(spec.driver if spec and spec.driver else "bridge"),
-                                    labels=labels, check_duplicate=True)
+            if external:   # as compose: an external network is never created
+                raise EngineError(f"The network {name!r} is declared as external, but could not be found. "
+                                  f"Create it first (docker network create {name}) or remove 'external'.")
+            self.api.create_network(name, **network_create_kwargs(self.stack.project, stack_name, spec,
+                                                                  self.extra_labels))
 
-        self._engine(f"create network {a.name!r}", make)
+        self._engine(f"create network {name!r}", make)
         self._networks_seen.add(name)
 
     def _ensure_volume(self, a: EnsureVolume) -> None:
-        stack_name = next((v.name for v in self.stack.volumes if self.stack.volume_name(v.name) == a.name), a.name)
+        self.ensure_volume(a.name)
+        return None
+
+    def ensure_volume(self, name: str) -> None:
+        """Create the engine volume ``name`` unless it exists (remembered); vet an existing one."""
+        if name in self._volumes_seen:
+            return
+        stack_name = next((v.name for v in self.stack.volumes if self.stack.volume_name(v.name) == name), None)
+        if stack_name is None:   # mounted without a top-level entry: <project>_<source>
+            stack_name = next((m.source for s in self.stack.services for m in s.volumes
+                               if m.type == "volume" and m.source and self.stack.volume_name(m.source) == name),
+                              name)
         spec = next((v for v in self.stack.volumes if v.name == stack_name), None)
+        external = spec is not None and spec.external
 
         def make() -> None:
             try:
-                self.api.inspect_volume(a.name)
-                return
+                found = self.api.inspect_volume(name)
             except docker.errors.NotFound:
-                pass
-            labels = self._labels(**{L.COMPOSE_VOLUME: stack_name})
-            if spec is not None:
-                labels.update(dict(spec.labels))
-            self.api.create_volume(a.name, driver=(spec.driver if spec and spec.driver else "local"), labels=labels)
+                found = None
+            if found is not None:
+                if not external:
+                    self._vet("volume", name, found.get("Labels"))
+                return
+            if external:   # as compose: an external volume is never created
+                raise EngineError(f"The volume {name!r} is declared as external, but could not be found. "
+                                  f"Create it first (docker volume create {name}) or remove 'external'.")
+            self.api.create_volume(name, **volume_create_kwargs(self.stack.project, stack_name, spec,
+                                                                self.extra_labels))
 
-        self._engine(f"create volume {a.name!r}", make)
-        return None
+        self._engine(f"create volume {name!r}", make)
+        self._volumes_seen.add(name)
+
+    def _ensure_mounted_volumes(self, service: str) -> None:
+        """Vet (or create) every named volume a container is about to mount: a name proves nothing."""
+        spec = self.stack.service(service)
+        for m in spec.volumes:
+            if m.type == "volume" and m.source:
+                self.ensure_volume(self.stack.volume_name(m.source))
+
+    def _removable(self, kind: Kind, name: str, labels: Mapping[str, str] | None) -> None:
+        if not removable(labels, self.stack.project):
+            owner = owner_of(labels)
+            whose = f"belongs to project {owner!r}" if owner else "is not labelled as any project's"
+            raise EngineError(f"The {kind} {name!r} was not removed: it {whose}, not {self.stack.project!r}. "
+                              f"Remove it by hand if it is no longer needed.")
 
     def _remove_network(self, a: RemoveNetwork) -> None:
         def run() -> None:
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
+                self._removable("network", a.name, self.api.inspect_network(a.name).get("Labels"))
                 self.api.remove_network(a.name)
+            except docker.errors.NotFound:
+                pass
 
         self._engine(f"remove network {a.name!r}", run)
         self._networks_seen.discard(a.name)
@@ -366,15 +433,21 @@ class Executor:
 
     def _remove_volume(self, a: RemoveVolume) -> None:
         def run() -> None:
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
+                self._removable("volume", a.name, self.api.inspect_volume(a.name).get("Labels"))
                 self.api.remove_volume(a.name)
+            except docker.errors.NotFound:
+                pass
 
         self._engine(f"remove volume {a.name!r}", run)
+        self._volumes_seen.discard(a.name)
         return None
 
     # -- images -----------------------------------------------------------------------------
 
-    def _build(self, a: Build) -> dict[str, Any]:
+    def _build(self, a: Build, made: list[str] | None = None) -> dict[str, Any]:
+        """Build and tag the service's image; ``made`` collects the ids of the images it creates."""
+        made = [] if made is None else made
         spec = self.stack.service(a.service)
         if spec.build is None:
             raise EngineError(f"Could not build {a.service!r}: the service has no build section.", service=a.service)
@@ -390,10 +463,10 @@ class Executor:
         labels = {**self.extra_labels, L.IMAGE_STACK: self.stack.project, L.IMAGE_SERVICE: a.service,
                   L.BUILD_HASH: a.build_hash}
         label_steps = tuple(f"LABEL {k}=" for k in labels)
-        in_label = False
+        in_label = from_step = reused = False
 
         def run() -> None:
-            nonlocal steps, cached, image_id, in_label
+            nonlocal steps, cached, image_id, in_label, from_step, reused
             # No tag here: the image is tagged below, only once the build finished and its id is
             # known, so an interrupted build (power cut, error) can never leave the service's tag
             # on a half-built image. Its finished steps stay as untagged cache layers.
@@ -421,14 +494,22 @@ class Executor:
                     if built and image_id is None:
                         image_id = built.group(1)
                     m = _STEP.match(line)
+                    layer = _LAYER.match(line)
                     if m:
                         # The legacy builder appends our labels as extra LABEL steps; they are
                         # not the Dockerfile's, so they count neither as steps nor cache hits.
-                        in_label = line[m.end():].strip().startswith(label_steps)
+                        instruction = line[m.end():].strip()
+                        in_label = instruction.startswith(label_steps)
+                        from_step = instruction.upper().startswith("FROM ")
+                        reused = False
                         if not in_label:
                             steps += 1
-                    elif line.strip() == "---> Using cache" and not in_label:
-                        cached += 1
+                    elif line.strip() == "---> Using cache":
+                        reused = True
+                        if not in_label:
+                            cached += 1
+                    elif layer and not from_step and not reused:
+                        made.append(layer.group(1))   # a new layer: neither the base nor a cache hit
                     if self.output is not None:
                         self.output.line(a.service, line.rstrip(), stream="build")
 
@@ -447,6 +528,8 @@ class Executor:
         if image_id is None:
             raise EngineError(f"Could not build the image of service {a.service!r}: the engine did not say which "
                               "image it built.", service=a.service)
+        if image_id not in made:
+            made.append(image_id)
         repo, tag = _split_ref(a.image)
         built_id = image_id
         self._engine(f"tag the image of service {a.service!r} as {a.image!r}",
@@ -493,13 +576,18 @@ class Executor:
         for net in (params.first_network, *params.more_networks):
             if net:
                 self.ensure_network(net)
+        self._ensure_mounted_volumes(service)
         host_config = self.api.create_host_config(**params.host)
         host_config.update(params.host_raw)
         links = list(params.links) or None
         networking = None
+
+        def endpoint(net: str) -> dict[str, Any]:
+            return params.endpoints.get(net) or {"aliases": list(params.aliases)}
+
         if params.first_network:
             networking = self.api.create_networking_config(
-                {params.first_network: self.api.create_endpoint_config(aliases=list(params.aliases), links=links)}
+                {params.first_network: self.api.create_endpoint_config(**endpoint(params.first_network), links=links)}
             )
         created = self.api.create_container(
             params.image, name=params.name, host_config=host_config, networking_config=networking,
@@ -507,7 +595,7 @@ class Executor:
         )
         cid: str = created["Id"]
         for net in params.more_networks:
-            self.api.connect_container_to_network(cid, net, aliases=list(params.aliases), links=links)
+            self.api.connect_container_to_network(cid, net, **endpoint(net), links=links)
         return cid
 
     # -- checks before a create that need the engine (container_name, platform) --------------

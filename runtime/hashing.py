@@ -41,7 +41,6 @@ HASH_SCHEMA = 1
 HASH_LENGTH = 32  # hex digits: 128 bits, collisions are not a practical concern
 
 EXCLUDED_FIELDS = frozenset({"depends_on", "restart", "build"})
-
 # The fields each hashed class had at schema 1: always hashed. Any other field counts only when
 # it differs from its default (see "upgrades" above). Never add a name here.
 SCHEMA_1_FIELDS: dict[str, frozenset[str]] = {

@@ -54,15 +54,29 @@ class ObservedState:
     images: tuple[ObservedImage, ...] = ()              # all images on the engine
     networks: frozenset[str] = frozenset()              # engine-side names present
     volumes: frozenset[str] = frozenset()               # engine-side names present
+    # Engine-side name -> the project its labels name ("" or absent: unlabelled). Names collide
+    # across projects (``runtime.ownership``), so only these say what ``down`` may remove.
+    network_owners: tuple[tuple[str, str], ...] = ()
+    volume_owners: tuple[tuple[str, str], ...] = ()
 
     def containers_of(self, service: str) -> tuple[ObservedContainer, ...]:
         return tuple(c for c in self.containers if c.service == service)
 
+    def network_owner(self, name: str) -> str:
+        return dict(self.network_owners).get(name, "")
+
+    def volume_owner(self, name: str) -> str:
+        return dict(self.volume_owners).get(name, "")
+
     def image(self, ref: str) -> ObservedImage | None:
-        """The image a reference (tag or id) names, as the engine would resolve it."""
-        wanted = ref if ":" in ref.rsplit("/", 1)[-1] or ref.startswith("sha256:") else ref + ":latest"
+        """The image a reference (tag or id) names, as the engine would resolve it.
+
+        References are compared in their normalised form: ``docker.io/library/postgres:14`` is
+        the ``postgres:14`` the engine lists.
+        """
+        wanted = normalize_ref(ref)
         for img in self.images:
-            if img.id == ref or wanted in img.tags:
+            if img.id == ref or any(normalize_ref(t) == wanted for t in img.tags):
                 return img
         return None
 
@@ -115,4 +129,5 @@ class Desired:
         return dict(self.build_hashes).get(service)
 
 
-from runtime.compose.model import StackSpec  # noqa: E402  (kept last: model has no runtime imports)
+from runtime.compose.model import StackSpec  # noqa: E402
+from runtime.imageref import normalize_ref  # noqa: E402  (kept last: model has no runtime imports)

@@ -177,7 +177,8 @@ def plan_down(observed: ObservedState, stack: StackSpec | None, remove_volumes: 
     """Actions that take the stack down: every container, then its networks (and volumes).
 
     Without ``stack`` only containers are removed: which networks and volumes belong to the
-    stack is only known from its spec. External networks and volumes are never removed.
+    stack is only known from its spec. External networks and volumes are never removed, nor
+    any not labelled as the project's (``runtime.ownership``).
     Use :func:`stages` with ``stack`` to stop dependents before their dependencies.
     """
     order = {name: i for i, name in enumerate(service_order(stack))} if stack else {}
@@ -186,9 +187,13 @@ def plan_down(observed: ObservedState, stack: StackSpec | None, remove_volumes: 
     containers = sorted(observed.containers, key=lambda c: (-order.get(c.service, last), c.service, c.id))
     actions: list[Action] = [Remove(c.service, c.id, reason="down") for c in containers]
     if stack is not None:
-        actions += [RemoveNetwork(n) for n in _stack_networks(stack) if n in observed.networks]
+        # Only what is labelled as this project's: another project's may carry the same name.
+        mine = stack.project
+        actions += [RemoveNetwork(n) for n in _stack_networks(stack)
+                    if n in observed.networks and observed.network_owner(n) == mine]
         if remove_volumes:
-            actions += [RemoveVolume(v) for v in _stack_volumes(stack) if v in observed.volumes]
+            actions += [RemoveVolume(v) for v in _stack_volumes(stack)
+                        if v in observed.volumes and observed.volume_owner(v) == mine]
     return actions
 
 
@@ -389,9 +394,13 @@ def _blockers(spec: ServiceSpec, kept: Mapping[str, ObservedContainer], pending:
 
 
 def _stack_networks(stack: StackSpec) -> list[str]:
-    """Engine-side names of the non-external networks the stack declares or its services use."""
+    """Engine-side names of the non-external networks some service joins.
+
+    A declared network no service joins is not created, as with ``docker compose``; a service
+    with a ``network_mode`` joins none.
+    """
     external = {n.name for n in stack.networks if n.external}
-    names = {n.name for n in stack.networks} | {n for s in stack.services for n in s.networks}
+    names = {n for s in stack.services if not s.network_mode for n in s.networks}
     return sorted({stack.network_name(n) for n in names if n not in external})
 
 

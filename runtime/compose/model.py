@@ -136,6 +136,17 @@ class VolumesFrom:
 
 
 @dataclass(frozen=True)
+class NetworkAttachment:
+    """How a service joins one network (the mapping form of a service's ``networks:``)."""
+
+    network: str                      # stack-level name
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    priority: int = 0                 # the highest is joined at create time (then by name)
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     image: str | None = None
@@ -151,6 +162,9 @@ class ServiceSpec:
     healthcheck: Healthcheck | None = None  # None: none defined (the image's own may apply)
     labels: Pairs = ()
     networks: tuple[str, ...] = ()    # stack-level network names (unprefixed)
+    # Only networks with a setting (aliases, addresses, priority); left out of the config hash
+    # while empty, so specs without settings keep the hash they had before it existed.
+    network_settings: tuple[NetworkAttachment, ...] = ()
     network_mode: str | None = None   # "bridge", "host", "none" or "service:NAME"
     privileged: bool = False
     devices: tuple[str, ...] = ()
@@ -232,6 +246,23 @@ class VolumeSpec:
     external_name: str | None = None
     driver: str | None = None
     labels: Pairs = ()
+    driver_opts: Pairs = ()
+    custom_name: str | None = None   # `name:` of one the stack creates: its engine-side name
+
+
+@dataclass(frozen=True)
+class IpamPool:
+    subnet: str | None = None
+    gateway: str | None = None
+    ip_range: str | None = None
+    aux_addresses: Pairs = ()
+
+
+@dataclass(frozen=True)
+class IpamSpec:
+    driver: str | None = None
+    config: tuple[IpamPool, ...] = ()
+    options: Pairs = ()
 
 
 @dataclass(frozen=True)
@@ -241,6 +272,12 @@ class NetworkSpec:
     external_name: str | None = None
     driver: str | None = None
     labels: Pairs = ()
+    driver_opts: Pairs = ()
+    ipam: IpamSpec | None = None
+    internal: bool = False
+    attachable: bool = False
+    enable_ipv6: bool = False
+    custom_name: str | None = None   # `name:` of one the stack creates: its engine-side name
 
 
 @dataclass(frozen=True)
@@ -268,15 +305,19 @@ class StackSpec:
         return spec.image or f"{self.project}-{service}"
 
     def volume_name(self, name: str) -> str:
-        """Engine-side name of a stack volume (project-prefixed unless external)."""
+        """Engine-side name of a stack volume (project-prefixed unless external or named)."""
         for v in self.volumes:
             if v.name == name and v.external:
                 return v.external_name or v.name
+            if v.name == name and v.custom_name:
+                return v.custom_name
         return f"{self.project}_{name}"
 
     def network_name(self, name: str) -> str:
-        """Engine-side name of a stack network (project-prefixed unless external)."""
+        """Engine-side name of a stack network (project-prefixed unless external or named)."""
         for n in self.networks:
             if n.name == name and n.external:
                 return n.external_name or n.name
+            if n.name == name and n.custom_name:
+                return n.custom_name
         return f"{self.project}_{name}"

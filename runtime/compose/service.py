@@ -46,6 +46,7 @@ from runtime.compose.model import (
     DeviceRequest,
     Healthcheck,
     LoggingSpec,
+    NetworkAttachment,
     PortSpec,
     ServiceSpec,
     Ulimit,
@@ -721,16 +722,15 @@ def _networks(r: ServiceReader, value: Any) -> None:
     if value is None:
         return
     names: list[str] = []
+    attachments: list[NetworkAttachment] = []
     if isinstance(value, dict):
         for key, raw in value.items():
             line = value.line_of(key) if isinstance(value, LineDict) else None
             name = as_str(key)
             if raw is not None:
-                settings = as_map(raw, "network settings")
-                for extra in settings:
-                    why = "aliases are" if extra == "aliases" else f"'{extra}' is"
-                    r.warn(f"{why} not supported and ignored; services are reachable by their name",
-                           f"networks.{name}", settings.line_of(extra))
+                attachment = _attachment(r, name, as_map(raw, "network settings"))
+                if attachment != NetworkAttachment(name):
+                    attachments.append(attachment)
             names.append(name)
             r.ref("network", name, "networks", line)
     else:
@@ -740,6 +740,26 @@ def _networks(r: ServiceReader, value: Any) -> None:
             names.append(name)
             r.ref("network", name, "networks", items.line_of(index))
     r.kwargs["networks"] = tuple(dict.fromkeys(names))
+    if attachments:
+        r.kwargs["network_settings"] = tuple(attachments)
+
+
+_ATTACHMENT_KEYS = ("aliases", "ipv4_address", "ipv6_address", "priority")
+
+
+def _attachment(r: ServiceReader, name: str, settings: LineDict) -> NetworkAttachment:
+    """One entry of the mapping form of ``networks:`` (aliases, ipv4/ipv6 address, priority)."""
+    for extra in settings:
+        if extra not in _ATTACHMENT_KEYS:
+            r.warn(f"'{extra}' is not supported and ignored", f"networks.{name}", settings.line_of(extra))
+    aliases = () if settings.get("aliases") is None else str_list(settings["aliases"], "a list of aliases")
+    return NetworkAttachment(
+        network=name,
+        aliases=tuple(dict.fromkeys(aliases)),
+        ipv4_address=None if settings.get("ipv4_address") is None else as_str(settings["ipv4_address"]),
+        ipv6_address=None if settings.get("ipv6_address") is None else as_str(settings["ipv6_address"]),
+        priority=0 if settings.get("priority") is None else as_int(settings["priority"], "an integer priority"),
+    )
 
 
 def _network_mode(r: ServiceReader, value: Any) -> None:

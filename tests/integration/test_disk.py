@@ -75,15 +75,26 @@ def exists(client: Any, kind: str, ident: str) -> bool:
         return False
 
 
+def record_built(stack: Stack, ids: dict[str, str]) -> None:
+    """Record images as built by the runtime for the stack (what its builds write to disk.json)."""
+    path = stack.data_dir / stack.project / "disk.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["built"] = {**(data.get("built") or {}), **ids}
+    path.write_text(json.dumps(data))
+
+
 def test_boot_cleanup_and_eviction_touch_only_what_the_stack_owns(stack: Stack, engine: Any,
                                                                    foreign: dict[str, str]) -> None:
-    owned = {"io.armstack.stack": stack.project, "io.armstack.service": "db"}
+    owned = {"io.armstack.image.stack": stack.project, "io.armstack.image.service": "db"}
     old1 = build_image(engine, "release 1", owned)
     time.sleep(1.1)   # creation times order releases (seconds resolution)
     old2 = build_image(engine, "release 2", owned)
+    record_built(stack, {old1: "db", old2: "db"})
     vol = engine.volumes.create(f"{stack.project}_data", labels={"io.armstack.stack": stack.project,
                                                                   "io.armstack.test": "1"})
-    stray = engine.containers.create(BASE_IMAGE, ["true"], labels={**owned, "io.armstack.service": "gone",
+    stray = engine.containers.create(BASE_IMAGE, ["true"], labels={"io.armstack.stack": stack.project,
+                                                                    "io.armstack.service": "gone",
                                                                     "io.armstack.test": "1"})
     write_stack(stack.dir, stack.project)
 
@@ -101,6 +112,7 @@ def test_boot_cleanup_and_eviction_touch_only_what_the_stack_owns(stack: Stack, 
     old3 = build_image(engine, "release 3", owned)
     time.sleep(1.1)
     old4 = build_image(engine, "release 4", owned)
+    record_built(stack, {old3: "db", old4: "db"})
     sup = run_once(stack, 95, DiskPolicy(keep_releases=0))
     assert sup.last_apply is not None and sup.last_apply.ok, sup.output  # type: ignore[attr-defined]
     removed = json.loads((stack.data_dir / stack.project / "disk.json").read_text())["last_cleanup"]["removed"]
@@ -144,3 +156,60 @@ def test_status_cli_prints_a_disk_line(stack: Stack, tmp_path: Path) -> None:
     res = stack.cli("status")
     assert "disk " in res.stdout and "watermarks 85%/80%" in res.stdout, res.stdout + res.stderr
     stack.stop_supervisor(proc)
+
+
+def test_images_with_inherited_or_committed_labels_are_not_the_stacks(stack: Stack, engine: Any) -> None:
+    """Ownership is the ids the runtime built or pulled, never labels: an operator's image built
+    FROM the stack's image inherits its labels, and `docker commit` of a stack container copies
+    the container's; both must survive the boot cleanup, and so must the real rollback image."""
+    rollback = build_image(engine, "the previous release",
+                           {"io.armstack.image.stack": stack.project, "io.armstack.image.service": "db"})
+    record_built(stack, {rollback: "db"})
+    time.sleep(1.1)   # the foreign images below are newer than the rollback
+    write_stack(stack.dir, stack.project)
+    sup = run_once(stack, 50)
+    assert sup.last_apply is not None and sup.last_apply.ok, sup.output  # type: ignore[attr-defined]
+    current = engine.images.get(f"{stack.project}-db").id
+    made: list[str] = []
+    try:
+        time.sleep(1.1)
+        f = io.BytesIO(f"FROM {stack.project}-db\nRUN echo operator > /operator\n".encode())
+        operator, _ = engine.images.build(fileobj=f, tag=f"{stack.project}-operator:1", rm=True)
+        made.append(operator.id)
+        assert operator.labels["io.armstack.image.stack"] == stack.project   # inherited through FROM
+        db = engine.containers.get(stack.containers()["db"]["Id"])
+        backup = db.commit(repository=f"{stack.project}-backup", tag="1")
+        made.append(backup.id)
+        assert backup.labels["io.armstack.stack"] == stack.project           # copied by commit
+
+        sup = run_once(stack, 50)   # boot cleanup again, keep_releases=1
+        assert sup.last_apply is not None and sup.last_apply.ok, sup.output  # type: ignore[attr-defined]
+        for image_id in (operator.id, backup.id, rollback, current):
+            assert exists(engine, "images", image_id), (image_id, sup.output)  # type: ignore[attr-defined]
+        built = json.loads((stack.data_dir / stack.project / "disk.json").read_text())["built"]
+        assert built.get(current) == "db" and operator.id not in built and backup.id not in built
+    finally:
+        for image_id in made:
+            with contextlib.suppress(docker.errors.APIError):
+                engine.images.remove(image_id, force=True)
+        with contextlib.suppress(docker.errors.APIError):
+            engine.images.remove(rollback, force=True)
+
+
+def test_the_probe_measures_the_data_root_through_its_own_volume(stack: Stack, engine: Any) -> None:
+    from runtime.diskio import DiskIO, usage_of_path
+
+    io_ = DiskIO(engine, stack.project, extra_labels={"io.armstack.test": "1"}, environ={})
+    got = io_.probe([BASE_IMAGE])
+    root = engine.info()["DockerRootDir"]
+    assert got.total > 0 and got.used <= got.total
+    try:
+        want = usage_of_path(root)    # where this process sees the data root, compare
+    except OSError:
+        want = None
+    if want is not None:
+        assert got.total == want.total and abs(got.used - want.used) < 64 * (1 << 20)
+    vol = engine.volumes.get(io_.probe_volume)
+    assert vol.attrs["Labels"]["io.armstack.stack"] == stack.project
+    # The probe container is gone (--rm); what it mounts is checked in tests/unit/test_disk.py.
+    assert not engine.containers.list(all=True, filters={"label": f"io.armstack.stack={stack.project}"})

@@ -178,6 +178,8 @@ class FakeEngine:
         cs = list(s.containers)
         images = list(s.images)
         nets, vols = set(s.networks), set(s.volumes)
+        # What the engine's labels say: the executor labels what it creates as the project's.
+        net_owners, vol_owners = dict(s.network_owners), dict(s.volume_owners)
 
         def replace(cid: str, new: ObservedContainer | None) -> None:
             idx = next(i for i, c in enumerate(cs) if c.id == cid)
@@ -190,8 +192,10 @@ class FakeEngine:
             match a:
                 case EnsureNetwork(name):
                     nets.add(name)
+                    net_owners[name] = self.stack.project
                 case EnsureVolume(name):
                     vols.add(name)
+                    vol_owners[name] = self.stack.project
                 case RemoveNetwork(name):
                     nets.discard(name)
                 case RemoveVolume(name):
@@ -219,7 +223,9 @@ class FakeEngine:
                     pass
                 case _:
                     raise AssertionError(f"unknown action {a!r}")
-        self.state = ObservedState(tuple(cs), tuple(images), frozenset(nets), frozenset(vols))
+        self.state = ObservedState(tuple(cs), tuple(images), frozenset(nets), frozenset(vols),
+                                   tuple(sorted((n, o) for n, o in net_owners.items() if n in nets)),
+                                   tuple(sorted((v, o) for v, o in vol_owners.items() if v in vols)))
         return self.state
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from runtime.compose import Healthcheck, LoadResult, PortSpec, RestartPolicy, ServiceSpec, VolumeMount, load_text
+from runtime.compose.model import NetworkAttachment
 from runtime.compose.syntax import parse_port, parse_restart, parse_volume, parse_volumes_from
 
 
@@ -192,11 +193,15 @@ def test_long_volume_syntax(tmp_path: Path) -> None:
 
 
 def test_networks_and_aliases(tmp_path: Path) -> None:
-    result = load(tmp_path, "image: x\nnetworks:\n  front:\n    aliases: [web]\n  back:",
+    result = load(tmp_path, "image: x\nnetworks:\n  front:\n    aliases: [web, www, web]\n    ipv4_address: 10.5.0.9\n"
+                  "    ipv6_address: 'fd00::9'\n    priority: 10\n    link_local_ips: [169.254.8.8]\n  back:",
                   extra="networks:\n  front:\n  back:\n")
-    assert result.stack.service("s").networks == ("front", "back")
+    spec = result.stack.service("s")
+    assert spec.networks == ("front", "back")
+    assert spec.network_settings == (NetworkAttachment("front", ("web", "www"), "10.5.0.9", "fd00::9", 10),)
     [warning] = result.warnings
-    assert (warning.field, warning.line) == ("networks.front", 6) and "aliases are not supported" in warning.message
+    assert (warning.field, warning.line) == ("networks.front", 10) and "'link_local_ips' is not supported" in \
+        warning.message
     assert [n.name for n in result.stack.networks] == ["front", "back"]
 
 

@@ -220,3 +220,53 @@ def test_fits_is_monotonic(percent: float, needed: int, room: int) -> None:
     u = usage(percent)
     if fits(u, needed, room):
         assert fits(u, max(0, needed - MIB), room) and fits(u, needed, room + MIB)
+
+
+class _ProbeClient:
+    """Records the probe container's run arguments and answers like `stat -f` would."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, object]] = []
+        self.volumes_made: list[tuple[str, dict[str, str]]] = []
+        outer = self
+
+        class API:
+            def info(self) -> dict[str, str]:
+                return {"DockerRootDir": "/nonexistent/engine-root"}
+
+            def inspect_volume(self, name: str) -> dict[str, object]:
+                import docker.errors
+
+                raise docker.errors.NotFound(name)
+
+            def create_volume(self, name: str, driver: str = "local", labels: dict[str, str] | None = None,
+                              **_: object) -> dict[str, object]:
+                outer.volumes_made.append((name, dict(labels or {})))
+                return {"Name": name}
+
+        class Containers:
+            def run(self, image: str, command: object, **kw: object) -> bytes:
+                outer.runs.append({"image": image, "command": command, **kw})
+                return b"4096 1000 400 300\n"
+
+        self.api = API()
+        self.containers = Containers()
+
+
+def test_the_probe_never_mounts_the_engine_data_root() -> None:
+    from runtime.diskio import DiskIO
+
+    client = _ProbeClient()
+    io = DiskIO(client, "p", environ={}, extra_labels={"io.armstack.test": "1"})  # type: ignore[arg-type]
+    usage = io.usage(["p-web"])
+    assert usage.used == 600 * 4096 and io.method == "probe container"
+    [run] = client.runs
+    mounts = run["volumes"]
+    assert isinstance(mounts, dict) and "/nonexistent/engine-root" not in mounts
+    [(source, mount)] = mounts.items()
+    assert mount["mode"] == "ro" and source == client.volumes_made[0][0]
+    labels = client.volumes_made[0][1]
+    assert labels["io.armstack.stack"] == "p" and labels["io.armstack.test"] == "1"
+    # A container that only reads statfs: no network, no capabilities, no writes.
+    assert run["network_mode"] == "none" and run["cap_drop"] == ["ALL"] and run["read_only"] is True
+    assert run["security_opt"] == ["no-new-privileges"]

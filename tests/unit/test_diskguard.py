@@ -23,7 +23,7 @@ class FakeIO:
         self.imgs = images
         self.cache = cache
         self.removed: list[str] = []
-        self.leftovers_since: float | None = None
+        self.leftovers: list[str] | None = None
         self.containers: list[dict[str, Any]] = []
 
     def usage(self, probe_images: Iterable[str] = ()) -> DiskUsage:
@@ -32,7 +32,7 @@ class FakeIO:
     def forget(self) -> None:
         pass
 
-    def images(self, pulled: Mapping[str, str], last_used: Mapping[str, float], *, unique_sizes: bool = False
+    def images(self, owned: Mapping[str, str], last_used: Mapping[str, float], *, unique_sizes: bool = False
                ) -> tuple[list[ImageInfo], int]:
         return [i for i in self.imgs if i.id not in self.removed], self.cache
 
@@ -43,12 +43,12 @@ class FakeIO:
     def prune_build_cache(self, keep: int = 0) -> tuple[int, str | None]:
         return self.cache - keep, None
 
-    def dangling_owned(self) -> list[str]:
+    def dangling_owned(self, owned: Iterable[str]) -> list[str]:
         return []
 
-    def remove_build_leftovers(self, since: float) -> list[str]:
-        self.leftovers_since = since
-        return ["sha256:leftover"]
+    def remove_build_leftovers(self, created: Iterable[str]) -> list[str]:
+        self.leftovers = list(created)
+        return self.leftovers
 
     def owned_containers(self) -> list[dict[str, Any]]:
         return self.containers
@@ -146,10 +146,13 @@ def test_enospc_build_cleans_leftovers_and_retries(tmp_path: Path) -> None:
     desired, observed = world(tmp_path)
     build = Build("web", "p-web", "h2")
     assert guard.admit([build], observed, desired)[0] == [build]
-    res = ActionResult(build, False, "Could not build ...: the disk is full (no space left on device).")
+    res = ActionResult(build, False, "Could not build ...: the disk is full (no space left on device).",
+                       images=("3e1f2a7b9c0d", "77aa11bb22cc"))
     assert guard.note_results([res], observed, desired) == {"web"}
-    assert fake.leftovers_since is not None
+    # Only the layers the build itself made are cleaned up, never every recent untagged image.
+    assert fake.leftovers == ["3e1f2a7b9c0d", "77aa11bb22cc"]
     assert "ran out of disk space" in guard.refused["web"].message
+    assert "2 partial layer(s) removed" in guard.refused["web"].message
     assert guard.admit([build], observed, desired)[0] == []   # backoff
 
 
@@ -188,3 +191,94 @@ def test_cli_flags_and_disk_line() -> None:
     assert format_disk({}) is None
     lines = status_lines({"project": "p", "services": {}, "disk": disk})
     assert any(ln.startswith("disk ") for ln in lines)
+
+
+def test_builds_are_recorded_as_owned(tmp_path: Path) -> None:
+    guard, fake, *_ = setup(30, [], tmp_path)
+    desired, observed = world(tmp_path)
+    from runtime.actions import Pull
+
+    guard.note_results([ActionResult(Pull("cache", "redis:7"), True)], observed, desired)
+    fake.image_id = lambda ref: "sha256:built"  # type: ignore[method-assign]
+    # A second record after a first save must reach the file too.
+    guard.note_results([ActionResult(Build("web", "p-web", "h"), True, images=("sha256:built",))], observed, desired)
+    again = DiskGuard(fake, DiskPolicy(), tmp_path / "disk.json", lambda m, level="info": None)  # type: ignore[arg-type]
+    assert again.built == {"sha256:built": "web"} and again.pulled == {"sha256:pulled": "cache"}
+    assert again.owned == {"sha256:built": "web", "sha256:pulled": "cache"}
+
+
+class FakeImagesAPI:
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.removed: list[str] = []
+
+    def images(self, all: bool = False, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        rows = [r for r in self.rows if r["Id"] not in self.removed]
+        if filters and filters.get("dangling"):
+            rows = [r for r in rows if not r.get("RepoTags")]
+        return rows
+
+    def containers(self, all: bool = False, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return [{"ImageID": "sha256:used"}]
+
+    def remove_image(self, image: str, force: bool = False, noprune: bool = False) -> None:
+        self.removed.append(image)
+
+
+def diskio(rows: list[dict[str, Any]]) -> tuple[Any, FakeImagesAPI]:
+    from runtime.diskio import DiskIO
+
+    api = FakeImagesAPI(rows)
+
+    class Client:
+        pass
+
+    client = Client()
+    client.api = api  # type: ignore[attr-defined]
+    return DiskIO(client, P, environ={}), api  # type: ignore[arg-type]
+
+
+def test_image_ownership_is_the_recorded_ids_not_labels() -> None:
+    ours = {"io.armstack.image.stack": P, "io.armstack.image.service": "web"}
+    rows = [{"Id": "sha256:built", "Labels": ours, "RepoTags": ["p-web:latest"]},
+            {"Id": "sha256:from-ours", "Labels": ours, "RepoTags": ["operator:1"]},          # FROM p-web
+            {"Id": "sha256:committed", "Labels": {"io.armstack.stack": P, "io.armstack.service": "web"}},
+            {"Id": "sha256:pulled", "Labels": {}, "RepoTags": ["redis:7"]}]
+    io, _ = diskio(rows)
+    images, _ = io.images({"sha256:built": "web", "sha256:pulled": "cache"}, {})
+    owned = {i.id: i.service for i in images if i.owned}
+    assert owned == {"sha256:built": "web", "sha256:pulled": "cache"}
+    assert io.dangling_owned({"sha256:built"}) == [] and io.dangling_owned({"sha256:committed"}) == ["sha256:committed"]
+
+
+def test_build_leftovers_are_only_the_layers_the_build_made() -> None:
+    rows = [{"Id": "sha256:aaaa11112222ffff", "ParentId": "sha256:bbbb11112222ffff"},   # the build's, leaf
+            {"Id": "sha256:bbbb11112222ffff", "ParentId": ""},                        # the build's, parent
+            {"Id": "sha256:cccc11112222ffff", "ParentId": ""},                        # someone else's, untagged
+            {"Id": "sha256:dddd11112222ffff", "RepoTags": ["x:1"]}]                   # the build's but tagged
+    io, api = diskio(rows)
+    removed = io.remove_build_leftovers(["aaaa11112222", "bbbb11112222", "dddd11112222"])
+    assert removed == ["sha256:aaaa11112222ffff", "sha256:bbbb11112222ffff"] == api.removed
+
+
+def test_a_build_reports_the_layers_it_made_but_not_the_base_or_cache(tmp_path: Path) -> None:
+    from runtime.executor import Executor
+
+    desired, _ = world(tmp_path)
+    stream = [{"stream": "Step 1/3 : FROM base:1\n"}, {"stream": " ---> ca8ae021d0f1\n"},
+              {"stream": "Step 2/3 : RUN true\n"}, {"stream": " ---> Using cache\n"},
+              {"stream": " ---> 1264511cc4c0\n"},
+              {"stream": "Step 3/3 : RUN echo new\n"}, {"stream": " ---> Running in ec077261e852\n"},
+              {"stream": "Removing intermediate container ec077261e852\n"}, {"stream": " ---> 3e1f2a7b9c0d\n"},
+              {"error": "no space left on device"}]
+
+    class API:
+        def build(self, **kw: Any) -> Any:
+            return iter(stream)
+
+    class Client:
+        api = API()
+
+    ex = Executor(Client(), desired, environ={})  # type: ignore[arg-type]
+    [result] = ex.execute([Build("web", "p-web", "h")])
+    assert not result.ok and result.images == ("3e1f2a7b9c0d",)

@@ -166,3 +166,29 @@ def test_newer_fields_at_their_default_leave_the_schema_1_document_unchanged() -
     assert set(plain) == SCHEMA_1_FIELDS["ServiceSpec"]
     assert set(plain["volumes"][0]) == SCHEMA_1_FIELDS["VolumeMount"]
     assert set(_plain(dataclasses.replace(spec, init=False))) == SCHEMA_1_FIELDS["ServiceSpec"] | {"init"}
+
+
+# -- hashes of existing containers stay put ----------------------------------------------------
+
+def _pinned_stack() -> StackSpec:
+    from runtime.compose.model import NetworkSpec, ServiceSpec, VolumeMount, VolumeSpec
+
+    web = ServiceSpec("web", image="nginx:1", networks=("front", "back"),
+                      volumes=(VolumeMount("volume", "/data", "data"),), environment=(("A", "1"),),
+                      labels=(("x", "y"),))
+    host = ServiceSpec("mon", image="mon:1", network_mode="host", privileged=True)
+    plain = ServiceSpec("db", image="postgres:14", networks=("default",))
+    return StackSpec("demo", (web, host, plain), volumes=(VolumeSpec("data"),),
+                     networks=(NetworkSpec("front"), NetworkSpec("back", driver="bridge")))
+
+
+# Computed with the code before network attachment settings (aliases, addresses, priority) and
+# network/volume settings (ipam, driver_opts, ...) were added: a spec that does not use them must
+# keep its hash, or every container on every device would be recreated by the upgrade.
+PINNED = {"web": "590fbb582ee1f8d36bd85ebb5b96d8d6", "mon": "2a643eb7c95f0fc9113f875671f0fb0a",
+          "db": "1dba1f426ba16ef0c097d439ba59dd09"}
+
+
+def test_hashes_of_specs_without_new_keys_are_unchanged() -> None:
+    st = _pinned_stack()
+    assert {s: config_hash(st, s, "sha256:abc", {}) for s in PINNED} == PINNED

@@ -122,9 +122,9 @@ class TestImages:
 
 
 class TestEnsure:
-    def test_declared_and_used_networks_and_volumes_are_ensured_first(self) -> None:
+    def test_joined_networks_and_declared_and_used_volumes_are_ensured_first(self) -> None:
         st = stack(
-            svc("web", networks=["front"], volumes=["data"]),
+            svc("web", networks=["front", "back"], volumes=["data"]),
             networks=(network("front"), network("back"), network("ext", external=True)),
             volumes=(VolumeSpec("logs"),),
         )
@@ -137,6 +137,14 @@ class TestEnsure:
             actions[4],
         ]
         assert isinstance(actions[4], Create)
+
+    def test_declared_networks_no_service_joins_are_not_created(self) -> None:
+        # As compose: a network only exists for the services on it; host/none/service: need none.
+        st = stack(svc("web", networks=["front"]), svc("mon", network_mode="host"),
+                   networks=(network("front"), network("unused")))
+        assert of(replan(st, ObservedState(images=(image(IMG),))), EnsureNetwork) == [EnsureNetwork("demo_front")]
+        only_host = stack(svc("mon", network_mode="host"), networks=(network("unused"),))
+        assert of(replan(only_host, ObservedState(images=(image(IMG),))), EnsureNetwork) == []
 
     def test_existing_and_external_are_not_ensured(self) -> None:
         st = stack(
