@@ -7,13 +7,16 @@ docker-py's low-level ``create_host_config`` / ``create_container``.
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Mapping
+import posixpath
+import tarfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from runtime import labels as L
-from runtime.compose.model import ServiceSpec, StackSpec, VolumeMount
+from runtime.compose.model import FileObjectKind, ServiceSpec, StackSpec, VolumeMount
 from runtime.compose.syntax import ARCH_ALIASES, is_cdi_device, parse_platform
 
 NANO = 1_000_000_000
@@ -184,6 +187,40 @@ class CreateParams:
     # engine-side network -> endpoint settings (aliases, ipv4_address, ipv6_address) as
     # docker-py's create_endpoint_config / connect_container_to_network take them.
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Secrets and configs copied into the container after create (never shown: repr=False).
+    files: tuple[FileCopy, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class FileCopy:
+    """A secret or config written into a created container, with its owner and mode: its
+    ``content``, or the host file at ``path`` (read by the executor, at create)."""
+
+    target: str
+    content: bytes | None = field(default=None, repr=False)
+    path: str | None = None
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444
+
+
+def file_mounts(stack: StackSpec, spec: ServiceSpec) -> tuple[list[str], list[FileCopy]]:
+    """Binds and copies for a service's secrets and configs, as compose does without swarm: a
+    ``file:`` source is bind-mounted read-only; inline or environment content (or a file that
+    needs its own uid, gid or mode) is copied in at create."""
+    binds: list[str] = []
+    copies: list[FileCopy] = []
+    kinds: tuple[tuple[FileObjectKind, Any], ...] = (("secret", spec.secrets), ("config", spec.configs))
+    for kind, mounts in kinds:
+        for m in mounts:
+            obj = stack.file_object(kind, m.source)
+            custom = m.uid is not None or m.gid is not None or m.mode is not None
+            if obj.file is not None and not custom:
+                binds.append(f"{obj.file}:{m.target}:ro")
+                continue
+            copies.append(FileCopy(m.target, obj.content, obj.file if obj.content is None else None,
+                                   int(m.uid or 0), int(m.gid or 0), 0o444 if m.mode is None else m.mode))
+    return binds, copies
 
 
 def create_params(
@@ -248,6 +285,9 @@ def create_params(
     for entry in spec.tmpfs:
         path, _, opts = entry.partition(":")
         tmpfs[path] = opts
+    file_binds, copies = file_mounts(stack, spec)
+    binds += file_binds
+    params.files = tuple(copies)
     if binds:
         h["binds"] = binds
     if mounts:
@@ -459,3 +499,24 @@ def api_too_old(spec: ServiceSpec, api_version: str) -> str | None:
 
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def files_archive(entries: Sequence[tuple[FileCopy, bytes]]) -> bytes:
+    """A tar, to extract at ``/`` of a created container, holding each copy with its owner and
+    mode, and the directories leading to it (0755, root) so it lands wherever its target is."""
+    buf = io.BytesIO()
+    made: set[str] = set()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for copy, content in entries:
+            parts = posixpath.normpath(copy.target).strip("/").split("/")
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in made:
+                    made.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode, info.uid, info.gid = len(content), copy.mode, copy.uid, copy.gid
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()

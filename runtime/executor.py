@@ -44,9 +44,11 @@ from runtime.buildctx import context_tar
 from runtime.compose.model import StackSpec
 from runtime.containerspec import (
     CreateParams,
+    FileCopy,
     api_too_old,
     create_params,
     extra_labels,
+    files_archive,
     name_conflict,
     platform_mismatch,
     service_container_name,
@@ -596,7 +598,24 @@ class Executor:
         cid: str = created["Id"]
         for net in params.more_networks:
             self.api.connect_container_to_network(cid, net, **endpoint(net), links=links)
+        if params.files:
+            self._copy_files(service, cid, params.files)
         return cid
+
+    def _copy_files(self, service: str, cid: str, copies: Sequence[FileCopy]) -> None:
+        """Write the service's secrets and configs into its created container (before it starts)."""
+        entries = []
+        for copy in copies:
+            if copy.content is not None:
+                entries.append((copy, copy.content))
+                continue
+            try:
+                with open(copy.path or "", "rb") as fh:
+                    entries.append((copy, fh.read()))
+            except OSError as exc:
+                raise EngineError(f"Could not read {copy.path} for service {service!r}: "
+                                  f"{exc.strerror or exc}.", service=service) from exc
+        self.api.put_archive(cid, "/", files_archive(entries))
 
     # -- checks before a create that need the engine (container_name, platform) --------------
 

@@ -86,7 +86,19 @@ def config_hash(stack: StackSpec, service: str, image_id: str, attached: Mapping
         "networks": sorted({stack.network_name(n) for n in spec.networks}),
         "attached": {name: attached.get(name, "") for name in attached_services(spec)},
     }
+    if spec.secrets or spec.configs:
+        # A changed inline or environment value must reach the container: its digest (never the
+        # value) is hashed. A file source is bind-mounted, so its path is what the container has.
+        doc["files"] = {f"{kind}:{m.source}": _source_digest(stack, kind, m.source)
+                        for kind, mounts in (("secret", spec.secrets), ("config", spec.configs)) for m in mounts}
     return digest(doc)
+
+
+def _source_digest(stack: StackSpec, kind: str, name: str) -> str:
+    obj = stack.file_object("secret" if kind == "secret" else "config", name)
+    if obj.content is not None:
+        return "sha256:" + hashlib.sha256(obj.content).hexdigest()
+    return "file:" + (obj.file or "")
 
 
 def digest(doc: Any) -> str:

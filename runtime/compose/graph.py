@@ -17,9 +17,11 @@ _SERVICE_KINDS = ("depends_on", "volumes_from", "network_mode")
 
 
 def check_references(
-    report: Report, services: Sequence[str], volumes: Iterable[str], networks: Iterable[str]
+    report: Report, services: Sequence[str], volumes: Iterable[str], networks: Iterable[str],
+    secrets: Iterable[str] = (), configs: Iterable[str] = (),
 ) -> bool:
     """Report references to undefined things; return whether the implicit ``default`` network is used."""
+    known_files = {"secret": set(secrets), "config": set(configs)}
     known_services = set(services)
     known_volumes = set(volumes)
     known_networks = set(networks)
@@ -40,6 +42,11 @@ def check_references(
                 what = {"depends_on": "depends on", "volumes_from": "takes volumes from",
                         "network_mode": "shares the network of"}[ref.kind]
                 report.error(f"{what} the unknown service '{ref.target}'; the services are: {listing}",
+                             service=ref.service, field=ref.field, line=ref.line)
+        elif ref.kind in ("secret", "config"):
+            if ref.target not in known_files[ref.kind]:
+                report.error(f"the {ref.kind} '{ref.target}' is not declared; add it under the top-level "
+                             f"'{ref.kind}s:' with a file, environment or content source",
                              service=ref.service, field=ref.field, line=ref.line)
         elif ref.kind == "volume":
             if ref.target not in known_volumes:

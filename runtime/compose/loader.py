@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from runtime.compose.fileobjects import read_file_objects
 from runtime.compose.files import ComposeText, ModelReader, read_env_file
 from runtime.compose.graph import check_cycles, check_references
 from runtime.compose.model import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
@@ -31,8 +32,8 @@ from runtime.errors import ComposeError, Problem
 
 COMPOSE_FILENAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 _SERVICE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
-_TOP_LEVEL = ("version", "name", "services", "volumes", "networks")
-_TOP_LEVEL_IGNORED = ("secrets", "configs", "models")
+_TOP_LEVEL = ("version", "name", "services", "volumes", "networks", "secrets", "configs")
+_TOP_LEVEL_IGNORED = ("models",)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,8 @@ def _read_stack(
         services_node = select_services(report, services_node, profiles)
     volumes = read_resources(report, "volumes", top.get("volumes"), top.line_of("volumes"), VolumeSpec)
     networks = read_resources(report, "networks", top.get("networks"), top.line_of("networks"), NetworkSpec)
+    secrets = read_file_objects(report, "secrets", top.get("secrets"), top.line_of("secrets"), workdir, env)
+    configs = read_file_objects(report, "configs", top.get("configs"), top.line_of("configs"), workdir, env)
 
     names: list[str] = []
     specs: list[ServiceSpec] = []
@@ -158,14 +161,16 @@ def _read_stack(
         if spec is not None:
             specs.append(spec)
 
-    uses_default = check_references(report, names, (v.name for v in volumes), (n.name for n in networks))
+    uses_default = check_references(report, names, (v.name for v in volumes), (n.name for n in networks),
+                                    (s.name for s in secrets), (c.name for c in configs))
     check_cycles(report, names)
     if uses_default:
         networks = (*networks, NetworkSpec("default"))
     if report.errors or name is None or services_node is None:
         return None
     return StackSpec(project=name, services=tuple(specs), volumes=volumes, networks=networks,
-                     source=os.path.abspath(os.path.join(workdir, report.file)), workdir=workdir)
+                     source=os.path.abspath(os.path.join(workdir, report.file)), workdir=workdir,
+                     secrets=secrets, configs=configs)
 
 
 def _check_top_level_keys(report: Report, top: LineDict) -> None:

@@ -7,7 +7,7 @@ mappings are sorted tuples of pairs so two equal specs compare (and hash) equal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Pairs = tuple[tuple[str, str], ...]
@@ -146,6 +146,35 @@ class NetworkAttachment:
     priority: int = 0                 # the highest is joined at create time (then by name)
 
 
+FileObjectKind = Literal["secret", "config"]
+
+
+@dataclass(frozen=True)
+class FileObjectSpec:
+    """A top-level ``secrets:`` or ``configs:`` entry, as compose uses it without swarm.
+
+    ``file``: an absolute host path, bind-mounted read-only. Otherwise ``content`` holds the
+    bytes (from ``environment:`` or ``content:``), copied into the container at create; it is
+    kept out of ``repr`` so no log or error ever shows it.
+    """
+
+    name: str
+    kind: FileObjectKind
+    file: str | None = None
+    content: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class FileMount:
+    """A service's use of a secret or config: where it appears and with which owner and mode."""
+
+    source: str                      # the top-level entry's name
+    target: str                      # absolute path in the container
+    uid: str | None = None
+    gid: str | None = None
+    mode: int | None = None          # permission bits; None: 0444 (as compose)
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -179,6 +208,8 @@ class ServiceSpec:
     logging: LoggingSpec | None = None  # None: the runtime's default (json-file with rotation)
     stop_signal: str | None = None
     stop_grace_period: float = 10.0
+    secrets: tuple[FileMount, ...] = ()
+    configs: tuple[FileMount, ...] = ()
     # Keys added after the first release. Each default is what the engine does when the key is
     # absent, and the config hash leaves a field out while it has its default, so containers
     # created before these keys existed keep their hash (see runtime.hashing).
@@ -288,6 +319,15 @@ class StackSpec:
     networks: tuple[NetworkSpec, ...] = ()
     source: str = ""                    # absolute path of the compose file
     workdir: str = ""                   # directory relative paths were resolved against
+    secrets: tuple[FileObjectSpec, ...] = ()
+    configs: tuple[FileObjectSpec, ...] = ()
+
+    def file_object(self, kind: FileObjectKind, name: str) -> FileObjectSpec:
+        """The top-level secret or config ``name`` (KeyError if the file has none)."""
+        for obj in self.secrets if kind == "secret" else self.configs:
+            if obj.name == name:
+                return obj
+        raise KeyError(name)
 
     def service(self, name: str) -> ServiceSpec:
         for s in self.services:

@@ -36,6 +36,7 @@ from runtime.compose.coerce import (
     str_or_list,
 )
 from runtime.compose.env import parse_env
+from runtime.compose.fileobjects import parse_mount
 from runtime.compose.model import (
     INLINE_DOCKERFILE,
     BlkioConfig,
@@ -44,6 +45,8 @@ from runtime.compose.model import (
     DependencyCondition,
     DeviceRate,
     DeviceRequest,
+    FileMount,
+    FileObjectKind,
     Healthcheck,
     LoggingSpec,
     NetworkAttachment,
@@ -74,7 +77,7 @@ _UNSUPPORTED = {
     "isolation": "it applies to Windows containers only",
 }
 _IGNORED = frozenset({
-    "secrets", "configs", "pull_policy", "attach", "volume_driver", "log_driver", "log_opt", "net",
+    "pull_policy", "attach", "volume_driver", "log_driver", "log_opt", "net",
 })
 _BUILD_IGNORED = frozenset({
     "cache_from", "cache_to", "platforms", "tags", "ssh", "secrets", "isolation", "privileged", "entitlements",
@@ -668,6 +671,28 @@ def _file_mode(raw: Any) -> int:
     if not 0 <= mode <= 0o7777:
         raise FieldError(f"expected permission bits between 0 and 07777, found {oct(mode)}")
     return mode
+
+
+def _file_mounts(kind: FileObjectKind) -> Callable[[ServiceReader, Any], None]:
+    section = f"{kind}s"
+
+    def read(r: ServiceReader, value: Any) -> None:
+        if value is None:
+            return
+        found: list[FileMount] = []
+
+        def parse(item: Any, line: int | None) -> None:
+            mount = parse_mount(kind, item)
+            r.ref(kind, mount.source, section, line)
+            found.append(mount)
+
+        r.items(value, section, f"{kind} names or mappings with source and target", parse)
+        targets = [m.target for m in found]
+        for dup in sorted({t for t in targets if targets.count(t) > 1}):
+            r.error(f"two {section} are mounted at {dup}; give each its own target", section)
+        r.kwargs[section] = tuple(found)
+
+    return read
 
 
 def _volumes_from(r: ServiceReader, value: Any) -> None:
@@ -1273,6 +1298,8 @@ _READERS: dict[str, Callable[[ServiceReader, Any], None]] = {
     "ports": _ports,
     "volumes": _volumes,
     "volumes_from": _volumes_from,
+    "secrets": _file_mounts("secret"),
+    "configs": _file_mounts("config"),
     "depends_on": _depends_on,
     "restart": _restart,
     "healthcheck": _healthcheck,

@@ -269,3 +269,47 @@ def test_an_inline_dockerfile_and_build_labels_reach_the_engine(stack: Stack) ->
     app = stack.containers()["app"]
     out = stack.client.containers.get(app["Id"]).exec_run(["cat", "/greeting"]).output.decode()
     assert out == "built inline\n"
+
+
+def test_secrets_and_configs_reach_the_container_as_compose_mounts_them(stack: Stack) -> None:
+    (stack.dir / "token.txt").write_text("from-a-file\n")
+    (stack.dir / "compose.yaml").write_text(textwrap.dedent(f"""\
+        name: {stack.project}
+        services:
+          app:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='app')}"]
+            stop_grace_period: 2s
+            secrets:
+              - token
+              - source: password
+                target: db
+                uid: "1000"
+                mode: 0400
+            configs:
+              - source: settings
+                target: /etc/app.conf
+        secrets:
+          token:
+            file: ./token.txt
+          password:
+            environment: APP_DB_PASSWORD
+        configs:
+          settings:
+            content: "level=debug"
+        """))
+    stack.env["APP_DB_PASSWORD"] = "hunter2"
+    done = stack.cli("apply", "--json")
+    assert done.returncode == 0, done.stderr
+    app = stack.client.containers.get(stack.containers()["app"]["Id"])
+
+    def sh(cmd: str) -> str:
+        return str(app.exec_run(["sh", "-c", cmd]).output.decode())
+
+    assert sh("cat /run/secrets/token") == "from-a-file\n"
+    assert sh("cat /run/secrets/db; echo; stat -c '%a %u' /run/secrets/db") == "hunter2\n400 1000\n"
+    assert sh("cat /etc/app.conf; echo; stat -c '%a' /etc/app.conf") == "level=debug\n444\n"
+    assert sh("touch /run/secrets/token 2>&1 || echo refused").strip().endswith("refused")   # read-only bind
+    # The value is never printed: not in the apply output, not in the status.
+    assert "hunter2" not in done.stdout + done.stderr
+    assert "hunter2" not in json.dumps(stack.status())

@@ -267,12 +267,12 @@ def test_ignored_keys_are_warnings(tmp_path: Path, line: str, field: str, text: 
 
 
 def test_unknown_top_level_keys_and_undefined_variables_are_warnings(tmp_path: Path) -> None:
-    result = load_text("services:\n  a:\n    image: x:${TAG}\n    labels: [v=$TAG]\nsecrets: {}\nwhat: 1\n",
+    result = load_text("services:\n  a:\n    image: x:${TAG}\n    labels: [v=$TAG]\nmodels: {}\nwhat: 1\n",
                        workdir=tmp_path, environ={})
     messages = [(w.field, w.line, w.message) for w in result.warnings]
     assert messages == [
         ("image", 3, "the variable TAG is not set; using an empty string"),
-        ("secrets", 5, "top-level 'secrets' is not supported by armstack and is ignored"),
+        ("models", 5, "top-level 'models' is not supported by armstack and is ignored"),
         ("what", 6, "unknown top-level key 'what' is ignored"),
     ]
     assert result.stack.service("a").image == "x:"
