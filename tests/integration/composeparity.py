@@ -571,18 +571,49 @@ def spec_diff(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[st
     return out
 
 
+TAGS_STATE = Path(tempfile.gettempdir()) / "armstack-parity-tags.json"
+
+
+@contextlib.contextmanager
+def _tags_state() -> Iterator[dict[str, Any]]:
+    """The shared record of who uses the parity tags, read and written under an exclusive lock."""
+    import fcntl
+    import json
+    with open(TAGS_STATE.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            state = json.loads(TAGS_STATE.read_text()) if TAGS_STATE.exists() else {}
+        except ValueError:
+            state = {}
+        state.setdefault("users", [])
+        state.setdefault("made", [])
+        # A user that died without its teardown no longer holds the tags.
+        state["users"] = [pid for pid in state["users"] if os.path.exists(f"/proc/{pid}")]
+        yield state
+        TAGS_STATE.write_text(json.dumps(state))
+
+
 @contextlib.contextmanager
 def tagged_images(cases: Iterable[Case], base: str = BASE_IMAGE) -> Iterator[list[str]]:
-    """Tag ``base`` under every image name the corpus references; untag afterwards."""
+    """Tag ``base`` under every image name the corpus references; untag afterwards.
+
+    Several processes (pytest-xdist workers) may run corpus files at once: the tags this module
+    made are removed by the last of them to finish, never a tag that existed before.
+    """
     refs = sorted({ref for case in cases for ref in case.images()})
-    made = []
-    try:
+    with _tags_state() as state:
+        state["users"].append(os.getpid())
         for ref in refs:
             exists = subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0
             if not exists:
                 subprocess.run(["docker", "tag", base, ref], check=True, capture_output=True)
-                made.append(ref)
+                state["made"].append(ref)
+    try:
         yield refs
     finally:
-        for ref in made:
-            subprocess.run(["docker", "rmi", ref], capture_output=True)
+        with _tags_state() as state:
+            state["users"] = [pid for pid in state["users"] if pid != os.getpid()]
+            if not state["users"]:
+                for ref in sorted(set(state["made"])):
+                    subprocess.run(["docker", "rmi", ref], capture_output=True)
+                state["made"] = []
