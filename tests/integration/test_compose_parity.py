@@ -3,17 +3,20 @@
 The corpus is ``tests/integration/parity/<name>/docker-compose.yml`` (each file says in its leading
 comment what it exercises). Per file, both tools create the stack on the same engine under their
 own project names: docker-compose 1.29 (Debian's ``docker-compose``) with ``up -d``, the runtime
-with ``apply``. ``docker inspect`` of every container, network and volume of each project is
-normalised (:mod:`tests.integration.composeparity`) and compared field by field: Config,
-HostConfig, the mounts, network endpoints (aliases, static IPs, links), networks (Internal,
-IPAM, options, labels) and volumes (driver, options, labels). Any difference fails the file.
+with ``apply`` (it has no create-only mode; and 1.29's ``up --no-start`` joins only the first
+network and cannot resolve ``network_mode: service:X``, so both sides start their containers).
+``docker inspect`` of every container, network and volume of each project is normalised
+(:mod:`tests.integration.composeparity`) and compared field by field: Config, HostConfig, the
+mounts, network endpoints (aliases, static IPs, links), networks (Internal, IPAM, options, labels)
+and volumes (driver, options, labels). Any difference fails the file.
 
-Left out of the comparison because they differ per object or per run: ids, names derived from
-the project name (compared with the project replaced), times, state, engine-assigned addresses,
-MACs and subnets, hostnames defaulted to the container id, the image's own environment, and the
-spelling of the same request (``Binds`` vs ``Mounts`` vs ``Tmpfs``, ``:rw`` suffixes, 1.29's
-``Config.Volumes`` for every mount target, 1.29 making every network attachable unasked, 1.29
-labelling a ``name:``-d network with that name).
+Left out of the comparison because they differ per object or per run: ids, names derived from the
+project name (compared with the project replaced), times, state, engine-assigned addresses, MACs
+and subnets, hostnames defaulted to the container id, the image's own environment, an unset
+``StopTimeout`` (the engine's 10 s, which the runtime writes out), and the spelling of the same
+request (``Binds`` vs ``Mounts`` vs ``Tmpfs``, ``:rw`` suffixes, 1.29's ``Config.Volumes`` for
+every mount target, 1.29 making every network attachable unasked, 1.29 labelling a ``name:``-d
+network with that name).
 
 Different by design (not compared):
 
