@@ -2,7 +2,8 @@
 # armstack machine setup: installs and starts what the kit needs, or says what is missing.
 #
 # As root on Debian/Ubuntu it installs what is missing (Docker engine, QEMU user emulation
-# registered in binfmt_misc with the F flag, debootstrap, e2fsprogs) and creates the venv.
+# registered in binfmt_misc with the F flag, debootstrap, e2fsprogs, docker-compose 1.29
+# for the compose parity test) and creates the venv.
 # Otherwise it checks each prerequisite and prints the command that fixes it (exit 1).
 # It never restarts an engine that already runs; with nothing missing it takes seconds.
 set -euo pipefail
@@ -41,6 +42,7 @@ command -v dockerd >/dev/null 2>&1 || engine_up || apt_pkgs+=(docker.io)
 need debootstrap debootstrap
 need mkfs.ext4 e2fsprogs
 need update-binfmts binfmt-support
+need docker-compose docker-compose   # 1.29, the reference of the compose parity test
 qemu_missing=0
 { binfmt_ok qemu-aarch64 && binfmt_ok qemu-arm; } || qemu_missing=1
 command -v qemu-aarch64-static >/dev/null 2>&1 || qemu_missing=1
