@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -158,6 +159,7 @@ class EmulatedDevice:
         self.host = client or docker.from_env()
         self.project: str | None = None
         self.compose_path: str | None = None
+        self.profiles: tuple[str, ...] = ()
         self._engine_c: DockerContainer | None = None
         self._runtime_c: DockerContainer | None = None
         self._engine_client: docker.DockerClient | None = None
@@ -273,12 +275,14 @@ class EmulatedDevice:
         return res.output
 
     # ---- stacks ----------------------------------------------------------------------
-    def deploy(self, path: str | os.PathLike[str]) -> UpdateReport:
+    def deploy(self, path: str | os.PathLike[str], *, profiles: Sequence[str] = ()) -> UpdateReport:
         """Copy a stack onto the device and have its runtime apply it; returns the runtime's report.
 
         The first deploy starts the runtime (``armstack up``) and returns the report of its first
         apply from the status; later ones run ``armstack apply --json`` in the runtime and parse
         what it prints. Both are the same JSON, typed (it is still a mapping over the JSON too).
+        ``profiles`` enables compose profiles (``--profile``), for this deploy and the runtime's
+        later restarts; a later deploy names its own.
         """
         from runtime.compose import load_stack
         from runtime.errors import ComposeError
@@ -300,9 +304,13 @@ class EmulatedDevice:
         self._shell_ok(f"rm -rf {stack_dir}.old; [ ! -d {stack_dir} ] || mv {stack_dir} {stack_dir}.old; "
                        f"mv {stack_dir}.new {stack_dir}; rm -rf {stack_dir}.old")
         self.project, self.compose_path = project, f"{stack_dir}/{compose.name}"
+        self.profiles = tuple(profiles)
         if self._runtime_c is None:
             return self._start_runtime()
         return self._apply()
+
+    def _profile_args(self) -> list[str]:
+        return [arg for p in self.profiles for arg in ("--profile", p)]
 
     def _start_runtime(self) -> UpdateReport:
         assert self.compose_path and self.project
@@ -310,7 +318,8 @@ class EmulatedDevice:
         self._runtime_c = _with_mounts(
             DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw=self._client_kw(),
                             env=env)
-            .with_command(["up", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR])
+            .with_command(["up", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR,
+                           *self._profile_args()])
             .with_kwargs(labels=labels(self.name), restart_policy={"Name": "unless-stopped"},
                          stop_signal="SIGTERM", platform=self.arch.platform),
             mounts)
@@ -358,7 +367,8 @@ class EmulatedDevice:
     def _apply(self) -> UpdateReport:
         assert self.compose_path and self.project
         code, out = self._container("runtime").exec_run(
-            ["armstack", "apply", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR, "--json"],
+            ["armstack", "apply", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR, "--json",
+             *self._profile_args()],
             environment={"DOCKER_HOST": SOCKET}, demux=True)
         stdout, stderr = ((out[0] or b"").decode(), (out[1] or b"").decode())
         if code != 0:

@@ -591,8 +591,9 @@ class Executor:
             networking = self.api.create_networking_config(
                 {params.first_network: self.api.create_endpoint_config(**endpoint(params.first_network), links=links)}
             )
+        # Detached, as `docker compose up -d` creates them: nothing attaches to stdin/stdout/stderr.
         created = self.api.create_container(
-            params.image, name=params.name, host_config=host_config, networking_config=networking,
+            params.image, name=params.name, host_config=host_config, networking_config=networking, detach=True,
             **params.container,
         )
         cid: str = created["Id"]

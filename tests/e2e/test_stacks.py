@@ -69,3 +69,32 @@ def test_sensor_hub(arm_device: EmulatedDevice, stacks: Path) -> None:
     # The readings live on the named volume, in SQLite.
     assert arm_device.exec("subscriber", "ls /data").output.split()[0] == "readings.db"
     assert any("subscribed to sensors/#" in ln for ln in arm_device.logs("subscriber"))
+
+
+@pytest.mark.quick
+def test_gateway_runs_as_written(arm_device: EmulatedDevice, stacks: Path) -> None:
+    """Secrets, an inline config, an internal network, fixed container names and a profile, on arm64."""
+    arm_device.deploy(stacks / "gateway")
+    arm_device.wait_until_running("api", timeout=120)
+    # The config's greeting, through the published port; the token from the secret guards the rest.
+    assert arm_device.wait_for_http(8000, "/hello", timeout=60) == "hello from the gateway"
+    assert _get(arm_device.url(8000))[0] == 401
+    auth = {"Authorization": "Bearer s3cr3t-demo-token"}
+    assert _get(arm_device.url(8000), b"first note", auth)[0] == 201
+    assert _get(arm_device.url(8000), headers=auth)[2] == "first note\n"
+    # Fixed names, the secret read-only at /run/secrets, and no way out of the internal network.
+    engine = arm_device.engine
+    assert {c.name for c in engine.containers.list()} >= {"gateway-api", "gateway-store"}
+    assert arm_device.exec("api", "cat /run/secrets/api_token").output == "s3cr3t-demo-token\n"
+    assert arm_device.exec("api", "touch /run/secrets/api_token").exit_code != 0
+    backend = engine.networks.get("gateway_backend")
+    assert backend.attrs["Internal"] is True
+    # The debug profile is off: its service is not part of the stack until asked for.
+    assert "shell" not in arm_device.services()
+    arm_device.deploy(stacks / "gateway", profiles=["debug"])
+    arm_device.wait_until_running("shell", timeout=120)
+    read_notes = "import urllib.request; print(urllib.request.urlopen('http://store:9000/').read().decode())"
+    assert arm_device.exec("shell", ["python3", "-c", read_notes]).output == "first note\n\n"
+    # The token never shows in the runtime's log or status.
+    assert not any("s3cr3t-demo-token" in line for line in arm_device.logs())
+    assert "s3cr3t-demo-token" not in json.dumps(arm_device.status())
