@@ -92,8 +92,10 @@ def is_locked(path: Path) -> bool:
 
 
 def read_pid(path: Path) -> int | None:
-    """The pid in a pid file, or None if missing, unreadable, or not a pid (≤ 1 never is one:
-    ``kill(-1)`` signals every process, ``kill(0)`` our own group, pid 1 is init)."""
+    """The pid in a pid file, or None if missing, unreadable, or not a pid (≤ 0 never is one:
+    ``kill(-1)`` signals every process, ``kill(0)`` our own group). Pid 1 may be a supervisor
+    that is a container's main process; :func:`running_supervisor` signals it only when the
+    kernel says it holds the lock (elsewhere pid 1 is init)."""
     try:
         fd = open_nofollow(Path(path), os.O_RDONLY)
     except (OSError, StateError):
@@ -105,7 +107,7 @@ def read_pid(path: Path) -> int | None:
     if not text.isdigit():
         return None
     pid = int(text)
-    return pid if 1 < pid < 2**22 + 1 else None   # 2**22: the kernel's pid_max limit
+    return pid if 0 < pid < 2**22 + 1 else None   # 2**22: the kernel's pid_max limit
 
 
 def lock_holders(path: Path, proc_locks: Path = Path("/proc/locks")) -> set[int] | None:
@@ -145,6 +147,10 @@ def running_supervisor(lock_path: Path, pid_path: Path, proc_locks: Path = Path(
             f"A supervisor holds {lock_path} but its pid file {pid_path} is missing or does not hold a "
             "valid pid; retry in a moment, or stop that supervisor and run the command again.")
     holders = lock_holders(lock_path, proc_locks)
+    if pid == 1 and not (holders and 1 in holders):
+        raise SupervisorError(
+            f"The pid file {pid_path} names pid 1, which the kernel does not show holding {lock_path}; "
+            "not signalling init. Stop the supervisor and remove the pid file.")
     if holders and pid not in holders:
         if holders == {0}:
             raise SupervisorError(

@@ -351,3 +351,19 @@ def test_the_lock_holder_is_read_from_the_kernel(tmp_path: Path) -> None:
             running_supervisor(lock, pid_file, proc_locks=fake)
         assert running_supervisor(lock, pid_file, proc_locks=tmp_path / "no-proc") == os.getpid()
     assert running_supervisor(lock, pid_file) is None   # a free lock: whatever the pid file says
+
+
+def test_a_supervisor_that_is_its_containers_pid_1_is_found_only_when_the_kernel_says_so(tmp_path: Path) -> None:
+    # `armstack up` as a container's main process is pid 1 there; elsewhere pid 1 is init.
+    lock = tmp_path / "supervisor.lock"
+    pid_file = tmp_path / "supervisor.pid"
+    pid_file.write_text("1")
+    with ProjectLock(lock) as held:
+        assert held.acquire()
+        as_pid_1 = tmp_path / "locks"
+        as_pid_1.write_text(f"1: FLOCK  ADVISORY  WRITE 1 fe:00:{os.stat(lock).st_ino} 0 EOF\n")
+        assert running_supervisor(lock, pid_file, proc_locks=as_pid_1) == 1
+        with pytest.raises(SupervisorError, match="not signalling init"):
+            running_supervisor(lock, pid_file)                            # held by us, not pid 1
+        with pytest.raises(SupervisorError, match="not signalling init"):
+            running_supervisor(lock, pid_file, proc_locks=tmp_path / "no-proc")   # the kernel cannot say
