@@ -337,7 +337,15 @@ def create_params(
         if spec.links:
             # As docker compose: "container:alias" in HostConfig.Links (the default bridge) and
             # in the endpoint of every network joined (user-defined networks).
-            params.links = tuple((service_container_name(stack, target), alias) for target, alias in spec.links)
+            # Each link also answers to the service's numbered name and to the container's name,
+            # as compose names them (`db:db`, `db-1`, `<project>-db-1`).
+            links: list[tuple[str, str]] = []
+            for target, alias in spec.links:
+                cname = service_container_name(stack, target)
+                for name in (alias, f"{target}-1", cname):
+                    if (cname, name) not in links:
+                        links.append((cname, name))
+            params.links = tuple(links)
             h["links"] = list(params.links)
     return params
 

@@ -160,6 +160,13 @@ def mount_specs(config: Mapping[str, Any], host: Mapping[str, Any]) -> dict[str,
     return dict(sorted(specs.items()))
 
 
+def _numbered_alias(link: str, services: set[str]) -> str:
+    """``container:db_1`` (1.29's numbered alias of service db) as ``container:db-1``."""
+    target, _, alias = link.rpartition(":")
+    m = re.fullmatch(r"(.+)_(\d+)", alias)
+    return f"{target}:{m.group(1)}-{m.group(2)}" if m and m.group(1) in services else link
+
+
 def normalise_container(attrs: Mapping[str, Any], image_env: Iterable[str], names: Names) -> dict[str, Any]:
     out = {k: v for k, v in attrs.items() if k not in _CONTAINER_DROP}
     cid = str(attrs.get("Id", ""))
@@ -172,6 +179,9 @@ def normalise_container(attrs: Mapping[str, Any], image_env: Iterable[str], name
     if config.get("StopTimeout") is None:
         config["StopTimeout"] = ENGINE_STOP_TIMEOUT
     host = dict(out.pop("HostConfig", {}) or {})
+    # Ulimits are a set to the engine; 1.29 keeps the file's order, the runtime sorts by name.
+    if host.get("Ulimits"):
+        host["Ulimits"] = sorted(host["Ulimits"], key=lambda u: str(u.get("Name")))
     host.pop("RestartPolicy", None)   # by design: the supervisor restarts, not the engine
     log = dict(host.get("LogConfig") or {})
     if log.get("Type") == "json-file":
@@ -192,6 +202,13 @@ def normalise_container(attrs: Mapping[str, Any], image_env: Iterable[str], name
         ep = dict(ep or {})
         aliases = [a for a in ep.get("Aliases") or [] if a not in (cid[:12], cid)]
         ep["Aliases"] = sorted(set(aliases))
+        # A link's numbered alias follows each tool's container naming (1.29: db_1; compose v2 and
+        # the runtime: db-1), the same by-design naming difference as the container names; the
+        # order of links is not meaningful.
+        services = set(names.containers.values())
+        links = [_numbered_alias(link, services) for link in ep.get("Links") or []]
+        if links:
+            ep["Links"] = sorted(links)
         mac = ep.get("MacAddress")
         if mac and mac != config.get("MacAddress"):
             ep.pop("MacAddress")   # engine-assigned
@@ -423,6 +440,11 @@ class Case:
     def publishes_ports(self) -> bool:
         return any("ports" in (svc or {}) for svc in (self.declared().get("services") or {}).values())
 
+    def fixes_subnets(self) -> bool:
+        """A network with its own ipam pools: two sides cannot hold the same subnet at once."""
+        return any(isinstance(net, dict) and (net.get("ipam") or {}).get("config")
+                   for net in (self.declared().get("networks") or {}).values())
+
     def start_may_fail(self) -> bool:
         """``# start-may-fail`` in the header: an engine may refuse to start it (e.g. privileged)."""
         return "# start-may-fail" in self.file.read_text()
@@ -535,8 +557,8 @@ def compare(case: Case, images: Mapping[str, list[str]], apply_timeout: float = 
                     raise SideFailed(f"the runtime created nothing for {case.file}:\n{log}")
                 return snap
 
-            if case.publishes_ports():
-                # One after the other: both sides would publish the same host ports.
+            if case.publishes_ports() or case.fixes_subnets():
+                # One after the other: both sides would publish the same host ports or subnets.
                 left = compose_side()
                 remove_by_label(cproj)
                 right = runtime_side()
