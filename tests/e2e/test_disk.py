@@ -10,7 +10,6 @@ the card past the high watermark nor evict the running release.
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +80,9 @@ def test_chatty_service_cannot_fill_the_card(arm_device: EmulatedDevice, tmp_pat
     start = d.disk_usage()
     c = d.container("chatty")
     assert c.attrs["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
-    time.sleep(60)
+    # Until the engine has rotated the log twice: json-file keeps 3 files of 10 MB at most.
+    wait_for(lambda: d.shell(f"ls /var/lib/docker/containers/{c.id}/{c.id}-json.log.2").exit_code == 0,
+             d.timeout(120), "the chatty service's log to rotate twice")
     logs = d.shell(f"du -sb /var/lib/docker/containers/{c.id} | cut -f1").output.strip()
     assert int(logs) < 40 << 20, logs   # 3 × 10 MB at most, plus the container's own files
     assert d.disk_usage().used - start.used < 64 << 20

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +126,10 @@ def test_power_cut_during_an_update_build_converges(arm_device: EmulatedDevice, 
     thread.start()
     wait_for(lambda: any("sleep 30" in ln for ln in arm_device.logs("api")), arm_device.timeout(60),
              "the slow last build step to start", describe=lambda: "\n".join(arm_device.logs()[-20:]))
-    time.sleep(2)   # well inside the 30 s step
-    api = arm_device.container("api", running=False)
-    assert api.status == "exited", "kill-then-download stops api before its build"
+    # kill-then-download stopped api before its build started.
+    api = wait_for(lambda: (c := arm_device.container("api", running=False)).status == "exited" and c,
+                   arm_device.timeout(5), "api stopped before its build")
+    assert api.status == "exited"
     arm_device.power_cut()
     thread.join(timeout=60)
 

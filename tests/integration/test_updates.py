@@ -130,7 +130,7 @@ def test_apply_without_change_builds_and_restarts_nothing(stack: Stack) -> None:
     before = {name: (a["Id"], a["State"]["StartedAt"]) for name, a in stack.containers().items()}
     t0 = time.monotonic()
     doc = apply(stack)
-    assert time.monotonic() - t0 < 15
+    assert time.monotonic() - t0 < 60   # no build, no container touched: a generous bound
     assert not any(e["rebuilt"] or e["recreated"] or e["created"] for e in doc["report"].values()), doc
     assert doc["totals"] == {"rebuilt": 0, "recreated": 0, "created": 0, "removed": 0, "steps": 0, "cached": 0,
                              "build_seconds": 0.0, "downtime_seconds": 0.0}
