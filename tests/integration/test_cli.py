@@ -40,7 +40,7 @@ def test_plan_apply_status_down(stack: Stack) -> None:
 def test_apply_fails_with_reason_for_a_service_that_exits(stack: Stack) -> None:
     (stack.dir / "compose.yaml").write_text(
         f"name: {stack.project}\nservices:\n  job:\n    image: armstack-test/base:latest\n"
-        "    command: ['sh', '-c', 'exit 3']\n"
+        "    command: ['sh', '-c', 'exit 3']\n    restart: 'no'\n"   # left down: it will not come up
     )
     res = stack.cli("apply", "--timeout", "20")
     assert res.returncode == 1
