@@ -109,13 +109,29 @@ def service_state(c: ObservedContainer, policy: RestartPolicy) -> str:
     return "completed" if completed(c, policy) else str(c.status)
 
 
-def service_ready(stack: StackSpec, observed: ObservedState, service: str) -> tuple[bool, str]:
-    """Whether a service counts as up for ``apply``, and if not, why (one phrase)."""
+# A container without a healthcheck counts as up once it has stayed running this long: one that
+# exits right after it started is not "up" for the instant an observation happens to catch it.
+SETTLE_SECONDS = 1.0
+
+
+def settling(c: ObservedContainer, now: float | None, settle: float = SETTLE_SECONDS) -> bool:
+    """Whether a running container without a healthcheck started less than ``settle`` s before
+    ``now`` (epoch seconds, the engine's clock for StartedAt); never when ``now`` is None."""
+    return (now is not None and c.status == "running" and c.health is None and c.started_at is not None
+            and now - c.started_at < settle)
+
+
+def service_ready(stack: StackSpec, observed: ObservedState, service: str,
+                  now: float | None = None) -> tuple[bool, str]:
+    """Whether a service counts as up for ``apply``, and if not, why (one phrase). With ``now``,
+    a service without a healthcheck must have stayed running for SETTLE_SECONDS."""
     spec = stack.service(service)
     c = kept_container(observed, service)
     if c is None:
         return False, "has no container"
     if c.status == "running":
+        if settling(c, now):
+            return False, "is starting"
         if c.health in (None, "healthy"):
             return True, "running"
         return False, f"is {c.health}"
@@ -125,11 +141,19 @@ def service_ready(stack: StackSpec, observed: ObservedState, service: str) -> tu
     return False, f"is {c.status}{code}"
 
 
-def not_ready(stack: StackSpec, observed: ObservedState) -> dict[str, str]:
+def settled_at(stack: StackSpec, observed: ObservedState) -> float | None:
+    """When the last service still settling will have stayed running long enough (epoch), if any."""
+    times = [c.started_at + SETTLE_SECONDS for name in stack.service_names
+             if (c := kept_container(observed, name)) is not None and c.status == "running"
+             and c.health is None and c.started_at is not None]
+    return max(times) if times else None
+
+
+def not_ready(stack: StackSpec, observed: ObservedState, now: float | None = None) -> dict[str, str]:
     """Services that are not up yet, with the reason."""
     out: dict[str, str] = {}
     for name in stack.service_names:
-        ok, why = service_ready(stack, observed, name)
+        ok, why = service_ready(stack, observed, name, now)
         if not ok:
             out[name] = why
     return out

@@ -75,6 +75,7 @@ from runtime.report import (
     not_ready,
     removed_services,
     service_state,
+    settled_at,
     totals,
 )
 from runtime.sdnotify import Notifier
@@ -392,6 +393,9 @@ class Supervisor:
             due.append(backoff_due)
         if self.pending is not None:
             due.append(self.pending.deadline)
+            settled = settled_at(self.stack, self.observed) if self.stack is not None else None
+            if settled is not None and settled > time.time():
+                due.append(now + (settled - time.time()))   # look again once it has settled
         if self.disk is not None:
             due.append(self.disk.next_due())
         return max(0.0, min(due) - now)
@@ -580,7 +584,7 @@ class Supervisor:
         if p.errors:
             self._finish_apply(False, p.errors[0])
             return
-        missing = not_ready(self.stack, observed)
+        missing = not_ready(self.stack, observed, time.time())
         if not missing:
             self._finish_apply(True, None)
             return

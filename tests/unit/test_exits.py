@@ -153,3 +153,17 @@ def test_status_without_a_supervisor_counts_a_finished_job_as_up() -> None:
     failed_job = ObservedContainer("c2", "p-job-1", "job", "h", "i", "exited", exit_code=3)
     crashed = ObservedState(containers=(obs.containers[0], failed_job))
     assert not cli.status_ok(cli.observed_status(st, crashed))
+
+
+def test_a_service_without_healthcheck_counts_as_up_once_it_stayed_running() -> None:
+    from runtime.report import SETTLE_SECONDS, settled_at
+
+    st = with_default_restart(StackSpec("p", (ServiceSpec("web", image="x"), ServiceSpec("db", image="x"))))
+    web = ObservedContainer("c1", "p-web-1", "web", "h", "i", "running", started_at=100.0)
+    db = ObservedContainer("c2", "p-db-1", "db", "h", "i", "running", health="healthy", started_at=100.5)
+    obs = ObservedState(containers=(web, db))
+    # Caught running right after its start: not up yet (it may be about to exit).
+    assert not_ready(st, obs, now=100.2) == {"web": "is starting"}
+    assert not_ready(st, obs, now=100.0 + SETTLE_SECONDS) == {}
+    assert not_ready(st, obs) == {}                 # without a clock: running is enough
+    assert settled_at(st, obs) == 100.0 + SETTLE_SECONDS   # db proves itself by its healthcheck
