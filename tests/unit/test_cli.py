@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,9 +168,15 @@ def test_a_pid_file_that_names_another_process_is_never_signalled(
         capsys: pytest.CaptureFixture[str]) -> None:
     # The lock is held by this process; the pid file names another live one (a reused pid).
     tmp_path, store, kills = held_project
-    store.pid_path.write_text(str(os.getppid()))
-    code = cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), command, "--timeout", "0.1"])
-    assert kills == []
+    other = subprocess.Popen(["sleep", "60"])   # a live process of our own, not the lock holder
+    try:
+        store.pid_path.write_text(str(other.pid))
+        code = cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), command, "--timeout", "0.1"])
+        signalled = list(kills)
+    finally:
+        other.kill()   # os.kill is the recorder here: end it the way Popen can without it
+        other.wait()
+    assert signalled == []
     assert code == 4 and f"held by pid {os.getpid()}" in capsys.readouterr().err
 
 

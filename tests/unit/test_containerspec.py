@@ -150,7 +150,9 @@ def test_links_container_names_and_attached_services() -> None:
     side = ServiceSpec("side", image="x", network_mode="service:db")
     s = _stack(db, app, side)
     p = create_params(s, "app", "i", "h")
-    assert p.links == (("shared-db", "database"),) and p.host["links"] == [("shared-db", "database")]
+    # The alias, the numbered service name and the container's name, as compose links them.
+    links = (("shared-db", "database"), ("shared-db", "db-1"), ("shared-db", "shared-db"))
+    assert p.links == links and p.host["links"] == list(links)
     assert p.host["volumes_from"] == ["shared-db"]
     assert create_params(s, "side", "i", "h").host["network_mode"] == "container:shared-db"
 
