@@ -248,12 +248,20 @@ def _mem_limit(r: ServiceReader, value: Any) -> None:
 
 
 def _cpus(r: ServiceReader, value: Any) -> None:
-    if value is None:
-        return
+    if value is not None:
+        r.kwargs["cpus"] = _cpu_count(value)
+
+
+# The engine takes CPUs as int64 billionths of a CPU.
+_MAX_CPUS = (2**63 - 1) // 1_000_000_000
+
+
+def _cpu_count(value: Any) -> float:
     cpus = as_float(value, "a number of CPUs such as 0.5 or 2")
-    if cpus <= 0:
-        raise FieldError(f"expected a positive number of CPUs such as 0.5 or 2, found {describe(value)}")
-    r.kwargs["cpus"] = cpus
+    if not 0 < cpus <= _MAX_CPUS:
+        raise FieldError(f"expected a positive number of CPUs such as 0.5 or 2 (at most {_MAX_CPUS}), "
+                         f"found {describe(value)}")
+    return cpus
 
 
 def _stop_grace_period(r: ServiceReader, value: Any) -> None:
@@ -584,7 +592,10 @@ def _healthcheck(r: ServiceReader, value: Any) -> None:
             except ValueError as exc:
                 raise FieldError(str(exc), spec.line_of(key), f"healthcheck.{key}") from exc
     if spec.get("retries") is not None:
-        retries = as_int(spec["retries"], "a number of retries")
+        try:
+            retries = as_int(spec["retries"], "a number of retries")
+        except FieldError as exc:
+            raise FieldError(str(exc), spec.line_of("retries"), "healthcheck.retries") from exc
         if retries < 0:
             raise FieldError("expected a number of retries of 0 or more", spec.line_of("retries"),
                              "healthcheck.retries")
@@ -663,7 +674,7 @@ def _deploy_resources(r: ServiceReader, spec: dict[str, Any]) -> None:
                 if limit == "memory":
                     r.deploy_limits["memory"] = parse_size(setting)
                 elif limit == "cpus":
-                    r.deploy_limits["cpus"] = as_float(setting, "a number of CPUs such as 0.5 or 2")
+                    r.deploy_limits["cpus"] = _cpu_count(setting)
                 else:
                     r.warn(f"'{field}' is ignored", field, line)
             except ValueError as exc:

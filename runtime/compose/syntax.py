@@ -148,7 +148,7 @@ def parse_restart(value: object) -> RestartPolicy:
     if text in ("no", "always", "unless-stopped", "on-failure"):
         return RestartPolicy(cast(RestartMode, text))
     mode, sep, count = text.partition(":")
-    if mode == "on-failure" and sep and count.strip().isdigit():
+    if mode == "on-failure" and sep and count.strip().isdigit() and len(count.strip()) <= 18:
         return RestartPolicy("on-failure", int(count))
     raise ValueError(f"invalid restart policy {value!r}: expected {RESTART_FORMS}")
 
