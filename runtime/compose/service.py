@@ -402,18 +402,41 @@ def _context(r: ServiceReader, text: str) -> str:
 # ---- ports, volumes ------------------------------------------------------------------------
 
 
+# Ranges expand to one binding per port: a few bytes ('1-65535') can ask for 65535 of them.
+# One service may map every port number once; a file, twice that.
+MAX_PORTS_PER_SERVICE = 65535
+MAX_PORTS_PER_FILE = 2 * 65535
+
+
 def _ports(r: ServiceReader, value: Any) -> None:
     if value is None:
         return
     found: list[PortSpec] = []
+    over = False   # the limit was hit: said once, the items after it are not read
 
     def parse(item: Any, line: int | None) -> None:
-        if isinstance(item, dict):
-            found.append(_long_port(as_map(item, "port settings"), line))
-        elif isinstance(item, (str, int)) and not isinstance(item, bool):
-            found.extend(syntax.parse_port(item))
-        else:
-            raise FieldError(f"expected a port such as {syntax.PORT_FORMS}, found {describe(item)}", line)
+        nonlocal over
+        if over:
+            return
+        per_service = MAX_PORTS_PER_SERVICE - len(found)
+        room = min(per_service, MAX_PORTS_PER_FILE - r.report.ports)
+        try:
+            if isinstance(item, dict):
+                ports = [_long_port(as_map(item, "port settings"), line)]
+                if room < 1:
+                    raise syntax.TooManyPorts(1)
+            elif isinstance(item, (str, int)) and not isinstance(item, bool):
+                ports = syntax.parse_port(item, room)
+            else:
+                raise FieldError(f"expected a port such as {syntax.PORT_FORMS}, found {describe(item)}", line)
+        except syntax.TooManyPorts as exc:
+            over = True
+            which, limit = ("service", MAX_PORTS_PER_SERVICE) if exc.count > per_service else \
+                ("file", MAX_PORTS_PER_FILE)
+            raise FieldError(f"the ports of this {which} expand to more than {limit} ports (each port of a "
+                             "range counts); map fewer or smaller ranges", line) from exc
+        r.report.ports += len(ports)
+        found.extend(ports)
 
     r.items(value, "ports", "ports such as '8080:80'", parse)
     r.kwargs["ports"] = tuple(found)

@@ -10,6 +10,12 @@ Two deliberate departures from PyYAML's YAML 1.1 defaults:
   needs, not the integer 484880 (YAML 1.2, and docker compose, read it as a string);
 - a key written twice in one mapping is reported (compose refuses it) instead of silently
   keeping the last value. Keys brought in by a merge key (``<<:``) may be overridden freely.
+
+Aliases are bounded: a few hundred bytes of nested aliases ("billion laughs") expand to
+billions of values for whatever walks the tree afterwards, so composing counts the nodes each
+alias brings in and refuses the file beyond :data:`MAX_ALIAS_NODES`. Values the YAML layer
+cannot build (an out-of-range ``\\U`` escape, the 13th month of a timestamp) are syntax
+errors with their line, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, SequenceNode
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -60,8 +67,69 @@ class DuplicateKey(Exception):
         super().__init__(f"the key {key!r} is written twice in the same mapping (line {line})")
 
 
+# Values brought in through aliases, counted as expanded: far beyond what any hand-written
+# sharing of settings needs, far below what makes walking the tree slow.
+MAX_ALIAS_NODES = 100_000
+
+
+MAX_FLOW_NESTING = 64
+
+
+class AliasLimit(Exception):
+    def __init__(self, line: int):
+        self.line = line
+        super().__init__(f"the aliases of this file expand to more than {MAX_ALIAS_NODES} values")
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 numbers and line-aware containers."""
+    """SafeLoader with YAML 1.2 numbers, line-aware containers and bounded alias expansion."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}   # id(node) -> nodes in it once aliases are expanded
+        self._through_aliases = 0
+
+    building: Node | None = None   # the node being constructed, for the line of an error in it
+
+    # The scanner's work per token grows with the flow nesting level ([[[...), so a few KB of
+    # brackets would take seconds before the composer's recursion limit is even reached.
+    def fetch_flow_sequence_start(self) -> None:
+        self._check_flow_level()
+        super().fetch_flow_sequence_start()
+
+    def fetch_flow_mapping_start(self) -> None:
+        self._check_flow_level()
+        super().fetch_flow_mapping_start()
+
+    def _check_flow_level(self) -> None:
+        if self.flow_level >= MAX_FLOW_NESTING:
+            raise yaml.scanner.ScannerError(
+                None, None, f"[ and {{ nest more than {MAX_FLOW_NESTING} levels deep", self.get_mark()
+            )
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        outer, self.building = self.building, node
+        value = super().construct_object(node, deep)
+        self.building = outer  # left pointing at the failing node when this raises
+        return value
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            anchored = self.anchors.get(event.anchor)
+            if anchored is not None:
+                # An alias to a node still being composed (a recursive alias) counts as one.
+                self._through_aliases += self._sizes.get(id(anchored), 1)
+                if self._through_aliases > MAX_ALIAS_NODES:
+                    raise AliasLimit(int(event.start_mark.line) + 1)
+        node = super().compose_node(parent, index)
+        if isinstance(node, SequenceNode):
+            self._sizes[id(node)] = 1 + sum(self._sizes.get(id(child), 1) for child in node.value)
+        elif isinstance(node, MappingNode):
+            self._sizes[id(node)] = 1 + sum(
+                self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1) for k, v in node.value
+            )
+        return node
 
 
 # Rebuild the implicit resolvers without the base-60 forms of int and float.
@@ -144,8 +212,13 @@ class YamlSyntaxError(Exception):
 
 def parse_yaml(text: str) -> Any:
     """Parse one YAML document into plain values, :class:`LineDict` and :class:`LineList`."""
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return loader.get_single_data()
+    except AliasLimit as exc:
+        raise YamlSyntaxError(
+            f"{exc}; this looks like an alias bomb. Write the settings out, or share fewer of them", exc.line
+        ) from exc
     except DuplicateKey as exc:
         raise YamlSyntaxError(
             f"the key {exc.key!r} is written twice in the same mapping; keep only one", exc.line
@@ -159,4 +232,18 @@ def parse_yaml(text: str) -> Any:
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"this is not valid YAML ({exc})", None) from exc
     except RecursionError as exc:
-        raise YamlSyntaxError("the YAML nests too deeply to read", None) from exc
+        raise YamlSyntaxError("the YAML nests too deeply to read", _position(loader)) from exc
+    except (ValueError, OverflowError, TypeError) as exc:
+        # Raised while scanning (a \\U escape beyond Unicode) or building a value (a timestamp
+        # with month 13, bad base64): still the file's fault, at the reader's position.
+        raise YamlSyntaxError(f"this is not valid YAML ({exc})", _position(loader)) from exc
+    finally:
+        loader.dispose()
+
+
+def _position(loader: _Loader) -> int | None:
+    """1-based line of the node being built, else of the reader."""
+    node = loader.building
+    if node is not None:
+        return _line(node)
+    return int(loader.line) + 1

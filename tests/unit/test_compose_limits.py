@@ -94,3 +94,87 @@ def test_numbers_beyond_what_the_engine_takes_are_errors(setting: str, field: st
 ])
 def test_ordinary_numbers_load_and_run(setting: str) -> None:
     runs(load_text(SERVICE + f"    {setting}\n", workdir="/nonexistent", environ={}).stack)
+
+
+# ---- small files that expand without bound ------------------------------------------------
+
+
+def laughs(levels: int) -> str:
+    """A "billion laughs" file: each level lists the previous one nine times."""
+    rows = ['x-l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    rows += [f"x-l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels + 1)]
+    return "\n".join(rows) + f"\nservices:\n  app:\n    image: alpine\n    command: *l{levels}\n"
+
+
+def test_an_alias_bomb_is_refused_quickly_with_its_line() -> None:
+    text = laughs(6)  # 9**7 strings once expanded; the classic has nine levels
+    assert len(text) < 600
+    p = one(text)
+    assert (p.file, p.line) == ("stack.yml", 6)  # the first alias past the limit, in x-l5
+    assert "alias" in p.message and "expand" in p.message
+
+
+def test_the_classic_billion_laughs_is_refused() -> None:
+    p = one(laughs(9))
+    assert p.line is not None and "alias" in p.message
+
+
+def test_ordinary_anchors_and_merge_keys_still_load() -> None:
+    text = "x-common: &common\n  image: alpine\n  environment: {A: '1', B: '2'}\n  labels: [a=b]\nservices:\n"
+    text += "".join(f"  s{i}:\n    <<: *common\n    command: [run, '{i}']\n" for i in range(200))
+    stack = load_text(text, workdir="/nonexistent", environ={}).stack
+    assert len(stack.services) == 200 and stack.services[-1].environment == (("A", "1"), ("B", "2"))
+
+
+def test_huge_port_ranges_are_refused_per_service() -> None:
+    ports = "".join("      - '1-65535'\n" for _ in range(100))
+    found = problems(SERVICE + "    ports:\n" + ports)
+    assert found and all((p.service, p.field) == ("app", "ports") for p in found)
+    assert "65535 ports" in found[0].message and found[0].line == 6
+
+
+def test_huge_port_ranges_are_refused_across_services() -> None:
+    text = "services:\n" + "".join(
+        f"  s{i}:\n    image: alpine\n    ports: ['1-65535:1-65535/udp']\n" for i in range(50))
+    found = problems(text)
+    assert found and "ports" in found[0].message and found[0].service is not None
+
+
+def test_a_full_port_range_is_still_allowed() -> None:
+    stack = load_text(SERVICE + "    ports: ['1-65535']\n", workdir="/nonexistent", environ={}).stack
+    assert len(stack.services[0].ports) == 65535
+
+
+# ---- tracebacks instead of errors --------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [60, 600, 5000])
+def test_deep_interpolation_nesting_is_an_error(depth: int) -> None:
+    p = one(SERVICE + "    command: '" + "${X:-" * depth + "y" + "}" * depth + "'\n")
+    assert (p.service, p.field, p.line) == ("app", "command", 4)
+    assert "nest" in p.message
+
+
+def test_moderate_interpolation_nesting_still_works() -> None:
+    stack = load_text(SERVICE + "    command: '" + "${X:-" * 20 + "y" + "}" * 20 + "'\n",
+                      workdir="/nonexistent", environ={}).stack
+    assert stack.services[0].command == ("y",)
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    (SERVICE + '    command: "\\U0B01F600"\n', 4),
+    (SERVICE + '    command: "\\UFFFFFFFF"\n', 4),
+    (SERVICE + "    labels:\n      a: 2020-13-45\n", 5),
+    (SERVICE + "    labels:\n      a: !!timestamp 2020-02-30\n", 5),
+    (SERVICE + "    labels:\n      a: !!binary 'a'\n", 5),
+    (SERVICE + "    labels:\n      a: !!float nope\n", 5),
+    (SERVICE + "    labels:\n      a: !!int nope\n", 5),
+])
+def test_values_the_yaml_layer_cannot_build_are_errors_with_the_line(text: str, line: int) -> None:
+    p = one(text)
+    assert p.line == line and "not valid YAML" in p.message
+
+
+def test_deep_yaml_nesting_is_an_error() -> None:
+    p = one(SERVICE + "    command: " + "[" * 3000 + "]" * 3000 + "\n")
+    assert "nest" in p.message
