@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.compose.env import parse_env
+from runtime.compose.files import UnreadableFile, read_text_file
 from runtime.compose.graph import check_cycles, check_references
 from runtime.compose.interpolate import TreeIssue, interpolate_tree
 from runtime.compose.model import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
@@ -104,14 +105,14 @@ def _environment(report: Report, workdir: str, environ: Mapping[str, str]) -> di
     """Variables for interpolation: the process environment over the ``.env`` file."""
     path = os.path.join(workdir, ".env")
     merged = dict(environ)
-    if not os.path.isfile(path):
-        return merged
     try:
-        with open(path, encoding="utf-8") as fh:
-            parsed = parse_env(fh.read(), environ.get, file_wins=False)
-    except (OSError, UnicodeDecodeError) as exc:
-        report.error(f"the .env file cannot be read ({exc})", file=path)
+        text = read_text_file(path)
+    except FileNotFoundError:
         return merged
+    except UnreadableFile as exc:
+        report.error(f"the .env file cannot be used: {exc}", file=path)
+        return merged
+    parsed = parse_env(text, environ.get, file_wins=False)
     for line, message in parsed.problems:
         report.error(message, line=line, file=path)
     for line, name in parsed.undefined:

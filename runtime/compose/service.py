@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import difflib
 import os
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from runtime.compose import syntax
+from runtime.compose import shellwords, syntax
 from runtime.compose.coerce import (
     FieldError,
     as_bool,
@@ -32,6 +31,7 @@ from runtime.compose.coerce import (
     str_or_list,
 )
 from runtime.compose.env import parse_env
+from runtime.compose.files import UnreadableFile, read_text_file
 from runtime.compose.model import (
     BuildSpec,
     Dependency,
@@ -204,9 +204,10 @@ def _command(key: str) -> Callable[[ServiceReader, Any], None]:
             return
         text = as_str(value, "a string or a list of strings")
         try:
-            r.kwargs[key] = tuple(shlex.split(text))
+            r.kwargs[key] = tuple(shellwords.split(text))
         except ValueError as exc:
-            raise FieldError(f"cannot split {text!r} into words ({exc}); check the quotes or use a list") from exc
+            raise FieldError(f"cannot split {describe(text)} into words ({exc}); check the quotes or use a list"
+                             ) from exc
 
     return read
 
@@ -333,14 +334,13 @@ def _env_file(r: ServiceReader, value: Any) -> None:
     for rel, required, line in entries:
         path = os.path.normpath(os.path.join(r.workdir, rel))
         try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+            text = read_text_file(path)
         except FileNotFoundError:
             if required:
                 r.error(f"the env file {path} does not exist", "env_file", line)
             continue
-        except (OSError, UnicodeDecodeError) as exc:
-            r.error(f"the env file {path} cannot be read ({exc})", "env_file", line)
+        except UnreadableFile as exc:
+            r.error(f"the env file {path} cannot be used: {exc}", "env_file", line)
             continue
         parsed = parse_env(text, r.env.get, file_wins=True)
         for bad_line, message in parsed.problems:

@@ -9,7 +9,11 @@ parameters without raising.
 
 from __future__ import annotations
 
+import os
 import textwrap
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -178,3 +182,72 @@ def test_values_the_yaml_layer_cannot_build_are_errors_with_the_line(text: str, 
 def test_deep_yaml_nesting_is_an_error() -> None:
     p = one(SERVICE + "    command: " + "[" * 3000 + "]" * 3000 + "\n")
     assert "nest" in p.message
+
+
+# ---- linear time on long values, bounded reads of env files -------------------------------
+
+
+def test_a_megabyte_command_string_loads_in_linear_time() -> None:
+    word = "abcdefghi "
+    text = SERVICE + "    command: '" + word * 100_000 + "'\n    entrypoint: \"" + "x\\\\\\\" " * 10_000 + "\"\n"
+    started = time.perf_counter()
+    stack = load_text(text, workdir="/nonexistent", environ={}).stack
+    assert time.perf_counter() - started < 10.0  # shlex took 30-45 s for the command alone
+    assert stack.services[0].command == ("abcdefghi",) * 100_000
+    assert stack.services[0].entrypoint == ('x"',) * 10_000
+
+
+def test_an_unsplittable_long_command_is_quoted_short() -> None:
+    p = one(SERVICE + "    command: '\"" + "a" * 100_000 + "'\n")
+    assert p.field == "command" and "No closing quotation" in p.message and len(p.message) < 300
+
+
+def in_thread(target: Callable[[], object], timeout: float = 10.0) -> object:
+    """``target()``'s result or exception; fails instead of hanging when it blocks."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(target())
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    assert not worker.is_alive(), "the loader blocked"
+    return outcome[0]
+
+
+def env_file_problems(tmp_path: Path, name: str) -> list[Problem]:
+    text = SERVICE + f"    env_file: {name}\n"
+    outcome = in_thread(lambda: load_text(text, source="stack.yml", workdir=tmp_path, environ={}))
+    assert isinstance(outcome, ComposeError), outcome
+    return outcome.problems
+
+
+def test_an_env_file_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.env")
+    [p] = env_file_problems(tmp_path, "pipe.env")
+    assert (p.service, p.field, p.line) == ("app", "env_file", 4)
+    assert "not a regular file" in p.message
+
+
+def test_an_env_file_that_never_ends_is_refused(tmp_path: Path) -> None:
+    [p] = env_file_problems(tmp_path, "/dev/zero")
+    assert (p.service, p.field) == ("app", "env_file") and "not a regular file" in p.message
+
+
+def test_a_huge_env_file_is_refused(tmp_path: Path) -> None:
+    with open(tmp_path / "big.env", "w") as fh:
+        fh.truncate(64 * 1024 * 1024)
+    [p] = env_file_problems(tmp_path, "big.env")
+    assert (p.service, p.field) == ("app", "env_file") and "larger than" in p.message
+
+
+def test_a_dot_env_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / ".env")
+    outcome = in_thread(lambda: load_text(SERVICE, source="stack.yml", workdir=tmp_path, environ={}))
+    assert isinstance(outcome, ComposeError), outcome
+    [p] = outcome.problems
+    assert p.file == str(tmp_path / ".env") and "not a regular file" in p.message
