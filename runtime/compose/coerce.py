@@ -57,6 +57,15 @@ def scalar_text(value: Any, what: str = "a string") -> str:
     return as_str(value, what)
 
 
+def name_key(value: Any, what: str) -> str:
+    """A key used as a name (service, volume, network): compose requires a string, and `1:` is a number."""
+    if isinstance(value, str):
+        return value
+    written = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    raise FieldError(f"the {what} name {written} must be a string, but YAML reads it as {describe(value)}; "
+                     f"quote it: '{written}':")
+
+
 def as_bool(value: Any, what: str = "true or false") -> bool:
     if isinstance(value, bool):
         return value

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.compose.coerce import FieldError, name_key
 from runtime.compose.env import parse_env
 from runtime.compose.files import UnreadableFile, read_text_file
 from runtime.compose.graph import check_cycles, check_references
@@ -148,6 +149,11 @@ def _read_stack(
     for key, node in (services_node or {}).items():
         service = str(key)
         line = services_node.line_of(key) if isinstance(services_node, LineDict) else None
+        try:
+            name_key(key, "service")
+        except FieldError as exc:
+            report.error(str(exc), line=line)
+            continue
         if not _SERVICE_NAME.fullmatch(service):
             report.error(f"invalid service name {service!r}: expected letters, digits, '.', '_' and '-', "
                          "starting with a letter or digit", service=service, line=line)

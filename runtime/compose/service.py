@@ -25,6 +25,7 @@ from runtime.compose.coerce import (
     as_map,
     as_str,
     describe,
+    name_key,
     pairs,
     scalar_text,
     str_list,
@@ -528,7 +529,7 @@ def _depends_on(r: ServiceReader, value: Any) -> None:
     if isinstance(value, dict):
         for key, raw in value.items():
             line = value.line_of(key) if isinstance(value, LineDict) else None
-            name = as_str(key)
+            name = _name_key(key, "service", line)
             condition = "service_started"
             if raw is not None:
                 settings = as_map(raw, "dependency settings (condition)")
@@ -559,7 +560,7 @@ def _networks(r: ServiceReader, value: Any) -> None:
     if isinstance(value, dict):
         for key, raw in value.items():
             line = value.line_of(key) if isinstance(value, LineDict) else None
-            name = as_str(key)
+            name = _name_key(key, "network", line)
             if raw is not None:
                 settings = as_map(raw, "network settings")
                 for extra in settings:
@@ -575,6 +576,13 @@ def _networks(r: ServiceReader, value: Any) -> None:
             names.append(name)
             r.ref("network", name, "networks", items.line_of(index))
     r.kwargs["networks"] = tuple(dict.fromkeys(names))
+
+
+def _name_key(key: Any, what: str, line: int | None) -> str:
+    try:
+        return name_key(key, what)
+    except FieldError as exc:
+        raise FieldError(str(exc), line) from exc
 
 
 def _network_mode(r: ServiceReader, value: Any) -> None:

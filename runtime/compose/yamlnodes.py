@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 from yaml.events import AliasEvent
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -61,10 +61,12 @@ class LineList(list[Any]):
 
 
 class DuplicateKey(Exception):
-    def __init__(self, key: object, line: int):
+    def __init__(self, key: object, line: int, first: object, first_line: int):
         self.key = key
         self.line = line
-        super().__init__(f"the key {key!r} is written twice in the same mapping (line {line})")
+        self.first = first
+        self.first_line = first_line
+        super().__init__(f"the key {key!r} is written twice in the same mapping (lines {first_line} and {line})")
 
 
 # Values brought in through aliases, counted as expanded: far beyond what any hand-written
@@ -171,8 +173,10 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[LineDict]:
     yield data
     own = [k for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"]
     own_ids = {id(k) for k in own}
-    loader.flatten_mapping(node)
-    seen_own: set[Any] = set()
+    loader.flatten_mapping(node)   # merged pairs first, then the mapping's own
+    # Keys by the text they were written as: `1` and `'1'` (or `on` and `'on'`) are different
+    # Python keys but one name to compose, which reads every key as a string.
+    by_text: dict[Any, tuple[Any, bool]] = {}   # text -> (key, written in this mapping)
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         try:
@@ -182,10 +186,20 @@ def _construct_map(loader: _Loader, node: MappingNode) -> Iterator[LineDict]:
                 "while constructing a mapping", node.start_mark,
                 "found an unhashable key (a mapping or list used as a key)", key_node.start_mark,
             ) from exc
-        if id(key_node) in own_ids:
-            if key in seen_own:
-                raise DuplicateKey(key, _line(key_node))
-            seen_own.add(key)
+        is_own = id(key_node) in own_ids
+        text = key_node.value if isinstance(key_node, ScalarNode) else key
+        for earlier_text in {text, key}:
+            earlier = by_text.get(earlier_text)
+            if earlier is None:
+                continue
+            earlier_key, earlier_own = earlier
+            if is_own and earlier_own:
+                raise DuplicateKey(key, _line(key_node), earlier_key, data.key_lines[earlier_key])
+            if earlier_key in data and earlier_key != key:
+                # A merged key is overridden by the mapping's own (or a later merge).
+                del data[earlier_key]
+                del data.key_lines[earlier_key]
+        by_text[text] = by_text[key] = (key, is_own)
         data[key] = loader.construct_object(value_node, deep=True)
         data.key_lines[key] = _line(key_node)
 
@@ -220,9 +234,13 @@ def parse_yaml(text: str) -> Any:
             f"{exc}; this looks like an alias bomb. Write the settings out, or share fewer of them", exc.line
         ) from exc
     except DuplicateKey as exc:
-        raise YamlSyntaxError(
-            f"the key {exc.key!r} is written twice in the same mapping; keep only one", exc.line
-        ) from exc
+        lines = f"lines {exc.first_line} and {exc.line}"
+        if exc.key == exc.first and type(exc.key) is type(exc.first):
+            message = f"the key {exc.key!r} is written twice in the same mapping ({lines}); keep only one"
+        else:
+            message = (f"the keys {exc.first!r} and {exc.key!r} are the same name once read as text, as compose "
+                       f"reads keys, and are both in this mapping ({lines}); keep only one")
+        raise YamlSyntaxError(message, exc.line) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)

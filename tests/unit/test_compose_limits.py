@@ -251,3 +251,45 @@ def test_a_dot_env_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) ->
     assert isinstance(outcome, ComposeError), outcome
     [p] = outcome.problems
     assert p.file == str(tmp_path / ".env") and "not a regular file" in p.message
+
+
+# ---- names that are not strings, keys that are the same once read -------------------------
+
+
+def test_a_number_and_a_string_of_the_same_name_are_a_duplicate_with_both_lines() -> None:
+    p = one("services:\n  1:\n    image: a\n  '1':\n    image: b\n")
+    assert p.line == 4 and "lines 2 and 4" in p.message and "keep only one" in p.message
+
+
+@pytest.mark.parametrize("text", [
+    SERVICE + "    environment:\n      1: a\n      '1': b\n",
+    SERVICE + "    labels:\n      on: a\n      'on': b\n",
+    SERVICE + "    labels:\n      \"x\": a\n      x: b\n",
+])
+def test_keys_written_differently_but_read_the_same_are_duplicates(text: str) -> None:
+    p = one(text)
+    assert p.line == 6 and "lines 5 and 6" in p.message
+
+
+def test_a_merged_key_is_overridden_by_the_same_name_written_differently() -> None:
+    text = "x-base: &base\n  1: merged\nservices:\n  app:\n    image: alpine\n    environment:\n" \
+           "      <<: *base\n      '1': own\n"
+    stack = load_text(text, workdir="/nonexistent", environ={}).stack
+    assert stack.services[0].environment == (("1", "own"),)
+
+
+@pytest.mark.parametrize(("text", "field", "line"), [
+    ("services:\n  1:\n    image: a\n", None, 2),
+    ("services:\n  true:\n    image: a\n", None, 2),
+    ("services:\n  1.5:\n    image: a\n", None, 2),
+    (SERVICE + "volumes:\n  1: {}\n", "volumes", 5),
+    (SERVICE + "networks:\n  2:\n", "networks", 5),
+    (SERVICE + "    depends_on:\n      1: {condition: service_started}\n", "depends_on", 5),
+    (SERVICE + "    networks:\n      1: {}\n", "networks", 5),
+])
+def test_names_must_be_strings(text: str, field: str | None, line: int) -> None:
+    found = problems(text)
+    p = found[0]
+    assert p.line == line and "must be a string" in p.message and "quote it" in p.message, found
+    if field is not None:
+        assert (p.field or "").split(".")[0] == field
