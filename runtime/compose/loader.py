@@ -90,10 +90,10 @@ def load_text(
         tree = parse_yaml(text)
     except YamlSyntaxError as exc:
         report.error(str(exc), line=exc.line)
-        raise ComposeError(report.errors) from None
+        raise ComposeError(report.errors, report.warnings) from None
     stack = _read_stack(report, tree, base, project, env)
     if report.errors or stack is None:
-        raise ComposeError(report.errors)
+        raise ComposeError(report.errors, report.warnings)
     return LoadResult(stack, tuple(report.warnings))
 
 

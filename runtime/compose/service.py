@@ -142,6 +142,11 @@ def read_service(report: Report, name: str, node: Any, workdir: str, env: Mappin
     return spec if len(report.errors) == errors_before else None
 
 
+def _extension(key: object) -> bool:
+    """An ``x-`` key: the compose specification allows these in every mapping, for tools to use."""
+    return isinstance(key, str) and key.startswith("x-")
+
+
 def _unknown_key(r: ServiceReader, key: str) -> None:
     if key in _UNSUPPORTED:
         r.warn(f"'{key}' is not supported and is ignored: {_UNSUPPORTED[key]}", key)
@@ -448,7 +453,8 @@ def _long_port(spec: LineDict, line: int | None) -> PortSpec:
         raise FieldError("expected a 'target' (the container port) in the long port syntax", line)
     published = spec.get("published")
     for key in spec:
-        if key not in ("target", "published", "protocol", "host_ip", "mode", "name", "app_protocol"):
+        if key not in ("target", "published", "protocol", "host_ip", "mode", "name", "app_protocol") \
+                and not _extension(key):
             raise FieldError(f"unknown key {key!r} in the long port syntax; expected target, published, "
                              "protocol, host_ip", spec.line_of(key))
     return PortSpec(
@@ -491,6 +497,8 @@ def _long_volume(r: ServiceReader, spec: LineDict, line: int | None) -> VolumeMo
         raise FieldError(f"the container path {target!r} must be absolute", line)
     source = None if spec.get("source") in (None, "") else as_str(spec["source"])
     for key in spec:
+        if _extension(key):
+            continue
         if key in ("bind", "volume", "tmpfs", "consistency"):
             r.warn(f"'{key}' mount options are ignored", "volumes", spec.line_of(key))
         elif key not in ("type", "source", "target", "read_only"):
@@ -535,7 +543,7 @@ def _depends_on(r: ServiceReader, value: Any) -> None:
                 settings = as_map(raw, "dependency settings (condition)")
                 condition = as_str(settings.get("condition", "service_started"))
                 for extra in settings:
-                    if extra not in ("condition", "restart", "required"):
+                    if extra not in ("condition", "restart", "required") and not _extension(extra):
                         r.warn(f"unknown key {extra!r} is ignored", f"depends_on.{name}", settings.line_of(extra))
             if condition not in CONDITIONS:
                 r.error(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}",
@@ -563,7 +571,7 @@ def _networks(r: ServiceReader, value: Any) -> None:
             name = _name_key(key, "network", line)
             if raw is not None:
                 settings = as_map(raw, "network settings")
-                for extra in settings:
+                for extra in (k for k in settings if not _extension(k)):
                     why = "aliases are" if extra == "aliases" else f"'{extra}' is"
                     r.warn(f"{why} not supported and ignored; services are reachable by their name",
                            f"networks.{name}", settings.line_of(extra))
@@ -602,7 +610,7 @@ def _healthcheck(r: ServiceReader, value: Any) -> None:
         return
     spec = as_map(value, "healthcheck settings (test, interval, timeout, retries, start_period)")
     known = ("test", "interval", "timeout", "retries", "start_period", "disable")
-    for key in spec:
+    for key in (k for k in spec if not _extension(k)):
         if key == "start_interval":
             r.warn("'start_interval' is not supported and is ignored", "healthcheck.start_interval",
                    spec.line_of(key))
@@ -660,7 +668,7 @@ def _logging(r: ServiceReader, value: Any) -> None:
         return
     spec = as_map(value, "logging settings (driver, options)")
     for key in spec:
-        if key not in ("driver", "options"):
+        if key not in ("driver", "options") and not _extension(key):
             r.warn(f"unknown key '{key}' is ignored", f"logging.{key}", spec.line_of(key))
     driver = as_str(spec.get("driver") or "json-file", "a logging driver name")
     options: dict[str, str] = {}
@@ -682,6 +690,8 @@ def _deploy(r: ServiceReader, value: Any) -> None:
     spec = as_map(value, "deploy settings")
     for key, raw in spec.items():
         line = spec.line_of(key)
+        if _extension(key):
+            continue
         if key == "restart_policy":
             r.warn("'deploy.restart_policy' is for swarm and is ignored; use the service's 'restart:'",
                    "deploy.restart_policy", line)
@@ -695,10 +705,14 @@ def _deploy_resources(r: ServiceReader, spec: dict[str, Any]) -> None:
     # docker compose (v2) applies resource limits outside swarm too, so honour the two we model.
     lines = spec.line_of if isinstance(spec, LineDict) else (lambda key: None)
     for key, raw in spec.items():
+        if _extension(key):
+            continue
         if key != "limits" or not isinstance(raw, dict):
             r.warn(f"'deploy.resources.{key}' is ignored", f"deploy.resources.{key}", lines(key))
             continue
         for limit, setting in raw.items():
+            if _extension(limit):
+                continue
             line = raw.line_of(limit) if isinstance(raw, LineDict) else None
             field = f"deploy.resources.limits.{limit}"
             try:
