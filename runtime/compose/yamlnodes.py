@@ -226,7 +226,13 @@ class YamlSyntaxError(Exception):
 
 def parse_yaml(text: str) -> Any:
     """Parse one YAML document into plain values, :class:`LineDict` and :class:`LineList`."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # checks every character at once
+    except yaml.reader.ReaderError as exc:
+        raise YamlSyntaxError(
+            f"this is not valid YAML (the character U+{exc.character:04X} cannot appear in it; remove it)",
+            text.count("\n", 0, exc.position) + 1,
+        ) from exc
     try:
         return loader.get_single_data()
     except AliasLimit as exc:

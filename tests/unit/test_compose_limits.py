@@ -293,3 +293,9 @@ def test_names_must_be_strings(text: str, field: str | None, line: int) -> None:
     assert p.line == line and "must be a string" in p.message and "quote it" in p.message, found
     if field is not None:
         assert (p.field or "").split(".")[0] == field
+
+
+@pytest.mark.parametrize(("text", "line"), [("\x03services: {}\n", 1), (SERVICE + "    command: a\x00b\n", 4)])
+def test_characters_yaml_forbids_are_an_error_with_the_line(text: str, line: int) -> None:
+    p = one(text)
+    assert p.line == line and "cannot appear" in p.message
