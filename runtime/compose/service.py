@@ -84,6 +84,7 @@ class ServiceReader:
     environment: list[tuple[str, str]] = field(default_factory=list)
     env_files: list[tuple[str, str]] = field(default_factory=list)
     deploy_limits: dict[str, Any] = field(default_factory=dict)
+    hints_left: int = 20  # spelling hints for unknown keys
 
     def line(self, key: str) -> int | None:
         return self.node.line_of(key)
@@ -153,7 +154,10 @@ def _unknown_key(r: ServiceReader, key: str) -> None:
     elif key in _IGNORED:
         r.warn(f"'{key}' is not supported by armstack and is ignored", key)
     else:
-        close = difflib.get_close_matches(key, list(_READERS), n=1)
+        # A spelling hint costs a comparison with every known key: a few hints help, thousands
+        # of them (a generated or corrupted file) would take seconds.
+        close = difflib.get_close_matches(key, list(_READERS), n=1) if r.hints_left > 0 and len(key) <= 64 else []
+        r.hints_left -= 1
         hint = f"; did you mean '{close[0]}'?" if close else ""
         r.warn(f"unknown key '{key}' is ignored{hint}", key)
 

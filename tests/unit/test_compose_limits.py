@@ -9,12 +9,14 @@ parameters without raising.
 
 from __future__ import annotations
 
+import difflib
 import os
 import textwrap
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -299,3 +301,19 @@ def test_names_must_be_strings(text: str, field: str | None, line: int) -> None:
 def test_characters_yaml_forbids_are_an_error_with_the_line(text: str, line: int) -> None:
     p = one(text)
     assert p.line == line and "cannot appear" in p.message
+
+
+def test_thousands_of_unknown_keys_get_a_few_spelling_hints_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each hint compares the key with every known one: for thousands of keys, seconds.
+    calls: list[str] = []
+    real = difflib.get_close_matches
+
+    def counting(word: str, *args: Any, **kwargs: Any) -> list[str]:
+        calls.append(word)
+        return real(word, *args, **kwargs)
+
+    monkeypatch.setattr(difflib, "get_close_matches", counting)
+    result = load_text(SERVICE + "".join(f"    imag{i}: x\n" for i in range(3000)), workdir="/nonexistent",
+                       environ={})
+    assert len(result.warnings) == 3000 and "did you mean 'image'" in result.warnings[0].message
+    assert len(calls) <= 20
