@@ -62,7 +62,8 @@ def name_key(value: Any, what: str) -> str:
     if isinstance(value, str):
         return value
     written = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    raise FieldError(f"the {what} name {written} must be a string, but YAML reads it as {describe(value)}; "
+    kind = "a number" if isinstance(value, (int, float)) and not isinstance(value, bool) else describe(value)
+    raise FieldError(f"the {what} name {written} must be a string, but YAML reads it as {kind}; "
                      f"quote it: '{written}':")
 
 

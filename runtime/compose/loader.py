@@ -152,7 +152,7 @@ def _read_stack(
         try:
             name_key(key, "service")
         except FieldError as exc:
-            report.error(str(exc), line=line)
+            report.error(str(exc), field="services", line=line)
             continue
         if not _SERVICE_NAME.fullmatch(service):
             report.error(f"invalid service name {service!r}: expected letters, digits, '.', '_' and '-', "
