@@ -257,10 +257,13 @@ def parse_yaml(text: str) -> Any:
         raise YamlSyntaxError(f"this is not valid YAML ({exc})", None) from exc
     except RecursionError as exc:
         raise YamlSyntaxError("the YAML nests too deeply to read", _position(loader)) from exc
-    except (ValueError, OverflowError, TypeError) as exc:
-        # Raised while scanning (a \\U escape beyond Unicode) or building a value (a timestamp
-        # with month 13, bad base64): still the file's fault, at the reader's position.
-        raise YamlSyntaxError(f"this is not valid YAML ({exc})", _position(loader)) from exc
+    except Exception as exc:  # noqa: BLE001 - a bad file must never become a traceback
+        # Raised while scanning (a \\U escape beyond Unicode) or building a value an explicit
+        # tag asks for (a timestamp with month 13 or none at all, bad base64): PyYAML lets
+        # ValueError, TypeError, AttributeError... escape. Still the file's fault, at its line.
+        why = str(exc) if isinstance(exc, (ValueError, OverflowError)) else \
+            "a value does not have the form its tag (such as !!timestamp) requires"
+        raise YamlSyntaxError(f"this is not valid YAML ({why})", _position(loader)) from exc
     finally:
         loader.dispose()
 

@@ -175,6 +175,8 @@ def test_moderate_interpolation_nesting_still_works() -> None:
     (SERVICE + "    labels:\n      a: !!binary 'a'\n", 5),
     (SERVICE + "    labels:\n      a: !!float nope\n", 5),
     (SERVICE + "    labels:\n      a: !!int nope\n", 5),
+    (SERVICE + "    labels:\n      a: !!timestamp not-a-date\n", 5),  # found by the fuzz target
+    (SERVICE + "    labels:\n      a: !!timestamp 2020-13-45# x\n", 5),
 ])
 def test_values_the_yaml_layer_cannot_build_are_errors_with_the_line(text: str, line: int) -> None:
     p = one(text)
