@@ -625,6 +625,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except ComposeError as exc:
+        for w in exc.warnings:
+            print(f"warning: {w}", file=sys.stderr)
         for p in exc.problems:
             print(f"error: {p}", file=sys.stderr)
         _err(f"the compose file is invalid ({len(exc.problems)} error(s)); nothing was changed.")

@@ -41,8 +41,9 @@ class Problem:
 class ComposeError(ArmstackError):
     """The compose file cannot be used; ``problems`` lists every error found, not just the first."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], warnings: list[Problem] | tuple[Problem, ...] = ()):
         self.problems = list(problems)
+        self.warnings = list(warnings)  # found in the same load: still worth showing
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"the compose file has {len(self.problems)} error(s):\n{lines}")
 

@@ -6,12 +6,17 @@ fields accept the string spellings of their type too, as docker compose does.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from typing import Any
 
 from runtime.compose.yamlnodes import LineDict, LineList
 
 _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
+# The engine API stores counts, sizes and nanoseconds in Go int64s: a larger number is not a
+# setting anything can carry out, so it is refused here rather than by the engine at `up`.
+INT64_MAX = 2**63 - 1
 
 
 class FieldError(ValueError):
@@ -52,6 +57,16 @@ def scalar_text(value: Any, what: str = "a string") -> str:
     return as_str(value, what)
 
 
+def name_key(value: Any, what: str) -> str:
+    """A key used as a name (service, volume, network): compose requires a string, and `1:` is a number."""
+    if isinstance(value, str):
+        return value
+    written = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    kind = "a number" if isinstance(value, (int, float)) and not isinstance(value, bool) else describe(value)
+    raise FieldError(f"the {what} name {written} must be a string, but YAML reads it as {kind}; "
+                     f"quote it: '{written}':")
+
+
 def as_bool(value: Any, what: str = "true or false") -> bool:
     if isinstance(value, bool):
         return value
@@ -61,25 +76,29 @@ def as_bool(value: Any, what: str = "true or false") -> bool:
 
 
 def as_int(value: Any, what: str = "an integer") -> int:
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise FieldError(f"expected {what}, found {describe(value)}")
+        number = value
+    elif isinstance(value, str) and len(value) < 64:
+        with contextlib.suppress(ValueError):
+            number = int(value.strip())
+    if number is None or abs(number) > INT64_MAX:
+        raise FieldError(f"expected {what}, found {describe(value)}")
+    return number
 
 
 def as_float(value: Any, what: str = "a number") -> float:
+    """A finite number: NaN and infinities are no setting the engine can apply."""
+    number: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise FieldError(f"expected {what}, found {describe(value)}")
+        with contextlib.suppress(OverflowError):  # an int too large for a float
+            number = float(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value.strip())
+    if number is None or not math.isfinite(number):
+        raise FieldError(f"expected {what}, found {describe(value)}")
+    return number
 
 
 def as_list(value: Any, what: str) -> LineList:

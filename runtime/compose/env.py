@@ -9,6 +9,8 @@
 - a bare ``KEY`` takes its value from ``lookup`` and is left out when that has none.
 
 Problems are collected (file, line, message) rather than raised, so one run reports them all.
+Their messages name at most the key: env files hold secrets, and a line that is wrong may be
+one, so no message ever quotes a line or a value.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from runtime.compose.interpolate import InterpolationError, interpolate
+from runtime.compose.interpolate import InterpolationError, MissingVariable, interpolate
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$$"}
@@ -62,7 +64,7 @@ def parse_env(
         m = _KEY.match(raw)
         rest = raw[m.end() :].lstrip() if m else ""
         if not m or (rest and not rest.startswith("=")):
-            result.problems.append((lineno, f"expected KEY=VALUE, found {raw!r}"))
+            result.problems.append((lineno, "expected KEY=VALUE (the line is not shown: it may hold a secret)"))
             continue
         key = m.group(0)
         if not rest:
@@ -75,7 +77,7 @@ def parse_env(
         if quote in ("'", '"'):
             body, i, error = _quoted(value_text, quote, lines, i)
             if error:
-                result.problems.append((lineno, error))
+                result.problems.append((lineno, f"the value of {key} {error}"))
                 continue
             if quote == "'":
                 result.values[key] = body
@@ -85,8 +87,14 @@ def parse_env(
             expandable = re.split(r"\s#", value_text, maxsplit=1)[0].rstrip()
         try:
             value, undefined = interpolate(expandable, resolve)
-        except InterpolationError as exc:
-            result.problems.append((lineno, str(exc)))
+        except MissingVariable as exc:
+            result.problems.append((lineno, f"the value of {key} requires the variable {exc.variable}, "
+                                            "which has no value; set it"))
+            continue
+        except InterpolationError:
+            result.problems.append((lineno, f"the value of {key} has an invalid ${{...}} substitution; expected "
+                                            "${VAR}, ${VAR:-default}, ${VAR:?message} or ${VAR:+alternative}, "
+                                            "nested at most a few levels (write $$ for a literal $)"))
             continue
         result.undefined.extend((lineno, name) for name in undefined)
         result.values[key] = value
@@ -108,12 +116,12 @@ def _quoted(first: str, quote: str, lines: list[str], next_index: int) -> tuple[
             if c == quote:
                 trailing = text[j + 1 :].strip()
                 if trailing and not trailing.startswith("#"):
-                    return "", next_index, f"unexpected text {trailing!r} after the closing quote"
+                    return "", next_index, "has text after its closing quote; quote all of it, or use # for a comment"
                 return "".join(parts), next_index, None
             parts.append(c)
             j += 1
         if next_index >= len(lines):
-            return "", next_index, f"the value's opening {quote} is never closed"
+            return "", next_index, f"opens a {quote} that is never closed"
         parts.append("\n")
         text = lines[next_index]
         next_index += 1

@@ -25,6 +25,7 @@ from runtime.compose.origin import tag_origin
 from runtime.compose.relpaths import rebase_service
 from runtime.compose.report import Report
 from runtime.compose.tags import strip_tags
+from runtime.compose.textfiles import UnreadableFile, read_text_file
 from runtime.compose.yamlnodes import LineDict, YamlSyntaxError, parse_yaml
 
 
@@ -127,10 +128,12 @@ class ModelReader:
 def read_env_file(report: Report, path: str, environ: Mapping[str, str]) -> dict[str, str]:
     """The variables of a ``.env`` file (``environ`` resolves references in it); problems reported."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            parsed = parse_env(fh.read(), environ.get, file_wins=False)
-    except (OSError, UnicodeDecodeError) as exc:
-        report.error(f"the .env file cannot be read ({exc})", file=path)
+        # Only a regular file of bounded size, opened without blocking (a FIFO, /dev/zero...).
+        parsed = parse_env(read_text_file(path), environ.get, file_wins=False)
+    except FileNotFoundError:
+        return {}
+    except UnreadableFile as exc:
+        report.error(f"the .env file cannot be used: {exc}", file=path)
         return {}
     for line, message in parsed.problems:
         report.error(message, line=line, file=path)

@@ -59,18 +59,34 @@ def interpolate(text: str, env: Mapping[str, str] | Lookup) -> tuple[str, tuple[
     return out, tuple(dict.fromkeys(undefined))
 
 
+# ``${A:-${B:-...}}`` nests this deep at most: real files use two or three levels, and each
+# level of expansion is a few stack frames.
+MAX_NESTING = 32
+_BRACE_TOKENS = re.compile(r"\$\$|\$\{|\}")
+
+
 @dataclass
 class _Expander:
+    """Expands one text. ``closes`` maps the index of each ``${`` to that of its ``}``, found in
+    one pass up front, so nested defaults cost no rescans (a long text stays linear)."""
+
     lookup: Lookup
     undefined: list[str]
+    text: str = ""
+    closes: dict[int, int] = field(default_factory=dict)
 
     def expand(self, text: str) -> str:
+        self.text = text
+        self.closes = _match_braces(text)
+        return self._expand(0, len(text))
+
+    def _expand(self, i: int, n: int) -> str:
+        text = self.text
         out: list[str] = []
-        i, n = 0, len(text)
         while i < n:
-            j = text.find("$", i)
+            j = text.find("$", i, n)
             if j < 0:
-                out.append(text[i:])
+                out.append(text[i:n])
                 break
             out.append(text[i:j])
             nxt = text[j + 1] if j + 1 < n else ""
@@ -78,13 +94,15 @@ class _Expander:
                 out.append("$")
                 i = j + 2
             elif nxt == "{":
-                end = _closing_brace(text, j + 2)
-                if end < 0:
-                    raise InterpolationError(f"invalid interpolation format in {text!r}: a '${{' is never closed")
-                out.append(self._braced(text[j + 2 : end], text))
+                end = self.closes.get(j, -1)
+                if end < 0 or end >= n:
+                    raise InterpolationError(
+                        f"invalid interpolation format in {_short(text)}: a '${{' is never closed"
+                    )
+                out.append(self._braced(j + 2, end))
                 i = end + 1
             else:
-                m = _NAME.match(text, j + 1)
+                m = _NAME.match(text, j + 1, n)
                 if m:
                     out.append(self._plain(m.group(0)))
                     i = m.end()
@@ -100,53 +118,59 @@ class _Expander:
             return ""
         return value
 
-    def _braced(self, body: str, whole: str) -> str:
-        m = _NAME.match(body)
+    def _braced(self, start: int, end: int) -> str:
+        """The value of the ``${...}`` whose body is ``text[start:end]``."""
+        text = self.text
+        m = _NAME.match(text, start, end)
         if not m:
             raise InterpolationError(
-                f"invalid interpolation format in {whole!r}: '${{{body}}}' does not start with a variable name"
+                f"invalid interpolation format in {_short(text)}: {_short('${' + text[start:end] + '}', quote=False)}"
+                " does not start with a variable name"
             )
-        name, rest = m.group(0), body[m.end() :]
-        if not rest:
+        name, rest = m.group(0), m.end()
+        if rest == end:
             return self._plain(name)
-        colon = rest.startswith(":")
-        op = rest[1:2] if colon else rest[:1]
-        arg = rest[2:] if colon else rest[1:]
+        colon = text[rest] == ":"
+        op = text[rest + 1 : rest + 2] if colon else text[rest]
+        arg = rest + 2 if colon else rest + 1
         if op not in ("-", "?", "+"):
             raise InterpolationError(
-                f"invalid interpolation format in {whole!r}: '${{{body}}}'; expected ${{{name}}}, "
-                f"${{{name}:-default}}, ${{{name}:?message}} or ${{{name}:+alternative}}"
+                f"invalid interpolation format in {_short(text)}: {_short('${' + text[start:end] + '}', quote=False)};"
+                f" expected ${{{name}}}, ${{{name}:-default}}, ${{{name}:?message}} or ${{{name}:+alternative}}"
             )
         value = self.lookup(name)
         present = value is not None and (value != "" or not colon)
         if op == "-":
-            return value if present and value is not None else self.expand(arg)
+            return value if present and value is not None else self._expand(arg, end)
         if op == "+":
-            return self.expand(arg) if present else ""
+            return self._expand(arg, end) if present else ""
         if not present or value is None:
-            raise MissingVariable(name, self.expand(arg))
+            raise MissingVariable(name, self._expand(arg, end))
         return value
 
 
-def _closing_brace(text: str, start: int) -> int:
-    """Index of the ``}`` closing a ``${`` whose body starts at ``start``; nested ``${`` count."""
-    depth = 0
-    i = start
-    while i < len(text):
-        c = text[i]
-        if c == "$" and text.startswith("$$", i):
-            i += 2
-            continue
-        if c == "$" and text.startswith("${", i):
-            depth += 1
-            i += 2
-            continue
-        if c == "}":
-            if depth == 0:
-                return i
-            depth -= 1
-        i += 1
-    return -1
+def _match_braces(text: str) -> dict[int, int]:
+    """Index of each ``${`` -> index of its closing ``}`` (nested ``${`` count; ``$$`` is literal)."""
+    closes: dict[int, int] = {}
+    open_at: list[int] = []
+    for m in _BRACE_TOKENS.finditer(text):
+        token = m.group(0)
+        if token == "${":
+            open_at.append(m.start())
+            if len(open_at) > MAX_NESTING:
+                raise InterpolationError(
+                    f"the substitutions in {_short(text)} nest more than {MAX_NESTING} levels deep; "
+                    "use fewer nested ${...:-...} defaults"
+                )
+        elif token == "}" and open_at:
+            closes[open_at.pop()] = m.start()
+    return closes
+
+
+def _short(text: str, *, quote: bool = True) -> str:
+    """``text`` for a message: quoted, and cut when long (a value can be a megabyte)."""
+    cut = text if len(text) <= 60 else text[:57] + "..."
+    return repr(cut) if quote else f"'{cut}'"
 
 
 @dataclass(frozen=True)

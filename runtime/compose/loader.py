@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from runtime.compose.coerce import FieldError, name_key
 from runtime.compose.fileobjects import read_file_objects
 from runtime.compose.files import ComposeText, ModelReader, read_env_file
 from runtime.compose.graph import check_cycles, check_references
@@ -106,10 +107,10 @@ def _load(files: list[ComposeText], base: str, project: str | None, environ: Map
         report.error("the file nests too deeply to read (check for an 'extends' or 'include' that never ends)")
         tree = None
     if tree is None:
-        raise ComposeError(report.errors)
+        raise ComposeError(report.errors, report.warnings)
     stack = _read_stack(report, tree, base, project, env, active_profiles(profiles, env))
     if report.errors or stack is None:
-        raise ComposeError(report.errors)
+        raise ComposeError(report.errors, report.warnings)
     return LoadResult(stack, tuple(report.warnings))
 
 
@@ -121,7 +122,7 @@ def normalize_project_name(name: str) -> str:
 def _environment(report: Report, workdir: str, environ: Mapping[str, str]) -> dict[str, str]:
     """Variables for interpolation: the process environment over the ``.env`` file."""
     path = os.path.join(workdir, ".env")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):   # anything else (a FIFO too) is read_env_file's to refuse
         return dict(environ)
     return {**read_env_file(report, path, environ), **environ}
 
@@ -146,6 +147,11 @@ def _read_stack(
     for key, node in (services_node or {}).items():
         service = str(key)
         line = services_node.line_of(key) if isinstance(services_node, LineDict) else None
+        try:
+            name_key(key, "service")
+        except FieldError as exc:
+            report.error(str(exc), field="services", line=line)
+            continue
         if not _SERVICE_NAME.fullmatch(service):
             report.error(f"invalid service name {service!r}: expected letters, digits, '.', '_' and '-', "
                          "starting with a letter or digit", service=service, line=line)

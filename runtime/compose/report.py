@@ -33,6 +33,7 @@ class Report:
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     refs: list[Ref] = field(default_factory=list)
+    ports: int = 0   # port bindings read so far: ranges expand, and the file's total is bounded
 
     def error(
         self, message: str, *, service: str | None = None, field: str | None = None, line: int | None = None,

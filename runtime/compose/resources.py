@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar, cast
 
-from runtime.compose.coerce import FieldError, as_bool, as_list, as_map, as_str, describe, pairs
+from runtime.compose.coerce import FieldError, as_bool, as_list, as_map, as_str, describe, name_key, pairs
 from runtime.compose.model import IpamPool, IpamSpec, NetworkSpec, VolumeSpec
 from runtime.compose.report import Report
 from runtime.compose.yamlnodes import LineDict
@@ -44,6 +44,7 @@ def read_resources(report: Report, section: str, value: Any, line: int | None, c
             continue
         key_line = node.line_of(key)
         try:
+            name_key(key, section[:-1])
             found.append(_read_one(report, section, name, settings, key_line, cls))
         except FieldError as exc:
             report.error(str(exc), field=f"{section}.{name}", line=exc.line or key_line)

@@ -15,12 +15,11 @@ import ipaddress
 import json
 import os
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from runtime.compose import syntax
+from runtime.compose import shellwords, syntax
 from runtime.compose.coerce import (
     FieldError,
     as_bool,
@@ -30,6 +29,7 @@ from runtime.compose.coerce import (
     as_map,
     as_str,
     describe,
+    name_key,
     pairs,
     scalar_text,
     str_list,
@@ -57,6 +57,7 @@ from runtime.compose.model import (
     VolumesFrom,
 )
 from runtime.compose.report import Ref, RefKind, Report
+from runtime.compose.textfiles import UnreadableFile, read_text_file
 from runtime.compose.units import parse_duration, parse_size
 from runtime.compose.yamlnodes import LineDict, LineList
 
@@ -101,6 +102,7 @@ class ServiceReader:
     links: list[tuple[str, int | None]] = field(default_factory=list)  # (service, line): implied depends_on
     label_files: list[tuple[str, str]] = field(default_factory=list)
     gpus: list[DeviceRequest] = field(default_factory=list)
+    hints_left: int = 20  # spelling hints for unknown keys
 
     def line(self, key: str) -> int | None:
         return self.node.line_of(key)
@@ -159,13 +161,21 @@ def read_service(report: Report, name: str, node: Any, workdir: str, env: Mappin
     return spec if len(report.errors) == errors_before else None
 
 
+def _extension(key: object) -> bool:
+    """An ``x-`` key: the compose specification allows these in every mapping, for tools to use."""
+    return isinstance(key, str) and key.startswith("x-")
+
+
 def _unknown_key(r: ServiceReader, key: str) -> None:
     if key in _UNSUPPORTED:
         r.warn(f"'{key}' is not supported and is ignored: {_UNSUPPORTED[key]}", key)
     elif key in _IGNORED:
         r.warn(f"'{key}' is not supported by armstack and is ignored", key)
     else:
-        close = difflib.get_close_matches(key, list(_READERS), n=1)
+        # A spelling hint costs a comparison with every known key: a few hints help, thousands
+        # of them (a generated or corrupted file) would take seconds.
+        close = difflib.get_close_matches(key, list(_READERS), n=1) if r.hints_left > 0 and len(key) <= 64 else []
+        r.hints_left -= 1
         hint = f"; did you mean '{close[0]}'?" if close else ""
         r.warn(f"unknown key '{key}' is ignored{hint}", key)
 
@@ -240,9 +250,10 @@ def _command(key: str) -> Callable[[ServiceReader, Any], None]:
             return
         text = as_str(value, "a string or a list of strings")
         try:
-            r.kwargs[key] = tuple(shlex.split(text))
+            r.kwargs[key] = tuple(shellwords.split(text))
         except ValueError as exc:
-            raise FieldError(f"cannot split {text!r} into words ({exc}); check the quotes or use a list") from exc
+            raise FieldError(f"cannot split {describe(text)} into words ({exc}); check the quotes or use a list"
+                             ) from exc
 
     return read
 
@@ -284,12 +295,20 @@ def _mem_limit(r: ServiceReader, value: Any) -> None:
 
 
 def _cpus(r: ServiceReader, value: Any) -> None:
-    if value is None:
-        return
+    if value is not None:
+        r.kwargs["cpus"] = _cpu_count(value)
+
+
+# The engine takes CPUs as int64 billionths of a CPU.
+_MAX_CPUS = (2**63 - 1) // 1_000_000_000
+
+
+def _cpu_count(value: Any) -> float:
     cpus = as_float(value, "a number of CPUs such as 0.5 or 2")
-    if cpus <= 0:
-        raise FieldError(f"expected a positive number of CPUs such as 0.5 or 2, found {describe(value)}")
-    r.kwargs["cpus"] = cpus
+    if not 0 < cpus <= _MAX_CPUS:
+        raise FieldError(f"expected a positive number of CPUs such as 0.5 or 2 (at most {_MAX_CPUS}), "
+                         f"found {describe(value)}")
+    return cpus
 
 
 def _stop_grace_period(r: ServiceReader, value: Any) -> None:
@@ -380,14 +399,13 @@ def _key_value_files(r: ServiceReader, value: Any, key: str, what: str) -> list[
     for rel, required, line in entries:
         path = os.path.normpath(os.path.join(r.workdir, rel))
         try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+            text = read_text_file(path)
         except FileNotFoundError:
             if required:
                 r.error(f"the {what} {path} does not exist", key, line)
             continue
-        except (OSError, UnicodeDecodeError) as exc:
-            r.error(f"the {what} {path} cannot be read ({exc})", key, line)
+        except UnreadableFile as exc:
+            r.error(f"the {what} {path} cannot be used: {exc}", key, line)
             continue
         parsed = parse_env(text, r.env.get, file_wins=True)
         for bad_line, message in parsed.problems:
@@ -524,18 +542,41 @@ def _context(r: ServiceReader, text: str) -> str:
 # ---- ports, volumes ------------------------------------------------------------------------
 
 
+# Ranges expand to one binding per port: a few bytes ('1-65535') can ask for 65535 of them.
+# One service may map every port number once; a file, twice that.
+MAX_PORTS_PER_SERVICE = 65535
+MAX_PORTS_PER_FILE = 2 * 65535
+
+
 def _ports(r: ServiceReader, value: Any) -> None:
     if value is None:
         return
     found: list[PortSpec] = []
+    over = False   # the limit was hit: said once, the items after it are not read
 
     def parse(item: Any, line: int | None) -> None:
-        if isinstance(item, dict):
-            found.append(_long_port(as_map(item, "port settings"), line))
-        elif isinstance(item, (str, int)) and not isinstance(item, bool):
-            found.extend(syntax.parse_port(item))
-        else:
-            raise FieldError(f"expected a port such as {syntax.PORT_FORMS}, found {describe(item)}", line)
+        nonlocal over
+        if over:
+            return
+        per_service = MAX_PORTS_PER_SERVICE - len(found)
+        room = min(per_service, MAX_PORTS_PER_FILE - r.report.ports)
+        try:
+            if isinstance(item, dict):
+                ports = [_long_port(as_map(item, "port settings"), line)]
+                if room < 1:
+                    raise syntax.TooManyPorts(1)
+            elif isinstance(item, (str, int)) and not isinstance(item, bool):
+                ports = syntax.parse_port(item, room)
+            else:
+                raise FieldError(f"expected a port such as {syntax.PORT_FORMS}, found {describe(item)}", line)
+        except syntax.TooManyPorts as exc:
+            over = True
+            which, limit = ("service", MAX_PORTS_PER_SERVICE) if exc.count > per_service else \
+                ("file", MAX_PORTS_PER_FILE)
+            raise FieldError(f"the ports of this {which} expand to more than {limit} ports (each port of a "
+                             "range counts); map fewer or smaller ranges", line) from exc
+        r.report.ports += len(ports)
+        found.extend(ports)
 
     r.items(value, "ports", "ports such as '8080:80'", parse)
     r.kwargs["ports"] = tuple(found)
@@ -546,7 +587,8 @@ def _long_port(spec: LineDict, line: int | None) -> PortSpec:
         raise FieldError("expected a 'target' (the container port) in the long port syntax", line)
     published = spec.get("published")
     for key in spec:
-        if key not in ("target", "published", "protocol", "host_ip", "mode", "name", "app_protocol"):
+        if key not in ("target", "published", "protocol", "host_ip", "mode", "name", "app_protocol") \
+                and not _extension(key):
             raise FieldError(f"unknown key {key!r} in the long port syntax; expected target, published, "
                              "protocol, host_ip", spec.line_of(key))
     return PortSpec(
@@ -590,6 +632,8 @@ def _long_volume(r: ServiceReader, spec: LineDict, line: int | None) -> VolumeMo
     source = None if spec.get("source") in (None, "") else as_str(spec["source"])
     options: dict[str, Any] = {}
     for key in spec:
+        if _extension(key):
+            continue
         if key in ("bind", "volume", "tmpfs"):
             if key != kind:
                 # docker compose warns and ignores them too.
@@ -719,13 +763,13 @@ def _depends_on(r: ServiceReader, value: Any) -> None:
     if isinstance(value, dict):
         for key, raw in value.items():
             line = value.line_of(key) if isinstance(value, LineDict) else None
-            name = as_str(key)
+            name = _name_key(key, "service", line)
             condition = "service_started"
             if raw is not None:
                 settings = as_map(raw, "dependency settings (condition)")
                 condition = as_str(settings.get("condition", "service_started"))
                 for extra in settings:
-                    if extra not in ("condition", "restart", "required"):
+                    if extra not in ("condition", "restart", "required") and not _extension(extra):
                         r.warn(f"unknown key {extra!r} is ignored", f"depends_on.{name}", settings.line_of(extra))
             if condition not in CONDITIONS:
                 r.error(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}",
@@ -751,7 +795,7 @@ def _networks(r: ServiceReader, value: Any) -> None:
     if isinstance(value, dict):
         for key, raw in value.items():
             line = value.line_of(key) if isinstance(value, LineDict) else None
-            name = as_str(key)
+            name = _name_key(key, "network", line)
             if raw is not None:
                 attachment = _attachment(r, name, as_map(raw, "network settings"))
                 if attachment != NetworkAttachment(name):
@@ -775,7 +819,7 @@ _ATTACHMENT_KEYS = ("aliases", "ipv4_address", "ipv6_address", "priority")
 def _attachment(r: ServiceReader, name: str, settings: LineDict) -> NetworkAttachment:
     """One entry of the mapping form of ``networks:`` (aliases, ipv4/ipv6 address, priority)."""
     for extra in settings:
-        if extra not in _ATTACHMENT_KEYS:
+        if extra not in _ATTACHMENT_KEYS and not _extension(extra):
             r.warn(f"'{extra}' is not supported and ignored", f"networks.{name}", settings.line_of(extra))
     aliases = () if settings.get("aliases") is None else str_list(settings["aliases"], "a list of aliases")
     return NetworkAttachment(
@@ -785,6 +829,13 @@ def _attachment(r: ServiceReader, name: str, settings: LineDict) -> NetworkAttac
         ipv6_address=None if settings.get("ipv6_address") is None else as_str(settings["ipv6_address"]),
         priority=0 if settings.get("priority") is None else as_int(settings["priority"], "an integer priority"),
     )
+
+
+def _name_key(key: Any, what: str, line: int | None) -> str:
+    try:
+        return name_key(key, what)
+    except FieldError as exc:
+        raise FieldError(str(exc), line) from exc
 
 
 def _network_mode(r: ServiceReader, value: Any) -> None:
@@ -1113,7 +1164,7 @@ def _healthcheck(r: ServiceReader, value: Any) -> None:
         return
     spec = as_map(value, "healthcheck settings (test, interval, timeout, retries, start_period)")
     known = ("test", "interval", "timeout", "retries", "start_period", "disable")
-    for key in spec:
+    for key in (k for k in spec if not _extension(k)):
         if key == "start_interval":
             r.warn("'start_interval' is not supported and is ignored", "healthcheck.start_interval",
                    spec.line_of(key))
@@ -1134,7 +1185,10 @@ def _healthcheck(r: ServiceReader, value: Any) -> None:
             except ValueError as exc:
                 raise FieldError(str(exc), spec.line_of(key), f"healthcheck.{key}") from exc
     if spec.get("retries") is not None:
-        retries = as_int(spec["retries"], "a number of retries")
+        try:
+            retries = as_int(spec["retries"], "a number of retries")
+        except FieldError as exc:
+            raise FieldError(str(exc), spec.line_of("retries"), "healthcheck.retries") from exc
         if retries < 0:
             raise FieldError("expected a number of retries of 0 or more", spec.line_of("retries"),
                              "healthcheck.retries")
@@ -1168,7 +1222,7 @@ def _logging(r: ServiceReader, value: Any) -> None:
         return
     spec = as_map(value, "logging settings (driver, options)")
     for key in spec:
-        if key not in ("driver", "options"):
+        if key not in ("driver", "options") and not _extension(key):
             r.warn(f"unknown key '{key}' is ignored", f"logging.{key}", spec.line_of(key))
     driver = as_str(spec.get("driver") or "json-file", "a logging driver name")
     options: dict[str, str] = {}
@@ -1201,6 +1255,8 @@ def _deploy(r: ServiceReader, value: Any) -> None:
     spec = as_map(value, "deploy settings")
     for key, raw in spec.items():
         line = spec.line_of(key)
+        if _extension(key):
+            continue
         if key == "restart_policy":
             r.warn("'deploy.restart_policy' is for swarm and is ignored; use the service's 'restart:'",
                    "deploy.restart_policy", line)
@@ -1217,17 +1273,21 @@ def _deploy_resources(r: ServiceReader, spec: dict[str, Any]) -> None:
     # reservations.memory/devices; a CPU reservation exists only in swarm.
     lines = spec.line_of if isinstance(spec, LineDict) else (lambda key: None)
     for key, raw in spec.items():
+        if _extension(key):
+            continue
         if key not in ("limits", "reservations") or not isinstance(raw, dict):
             r.warn(f"'deploy.resources.{key}' is ignored", f"deploy.resources.{key}", lines(key))
             continue
         for setting, given in raw.items():
+            if _extension(setting):
+                continue
             line = raw.line_of(setting) if isinstance(raw, LineDict) else None
             field = f"deploy.resources.{key}.{setting}"
             try:
                 if setting == "memory":
                     r.deploy_resources["mem_limit" if key == "limits" else "mem_reservation"] = parse_size(given)
                 elif key == "limits" and setting == "cpus":
-                    r.deploy_resources["cpus"] = as_float(given, "a number of CPUs such as 0.5 or 2")
+                    r.deploy_resources["cpus"] = _cpu_count(given)
                 elif key == "limits" and setting == "pids":
                     r.deploy_resources["pids_limit"] = as_int(given, "a number of processes")
                 elif key == "reservations" and setting == "devices":

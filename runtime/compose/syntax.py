@@ -46,19 +46,33 @@ def protocol(value: str) -> Protocol:
     return cast(Protocol, proto)
 
 
-def _port_range(text: str, what: str) -> list[int]:
+class TooManyPorts(ValueError):
+    """A port range expands to more ports than the caller has room for (checked before expanding)."""
+
+    def __init__(self, count: int):
+        self.count = count
+        super().__init__(f"this expands to {count} ports")
+
+
+def _port_range(text: str, what: str) -> range:
     low, sep, high = text.partition("-")
     if not sep:
-        return [port_number(text, what=what)]
+        number = port_number(text, what=what)
+        return range(number, number + 1)
     first, last = port_number(low, what=what), port_number(high, what=what)
     if last < first:
         raise ValueError(f"the {what} range {text!r} runs backwards; write the lower port first")
-    return list(range(first, last + 1))
+    return range(first, last + 1)
 
 
-def parse_port(spec: str | int) -> list[PortSpec]:
-    """Short port syntax → one PortSpec per port (ranges expand)."""
+def parse_port(spec: str | int, room: int | None = None) -> list[PortSpec]:
+    """Short port syntax → one PortSpec per port (ranges expand).
+
+    Raises :class:`TooManyPorts` instead of expanding to more than ``room`` ports.
+    """
     if isinstance(spec, int) and not isinstance(spec, bool):
+        if room is not None and room < 1:
+            raise TooManyPorts(1)
         return [PortSpec(target=port_number(spec, what="container port"))]
     text = str(spec).strip()
     body, slash, proto_text = text.rpartition("/")
@@ -81,6 +95,8 @@ def parse_port(spec: str | int) -> list[PortSpec]:
         elif len(parts) > 3:
             raise ValueError(f"invalid port {text!r}: expected {PORT_FORMS} (write IPv6 addresses in brackets)")
     targets = _port_range(parts[-1], "container port")
+    if room is not None and len(targets) > room:
+        raise TooManyPorts(len(targets))
     if len(parts) == 1 or parts[0] == "":
         return [PortSpec(target=t, protocol=proto, host_ip=host_ip) for t in targets]
     published = _port_range(parts[0], "published port")
@@ -160,7 +176,7 @@ def parse_restart(value: object) -> RestartPolicy:
     if text in ("no", "always", "unless-stopped", "on-failure"):
         return RestartPolicy(cast(RestartMode, text))
     mode, sep, count = text.partition(":")
-    if mode == "on-failure" and sep and count.strip().isdigit():
+    if mode == "on-failure" and sep and count.strip().isdigit() and len(count.strip()) <= 18:
         return RestartPolicy("on-failure", int(count))
     raise ValueError(f"invalid restart policy {value!r}: expected {RESTART_FORMS}")
 

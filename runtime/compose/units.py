@@ -29,6 +29,9 @@ _PLAIN_NUMBER = re.compile(rf"{_NUMBER}")
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?(i)?(b)?", re.IGNORECASE)
 _SIZE_MULTIPLIERS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+# The engine holds durations as int64 nanoseconds and sizes as int64 bytes (Go's limits).
+MAX_DURATION = (2**63 - 1) / 1e9
+MAX_SIZE = 2**63 - 1
 
 
 def parse_duration(value: object) -> float:
@@ -37,7 +40,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"invalid duration {value!r}: {hint}")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = float(value) if isinstance(value, float) or abs(value) <= 2**63 else math.inf
     else:
         text = value.strip()
         if _PLAIN_NUMBER.fullmatch(text):
@@ -48,6 +51,8 @@ def parse_duration(value: object) -> float:
             raise ValueError(f"invalid duration {value!r}: {hint}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"invalid duration {value!r}: {hint} (it must not be negative)")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"invalid duration {value!r}: it is longer than the engine can hold (about 292 years)")
     return seconds
 
 
@@ -72,12 +77,21 @@ def parse_size(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"invalid size {value!r}: {hint}")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value < 0:
+        if isinstance(value, float) and not math.isfinite(value) or value < 0:
             raise ValueError(f"invalid size {value!r}: {hint} (it must not be negative)")
-        return int(value)
-    match = _SIZE.fullmatch(value.strip())
-    # "1i" (binary marker without a unit) is not a size anywhere.
-    if not match or (match.group(3) and not match.group(2)):
-        raise ValueError(f"invalid size {value!r}: {hint}")
-    number, unit = match.group(1), (match.group(2) or "").lower()
-    return int(float(number) * _SIZE_MULTIPLIERS[unit])
+        size = value
+    else:
+        match = _SIZE.fullmatch(value.strip())
+        # "1i" (binary marker without a unit) is not a size anywhere.
+        if not match or (match.group(3) and not match.group(2)):
+            raise ValueError(f"invalid size {_short(value)}: {hint}")
+        number, unit = match.group(1), (match.group(2) or "").lower()
+        size = float(number) * _SIZE_MULTIPLIERS[unit]
+    if size > MAX_SIZE:
+        raise ValueError(f"invalid size {_short(value)}: it is larger than the engine can hold (8 EiB)")
+    return int(size)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -51,8 +51,8 @@ def test_multiline_quoted_values() -> None:
         ("A=1\nnot a line\n", 2, "expected KEY=VALUE"),
         ("=1", 1, "expected KEY=VALUE"),
         ("A='open\nB=2\n", 1, "never closed"),
-        ('A="x" y', 1, "unexpected text"),
-        ("A=${", 1, "invalid interpolation format"),
+        ('A="x" y', 1, "text after its closing quote"),
+        ("A=${", 1, "invalid ${...} substitution"),
     ],
 )
 def test_env_problems_carry_lines(text: str, line: int, message: str) -> None:

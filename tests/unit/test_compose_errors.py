@@ -42,7 +42,8 @@ def test_invalid_yaml_names_the_line() -> None:
 
 def test_duplicate_keys() -> None:
     p = one("services:\n  web:\n    image: a\n    image: b\n")
-    assert (p.line, p.message) == (4, "the key 'image' is written twice in the same mapping; keep only one")
+    assert (p.line, p.message) == (
+        4, "the key 'image' is written twice in the same mapping (lines 3 and 4); keep only one")
 
 
 def test_missing_services() -> None:

@@ -87,7 +87,7 @@ def test_bad_sizes_explain_the_accepted_forms(bad: object) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(min_value=0, max_value=2**40), st.sampled_from(["", "k", "m", "g", "kb", "MB", "GiB"]))
+@given(st.integers(min_value=0, max_value=2**32), st.sampled_from(["", "k", "m", "g", "kb", "MB", "GiB"]))
 def test_size_units_are_binary_multiples(n: int, unit: str) -> None:
     factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit[:1].lower()]
     assert parse_size(f"{n}{unit}") == n * factor
