@@ -554,11 +554,10 @@ class Executor:
     # -- containers -------------------------------------------------------------------------
 
     def _attached(self, service: str) -> dict[str, str]:
-        """Container ids of the services this one joins via network_mode service:X / volumes_from."""
+        """Container ids of the services this one joins via network_mode/ipc/pid service:X / volumes_from."""
         spec = self.stack.service(service)
         wanted = {vf.service for vf in spec.volumes_from}
-        if spec.network_service:
-            wanted.add(spec.network_service)
+        wanted.update(spec.joined_services)
         out: dict[str, str] = {}
         for other in wanted:
             rows = self.api.containers(all=True, filters={"label": [f"{L.STACK}={self.stack.project}",

@@ -8,8 +8,8 @@ included
     every ``ServiceSpec`` field except the excluded ones below (new fields are included
     automatically, erring towards a recreate - but see "upgrades" below), the project name, the id of the image the
     container runs, the engine-side names of the volumes and networks it uses, and the current
-    container id of every service it joins through ``network_mode: service:X`` or
-    ``volumes_from: X`` (when X is recreated the joined namespace/volumes are gone, so the
+    container id of every service it joins through ``network_mode: service:X``,
+    ``ipc``/``pid: service:X`` or ``volumes_from: X`` (when X is recreated the joined namespace/volumes are gone, so the
     dependent must follow - and only then).
 excluded
     ``depends_on``: start ordering, not container configuration.
@@ -61,8 +61,7 @@ SCHEMA_1_FIELDS: dict[str, frozenset[str]] = {
 def attached_services(spec: ServiceSpec) -> tuple[str, ...]:
     """Services whose *container* (not just whose readiness) this service's container refers to."""
     names = [v.service for v in spec.volumes_from]
-    if spec.network_service:
-        names.append(spec.network_service)
+    names.extend(spec.joined_services)
     return tuple(sorted(set(names)))
 
 

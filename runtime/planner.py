@@ -6,7 +6,7 @@ and it never relies on an action of the same plan having worked: anything whose 
 in this plan is decided in the next one. Concretely:
 
 - a container is created only once its image is on the engine (never with its Build/Pull);
-- a service whose dependency (``depends_on``, ``network_mode: service:X``, ``volumes_from``)
+- a service whose dependency (``depends_on``, ``network_mode``/``ipc``/``pid: service:X``, ``volumes_from``)
   gets a container action in this plan waits for the next plan, because the condition it
   depends on (running, healthy, the joined container's id) is about to change. Hence a plan
   never contains container actions for a service and one of its dependencies, and a chain of
@@ -67,7 +67,7 @@ ContainerAction = Create | Recreate | Start | Restart
 CONTAINER_ACTIONS = (Create, Recreate, Start, Restart)
 
 # Waits for a service joined via network_mode / volumes_from use these conditions.
-JOINED_RUNNING = "service_started"   # network_mode: service:X needs X running
+JOINED_RUNNING = "service_started"   # network_mode/ipc/pid: service:X needs X running
 JOINED_CREATED = "service_created"   # volumes_from: X needs X to exist
 
 DOWNLOAD_THEN_KILL = "download-then-kill"
@@ -218,7 +218,7 @@ def stages(actions: Sequence[Action], stack: StackSpec | None = None) -> list[li
 def service_order(stack: StackSpec) -> list[str]:
     """Service names, every one after the services it depends on; file order breaks ties.
 
-    Dependencies are ``depends_on``, ``network_mode: service:X`` and ``volumes_from``. A
+    Dependencies are ``depends_on``, ``network_mode``/``ipc``/``pid: service:X`` and ``volumes_from``. A
     cycle (the loader rejects them) is broken at the earliest service in file order.
     """
     index = {s.name: i for i, s in enumerate(stack.services)}
@@ -384,9 +384,9 @@ def _blockers(spec: ServiceSpec, kept: Mapping[str, ObservedContainer], pending:
         if dep.service in pending or not dependency_satisfied(kept.get(dep.service), dep.condition):
             block(dep.service, dep.condition)
     changing = pending.__contains__
-    net = spec.network_service
-    if net is not None and (changing(net) or kept.get(net) is None or kept[net].status != "running"):
-        block(net, JOINED_RUNNING)
+    for net in spec.joined_services:
+        if changing(net) or kept.get(net) is None or kept[net].status != "running":
+            block(net, JOINED_RUNNING)
     for vf in spec.volumes_from:
         if changing(vf.service) or vf.service not in kept:
             block(vf.service, JOINED_CREATED)

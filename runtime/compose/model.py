@@ -269,6 +269,13 @@ class ServiceSpec:
             return self.network_mode.split(":", 1)[1]
         return None
 
+    @property
+    def joined_services(self) -> tuple[str, ...]:
+        """Services whose running container this one shares a namespace with (network_mode, ipc, pid
+        ``service:X``): each must run before this one is created, and its container id is baked in."""
+        modes = (self.network_mode, self.ipc, self.pid)
+        return tuple(dict.fromkeys(m.split(":", 1)[1] for m in modes if m and m.startswith("service:")))
+
 
 @dataclass(frozen=True)
 class VolumeSpec:

@@ -861,14 +861,27 @@ def _pairs_field(key: str, what: str, *, allow_bare: bool = False) -> Callable[[
 
 
 def _namespace_field(key: str, forms: tuple[str, ...]) -> Callable[[ServiceReader, Any], None]:
-    """pid / ipc / uts / userns_mode / cgroup: a mode the engine takes as written."""
+    """pid / ipc / uts / userns_mode / cgroup: a mode the engine takes as written.
+
+    ``pid`` and ``ipc`` may also name a service of this stack (``service:NAME``), kept as written:
+    the container is created in that service's container's namespace, as docker compose does.
+    """
 
     def read(r: ServiceReader, value: Any) -> None:
         if value is None:
             return
         mode = as_str(value).strip()
+        if key in ("pid", "ipc") and mode.startswith("service:"):
+            target = mode.split(":", 1)[1].strip()
+            if not target:
+                raise FieldError(f"expected 'service:NAME' with a service name, found {mode!r}")
+            r.ref("namespace", target, key, None)
+            r.kwargs[key] = "service:" + target
+            return
         if mode.startswith(("service:", "container:")):
-            r.warn(f"'{key}: {mode}' is not supported and is ignored: only {', '.join(forms)} are", key)
+            also = " and service:NAME" if key in ("pid", "ipc") else ""
+            r.warn(f"'{key}: {mode}' is not supported and is ignored: only services of this stack are managed, "
+                   f"so only {', '.join(forms)}{also} are", key)
             return
         if key == "cgroup" and mode not in forms:
             raise FieldError(f"expected 'host' or 'private', found {mode!r}")

@@ -223,6 +223,18 @@ def test_network_mode_unknown_service() -> None:
     assert "shares the network of the unknown service 'vpn'" in p.message
 
 
+@pytest.mark.parametrize("key", ["ipc", "pid"])
+def test_namespace_of_an_unknown_service(key: str) -> None:
+    p = one(f"services:\n  web:\n    image: x\n    {key}: service:shm\n")
+    assert (p.service, p.field, p.line) == ("web", key, 4)
+    assert f"shares the {key} namespace of the unknown service 'shm'" in p.message
+
+
+def test_cycle_through_ipc_and_pid() -> None:
+    p = one("services:\n  a:\n    image: x\n    ipc: service:b\n  b:\n    image: x\n    pid: service:a\n")
+    assert p.message.startswith("dependency cycle: a -> b -> a (a ipc b, b pid a)")
+
+
 def test_undefined_network() -> None:
     p = one("services:\n  web:\n    image: x\n    networks: [front]\nnetworks:\n  back:\n")
     assert (p.service, p.field, p.line) == ("web", "networks", 4)

@@ -256,7 +256,8 @@ def test_service_and_deploy_limits_may_repeat_the_same_value(tmp_path: Path) -> 
         ("deploy:\n  placement: {constraints: []}", "deploy.placement", "for swarm"),
         ("deploy:\n  resources:\n    reservations: {cpus: '1'}", "deploy.resources.reservations.cpus",
          "only limits CPU use"),
-        ("ipc: service:other", "ipc", "is not supported and is ignored"),
+        ("ipc: container:other", "ipc", "only services of this stack"),
+        ("pid: container:other", "pid", "only services of this stack"),
     ],
 )
 def test_ignored_keys_are_warnings(tmp_path: Path, line: str, field: str, text: str) -> None:
@@ -457,3 +458,13 @@ def test_a_remote_build_context_beside_an_image_is_a_warning(tmp_path: Path) -> 
     assert warning.field == "build" and "is remote and is ignored" in warning.message
     s = result.stack.service("s")
     assert (s.image, s.build) == ("x:1", None)
+
+
+def test_ipc_and_pid_of_a_service_are_kept_and_make_a_start_dependency(tmp_path: Path) -> None:
+    result = load_text("services:\n  shm:\n    image: x\n    ipc: shareable\n"
+                       "  app:\n    image: x\n    ipc: service:shm\n    pid: 'service:shm'\n",
+                       workdir=tmp_path, environ={})
+    assert not result.warnings
+    app = result.stack.service("app")
+    assert (app.ipc, app.pid) == ("service:shm", "service:shm")
+    assert app.joined_services == ("shm",)

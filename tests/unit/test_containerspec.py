@@ -18,7 +18,14 @@ from runtime.compose.model import (
     VolumeMount,
     VolumesFrom,
 )
-from runtime.containerspec import api_too_old, create_params, extra_labels, name_conflict, platform_mismatch
+from runtime.containerspec import (
+    api_too_old,
+    create_params,
+    dependencies_of,
+    extra_labels,
+    name_conflict,
+    platform_mismatch,
+)
 
 
 def _stack(*services: ServiceSpec) -> StackSpec:
@@ -150,9 +157,21 @@ def test_links_container_names_and_attached_services() -> None:
     side = ServiceSpec("side", image="x", network_mode="service:db")
     s = _stack(db, app, side)
     p = create_params(s, "app", "i", "h")
-    assert p.links == (("shared-db", "database"),) and p.host["links"] == [("shared-db", "database")]
+    # The alias, the numbered service name and the container name, as docker compose links them.
+    expected = (("shared-db", "database"), ("shared-db", "db-1"), ("shared-db", "shared-db"))
+    assert p.links == expected and p.host["links"] == list(expected)
     assert p.host["volumes_from"] == ["shared-db"]
     assert create_params(s, "side", "i", "h").host["network_mode"] == "container:shared-db"
+
+
+def test_ipc_and_pid_of_a_service_name_its_container() -> None:
+    shm = ServiceSpec("shm", image="x", ipc="shareable")
+    app = ServiceSpec("app", image="x", ipc="service:shm", pid="service:shm")
+    s = _stack(shm, app)
+    p = create_params(s, "app", "i", "h", attached={"shm": "abc123"})
+    assert (p.host["ipc_mode"], p.host["pid_mode"]) == ("container:abc123", "container:abc123")
+    assert create_params(s, "app", "i", "h").host["ipc_mode"] == "container:demo-shm-1"
+    assert dependencies_of(app) == {"shm"}
 
 
 def test_systempaths_unconfined_and_device_requests() -> None:

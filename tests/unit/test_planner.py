@@ -274,6 +274,24 @@ class TestContainers:
         actions = replan(st, down)
         assert actions == [Start("vpn", vpn.id), Wait("app", "vpn", "service_started")]
 
+    def test_ipc_parent_must_be_running_and_its_recreate_recreates_the_dependant(self) -> None:
+        st = stack(svc("shm", ipc="shareable"), svc("app", ipc="service:shm"))
+        fresh = replan(st, ObservedState(images=(image(IMG),)))
+        assert kinds(fresh) == ["Create", "Wait"] and fresh[1] == Wait("app", "shm", "service_started")
+        state = up(st)
+        shm = state.containers_of("shm")[0]
+        down = dataclasses.replace(state, containers=(dataclasses.replace(shm, status="exited", exit_code=1),))
+        assert replan(st, down) == [Start("shm", shm.id), Wait("app", "shm", "service_started")]
+        changed = stack(svc("shm", ipc="shareable", environment=(("A", "1"),)), svc("app", pid="service:shm",
+                                                                                     ipc="service:shm"))
+        engine = FakeEngine(changed, state)
+        first = replan(changed, engine.state)
+        assert [a.service for a in first if kinds([a]) == ["Recreate"]][0] == "shm"
+        engine.apply(first)
+        while actions := replan(changed, engine.state):
+            engine.apply(actions)
+        assert engine.state.containers_of("app")[0].id != state.containers_of("app")[0].id
+
     def test_duplicates_keep_running_matching_newest(self) -> None:
         st = stack(svc("web"))
         state = up(st)
