@@ -102,6 +102,16 @@ class Dependency:
 
 
 @dataclass(frozen=True)
+class ServiceHook:
+    """One ``post_start`` / ``pre_stop`` entry: a command run in the service's container."""
+    command: tuple[str, ...]
+    user: str | None = None
+    privileged: bool = False
+    working_dir: str | None = None
+    environment: Pairs = ()
+
+
+@dataclass(frozen=True)
 class RestartPolicy:
     mode: RestartMode = "no"
     max_retries: int | None = None  # only for on-failure
@@ -258,6 +268,11 @@ class ServiceSpec:
     mac_address: str | None = None
     domainname: str | None = None
     annotations: Pairs = ()
+    # Run by the runtime around starts and stops, not baked into the container: left out of the
+    # config hash (as docker compose leaves them out of its own), so editing a hook recreates nothing.
+    post_start: tuple[ServiceHook, ...] = ()
+    pre_stop: tuple[ServiceHook, ...] = ()
+    attach: bool = True  # False: the runtime does not follow this service's output (compose `attach: false`)
 
     def label(self, key: str, default: str | None = None) -> str | None:
         return dict(self.labels).get(key, default)

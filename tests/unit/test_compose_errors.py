@@ -235,6 +235,20 @@ def test_cycle_through_ipc_and_pid() -> None:
     assert p.message.startswith("dependency cycle: a -> b -> a (a ipc b, b pid a)")
 
 
+@pytest.mark.parametrize(
+    ("hook", "line", "text"),
+    [
+        ("post_start: ls", 4, "expected a list of hooks"),
+        ("post_start:\n      - user: root", 5, "a hook needs a 'command'"),
+        ("pre_stop:\n      - command: \"a 'b\"", 5, "cannot split"),
+        ("pre_stop:\n      - command: ls\n        privileged: maybe", 5, "true or false"),
+    ],
+)
+def test_bad_hooks(hook: str, line: int, text: str) -> None:
+    p = one(f"services:\n  web:\n    image: x\n    {hook}\n")
+    assert (p.service, p.field, p.line) == ("web", hook.split(":")[0], line) and text in p.message, p
+
+
 def test_undefined_network() -> None:
     p = one("services:\n  web:\n    image: x\n    networks: [front]\nnetworks:\n  back:\n")
     assert (p.service, p.field, p.line) == ("web", "networks", 4)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runtime.compose import Healthcheck, LoadResult, PortSpec, RestartPolicy, ServiceSpec, VolumeMount, load_text
-from runtime.compose.model import NetworkAttachment
+from runtime.compose.model import NetworkAttachment, ServiceHook
 from runtime.compose.syntax import parse_port, parse_restart, parse_volume, parse_volumes_from
 
 
@@ -250,7 +250,8 @@ def test_service_and_deploy_limits_may_repeat_the_same_value(tmp_path: Path) -> 
         ("external_links: [db]", "external_links", "only services of this stack are managed"),
         ("credential_spec: {file: x.json}", "credential_spec", "Windows containers only"),
         ("use_api_socket: true", "use_api_socket", "API socket"),
-        ("pre_start: [{command: ls}]", "pre_start", "hooks"),
+        ("pre_start: [{command: ls}]", "pre_start", "post_start and pre_stop are run"),
+        ("post_start: [{command: ls, tty: true}]", "post_start", "unknown key 'tty' of a hook is ignored"),
         ("provider: {type: model}", "provider", "external provider"),
         ("deploy:\n  replicas: 2", "deploy.replicas", "one container per service"),
         ("deploy:\n  placement: {constraints: []}", "deploy.placement", "for swarm"),
@@ -468,3 +469,15 @@ def test_ipc_and_pid_of_a_service_are_kept_and_make_a_start_dependency(tmp_path:
     app = result.stack.service("app")
     assert (app.ipc, app.pid) == ("service:shm", "service:shm")
     assert app.joined_services == ("shm",)
+
+
+def test_lifecycle_hooks_and_attach(tmp_path: Path) -> None:
+    s = svc(tmp_path, "image: x\nattach: false\npost_start:\n  - command: ./warm.sh --fast\n    user: root\n"
+                      "    privileged: true\n    working_dir: /app\n    environment: [A=1, HOME]\n"
+                      "pre_stop:\n  - command: [echo, bye]\n", environ={"HOME": "/root"})
+    env = (("A", "1"), ("HOME", "/root"))
+    assert s.post_start == (ServiceHook(("./warm.sh", "--fast"), "root", True, "/app", env),)
+    assert s.pre_stop == (ServiceHook(("echo", "bye")),)
+    assert s.attach is False
+    plain = svc(tmp_path, "image: x")
+    assert (plain.post_start, plain.pre_stop, plain.attach) == ((), (), True)
