@@ -93,3 +93,26 @@ def test_a_failing_post_start_hook_fails_the_apply(stack: Stack) -> None:
     text = applied.stdout + applied.stderr
     assert "post_start hook: broken" in text
     assert "The post_start hook 'sh -c echo broken >&2; exit 3' of service 'app' exited with status 3" in text
+
+
+def test_attach_false_keeps_a_service_out_of_the_supervisor_log(stack: Stack) -> None:
+    _compose(stack, f"""
+        services:
+          quiet:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='quiet')}"]
+            stop_grace_period: 1s
+            attach: false
+          loud:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "sleep 0.5; {LOOP.format(name='loud')}"]
+            stop_grace_period: 1s
+            depends_on: [quiet]
+        """)
+    proc = stack.start_supervisor()
+    assert stack.wait_applied()["ok"], stack.log_text()
+    # loud starts after quiet and prints later: once its line is there, quiet's would be too.
+    stack.wait("loud's output", lambda: "loud up" in stack.log_text())
+    assert "quiet up" not in stack.log_text()
+    assert "quiet up" in stack.cli("logs", "quiet").stdout   # `logs` still shows it, as docker compose
+    assert stack.stop_supervisor(proc) == 0
