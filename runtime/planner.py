@@ -260,6 +260,31 @@ def dependency_satisfied(container: ObservedContainer | None, condition: str) ->
     return container.status == "running"
 
 
+def failed_for_good(container: ObservedContainer | None, condition: str) -> bool:
+    """Whether a dependency's kept container can no longer meet ``condition`` by itself."""
+    if container is None:
+        return False
+    if condition == "service_completed_successfully":
+        return container.status in ("exited", "dead") and container.exit_code != 0
+    return container.status == "dead" or (condition == "service_healthy" and container.health == "unhealthy")
+
+
+def replaced_dependency(spec: ServiceSpec, container: ObservedContainer,
+                        kept: Mapping[str, ObservedContainer]) -> str | None:
+    """A ``restart: true`` dependency whose container was created after ``container`` started.
+
+    The dependency was recreated (an update) while this service ran: docker compose restarts
+    the dependant then, so it reconnects to the new container.
+    """
+    if container.started_at is None:
+        return None
+    for dep in spec.depends_on:
+        other = kept.get(dep.service)
+        if dep.restart and other is not None and other.created_at > container.started_at:
+            return dep.service
+    return None
+
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
@@ -366,6 +391,9 @@ def _service_steps(
         return gated(Start(name, best.id))
     if best.status == "running" and best.health == "unhealthy" and policy.restart_unhealthy and not held:
         return [Restart(name, best.id, reason="unhealthy")]  # deps do not matter: it is running already
+    replaced = replaced_dependency(spec, best, kept) if best.status == "running" and not held else None
+    if replaced is not None:
+        return gated(Restart(name, best.id, reason=f"dependency {replaced} was recreated"))
     return []
 
 
@@ -381,6 +409,8 @@ def _blockers(spec: ServiceSpec, kept: Mapping[str, ObservedContainer], pending:
 
     dep: Dependency
     for dep in spec.depends_on:
+        if not dep.required and dep.service not in pending and failed_for_good(kept.get(dep.service), dep.condition):
+            continue   # as docker compose: an optional dependency that failed is skipped
         if dep.service in pending or not dependency_satisfied(kept.get(dep.service), dep.condition):
             block(dep.service, dep.condition)
     changing = pending.__contains__

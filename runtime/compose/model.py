@@ -99,6 +99,8 @@ class DeviceRequest:
 class Dependency:
     service: str
     condition: DependencyCondition = "service_started"
+    restart: bool = False   # restart this service after the runtime replaces the dependency
+    required: bool = True   # False: a dependency that failed for good does not hold this service back
 
 
 @dataclass(frozen=True)

@@ -773,18 +773,24 @@ def _depends_on(r: ServiceReader, value: Any) -> None:
             line = value.line_of(key) if isinstance(value, LineDict) else None
             name = as_str(key)
             condition = "service_started"
+            flags = {"restart": False, "required": True}
             if raw is not None:
-                settings = as_map(raw, "dependency settings (condition)")
+                settings = as_map(raw, "dependency settings (condition, restart, required)")
                 condition = as_str(settings.get("condition", "service_started"))
                 for extra in settings:
-                    if extra not in ("condition", "restart", "required"):
+                    if extra in flags:
+                        try:
+                            flags[extra] = as_bool(settings[extra])
+                        except FieldError as exc:
+                            r.error(f"{extra}: {exc}", f"depends_on.{name}.{extra}", settings.line_of(extra) or line)
+                    elif extra != "condition":
                         r.warn(f"unknown key {extra!r} is ignored", f"depends_on.{name}", settings.line_of(extra))
             if condition not in CONDITIONS:
                 r.error(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}",
                         f"depends_on.{name}", line)
                 continue
             r.ref("depends_on", name, "depends_on", line)
-            found.append(Dependency(name, cast(DependencyCondition, condition)))
+            found.append(Dependency(name, cast(DependencyCondition, condition), **flags))
     else:
         items = as_list(value, "service names, or a mapping of service names to conditions")
         for index, item in enumerate(items):

@@ -249,6 +249,12 @@ def test_bad_hooks(hook: str, line: int, text: str) -> None:
     assert (p.service, p.field, p.line) == ("web", hook.split(":")[0], line) and text in p.message, p
 
 
+def test_depends_on_restart_must_be_a_boolean() -> None:
+    p = one("services:\n  db:\n    image: x\n  web:\n    image: x\n    depends_on:\n      db:\n"
+            "        restart: often\n")
+    assert (p.service, p.field, p.line) == ("web", "depends_on.db.restart", 8) and "true or false" in p.message
+
+
 def test_undefined_network() -> None:
     p = one("services:\n  web:\n    image: x\n    networks: [front]\nnetworks:\n  back:\n")
     assert (p.service, p.field, p.line) == ("web", "networks", 4)

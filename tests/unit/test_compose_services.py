@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runtime.compose import Healthcheck, LoadResult, PortSpec, RestartPolicy, ServiceSpec, VolumeMount, load_text
-from runtime.compose.model import NetworkAttachment, ServiceHook
+from runtime.compose.model import Dependency, NetworkAttachment, ServiceHook
 from runtime.compose.syntax import parse_port, parse_restart, parse_volume, parse_volumes_from
 
 
@@ -481,3 +481,10 @@ def test_lifecycle_hooks_and_attach(tmp_path: Path) -> None:
     assert s.attach is False
     plain = svc(tmp_path, "image: x")
     assert (plain.post_start, plain.pre_stop, plain.attach) == ((), (), True)
+
+
+def test_depends_on_restart_and_required(tmp_path: Path) -> None:
+    text = ("services:\n  db:\n    image: x\n  app:\n    image: x\n    depends_on:\n"
+            "      db: {condition: service_started, restart: true, required: false}\n")
+    app = load_text(text, workdir=tmp_path, environ={}).stack.service("app")
+    assert app.depends_on == (Dependency("db", "service_started", restart=True, required=False),)
