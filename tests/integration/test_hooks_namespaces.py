@@ -1,4 +1,5 @@
-"""Lifecycle hooks (post_start, pre_stop) and ipc/pid ``service:NAME`` on a real engine."""
+"""Lifecycle hooks (post_start, pre_stop), ipc/pid ``service:NAME``, ``attach: false`` and
+``depends_on.restart`` on a real engine."""
 
 from __future__ import annotations
 
@@ -116,3 +117,34 @@ def test_attach_false_keeps_a_service_out_of_the_supervisor_log(stack: Stack) ->
     assert "quiet up" not in stack.log_text()
     assert "quiet up" in stack.cli("logs", "quiet").stdout   # `logs` still shows it, as docker compose
     assert stack.stop_supervisor(proc) == 0
+
+
+def _restarting(stack: Stack, version: str) -> None:
+    _compose(stack, f"""
+        services:
+          db:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='db')}"]
+            stop_grace_period: 1s
+            environment: [VERSION={version}]
+          app:
+            image: {BASE_IMAGE}
+            command: ["sh", "-c", "{LOOP.format(name='app')}"]
+            stop_grace_period: 1s
+            depends_on:
+              db: {{condition: service_started, restart: true}}
+        """)
+
+
+def test_depends_on_restart_restarts_the_dependant_after_an_update_of_its_dependency(stack: Stack) -> None:
+    _restarting(stack, "1")
+    assert stack.cli("apply", "--timeout", "60").returncode == 0
+    before = stack.containers()
+    _restarting(stack, "2")
+    applied = stack.cli("apply", "--timeout", "60")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    after = stack.containers()
+    assert after["db"]["Id"] != before["db"]["Id"]
+    assert after["app"]["Id"] == before["app"]["Id"]   # restarted, not recreated
+    assert after["app"]["State"]["StartedAt"] > after["db"]["Created"]
+    assert stack.cli("plan", "--json").stdout.strip() == "[]"
