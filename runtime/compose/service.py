@@ -70,7 +70,7 @@ _UNSUPPORTED = {
     "models": "AI models need Docker Model Runner, which armstack does not drive",
     "credential_spec": "it applies to Windows containers only",
     "use_api_socket": "armstack does not hand the engine's API socket to containers",
-    "pre_start": "it needs a container that runs before the service's own; post_start and pre_stop are run",
+    "pre_start": "this hook is run by docker compose only; post_start and pre_stop are run by armstack",
     "scale": "armstack runs one container per service",
     "develop": "watch mode is a development feature of docker compose",
     "isolation": "it applies to Windows containers only",
