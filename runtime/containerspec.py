@@ -301,6 +301,10 @@ def create_params(
             for vf in spec.volumes_from
         ]
 
+    for key, mode in (("ipc_mode", spec.ipc), ("pid_mode", spec.pid)):
+        if mode and mode.startswith("service:"):
+            other = mode.split(":", 1)[1]
+            h[key] = "container:" + attached.get(other, service_container_name(stack, other))
     joined = spec.network_service
     if joined is not None:
         h["network_mode"] = "container:" + attached.get(joined, service_container_name(stack, joined))
@@ -478,11 +482,10 @@ def _engine_settings(spec: ServiceSpec, c: dict[str, Any], h: dict[str, Any], ra
 
 
 def dependencies_of(spec: ServiceSpec) -> set[str]:
-    """Services that must exist before this one: depends_on, network_mode service:X, volumes_from."""
+    """Services that must exist before this one: depends_on, network_mode/ipc/pid service:X, volumes_from."""
     deps = {d.service for d in spec.depends_on}
     deps.update(vf.service for vf in spec.volumes_from)
-    if spec.network_service:
-        deps.add(spec.network_service)
+    deps.update(spec.joined_services)
     return deps
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 import docker
 import docker.errors
@@ -41,7 +41,7 @@ from runtime.actions import (
     Wait,
 )
 from runtime.buildctx import context_tar
-from runtime.compose.model import StackSpec
+from runtime.compose.model import ServiceHook, StackSpec
 from runtime.containerspec import (
     CreateParams,
     FileCopy,
@@ -554,11 +554,10 @@ class Executor:
     # -- containers -------------------------------------------------------------------------
 
     def _attached(self, service: str) -> dict[str, str]:
-        """Container ids of the services this one joins via network_mode service:X / volumes_from."""
+        """Container ids of the services this one joins via network_mode/ipc/pid service:X / volumes_from."""
         spec = self.stack.service(service)
         wanted = {vf.service for vf in spec.volumes_from}
-        if spec.network_service:
-            wanted.add(spec.network_service)
+        wanted.update(spec.joined_services)
         out: dict[str, str] = {}
         for other in wanted:
             rows = self.api.containers(all=True, filters={"label": [f"{L.STACK}={self.stack.project}",
@@ -647,12 +646,14 @@ class Executor:
             return cid
 
         cid = self._engine(f"create and start a container for service {a.service!r}", run, a.service)
+        self.run_hooks(a.service, cid, "post_start")
         # After a delete-then-download the Create is the second half of a replacement.
         return {"container_id": cid, "downtime": self._down_for(a.service)}
 
     def _start(self, a: Start) -> dict[str, Any]:
         self._engine(f"start the container of service {a.service!r}", lambda: self.api.start(a.container_id), a.service)
         self.forget_stop(a.container_id)
+        self.run_hooks(a.service, a.container_id, "post_start")
         return {"container_id": a.container_id}
 
     def _grace(self, service: str) -> int:
@@ -669,9 +670,56 @@ class Executor:
                          lambda: self.api.restart(a.container_id, timeout=self._grace(a.service)), a.service)
         finally:
             self.forget_stop(a.container_id)
+        self.run_hooks(a.service, a.container_id, "post_start")
         return {"container_id": a.container_id}
 
+    def run_hooks(self, service: str, container_id: str, which: Literal["post_start", "pre_stop"]) -> None:
+        """Run the service's ``post_start`` / ``pre_stop`` hooks in its container, in order.
+
+        As docker compose: each is an exec whose output is shown under the service's name; one
+        that exits non-zero fails the start (or stop) with an EngineError and the rest are skipped.
+        A container that is already gone or stopped has nothing to run a pre_stop hook in.
+        """
+        try:
+            hooks = getattr(self.stack.service(service), which)
+        except KeyError:   # an orphan: not in the desired stack
+            return
+        if hooks and which == "pre_stop" and not self._running(container_id):
+            return
+        for hook in hooks:
+            def run(hook: ServiceHook = hook) -> int:
+                exec_id = self.api.exec_create(
+                    container_id, list(hook.command), stdout=True, stderr=True, privileged=hook.privileged,
+                    user=hook.user or "", environment=[f"{k}={v}" for k, v in hook.environment] or None,
+                    workdir=hook.working_dir,
+                )["Id"]
+                for chunk in self.api.exec_start(exec_id, stream=True, demux=True):
+                    for stream, data in zip(("stdout", "stderr"), chunk, strict=True):
+                        if data and self.output is not None:
+                            for text in data.decode(errors="replace").splitlines():
+                                self.output.line(service, f"{which} hook: {text}", stream=stream)
+                return int(self.api.exec_inspect(exec_id).get("ExitCode") or 0)
+
+            try:
+                code = self._engine(f"run the {which} hook {' '.join(hook.command)!r} of service {service!r}", run,
+                                    service)
+            except EngineError:
+                if which == "pre_stop" and not self._running(container_id):
+                    return
+                raise
+            if code != 0:
+                raise EngineError(f"The {which} hook {' '.join(hook.command)!r} of service {service!r} exited with "
+                                  f"status {code}; fix the hook's command (it runs in the service's container), "
+                                  f"or remove it from '{which}'.", service=service)
+
+    def _running(self, container_id: str) -> bool:
+        try:
+            return bool(self.api.inspect_container(container_id)["State"]["Running"])
+        except docker.errors.DockerException:
+            return False
+
     def stop_and_remove(self, service: str, container_id: str, *, remove: bool = True) -> None:
+        self.run_hooks(service, container_id, "pre_stop")
         with self._lock:
             self._stopping.add(container_id)
 
@@ -745,6 +793,7 @@ class Executor:
 
         # A failed create keeps the mark: the Create of a later round ends the same downtime.
         cid = self._engine(f"recreate the container of service {a.service!r}", run, a.service)
+        self.run_hooks(a.service, cid, "post_start")
         return {"container_id": cid, "downtime": self._down_for(a.service)}
 
     # -- whole-stack helpers (down, graceful stop) ------------------------------------------

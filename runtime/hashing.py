@@ -8,8 +8,8 @@ included
     every ``ServiceSpec`` field except the excluded ones below (new fields are included
     automatically, erring towards a recreate - but see "upgrades" below), the project name, the id of the image the
     container runs, the engine-side names of the volumes and networks it uses, and the current
-    container id of every service it joins through ``network_mode: service:X`` or
-    ``volumes_from: X`` (when X is recreated the joined namespace/volumes are gone, so the
+    container id of every service it joins through ``network_mode: service:X``,
+    ``ipc``/``pid: service:X`` or ``volumes_from: X`` (when X is recreated the joined namespace/volumes are gone, so the
     dependent must follow - and only then).
 excluded
     ``depends_on``: start ordering, not container configuration.
@@ -17,6 +17,8 @@ excluded
     the engine's policy ``no``), so changing it must not cost a recreate.
     ``build``: a build only matters through the image it produces, and that image's id is
     hashed; hashing the build spec too would recreate on edits that leave the image unchanged.
+    ``post_start``, ``pre_stop``, ``attach``: the runtime acts on them around the container (hooks
+    run by exec, output followed or not); the container itself is the same.
 upgrades
     a field added to a model class after hash schema 1 is left out of the document while it has
     its default value. The hash of a service that does not use a newer key is then the one the
@@ -40,7 +42,7 @@ from runtime.compose.model import ServiceSpec, StackSpec
 HASH_SCHEMA = 1
 HASH_LENGTH = 32  # hex digits: 128 bits, collisions are not a practical concern
 
-EXCLUDED_FIELDS = frozenset({"depends_on", "restart", "build"})
+EXCLUDED_FIELDS = frozenset({"depends_on", "restart", "build", "post_start", "pre_stop", "attach"})
 # The fields each hashed class had at schema 1: always hashed. Any other field counts only when
 # it differs from its default (see "upgrades" above). Never add a name here.
 SCHEMA_1_FIELDS: dict[str, frozenset[str]] = {
@@ -61,8 +63,7 @@ SCHEMA_1_FIELDS: dict[str, frozenset[str]] = {
 def attached_services(spec: ServiceSpec) -> tuple[str, ...]:
     """Services whose *container* (not just whose readiness) this service's container refers to."""
     names = [v.service for v in spec.volumes_from]
-    if spec.network_service:
-        names.append(spec.network_service)
+    names.extend(spec.joined_services)
     return tuple(sorted(set(names)))
 
 

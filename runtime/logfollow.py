@@ -299,6 +299,15 @@ class LogFollower:
         self._lock = threading.Lock()
         self._follows: dict[str, _Follow] = {}            # container id -> live follow
         self._dedup: dict[str, dict[str, Deduper]] = {}   # service -> container id -> state
+        self._unattached: frozenset[str] = frozenset()    # services whose output is not shown
+
+    def set_unattached(self, services: Iterable[str]) -> None:
+        """Services not to follow (compose ``attach: false``); a follow of one of them ends now."""
+        with self._lock:
+            self._unattached = frozenset(services)
+            followed = {f.service for f in self._follows.values()}
+        for service in followed & self._unattached:
+            self.stop(service)
 
     def follow(self, service: str, container_id: str, *, since: float | None = None) -> None:
         """Print ``service``'s output from ``container_id``; idempotent while it is followed.
@@ -310,6 +319,8 @@ class LogFollower:
         last line printed.
         """
         with self._lock:
+            if service in self._unattached:
+                return
             current = self._follows.get(container_id)
             if current is not None and not current.stopped:
                 # Re-attach now rather than when the current stream ends: after a restart the

@@ -6,7 +6,7 @@ and it never relies on an action of the same plan having worked: anything whose 
 in this plan is decided in the next one. Concretely:
 
 - a container is created only once its image is on the engine (never with its Build/Pull);
-- a service whose dependency (``depends_on``, ``network_mode: service:X``, ``volumes_from``)
+- a service whose dependency (``depends_on``, ``network_mode``/``ipc``/``pid: service:X``, ``volumes_from``)
   gets a container action in this plan waits for the next plan, because the condition it
   depends on (running, healthy, the joined container's id) is about to change. Hence a plan
   never contains container actions for a service and one of its dependencies, and a chain of
@@ -67,7 +67,7 @@ ContainerAction = Create | Recreate | Start | Restart
 CONTAINER_ACTIONS = (Create, Recreate, Start, Restart)
 
 # Waits for a service joined via network_mode / volumes_from use these conditions.
-JOINED_RUNNING = "service_started"   # network_mode: service:X needs X running
+JOINED_RUNNING = "service_started"   # network_mode/ipc/pid: service:X needs X running
 JOINED_CREATED = "service_created"   # volumes_from: X needs X to exist
 
 DOWNLOAD_THEN_KILL = "download-then-kill"
@@ -218,7 +218,7 @@ def stages(actions: Sequence[Action], stack: StackSpec | None = None) -> list[li
 def service_order(stack: StackSpec) -> list[str]:
     """Service names, every one after the services it depends on; file order breaks ties.
 
-    Dependencies are ``depends_on``, ``network_mode: service:X`` and ``volumes_from``. A
+    Dependencies are ``depends_on``, ``network_mode``/``ipc``/``pid: service:X`` and ``volumes_from``. A
     cycle (the loader rejects them) is broken at the earliest service in file order.
     """
     index = {s.name: i for i, s in enumerate(stack.services)}
@@ -258,6 +258,31 @@ def dependency_satisfied(container: ObservedContainer | None, condition: str) ->
         return container.status == "running" and container.health == "healthy"
     # service_started, or service_healthy without a healthcheck: running is enough.
     return container.status == "running"
+
+
+def failed_for_good(container: ObservedContainer | None, condition: str) -> bool:
+    """Whether a dependency's kept container can no longer meet ``condition`` by itself."""
+    if container is None:
+        return False
+    if condition == "service_completed_successfully":
+        return container.status in ("exited", "dead") and container.exit_code != 0
+    return container.status == "dead" or (condition == "service_healthy" and container.health == "unhealthy")
+
+
+def replaced_dependency(spec: ServiceSpec, container: ObservedContainer,
+                        kept: Mapping[str, ObservedContainer]) -> str | None:
+    """A ``restart: true`` dependency whose container was created after ``container`` started.
+
+    The dependency was recreated (an update) while this service ran: docker compose restarts
+    the dependant then, so it reconnects to the new container.
+    """
+    if container.started_at is None:
+        return None
+    for dep in spec.depends_on:
+        other = kept.get(dep.service)
+        if dep.restart and other is not None and other.created_at > container.started_at:
+            return dep.service
+    return None
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -366,6 +391,9 @@ def _service_steps(
         return gated(Start(name, best.id))
     if best.status == "running" and best.health == "unhealthy" and policy.restart_unhealthy and not held:
         return [Restart(name, best.id, reason="unhealthy")]  # deps do not matter: it is running already
+    replaced = replaced_dependency(spec, best, kept) if best.status == "running" and not held else None
+    if replaced is not None:
+        return gated(Restart(name, best.id, reason=f"dependency {replaced} was recreated"))
     return []
 
 
@@ -381,12 +409,14 @@ def _blockers(spec: ServiceSpec, kept: Mapping[str, ObservedContainer], pending:
 
     dep: Dependency
     for dep in spec.depends_on:
+        if not dep.required and dep.service not in pending and failed_for_good(kept.get(dep.service), dep.condition):
+            continue   # as docker compose: an optional dependency that failed is skipped
         if dep.service in pending or not dependency_satisfied(kept.get(dep.service), dep.condition):
             block(dep.service, dep.condition)
     changing = pending.__contains__
-    net = spec.network_service
-    if net is not None and (changing(net) or kept.get(net) is None or kept[net].status != "running"):
-        block(net, JOINED_RUNNING)
+    for net in spec.joined_services:
+        if changing(net) or kept.get(net) is None or kept[net].status != "running":
+            block(net, JOINED_RUNNING)
     for vf in spec.volumes_from:
         if changing(vf.service) or vf.service not in kept:
             block(vf.service, JOINED_CREATED)

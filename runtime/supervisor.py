@@ -458,6 +458,8 @@ class Supervisor:
         else:
             self.executor.desired = self.desired
         self.presenter.add_names(stack.service_names)
+        if self.follower is not None:
+            self.follower.set_unattached(s.name for s in stack.services if not s.attach)
 
     def _release(self, stack: StackSpec) -> str:
         if self.release_arg is not None:

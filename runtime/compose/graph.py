@@ -1,8 +1,9 @@
 """Checks that need the whole file: references between services, volumes and networks, and
 start-order cycles.
 
-Three things make a service wait for another: ``depends_on``, ``volumes_from`` (the volumes
-must exist) and ``network_mode: service:X`` (the network stack must exist). A cycle through any
+Four things make a service wait for another: ``depends_on``, ``volumes_from`` (the volumes
+must exist), ``network_mode: service:X`` (the network stack must exist) and ``ipc``/``pid``
+``service:X`` (the namespace must exist: its container must run). A cycle through any
 mix of them means no start order exists, so each cycle is reported once, by its path.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from runtime.compose.report import Ref, Report
 
-_SERVICE_KINDS = ("depends_on", "volumes_from", "network_mode")
+_SERVICE_KINDS = ("depends_on", "volumes_from", "network_mode", "namespace")
 
 
 def check_references(
@@ -40,7 +41,8 @@ def check_references(
         elif ref.kind in _SERVICE_KINDS:
             if ref.target not in known_services:
                 what = {"depends_on": "depends on", "volumes_from": "takes volumes from",
-                        "network_mode": "shares the network of"}[ref.kind]
+                        "network_mode": "shares the network of",
+                        "namespace": f"shares the {ref.field} namespace of"}[ref.kind]
                 report.error(f"{what} the unknown service '{ref.target}'; the services are: {listing}",
                              service=ref.service, field=ref.field, line=ref.line)
         elif ref.kind in ("secret", "config"):

@@ -99,6 +99,18 @@ class DeviceRequest:
 class Dependency:
     service: str
     condition: DependencyCondition = "service_started"
+    restart: bool = False   # restart this service after the runtime replaces the dependency
+    required: bool = True   # False: a dependency that failed for good does not hold this service back
+
+
+@dataclass(frozen=True)
+class ServiceHook:
+    """One ``post_start`` / ``pre_stop`` entry: a command run in the service's container."""
+    command: tuple[str, ...]
+    user: str | None = None
+    privileged: bool = False
+    working_dir: str | None = None
+    environment: Pairs = ()
 
 
 @dataclass(frozen=True)
@@ -258,6 +270,11 @@ class ServiceSpec:
     mac_address: str | None = None
     domainname: str | None = None
     annotations: Pairs = ()
+    # Run by the runtime around starts and stops, not baked into the container: left out of the
+    # config hash (as docker compose leaves them out of its own), so editing a hook recreates nothing.
+    post_start: tuple[ServiceHook, ...] = ()
+    pre_stop: tuple[ServiceHook, ...] = ()
+    attach: bool = True  # False: the runtime does not follow this service's output (compose `attach: false`)
 
     def label(self, key: str, default: str | None = None) -> str | None:
         return dict(self.labels).get(key, default)
@@ -268,6 +285,13 @@ class ServiceSpec:
         if self.network_mode and self.network_mode.startswith("service:"):
             return self.network_mode.split(":", 1)[1]
         return None
+
+    @property
+    def joined_services(self) -> tuple[str, ...]:
+        """Services whose running container this one shares a namespace with (network_mode, ipc, pid
+        ``service:X``): each must run before this one is created, and its container id is baked in."""
+        modes = (self.network_mode, self.ipc, self.pid)
+        return tuple(dict.fromkeys(m.split(":", 1)[1] for m in modes if m and m.startswith("service:")))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 A service with no ``profiles:`` is always part of it; one with profiles only when one of them
 is enabled (``--profile NAME``, else ``COMPOSE_PROFILES=a,b``; ``*`` enables all). As in
 compose, an enabled service that needs a disabled one (``depends_on`` unless
-``required: false``, ``volumes_from``, ``network_mode: service:X``) is an error: the stack
+``required: false``, ``volumes_from``, ``network_mode``/``ipc``/``pid: service:X``) is an error: the stack
 would be started without something it cannot run without.
 """
 
@@ -120,3 +120,10 @@ def _check_needs(report: Report, service: str, node: LineDict, disabled: Mapping
         report.error(f"joins the network of {_hint(name, disabled[name])}", service=service, field="network_mode",
                      line=node.line_of("network_mode"))
         del node["network_mode"]
+    for key in ("ipc", "pid"):
+        mode = node.get(key)
+        if isinstance(mode, str) and mode.startswith("service:") and mode[len("service:"):] in disabled:
+            name = mode[len("service:"):]
+            report.error(f"shares the {key} namespace of {_hint(name, disabled[name])}", service=service, field=key,
+                         line=node.line_of(key))
+            del node[key]

@@ -12,8 +12,8 @@ from typing import Literal
 from runtime.compose.origin import file_of
 from runtime.errors import Problem
 
-RefKind = Literal["depends_on", "volumes_from", "network_mode", "volume", "network", "container_name", "secret",
-                  "config"]
+RefKind = Literal["depends_on", "volumes_from", "network_mode", "namespace", "volume", "network", "container_name",
+                  "secret", "config"]
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from runtime.compose.model import (
     LoggingSpec,
     NetworkAttachment,
     PortSpec,
+    ServiceHook,
     ServiceSpec,
     Ulimit,
     VolumeMount,
@@ -70,15 +71,13 @@ _UNSUPPORTED = {
     "models": "AI models need Docker Model Runner, which armstack does not drive",
     "credential_spec": "it applies to Windows containers only",
     "use_api_socket": "armstack does not hand the engine's API socket to containers",
-    "pre_start": "lifecycle hooks are run by docker compose only",
-    "post_start": "lifecycle hooks are run by docker compose only",
-    "pre_stop": "lifecycle hooks are run by docker compose only",
+    "pre_start": "this hook is run by docker compose only; post_start and pre_stop are run by armstack",
     "scale": "armstack runs one container per service",
     "develop": "watch mode is a development feature of docker compose",
     "isolation": "it applies to Windows containers only",
 }
 _IGNORED = frozenset({
-    "pull_policy", "attach", "volume_driver", "log_driver", "log_opt", "net",
+    "pull_policy", "volume_driver", "log_driver", "log_opt", "net",
 })
 _BUILD_IGNORED = frozenset({
     "cache_from", "cache_to", "platforms", "tags", "ssh", "secrets", "isolation", "privileged", "entitlements",
@@ -241,21 +240,24 @@ def _image(r: ServiceReader, value: Any) -> None:
 
 def _command(key: str) -> Callable[[ServiceReader, Any], None]:
     def read(r: ServiceReader, value: Any) -> None:
-        if value is None:
-            return
-        if isinstance(value, list):
-            # `[echo, yes]` reads `yes` as a boolean; the word is what the command wants.
-            items = as_list(value, "strings")
-            r.kwargs[key] = tuple(_item_text(items, i) for i in range(len(items)))
-            return
-        text = as_str(value, "a string or a list of strings")
-        try:
-            r.kwargs[key] = tuple(shellwords.split(text))
-        except ValueError as exc:
-            raise FieldError(f"cannot split {describe(text)} into words ({exc}); check the quotes or use a list"
-                             ) from exc
+        if value is not None:
+            r.kwargs[key] = _words(value)
 
     return read
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    """A command as a string (split as a shell would) or a list of strings."""
+    if isinstance(value, list):
+        # `[echo, yes]` reads `yes` as a boolean; the word is what the command wants.
+        items = as_list(value, "strings")
+        return tuple(_item_text(items, i) for i in range(len(items)))
+    text = as_str(value, "a string or a list of strings")
+    try:
+        return tuple(shellwords.split(text))   # linear, unlike shlex on a megabyte string
+    except ValueError as exc:
+        raise FieldError(f"cannot split {describe(text)} into words ({exc}); check the quotes or use a list"
+                         ) from exc
 
 
 def _item_text(items: LineList, index: int) -> str:
@@ -753,6 +755,56 @@ def _volumes_from(r: ServiceReader, value: Any) -> None:
     r.kwargs["volumes_from"] = tuple(found)
 
 
+# ---- lifecycle hooks ------------------------------------------------------------------------
+
+_HOOK_KEYS = ("command", "user", "privileged", "working_dir", "environment")
+
+
+def _hooks(key: str) -> Callable[[ServiceReader, Any], None]:
+    """post_start / pre_stop: a list of commands the runtime runs in the container (docker exec)."""
+
+    def read(r: ServiceReader, value: Any) -> None:
+        if value is None:
+            return
+        found: list[ServiceHook] = []
+
+        def parse(item: Any, line: int | None) -> None:
+            spec = as_map(item, "a hook: a mapping with 'command' and optionally user, privileged, working_dir, "
+                                "environment")
+            for extra in spec:
+                if extra not in _HOOK_KEYS:
+                    r.warn(f"unknown key {extra!r} of a hook is ignored; a hook takes {', '.join(_HOOK_KEYS)}",
+                           key, spec.line_of(extra) or line)
+            if spec.get("command") in (None, "", []):
+                raise FieldError("a hook needs a 'command' (a string or a list of strings)", line)
+            try:
+                command = _words(spec["command"])
+            except FieldError as exc:
+                raise FieldError(str(exc), exc.line or spec.line_of("command") or line) from exc
+            env = spec.get("environment")
+            found.append(ServiceHook(
+                command=command,
+                user=None if spec.get("user") is None else as_str(spec["user"]),
+                privileged=False if spec.get("privileged") is None else as_bool(spec["privileged"]),
+                working_dir=None if spec.get("working_dir") is None else as_str(spec["working_dir"]),
+                environment=() if env is None else _hook_environment(r, env),
+            ))
+
+        r.items(value, key, "hooks (mappings with a 'command')", parse)
+        r.kwargs[key] = tuple(found)
+
+    return read
+
+
+def _hook_environment(r: ServiceReader, value: Any) -> tuple[tuple[str, str], ...]:
+    found: list[tuple[str, str]] = []
+    for key, text, _line in pairs(value, "variable names to values", allow_bare=True):
+        text = r.env.get(key) if text is None else text  # a bare `KEY` passes the variable through, if set
+        if text is not None:
+            found.append((key, text))
+    return tuple(found)
+
+
 # ---- dependencies, networks ----------------------------------------------------------------
 
 
@@ -765,18 +817,24 @@ def _depends_on(r: ServiceReader, value: Any) -> None:
             line = value.line_of(key) if isinstance(value, LineDict) else None
             name = _name_key(key, "service", line)
             condition = "service_started"
+            flags = {"restart": False, "required": True}
             if raw is not None:
-                settings = as_map(raw, "dependency settings (condition)")
+                settings = as_map(raw, "dependency settings (condition, restart, required)")
                 condition = as_str(settings.get("condition", "service_started"))
                 for extra in settings:
-                    if extra not in ("condition", "restart", "required") and not _extension(extra):
+                    if extra in flags:
+                        try:
+                            flags[extra] = as_bool(settings[extra])
+                        except FieldError as exc:
+                            r.error(f"{extra}: {exc}", f"depends_on.{name}.{extra}", settings.line_of(extra) or line)
+                    elif extra != "condition" and not _extension(extra):
                         r.warn(f"unknown key {extra!r} is ignored", f"depends_on.{name}", settings.line_of(extra))
             if condition not in CONDITIONS:
                 r.error(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}",
                         f"depends_on.{name}", line)
                 continue
             r.ref("depends_on", name, "depends_on", line)
-            found.append(Dependency(name, cast(DependencyCondition, condition)))
+            found.append(Dependency(name, cast(DependencyCondition, condition), **flags))
     else:
         items = as_list(value, "service names, or a mapping of service names to conditions")
         for index, item in enumerate(items):
@@ -912,14 +970,27 @@ def _pairs_field(key: str, what: str, *, allow_bare: bool = False) -> Callable[[
 
 
 def _namespace_field(key: str, forms: tuple[str, ...]) -> Callable[[ServiceReader, Any], None]:
-    """pid / ipc / uts / userns_mode / cgroup: a mode the engine takes as written."""
+    """pid / ipc / uts / userns_mode / cgroup: a mode the engine takes as written.
+
+    ``pid`` and ``ipc`` may also name a service of this stack (``service:NAME``), kept as written:
+    the container is created in that service's container's namespace, as docker compose does.
+    """
 
     def read(r: ServiceReader, value: Any) -> None:
         if value is None:
             return
         mode = as_str(value).strip()
+        if key in ("pid", "ipc") and mode.startswith("service:"):
+            target = mode.split(":", 1)[1].strip()
+            if not target:
+                raise FieldError(f"expected 'service:NAME' with a service name, found {mode!r}")
+            r.ref("namespace", target, key, None)
+            r.kwargs[key] = "service:" + target
+            return
         if mode.startswith(("service:", "container:")):
-            r.warn(f"'{key}: {mode}' is not supported and is ignored: only {', '.join(forms)} are", key)
+            also = " and service:NAME" if key in ("pid", "ipc") else ""
+            r.warn(f"'{key}: {mode}' is not supported and is ignored: only services of this stack are managed, "
+                   f"so only {', '.join(forms)}{also} are", key)
             return
         if key == "cgroup" and mode not in forms:
             raise FieldError(f"expected 'host' or 'private', found {mode!r}")
@@ -1366,6 +1437,9 @@ _READERS: dict[str, Callable[[ServiceReader, Any], None]] = {
     "labels": _labels,
     "networks": _networks,
     "network_mode": _network_mode,
+    "post_start": _hooks("post_start"),
+    "pre_stop": _hooks("pre_stop"),
+    "attach": _bool_field("attach"),
     "privileged": _bool_field("privileged"),
     "devices": _devices,
     "cap_add": _str_list_field("cap_add"),

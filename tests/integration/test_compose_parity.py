@@ -62,8 +62,6 @@ XFAIL: dict[str, str] = {
     # By design: among networks of equal priority the runtime creates the container on the first
     # by key name, as compose v2 does (compose-go NetworksByPriority); 1.29 sorted engine names.
     'network-external': 'HostConfig.NetworkMode (equal priorities: ordered by key, as compose v2)',
-    # Not yet: `ipc: service:X` (the runtime warns and leaves the namespace private).
-    'pid-ipc': 'HostConfig.IpcMode (ipc: service:producer)',
 }
 
 # Every key of the compose-fidelity issue, as it appears in the corpus (service, network, volume,

@@ -224,6 +224,38 @@ def test_network_mode_unknown_service() -> None:
     assert "shares the network of the unknown service 'vpn'" in p.message
 
 
+@pytest.mark.parametrize("key", ["ipc", "pid"])
+def test_namespace_of_an_unknown_service(key: str) -> None:
+    p = one(f"services:\n  web:\n    image: x\n    {key}: service:shm\n")
+    assert (p.service, p.field, p.line) == ("web", key, 4)
+    assert f"shares the {key} namespace of the unknown service 'shm'" in p.message
+
+
+def test_cycle_through_ipc_and_pid() -> None:
+    p = one("services:\n  a:\n    image: x\n    ipc: service:b\n  b:\n    image: x\n    pid: service:a\n")
+    assert p.message.startswith("dependency cycle: a -> b -> a (a ipc b, b pid a)")
+
+
+@pytest.mark.parametrize(
+    ("hook", "line", "text"),
+    [
+        ("post_start: ls", 4, "expected a list of hooks"),
+        ("post_start:\n      - user: root", 5, "a hook needs a 'command'"),
+        ("pre_stop:\n      - command: \"a 'b\"", 5, "cannot split"),
+        ("pre_stop:\n      - command: ls\n        privileged: maybe", 5, "true or false"),
+    ],
+)
+def test_bad_hooks(hook: str, line: int, text: str) -> None:
+    p = one(f"services:\n  web:\n    image: x\n    {hook}\n")
+    assert (p.service, p.field, p.line) == ("web", hook.split(":")[0], line) and text in p.message, p
+
+
+def test_depends_on_restart_must_be_a_boolean() -> None:
+    p = one("services:\n  db:\n    image: x\n  web:\n    image: x\n    depends_on:\n      db:\n"
+            "        restart: often\n")
+    assert (p.service, p.field, p.line) == ("web", "depends_on.db.restart", 8) and "true or false" in p.message
+
+
 def test_undefined_network() -> None:
     p = one("services:\n  web:\n    image: x\n    networks: [front]\nnetworks:\n  back:\n")
     assert (p.service, p.field, p.line) == ("web", "networks", 4)

@@ -90,6 +90,14 @@ def test_volumes_from_and_network_mode_of_disabled_services_are_errors(tmp_path:
         ("a", "volumes_from", 12), ("b", "network_mode", 15)]
 
 
+def test_ipc_and_pid_of_disabled_services_are_errors(tmp_path: Path) -> None:
+    path = _write(tmp_path, STACK + "  a:\n    image: a\n    ipc: service:debug\n    pid: service:tools\n")
+    with pytest.raises(ComposeError) as info:
+        load_stack(path, environ={})
+    assert [(p.service, p.field, p.line) for p in info.value.problems] == [("a", "ipc", 12), ("a", "pid", 13)]
+    assert "shares the ipc namespace of 'debug' is only in the profile(s)" in info.value.problems[0].message
+
+
 def test_a_disabled_service_may_depend_on_anything(tmp_path: Path) -> None:
     path = _write(tmp_path, STACK + "  extra:\n    image: x\n    profiles: [extra]\n    depends_on: [debug]\n")
     assert load_stack(path, environ={}).stack.service_names == ("web",)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runtime.compose import Healthcheck, LoadResult, PortSpec, RestartPolicy, ServiceSpec, VolumeMount, load_text
-from runtime.compose.model import NetworkAttachment
+from runtime.compose.model import Dependency, NetworkAttachment, ServiceHook
 from runtime.compose.syntax import parse_port, parse_restart, parse_volume, parse_volumes_from
 
 
@@ -250,13 +250,15 @@ def test_service_and_deploy_limits_may_repeat_the_same_value(tmp_path: Path) -> 
         ("external_links: [db]", "external_links", "only services of this stack are managed"),
         ("credential_spec: {file: x.json}", "credential_spec", "Windows containers only"),
         ("use_api_socket: true", "use_api_socket", "API socket"),
-        ("pre_start: [{command: ls}]", "pre_start", "hooks"),
+        ("pre_start: [{command: ls}]", "pre_start", "post_start and pre_stop are run"),
+        ("post_start: [{command: ls, tty: true}]", "post_start", "unknown key 'tty' of a hook is ignored"),
         ("provider: {type: model}", "provider", "external provider"),
         ("deploy:\n  replicas: 2", "deploy.replicas", "one container per service"),
         ("deploy:\n  placement: {constraints: []}", "deploy.placement", "for swarm"),
         ("deploy:\n  resources:\n    reservations: {cpus: '1'}", "deploy.resources.reservations.cpus",
          "only limits CPU use"),
-        ("ipc: service:other", "ipc", "is not supported and is ignored"),
+        ("ipc: container:other", "ipc", "only services of this stack"),
+        ("pid: container:other", "pid", "only services of this stack"),
     ],
 )
 def test_ignored_keys_are_warnings(tmp_path: Path, line: str, field: str, text: str) -> None:
@@ -457,3 +459,32 @@ def test_a_remote_build_context_beside_an_image_is_a_warning(tmp_path: Path) -> 
     assert warning.field == "build" and "is remote and is ignored" in warning.message
     s = result.stack.service("s")
     assert (s.image, s.build) == ("x:1", None)
+
+
+def test_ipc_and_pid_of_a_service_are_kept_and_make_a_start_dependency(tmp_path: Path) -> None:
+    result = load_text("services:\n  shm:\n    image: x\n    ipc: shareable\n"
+                       "  app:\n    image: x\n    ipc: service:shm\n    pid: 'service:shm'\n",
+                       workdir=tmp_path, environ={})
+    assert not result.warnings
+    app = result.stack.service("app")
+    assert (app.ipc, app.pid) == ("service:shm", "service:shm")
+    assert app.joined_services == ("shm",)
+
+
+def test_lifecycle_hooks_and_attach(tmp_path: Path) -> None:
+    s = svc(tmp_path, "image: x\nattach: false\npost_start:\n  - command: ./warm.sh --fast\n    user: root\n"
+                      "    privileged: true\n    working_dir: /app\n    environment: [A=1, HOME]\n"
+                      "pre_stop:\n  - command: [echo, bye]\n", environ={"HOME": "/root"})
+    env = (("A", "1"), ("HOME", "/root"))
+    assert s.post_start == (ServiceHook(("./warm.sh", "--fast"), "root", True, "/app", env),)
+    assert s.pre_stop == (ServiceHook(("echo", "bye")),)
+    assert s.attach is False
+    plain = svc(tmp_path, "image: x")
+    assert (plain.post_start, plain.pre_stop, plain.attach) == ((), (), True)
+
+
+def test_depends_on_restart_and_required(tmp_path: Path) -> None:
+    text = ("services:\n  db:\n    image: x\n  app:\n    image: x\n    depends_on:\n"
+            "      db: {condition: service_started, restart: true, required: false}\n")
+    app = load_text(text, workdir=tmp_path, environ={}).stack.service("app")
+    assert app.depends_on == (Dependency("db", "service_started", restart=True, required=False),)

@@ -18,7 +18,14 @@ from runtime.compose.model import (
     VolumeMount,
     VolumesFrom,
 )
-from runtime.containerspec import api_too_old, create_params, extra_labels, name_conflict, platform_mismatch
+from runtime.containerspec import (
+    api_too_old,
+    create_params,
+    dependencies_of,
+    extra_labels,
+    name_conflict,
+    platform_mismatch,
+)
 
 
 def _stack(*services: ServiceSpec) -> StackSpec:
@@ -155,6 +162,16 @@ def test_links_container_names_and_attached_services() -> None:
     assert p.links == links and p.host["links"] == list(links)
     assert p.host["volumes_from"] == ["shared-db"]
     assert create_params(s, "side", "i", "h").host["network_mode"] == "container:shared-db"
+
+
+def test_ipc_and_pid_of_a_service_name_its_container() -> None:
+    shm = ServiceSpec("shm", image="x", ipc="shareable")
+    app = ServiceSpec("app", image="x", ipc="service:shm", pid="service:shm")
+    s = _stack(shm, app)
+    p = create_params(s, "app", "i", "h", attached={"shm": "abc123"})
+    assert (p.host["ipc_mode"], p.host["pid_mode"]) == ("container:abc123", "container:abc123")
+    assert create_params(s, "app", "i", "h").host["ipc_mode"] == "container:demo-shm-1"
+    assert dependencies_of(app) == {"shm"}
 
 
 def test_systempaths_unconfined_and_device_requests() -> None:

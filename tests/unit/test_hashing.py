@@ -105,6 +105,12 @@ def test_attached_ids_count_only_for_joined_services() -> None:
     assert h(st, "other", attached={"vpn": "x"}) == h(st, "other")
 
 
+def test_ipc_and_pid_of_a_service_count_as_joined() -> None:
+    st = stack(svc("shm", ipc="shareable"), svc("app", ipc="service:shm", pid="service:shm"))
+    assert attached_services(st.service("app")) == ("shm",)
+    assert h(st, "app", attached={"shm": "c1"}) != h(st, "app", attached={"shm": "c2"})
+
+
 texts = st.text(alphabet="abc=:/ 1", max_size=6)
 
 

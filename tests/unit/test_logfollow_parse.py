@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import random
 import struct
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -14,11 +16,13 @@ from runtime.logfollow import (
     Deduper,
     FrameDecoder,
     LineAssembler,
+    LogFollower,
     LogLine,
     parse_timestamp,
     since_param,
     split_timestamp,
 )
+from runtime.logs import LogPresenter
 
 T0 = 1714557600 * 10**9   # 2024-05-01T10:00:00Z
 
@@ -347,3 +351,10 @@ def test_follower_resumes_from_last_line_on_next_follow(monkeypatch: pytest.Monk
     assert len(seen_since) == 4
     assert [ln.split("| ")[1] for ln in out.getvalue().splitlines()] == [
         "line 0", "line 1", "line 2", "line 3", "line 10"]
+
+
+def test_an_unattached_service_is_not_followed() -> None:
+    follower = LogFollower(cast(Any, None), LogPresenter(io.StringIO(), color=False))
+    follower.set_unattached(["quiet"])
+    follower.follow("quiet", "c1")
+    assert follower.following() == []

@@ -25,7 +25,7 @@ from runtime.actions import (
     Stop,
     Wait,
 )
-from runtime.compose.model import StackSpec, VolumeSpec
+from runtime.compose.model import Dependency, StackSpec, VolumeSpec
 from runtime.labels import UPDATE_STRATEGY
 from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
 from runtime.planner import (
@@ -273,6 +273,53 @@ class TestContainers:
         down = dataclasses.replace(state, containers=(dataclasses.replace(vpn, status="exited", exit_code=1),))
         actions = replan(st, down)
         assert actions == [Start("vpn", vpn.id), Wait("app", "vpn", "service_started")]
+
+    def test_ipc_parent_must_be_running_and_its_recreate_recreates_the_dependant(self) -> None:
+        st = stack(svc("shm", ipc="shareable"), svc("app", ipc="service:shm"))
+        fresh = replan(st, ObservedState(images=(image(IMG),)))
+        assert kinds(fresh) == ["Create", "Wait"] and fresh[1] == Wait("app", "shm", "service_started")
+        state = up(st)
+        shm = state.containers_of("shm")[0]
+        down = dataclasses.replace(state, containers=(dataclasses.replace(shm, status="exited", exit_code=1),))
+        assert replan(st, down) == [Start("shm", shm.id), Wait("app", "shm", "service_started")]
+        changed = stack(svc("shm", ipc="shareable", environment=(("A", "1"),)), svc("app", pid="service:shm",
+                                                                                     ipc="service:shm"))
+        engine = FakeEngine(changed, state)
+        first = replan(changed, engine.state)
+        assert [a.service for a in first if kinds([a]) == ["Recreate"]][0] == "shm"
+        engine.apply(first)
+        while actions := replan(changed, engine.state):
+            engine.apply(actions)
+        assert engine.state.containers_of("app")[0].id != state.containers_of("app")[0].id
+
+    def test_restart_true_restarts_the_dependant_after_its_dependency_is_recreated(self) -> None:
+        def build(env: str, restart: bool) -> StackSpec:
+            return stack(svc("db", environment=(("V", env),)),
+                         svc("app", deps=[], depends_on=(Dependency("db", restart=restart),)))
+
+        for restart, expected in ((True, ["Restart"]), (False, [])):
+            engine = FakeEngine(build("1", restart), up(build("1", restart)))
+            app = engine.state.containers_of("app")[0]
+            engine.now += 10
+            changed = build("2", restart)
+            engine.apply(replan(changed, engine.state))
+            assert engine.state.containers_of("db")[0].created_at > (app.started_at or 0)
+            engine.now += 10
+            after = replan(changed, engine.state)
+            assert kinds(after) == expected
+            if restart:
+                assert after[0] == Restart("app", app.id, reason="dependency db was recreated")
+                engine.apply(after)
+                assert replan(changed, engine.state) == []
+
+    def test_an_optional_dependency_that_failed_is_skipped(self) -> None:
+        for required, expected in ((True, ["Wait"]), (False, ["Create"])):
+            st = stack(svc("init", restart="no"), svc("app", depends_on=(
+                Dependency("init", "service_completed_successfully", required=required),)))
+            init = up(st).containers_of("init")[0]
+            failed = dataclasses.replace(init, status="exited", exit_code=1)
+            state = ObservedState(containers=(failed,), images=(image(IMG),))
+            assert kinds(replan(st, state)) == expected
 
     def test_duplicates_keep_running_matching_newest(self) -> None:
         st = stack(svc("web"))

@@ -193,6 +193,9 @@ class _NoFollower:
     def follow(self, *args: object, **kwargs: object) -> None:
         pass
 
+    def set_unattached(self, services: object) -> None:
+        pass
+
     def stop_all(self, timeout: float = 0.0) -> None:
         pass
 
