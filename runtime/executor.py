@@ -54,7 +54,7 @@ from runtime.containerspec import (
     service_container_name,
     stack_networks,
 )
-from runtime.errors import DiskFullError, EngineError
+from runtime.errors import DiskFullError, EngineError, EngineUnreachable
 from runtime.observed import ContainerStatus, Desired, ObservedContainer, ObservedImage, ObservedState
 from runtime.ownership import Kind, check_existing, owner_of, removable
 from runtime.resourcespec import network_create_kwargs, volume_create_kwargs
@@ -202,7 +202,7 @@ class Executor:
             raise EngineError(f"Could not read the state of stack {self.stack.project!r} from the engine: "
                               f"{_describe(exc)}.") from exc
         except OSError as exc:  # requests' ConnectionError is an OSError
-            raise EngineError(f"The Docker engine is unreachable: {exc}.") from exc
+            raise EngineUnreachable(f"The Docker engine is unreachable: {exc}.") from exc
 
     def _observe_containers(self) -> Iterator[ObservedContainer]:
         # Only containers this runtime created carry a config hash; the stack label alone could
@@ -324,7 +324,8 @@ class Executor:
                 raise DiskFullError(f"Could not {what}: the engine's disk is full ({text}).", service=service) from exc
             raise EngineError(f"Could not {what}: {text}.", service=service) from exc
         except OSError as exc:
-            raise EngineError(f"Could not {what}: the Docker engine is unreachable ({exc}).", service=service) from exc
+            raise EngineUnreachable(f"Could not {what}: the Docker engine is unreachable ({exc}).",
+                                    service=service) from exc
 
     def _warn(self, text: str) -> None:
         """A warning of the runtime itself (the presenter's ``runtime`` line when there is one)."""

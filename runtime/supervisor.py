@@ -60,7 +60,18 @@ from runtime.desired import make_desired
 from runtime.diskguard import DiskGuard
 from runtime.diskio import DiskIO, UsageProvider
 from runtime.endpoint import Endpoint, EndpointError, ListenAddress, parse_listen
-from runtime.errors import ArmstackError, ComposeError, EngineError, StateError
+from runtime.errors import (
+    EXIT_CONFLICT,
+    EXIT_ENGINE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ArmstackError,
+    ComposeError,
+    EngineError,
+    StateError,
+)
 from runtime.events import ContainerEvent, EventWatcher, Resync
 from runtime.executor import ActionResult, Executor
 from runtime.exits import DEFAULT_RESTART, describe_restart, with_default_restart
@@ -92,12 +103,7 @@ from runtime.tracker import ServiceTracker
 
 _log = logging.getLogger("armstack.supervisor")
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_ENGINE = 3
-EXIT_CONFLICT = 4
-EXIT_INTERRUPTED = 130
+EXIT_INVALID = EXIT_USAGE   # the file the supervisor was started with cannot be used
 
 MAX_ROUNDS = 25            # plan/execute rounds in one reconcile: a chain of N services needs N
 ENGINE_RETRY = 5.0         # seconds before retrying after the engine failed a reconcile
