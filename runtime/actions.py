@@ -1,12 +1,16 @@
-"""The steps a plan is made of: small frozen dataclasses, no behaviour.
+"""The steps a plan is made of (small frozen dataclasses, no behaviour) and their results.
 
-The planner returns a list of these; the executor is the only code that turns them into
-engine calls. Each action names the service it is for so reports and logs can say so.
+The planner returns a list of actions; the executor is the only code that turns them into
+engine calls, and returns one ``ActionResult`` each. Each action names the service it is for
+so reports and logs can say so. ``Action`` is the closed union of the kinds: code that must
+handle every kind matches on it and ends in ``assert_never``, so mypy names a missing case.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from runtime.errors import ArmstackError
 
 
 @dataclass(frozen=True)
@@ -122,3 +126,39 @@ Action = (
     EnsureNetwork | EnsureVolume | Build | Pull | Create | Start | Restart | Recreate | Remove | Wait
     | RemoveNetwork | RemoveVolume | Stop | RemoveImage
 )
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    service: str
+    steps: int
+    cached: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What running one action did; ``error`` is the error itself when it failed, so callers
+    react to its class (``DiskFullError``, ``EngineUnreachable``) rather than to its text."""
+
+    action: Action
+    ok: bool
+    error: ArmstackError | None = None
+    seconds: float = 0.0
+    container_id: str | None = None
+    build: BuildReport | None = None
+    # Recreate, or Create after a delete-then-download: seconds from the stop of the old
+    # container (maybe in an earlier round) until the new one runs.
+    downtime: float | None = None
+    # Build: ids (maybe short) of the images the build itself made, step layers and the result,
+    # also when it failed: the only images a cleanup after a failed build may remove.
+    images: tuple[str, ...] = ()
+
+    @property
+    def service(self) -> str | None:
+        return getattr(self.action, "service", None)
+
+    @property
+    def message(self) -> str | None:
+        """The error as the sentence to show, or None when the action succeeded."""
+        return None if self.error is None else (str(self.error) or type(self.error).__name__)

@@ -373,7 +373,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     ex = Executor(client, make_desired(client, stack), output=_presenter(args))
     observed = ex.observe()
     results = ex.execute(plan_down(observed, stack, args.volumes))
-    errors = [r.error for r in results if not r.ok and r.error]
+    errors = [r.message for r in results if r.message]
     errors += ex.remove_networks()
     for e in errors:
         _err(e)

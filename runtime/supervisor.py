@@ -40,6 +40,7 @@ from runtime import backoff as bo
 from runtime import disk as disk_policy
 from runtime.actions import (
     Action,
+    ActionResult,
     Build,
     Create,
     EnsureNetwork,
@@ -73,7 +74,7 @@ from runtime.errors import (
     StateError,
 )
 from runtime.events import ContainerEvent, EventWatcher, Resync
-from runtime.executor import ActionResult, Executor
+from runtime.executor import Executor
 from runtime.exits import DEFAULT_RESTART, describe_restart, with_default_restart
 from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
@@ -703,9 +704,9 @@ class Supervisor:
             svc = r.service
             if not r.ok:
                 failed = True
-                self.presenter.runtime(r.error or "an action failed", level="error")
+                self.presenter.runtime(r.message or "an action failed", level="error")
                 if self.pending is not None:
-                    self.pending.errors.append(r.error or "an action failed")
+                    self.pending.errors.append(r.message or "an action failed")
                 if isinstance(a, Build) and a.service not in disk_full:
                     # A build that ran out of space is retried with backoff by the disk guard instead.
                     self.failed_builds[a.service] = a.build_hash
