@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, assert_never, cast
 
 import docker
 import docker.errors
@@ -265,28 +265,44 @@ class Executor:
         return ActionResult(action, True, None, time.monotonic() - t0, images=tuple(made), **extra)
 
     def _dispatch_made(self, action: Action, made: list[str]) -> dict[str, Any] | None:
-        if isinstance(action, Build):
-            return self._build(action, made)
-        return self._dispatch(action)
-
-    def _dispatch(self, action: Action) -> dict[str, Any] | None:
-        handlers: dict[type, Callable[[Any], dict[str, Any] | None]] = {
-            EnsureNetwork: self._ensure_network,
-            EnsureVolume: self._ensure_volume,
-            Build: self._build,
-            Pull: self._pull,
-            Create: self._create,
-            Start: self._start,
-            Restart: self._restart,
-            Recreate: self._recreate,
-            Remove: self._remove,
-            Stop: self._stop,
-            RemoveImage: self._remove_image,
-            RemoveNetwork: self._remove_network,
-            RemoveVolume: self._remove_volume,
-            Wait: lambda a: None,
-        }
-        return handlers[type(action)](action)
+        """Run one action; a kind missing here is a mypy error (``assert_never``), not a KeyError."""
+        match action:
+            case EnsureNetwork():
+                self._ensure_network(action)
+                return None
+            case EnsureVolume():
+                self._ensure_volume(action)
+                return None
+            case Build():
+                return self._build(action, made)
+            case Pull():
+                self._pull(action)
+                return None
+            case Create():
+                return self._create(action)
+            case Start():
+                return self._start(action)
+            case Restart():
+                return self._restart(action)
+            case Recreate():
+                return self._recreate(action)
+            case Remove():
+                self._remove(action)
+                return None
+            case Stop():
+                return self._stop(action)
+            case RemoveImage():
+                return self._remove_image(action)
+            case RemoveNetwork():
+                self._remove_network(action)
+                return None
+            case RemoveVolume():
+                self._remove_volume(action)
+                return None
+            case Wait():
+                return None   # reported, not executed
+            case _:
+                assert_never(action)
 
     def _engine(self, what: str, fn: Callable[[], Any], service: str | None = None) -> Any:
         """Call the engine, turning every docker-py failure into one EngineError sentence."""

@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 import docker
 
@@ -49,6 +49,8 @@ from runtime.actions import (
     Recreate,
     Remove,
     RemoveImage,
+    RemoveNetwork,
+    RemoveVolume,
     Restart,
     Start,
     Stop,
@@ -882,32 +884,39 @@ def _state_of(c: ObservedContainer | None, policy: RestartPolicy, rt: ServiceRun
 
 
 def _describe_action(a: Action) -> str:
-    name = type(a).__name__.lower()
-    svc = getattr(a, "service", None)
-    if isinstance(a, Build):
-        return f"building {a.image} for service {a.service}"
-    if isinstance(a, Start):
-        return f"starting service {a.service} (container {a.container_id[:12]})"
-    if isinstance(a, Restart):
-        return f"restarting service {a.service}{' (' + a.reason + ')' if a.reason else ''}"
-    if isinstance(a, Recreate):
-        return f"recreating service {a.service} (configuration or image changed)"
-    if isinstance(a, Create):
-        return f"creating service {a.service}"
-    if isinstance(a, Stop):
-        return f"stopping service {a.service} before its update (kill-then-download)"
-    if isinstance(a, Remove) and a.reason == "update":
-        return f"removing service {a.service} before its update (delete-then-download)"
-    if isinstance(a, Remove) and a.reason == "orphan":
-        return f"removing service {a.service} (no longer in the file; its volumes stay)"
-    if isinstance(a, RemoveImage):
-        return f"removing the old image {a.image_id.removeprefix('sha256:')[:12]} of service {a.service}"
-    if isinstance(a, EnsureNetwork):
-        return f"creating network {a.name}"
-    if isinstance(a, EnsureVolume):
-        return f"creating volume {a.name}"
-    if isinstance(a, Pull):
-        return f"pulling {a.image} for service {a.service}"
-    if svc:
-        return f"{name} {svc}"
-    return f"{name} {getattr(a, 'name', '')}".strip()
+    """The runtime's log line for an action it is about to run (every kind has one: mypy checks)."""
+    match a:
+        case Build():
+            return f"building {a.image} for service {a.service}"
+        case Pull():
+            return f"pulling {a.image} for service {a.service}"
+        case Start():
+            return f"starting service {a.service} (container {a.container_id[:12]})"
+        case Restart():
+            return f"restarting service {a.service}{' (' + a.reason + ')' if a.reason else ''}"
+        case Recreate():
+            return f"recreating service {a.service} (configuration or image changed)"
+        case Create():
+            return f"creating service {a.service}"
+        case Stop():
+            return f"stopping service {a.service} before its update (kill-then-download)"
+        case Remove(reason="update"):
+            return f"removing service {a.service} before its update (delete-then-download)"
+        case Remove(reason="orphan"):
+            return f"removing service {a.service} (no longer in the file; its volumes stay)"
+        case Remove():
+            return f"remove {a.service}"
+        case RemoveImage():
+            return f"removing the old image {a.image_id.removeprefix('sha256:')[:12]} of service {a.service}"
+        case EnsureNetwork():
+            return f"creating network {a.name}"
+        case EnsureVolume():
+            return f"creating volume {a.name}"
+        case RemoveNetwork():
+            return f"removenetwork {a.name}"
+        case RemoveVolume():
+            return f"removevolume {a.name}"
+        case Wait():
+            return f"wait {a.service}"
+        case _:
+            assert_never(a)
