@@ -91,3 +91,12 @@ def test_results_carry_the_error_object() -> None:
 def test_a_result_without_error_has_no_message() -> None:
     assert ActionResult(Wait("a", "b", "service_started"), True).message is None
     assert ActionResult(Wait("a", "b", "service_started"), False, EngineError("Boom.")).message == "Boom."
+
+
+def test_every_fault_of_the_scenario_table_has_its_entry() -> None:
+    # The e2e table's checks match on FaultName (mypy, `make test`); the table itself is checked here.
+    from tests.e2e import test_scenarios as sc
+
+    assert set(sc.FAULTS) == set(typing.get_args(sc.FaultName))
+    assert {f.restarts for f in sc.FAULTS.values()} <= set(typing.get_args(sc.Restarts))
+    assert {f for _, f in sc.ARMV7} | {f for _, f in sc.QUICK} <= set(sc.FAULTS)
