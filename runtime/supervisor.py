@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any
 
 import docker
 
@@ -43,18 +43,12 @@ from runtime.actions import (
     ActionResult,
     Build,
     Create,
-    EnsureNetwork,
-    EnsureVolume,
     Pull,
     Recreate,
-    Remove,
-    RemoveImage,
-    RemoveNetwork,
-    RemoveVolume,
     Restart,
     Start,
-    Stop,
     Wait,
+    describe,
 )
 from runtime.compose.model import RestartMode, RestartPolicy, StackSpec
 from runtime.compose.source import StackSource
@@ -666,7 +660,7 @@ class Supervisor:
                 if not todo:
                     break
                 for a in todo:
-                    self.presenter.runtime(_describe_action(a))
+                    self.presenter.runtime(describe(a))
                 held_before = set(self.failed_images)
                 results = self.executor.execute(todo)
                 failed = self._after(results)
@@ -881,42 +875,3 @@ def _state_of(c: ObservedContainer | None, policy: RestartPolicy, rt: ServiceRun
     if waiting and state not in ("running", "starting", "unhealthy", "completed"):
         return "waiting"
     return state
-
-
-def _describe_action(a: Action) -> str:
-    """The runtime's log line for an action it is about to run (every kind has one: mypy checks)."""
-    match a:
-        case Build():
-            return f"building {a.image} for service {a.service}"
-        case Pull():
-            return f"pulling {a.image} for service {a.service}"
-        case Start():
-            return f"starting service {a.service} (container {a.container_id[:12]})"
-        case Restart():
-            return f"restarting service {a.service}{' (' + a.reason + ')' if a.reason else ''}"
-        case Recreate():
-            return f"recreating service {a.service} (configuration or image changed)"
-        case Create():
-            return f"creating service {a.service}"
-        case Stop():
-            return f"stopping service {a.service} before its update (kill-then-download)"
-        case Remove(reason="update"):
-            return f"removing service {a.service} before its update (delete-then-download)"
-        case Remove(reason="orphan"):
-            return f"removing service {a.service} (no longer in the file; its volumes stay)"
-        case Remove():
-            return f"remove {a.service}"
-        case RemoveImage():
-            return f"removing the old image {a.image_id.removeprefix('sha256:')[:12]} of service {a.service}"
-        case EnsureNetwork():
-            return f"creating network {a.name}"
-        case EnsureVolume():
-            return f"creating volume {a.name}"
-        case RemoveNetwork():
-            return f"removenetwork {a.name}"
-        case RemoveVolume():
-            return f"removevolume {a.name}"
-        case Wait():
-            return f"wait {a.service}"
-        case _:
-            assert_never(a)

@@ -14,13 +14,12 @@ import docker.errors
 import pytest
 import requests
 
-from runtime.actions import Action, ActionResult, Pull, Start, Wait
+from runtime.actions import Action, ActionResult, Pull, Start, Wait, describe
 from runtime.compose.model import ServiceSpec, StackSpec
 from runtime.errors import DiskFullError, EngineError, EngineUnreachable
 from runtime.executor import Executor
 from runtime.observed import Desired
 from runtime.planner import _stage_key
-from runtime.supervisor import _describe_action
 
 pytestmark = pytest.mark.unit
 
@@ -66,7 +65,7 @@ def test_the_executor_has_a_handler_for_every_kind(kind: type, monkeypatch: pyte
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
 def test_every_kind_is_described_and_staged(kind: type) -> None:
     action = sample(kind)
-    assert _describe_action(action)
+    assert describe(action)
     assert (_stage_key(action, {"x": 0}) is None) == (kind is Wait)
 
 
