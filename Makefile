@@ -23,7 +23,7 @@ demo: images
 # Lint, types, then unit + integration + the quick e2e set (arm64, one armv7 boot): what CI runs.
 test: setup
 	.venv/bin/ruff check runtime harness tests bench
-	.venv/bin/mypy runtime harness
+	.venv/bin/mypy runtime harness tests/e2e/test_scenarios.py
 	$(PY) -m harness.cli build --arch $(TEST_ARCHES) --kind engine,python,debian,runtime
 	$(PYTEST) -m "not full" -p no:cacheprovider --junitxml=reports/junit.xml tests/unit tests/integration tests/e2e
 
@@ -45,7 +45,7 @@ lint: setup
 	.venv/bin/ruff check runtime harness tests bench
 
 typecheck: setup
-	.venv/bin/mypy runtime harness
+	.venv/bin/mypy runtime harness tests/e2e/test_scenarios.py
 
 bench: setup
 	$(PY) -m bench --all

@@ -37,10 +37,19 @@ import docker
 import docker.errors
 
 from runtime.compose.model import RestartMode
-from runtime.errors import ArmstackError, ComposeError, EngineError, StateError, SupervisorError
+from runtime.errors import (
+    EXIT_ENGINE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ArmstackError,
+    ComposeError,
+    EngineUnreachable,
+    SupervisorError,
+    UsageError,
+)
 from runtime.exits import RESTART_MODES, default_restart_from, describe_restart, with_default_restart
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_CONFLICT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 EPILOG = """\
 exit codes:
@@ -129,11 +138,7 @@ def _disk_policy(args: argparse.Namespace) -> Any:
             getattr(args, "keep_releases", None) or env.get("ARMSTACK_KEEP_RELEASES"),
             getattr(args, "build_cache_budget", None) or env.get("ARMSTACK_BUILD_CACHE_BUDGET"))
     except DiskConfigError as exc:
-        raise _UsageError(str(exc)) from exc
-
-
-class _UsageError(ArmstackError):
-    pass
+        raise UsageError(str(exc)) from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,11 +216,8 @@ def _client() -> docker.DockerClient:
         return client
     except (docker.errors.DockerException, OSError) as exc:
         host = os.environ.get("DOCKER_HOST", "the default socket")
-        raise _EngineDown(f"The Docker engine is unreachable at {host} ({exc}); start it or set DOCKER_HOST.") from exc
-
-
-class _EngineDown(EngineError):
-    pass
+        raise EngineUnreachable(f"The Docker engine is unreachable at {host} ({exc}); "
+                                "start it or set DOCKER_HOST.") from exc
 
 
 def _compose_path(args: argparse.Namespace) -> Path:
@@ -228,7 +230,7 @@ def _default_restart(args: argparse.Namespace) -> RestartMode:
     try:
         return default_restart_from(os.environ, args.default_restart)
     except ValueError as exc:
-        raise _UsageError(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
 
 
 def _source(args: argparse.Namespace, project: str | None = None) -> Any:
@@ -292,7 +294,7 @@ def _listen(args: argparse.Namespace) -> Any:
     try:
         return parse_listen(url)
     except EndpointError as exc:
-        raise _UsageError(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
 
 
 def _print_apply(last: dict[str, Any] | None, as_json: bool) -> int:
@@ -371,7 +373,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     ex = Executor(client, make_desired(client, stack), output=_presenter(args))
     observed = ex.observe()
     results = ex.execute(plan_down(observed, stack, args.volumes))
-    errors = [r.error for r in results if not r.ok and r.error]
+    errors = [r.message for r in results if r.message]
     errors += ex.remove_networks()
     for e in errors:
         _err(e)
@@ -562,7 +564,7 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
                                 data_dir=str(Path(args.data_dir).resolve()), project=args.project_name,
                                 watchdog_seconds=args.watchdog)
     except ValueError as exc:
-        raise _UsageError(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     print(render_unit(settings), end="")
     return EXIT_OK
 
@@ -583,17 +585,14 @@ COMMANDS = {
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """The documented exit code for an error that ends a command."""
-    if isinstance(exc, ComposeError | _UsageError):
-        return EXIT_USAGE
-    if isinstance(exc, _EngineDown):
-        return EXIT_ENGINE
-    if isinstance(exc, SupervisorError):
-        return EXIT_CONFLICT
+    """The documented exit code for an error that ends a command: the error class's own
+    (``runtime.errors``); docker-py's errors that escape a command mean the engine is unreachable."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, ArmstackError):
+        return exc.exit_code
     if isinstance(exc, docker.errors.DockerException | ConnectionError):
         return EXIT_ENGINE
-    if isinstance(exc, StateError | ArmstackError):
-        return EXIT_FAILED
     return EXIT_FAILED
 
 
@@ -630,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in exc.problems:
             print(f"error: {p}", file=sys.stderr)
         _err(f"the compose file is invalid ({len(exc.problems)} error(s)); nothing was changed.")
-        return EXIT_USAGE
+        return exc.exit_code
     except (ArmstackError, docker.errors.DockerException) as exc:
         _err(str(exc).strip() or type(exc).__name__)
         return exit_code_for(exc)

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from runtime import disk as D
-from runtime.actions import Action, Build, Pull
+from runtime.actions import Action, ActionResult, Build, Pull
 from runtime.diskio import DiskIO, UsageProvider
-from runtime.errors import ArmstackError, EngineError
+from runtime.errors import ArmstackError, DiskFullError, EngineError
 from runtime.observed import Desired, ObservedState
 from runtime.state import atomic_write_json, read_json
 
@@ -382,7 +382,7 @@ class DiskGuard:
 
     # -- results ----------------------------------------------------------------------------
 
-    def note_results(self, results: Iterable[Any], observed: ObservedState, desired: Desired) -> set[str]:
+    def note_results(self, results: Iterable[ActionResult], observed: ObservedState, desired: Desired) -> set[str]:
         """Record pulls; clean up after builds that ran out of space. Returns those services,
         whose updates are then retried with backoff rather than given up until the next apply."""
         out: set[str] = set()
@@ -397,11 +397,11 @@ class DiskGuard:
             if isinstance(a, Build | Pull) and r.ok:
                 self.next_check = 0.0          # a new image: check the watermarks soon
                 self.io.forget()
-            if isinstance(a, Build | Pull) and not r.ok and _disk_full(r.error or ""):
+            if isinstance(a, Build | Pull) and isinstance(r.error, DiskFullError):
                 out.add(a.service)
                 # Only the layers this build made (their ids are in its result): an untagged
                 # image that appeared meanwhile may be anyone's.
-                left = self.io.remove_build_leftovers(getattr(r, "images", ())) if isinstance(a, Build) else []
+                left = self.io.remove_build_leftovers(r.images) if isinstance(a, Build) else []
                 self.io.forget()
                 key = a.build_hash if isinstance(a, Build) else a.image
                 old = self.refused.get(a.service)
@@ -430,8 +430,3 @@ class DiskGuard:
         if self.refused:
             out["refused"] = {s: r.message for s, r in sorted(self.refused.items())}
         return out
-
-
-def _disk_full(text: str) -> bool:
-    t = text.lower()
-    return "no space left on device" in t or "disk is full" in t or "enospc" in t

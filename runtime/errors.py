@@ -1,25 +1,45 @@
 """Errors raised by the armstack runtime.
 
-One base class, subclasses carry data so callers can react without parsing text::
+One base class, subclasses carry data so callers can react without parsing text; each class
+also carries the exit code a command that ends with it returns (``exit_code``)::
 
-    ArmstackError
-    ├── ComposeError            the compose file is wrong (carries every problem found)
-    ├── EngineError             the Docker engine refused or failed an operation
-    │   ├── DiskFullError       an operation would not fit, or hit ENOSPC
-    │   └── BuildContextError   a service's build context cannot be sent (also an OSError)
-    ├── StateError              the persisted state directory is unusable
-    └── SupervisorError         talking to a running supervisor failed
+    ArmstackError                   1  (any other failure)
+    ├── UsageError                  2  a flag, setting or environment variable is wrong
+    ├── ComposeError                2  the compose file is wrong (carries every problem found)
+    ├── EngineError                 1  the Docker engine refused or failed an operation
+    │   ├── EngineUnreachable       3  the engine does not answer at all
+    │   ├── DiskFullError           1  an operation would not fit, or hit ENOSPC
+    │   └── BuildContextError       1  a service's build context cannot be sent (also an OSError)
+    ├── StateError                  1  the persisted state directory is unusable
+    └── SupervisorError             4  talking to a running supervisor failed
 
-Messages are full sentences that say what is wrong and what to do.
+The exit codes themselves (``EXIT_*``) are defined here once; the CLI's help and the README
+list them. Messages are full sentences that say what is wrong and what to do.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+EXIT_OK = 0
+EXIT_FAILED = 1          # apply failed, a service is not running/healthy, the state is unreadable
+EXIT_USAGE = 2           # invalid compose file, or a usage error
+EXIT_ENGINE = 3          # the Docker engine is unreachable
+EXIT_CONFLICT = 4        # another supervisor holds the project, or it did not apply a request
+EXIT_INTERRUPTED = 130   # Ctrl-C
 
 
 class ArmstackError(Exception):
     """Base of every error the runtime raises on purpose."""
+
+    exit_code: ClassVar[int] = EXIT_FAILED
+
+
+class UsageError(ArmstackError):
+    """A command-line flag, setting or environment variable has a value that cannot be used."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,8 @@ class Problem:
 class ComposeError(ArmstackError):
     """The compose file cannot be used; ``problems`` lists every error found, not just the first."""
 
+    exit_code = EXIT_USAGE
+
     def __init__(self, problems: list[Problem], warnings: list[Problem] | tuple[Problem, ...] = ()):
         self.problems = list(problems)
         self.warnings = list(warnings)  # found in the same load: still worth showing
@@ -54,6 +76,12 @@ class EngineError(ArmstackError):
     def __init__(self, message: str, *, service: str | None = None):
         self.service = service
         super().__init__(message)
+
+
+class EngineUnreachable(EngineError):
+    """The Docker engine does not answer (not running, wrong DOCKER_HOST, socket refused)."""
+
+    exit_code = EXIT_ENGINE
 
 
 class DiskFullError(EngineError):
@@ -87,3 +115,5 @@ class StateError(ArmstackError):
 
 class SupervisorError(ArmstackError):
     """A running supervisor could not be reached or did not apply a request in time."""
+
+    exit_code = EXIT_CONFLICT

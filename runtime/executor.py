@@ -15,9 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol, assert_never, cast
 
 import docker
 import docker.errors
@@ -25,7 +24,9 @@ import docker.errors
 from runtime import labels as L
 from runtime.actions import (
     Action,
+    ActionResult,
     Build,
+    BuildReport,
     Create,
     EnsureNetwork,
     EnsureVolume,
@@ -54,7 +55,7 @@ from runtime.containerspec import (
     service_container_name,
     stack_networks,
 )
-from runtime.errors import DiskFullError, EngineError
+from runtime.errors import ArmstackError, DiskFullError, EngineError, EngineUnreachable
 from runtime.observed import ContainerStatus, Desired, ObservedContainer, ObservedImage, ObservedState
 from runtime.ownership import Kind, check_existing, owner_of, removable
 from runtime.resourcespec import network_create_kwargs, volume_create_kwargs
@@ -70,34 +71,6 @@ class BuildOutput(Protocol):
     """Where build output goes (``runtime.logs.LogPresenter`` fits)."""
 
     def line(self, service: str, text: str, *, stream: str = ..., time: float | None = ...) -> None: ...
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    service: str
-    steps: int
-    cached: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    action: Action
-    ok: bool
-    error: str | None = None
-    seconds: float = 0.0
-    container_id: str | None = None
-    build: BuildReport | None = None
-    # Recreate, or Create after a delete-then-download: seconds from the stop of the old
-    # container (maybe in an earlier round) until the new one runs.
-    downtime: float | None = None
-    # Build: ids (maybe short) of the images the build itself made, step layers and the result,
-    # also when it failed: the only images a cleanup after a failed build may remove.
-    images: tuple[str, ...] = ()
-
-    @property
-    def service(self) -> str | None:
-        return getattr(self.action, "service", None)
 
 
 def _ts(value: str | None) -> float | None:
@@ -202,7 +175,7 @@ class Executor:
             raise EngineError(f"Could not read the state of stack {self.stack.project!r} from the engine: "
                               f"{_describe(exc)}.") from exc
         except OSError as exc:  # requests' ConnectionError is an OSError
-            raise EngineError(f"The Docker engine is unreachable: {exc}.") from exc
+            raise EngineUnreachable(f"The Docker engine is unreachable: {exc}.") from exc
 
     def _observe_containers(self) -> Iterator[ObservedContainer]:
         # Only containers this runtime created carry a config hash; the stack label alone could
@@ -263,7 +236,8 @@ class Executor:
             for a in stage:
                 if a not in todo:
                     svc = getattr(a, "service", "?")
-                    results.append(ActionResult(a, False, f"Skipped: an earlier action for service {svc!r} failed."))
+                    skipped = ArmstackError(f"Skipped: an earlier action for service {svc!r} failed.")
+                    results.append(ActionResult(a, False, skipped))
             if len(todo) > 1 and all(isinstance(a, _PARALLEL) for a in todo):
                 # One stage holds no dependency between its services: start them together.
                 with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(todo))) as pool:
@@ -287,32 +261,48 @@ class Executor:
         try:
             extra: dict[str, Any] = self._dispatch_made(action, made) or {}
         except EngineError as exc:
-            return ActionResult(action, False, str(exc), time.monotonic() - t0, images=tuple(made))
+            return ActionResult(action, False, exc, time.monotonic() - t0, images=tuple(made))
         return ActionResult(action, True, None, time.monotonic() - t0, images=tuple(made), **extra)
 
     def _dispatch_made(self, action: Action, made: list[str]) -> dict[str, Any] | None:
-        if isinstance(action, Build):
-            return self._build(action, made)
-        return self._dispatch(action)
-
-    def _dispatch(self, action: Action) -> dict[str, Any] | None:
-        handlers: dict[type, Callable[[Any], dict[str, Any] | None]] = {
-            EnsureNetwork: self._ensure_network,
-            EnsureVolume: self._ensure_volume,
-            Build: self._build,
-            Pull: self._pull,
-            Create: self._create,
-            Start: self._start,
-            Restart: self._restart,
-            Recreate: self._recreate,
-            Remove: self._remove,
-            Stop: self._stop,
-            RemoveImage: self._remove_image,
-            RemoveNetwork: self._remove_network,
-            RemoveVolume: self._remove_volume,
-            Wait: lambda a: None,
-        }
-        return handlers[type(action)](action)
+        """Run one action; a kind missing here is a mypy error (``assert_never``), not a KeyError."""
+        match action:
+            case EnsureNetwork():
+                self._ensure_network(action)
+                return None
+            case EnsureVolume():
+                self._ensure_volume(action)
+                return None
+            case Build():
+                return self._build(action, made)
+            case Pull():
+                self._pull(action)
+                return None
+            case Create():
+                return self._create(action)
+            case Start():
+                return self._start(action)
+            case Restart():
+                return self._restart(action)
+            case Recreate():
+                return self._recreate(action)
+            case Remove():
+                self._remove(action)
+                return None
+            case Stop():
+                return self._stop(action)
+            case RemoveImage():
+                return self._remove_image(action)
+            case RemoveNetwork():
+                self._remove_network(action)
+                return None
+            case RemoveVolume():
+                self._remove_volume(action)
+                return None
+            case Wait():
+                return None   # reported, not executed
+            case _:
+                assert_never(action)
 
     def _engine(self, what: str, fn: Callable[[], Any], service: str | None = None) -> Any:
         """Call the engine, turning every docker-py failure into one EngineError sentence."""
@@ -324,7 +314,8 @@ class Executor:
                 raise DiskFullError(f"Could not {what}: the engine's disk is full ({text}).", service=service) from exc
             raise EngineError(f"Could not {what}: {text}.", service=service) from exc
         except OSError as exc:
-            raise EngineError(f"Could not {what}: the Docker engine is unreachable ({exc}).", service=service) from exc
+            raise EngineUnreachable(f"Could not {what}: the Docker engine is unreachable ({exc}).",
+                                    service=service) from exc
 
     def _warn(self, text: str) -> None:
         """A warning of the runtime itself (the presenter's ``runtime`` line when there is one)."""
@@ -545,6 +536,9 @@ class Executor:
             self.api.pull(repo, tag=tag)
         except (docker.errors.DockerException, OSError) as exc:
             text = _describe(exc)
+            if _looks_disk_full(text):
+                raise DiskFullError(f"Could not pull image {a.image!r} for service {a.service!r}: the disk is full "
+                                    f"({text}).", service=a.service) from exc
             hint = (" No registry is reachable from this engine: build the image locally or load it with "
                     "`docker load`." if _looks_offline(text) or isinstance(exc, docker.errors.APIError) else "")
             raise EngineError(f"Could not pull image {a.image!r} for service {a.service!r}: {text}.{hint}",

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
+from typing import assert_never
 
 from runtime import labels
 from runtime.actions import (
@@ -303,20 +304,25 @@ def _depths(stack: StackSpec) -> dict[str, int]:
 
 
 def _stage_key(a: Action, depth: Mapping[str, int]) -> tuple[int, int] | None:
-    if isinstance(a, Wait):
-        return None
-    if isinstance(a, EnsureNetwork | EnsureVolume):
-        return (0, 0)
-    if isinstance(a, Remove | Stop):
-        top = max(depth.values(), default=0)
-        return (1, top - depth.get(a.service, top))  # deepest dependents (and orphans) first
-    if isinstance(a, RemoveImage):
-        return (2, 0)   # after the containers using the image are gone
-    if isinstance(a, Build | Pull):
-        return (3, 0)
-    if isinstance(a, RemoveNetwork | RemoveVolume):
-        return (5, 0)
-    return (4, depth.get(a.service, 0))
+    """(stage, order within it) of an action; None for a Wait, which is not executed."""
+    match a:
+        case Wait():
+            return None
+        case EnsureNetwork() | EnsureVolume():
+            return (0, 0)
+        case Remove() | Stop():
+            top = max(depth.values(), default=0)
+            return (1, top - depth.get(a.service, top))  # deepest dependents (and orphans) first
+        case RemoveImage():
+            return (2, 0)   # after the containers using the image are gone
+        case Build() | Pull():
+            return (3, 0)
+        case Create() | Start() | Restart() | Recreate():
+            return (4, depth.get(a.service, 0))
+        case RemoveNetwork() | RemoveVolume():
+            return (5, 0)
+        case _:
+            assert_never(a)
 
 
 def _image_actions(

@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runtime.actions import Build, Create, Recreate, Remove
+from runtime.actions import ActionResult, Build, Create, Recreate, Remove
 from runtime.compose.model import RestartPolicy, StackSpec
-from runtime.executor import ActionResult
 from runtime.exits import completed
 from runtime.observed import ObservedContainer, ObservedState
 from runtime.planner import update_strategy

@@ -40,18 +40,15 @@ from runtime import backoff as bo
 from runtime import disk as disk_policy
 from runtime.actions import (
     Action,
+    ActionResult,
     Build,
     Create,
-    EnsureNetwork,
-    EnsureVolume,
     Pull,
     Recreate,
-    Remove,
-    RemoveImage,
     Restart,
     Start,
-    Stop,
     Wait,
+    describe,
 )
 from runtime.compose.model import RestartMode, RestartPolicy, StackSpec
 from runtime.compose.source import StackSource
@@ -60,9 +57,20 @@ from runtime.desired import make_desired
 from runtime.diskguard import DiskGuard
 from runtime.diskio import DiskIO, UsageProvider
 from runtime.endpoint import Endpoint, EndpointError, ListenAddress, parse_listen
-from runtime.errors import ArmstackError, ComposeError, EngineError, StateError
+from runtime.errors import (
+    EXIT_CONFLICT,
+    EXIT_ENGINE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ArmstackError,
+    ComposeError,
+    EngineError,
+    StateError,
+)
 from runtime.events import ContainerEvent, EventWatcher, Resync
-from runtime.executor import ActionResult, Executor
+from runtime.executor import Executor
 from runtime.exits import DEFAULT_RESTART, describe_restart, with_default_restart
 from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
@@ -93,12 +101,7 @@ from runtime.tracker import ServiceTracker
 
 _log = logging.getLogger("armstack.supervisor")
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_ENGINE = 3
-EXIT_CONFLICT = 4
-EXIT_INTERRUPTED = 130
+EXIT_INVALID = EXIT_USAGE   # the file the supervisor was started with cannot be used
 
 MAX_ROUNDS = 25            # plan/execute rounds in one reconcile: a chain of N services needs N
 ENGINE_RETRY = 5.0         # seconds before retrying after the engine failed a reconcile
@@ -663,7 +666,7 @@ class Supervisor:
                 if not todo:
                     break
                 for a in todo:
-                    self.presenter.runtime(_describe_action(a))
+                    self.presenter.runtime(describe(a))
                 held_before = set(self.failed_images)
                 results = self.executor.execute(todo)
                 failed = self._after(results)
@@ -703,9 +706,9 @@ class Supervisor:
             svc = r.service
             if not r.ok:
                 failed = True
-                self.presenter.runtime(r.error or "an action failed", level="error")
+                self.presenter.runtime(r.message or "an action failed", level="error")
                 if self.pending is not None:
-                    self.pending.errors.append(r.error or "an action failed")
+                    self.pending.errors.append(r.message or "an action failed")
                 if isinstance(a, Build) and a.service not in disk_full:
                     # A build that ran out of space is retried with backoff by the disk guard instead.
                     self.failed_builds[a.service] = a.build_hash
@@ -878,35 +881,3 @@ def _state_of(c: ObservedContainer | None, policy: RestartPolicy, rt: ServiceRun
     if waiting and state not in ("running", "starting", "unhealthy", "completed"):
         return "waiting"
     return state
-
-
-def _describe_action(a: Action) -> str:
-    name = type(a).__name__.lower()
-    svc = getattr(a, "service", None)
-    if isinstance(a, Build):
-        return f"building {a.image} for service {a.service}"
-    if isinstance(a, Start):
-        return f"starting service {a.service} (container {a.container_id[:12]})"
-    if isinstance(a, Restart):
-        return f"restarting service {a.service}{' (' + a.reason + ')' if a.reason else ''}"
-    if isinstance(a, Recreate):
-        return f"recreating service {a.service} (configuration or image changed)"
-    if isinstance(a, Create):
-        return f"creating service {a.service}"
-    if isinstance(a, Stop):
-        return f"stopping service {a.service} before its update (kill-then-download)"
-    if isinstance(a, Remove) and a.reason == "update":
-        return f"removing service {a.service} before its update (delete-then-download)"
-    if isinstance(a, Remove) and a.reason == "orphan":
-        return f"removing service {a.service} (no longer in the file; its volumes stay)"
-    if isinstance(a, RemoveImage):
-        return f"removing the old image {a.image_id.removeprefix('sha256:')[:12]} of service {a.service}"
-    if isinstance(a, EnsureNetwork):
-        return f"creating network {a.name}"
-    if isinstance(a, EnsureVolume):
-        return f"creating volume {a.name}"
-    if isinstance(a, Pull):
-        return f"pulling {a.image} for service {a.service}"
-    if svc:
-        return f"{name} {svc}"
-    return f"{name} {getattr(a, 'name', '')}".strip()

@@ -11,7 +11,9 @@ volumes, injects one fault and then asserts that
 (e) the runtime's status says what happened (restart counts, last exit, OOM, crash loop,
     backoff, the supervisor's own restart).
 
-A stack is one entry of ``SCENARIOS``; a fault is one entry of ``FAULTS``. ``quick`` runs the
+A stack is one entry of ``SCENARIOS``; a fault is one entry of ``FAULTS``, named by ``FaultName``:
+the checks match on that closed set and end in ``assert_never``, so mypy names a fault added to
+it without its checks. ``quick`` runs the
 minimal stack on arm64 through a few faults (``make test``); ``full`` runs the rest, and a
 subset again on armv7.
 """
@@ -24,7 +26,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, assert_never, get_args
 
 import pytest
 
@@ -107,16 +109,21 @@ def _disk_95(run: Run) -> None:
     run.device.crash(run.scenario.probe, "SIGKILL")   # a restart has to happen on the full card
 
 
+FaultName = Literal["sigkill", "oom", "crash_loop", "unhealthy", "engine_killed", "runtime_killed", "reboot",
+                    "power_cut", "disk_95"]
+Restarts = Literal["none", "all", "probe"]   # what the engine restarts: nothing, the whole stack, the probe
+
+
 @dataclass(frozen=True)
 class Fault:
     inject: Callable[[Run], None]
     single: bool          # one service hit (the others must not be touched)
     bound: float          # seconds to recover, before the emulation factor
-    restarts: str = "none"  # the engine's view of the stack: "none" restarted, "all" of it, or "probe"
+    restarts: Restarts = "none"
     after_injection: bool = False  # measure from the end of the injection (the last crash of a loop)
 
 
-FAULTS: dict[str, Fault] = {
+FAULTS: dict[FaultName, Fault] = {
     "sigkill": Fault(_sigkill, single=True, bound=20, restarts="probe"),
     "oom": Fault(_oom, single=True, bound=30, restarts="probe"),
     "crash_loop": Fault(_crash_loop, single=True, bound=40, restarts="probe", after_injection=True),
@@ -128,12 +135,15 @@ FAULTS: dict[str, Fault] = {
     "disk_95": Fault(_disk_95, single=True, bound=20, restarts="probe"),
 }
 
-QUICK = {("minimal", "sigkill"), ("minimal", "oom"), ("minimal", "power_cut")}
-ARMV7 = [("minimal", "sigkill"), ("minimal", "oom"), ("minimal", "power_cut"), ("minimal", "engine_killed"),
-         ("torrent-box", "sigkill"), ("sensor-hub", "unhealthy")]
+assert set(FAULTS) == set(get_args(FaultName)), "every fault has its entry, every entry its name"
+
+QUICK: set[tuple[str, FaultName]] = {("minimal", "sigkill"), ("minimal", "oom"), ("minimal", "power_cut")}
+ARMV7: list[tuple[str, FaultName]] = [
+    ("minimal", "sigkill"), ("minimal", "oom"), ("minimal", "power_cut"), ("minimal", "engine_killed"),
+    ("torrent-box", "sigkill"), ("sensor-hub", "unhealthy")]
 
 
-def _cases(pairs: list[tuple[str, str]], *, quick: set[tuple[str, str]]) -> list[Any]:
+def _cases(pairs: list[tuple[str, FaultName]], *, quick: set[tuple[str, FaultName]]) -> list[Any]:
     return [pytest.param(stack, fault, id=f"{stack}-{fault}",
                          marks=pytest.mark.quick if (stack, fault) in quick else pytest.mark.full)
             for stack, fault in pairs]
@@ -179,7 +189,21 @@ def _describe(device: EmulatedDevice) -> Callable[[], str]:
 
 # -- the scenario ----------------------------------------------------------------------------------
 
-def _scenario(device: EmulatedDevice, stack: str, fault_name: str, record: Callable[[dict[str, Any]], None]) -> None:
+def _restarted(fault: Fault, sc: Scenario, hit: set[str]) -> set[str]:
+    """The services whose containers the fault restarts (they get a new StartedAt)."""
+    match fault.restarts:
+        case "none":
+            return set()
+        case "all":
+            return set(sc.services)
+        case "probe":
+            return hit
+        case _:
+            assert_never(fault.restarts)
+
+
+def _scenario(device: EmulatedDevice, stack: str, fault_name: FaultName,
+              record: Callable[[dict[str, Any]], None]) -> None:
     sc, fault = SCENARIOS[stack], FAULTS[fault_name]
     if not any((sc.path / n).exists() for n in ("compose.yaml", "docker-compose.yml")):
         pytest.skip(f"stack {stack} has no compose file yet")
@@ -196,7 +220,7 @@ def _scenario(device: EmulatedDevice, stack: str, fault_name: str, record: Calla
 
     run = Run(device, sc, _started(device), device.services(), dict((device.status() or {})["supervisor"]))
     hit = {sc.probe if fault_name != "oom" else (sc.oom_service or sc.probe)} if fault.single else set(sc.services)
-    restarted = {"none": set(), "all": set(sc.services), "probe": hit}[fault.restarts]
+    restarted = _restarted(fault, sc, hit)
     log_service = next(iter(hit)) if fault.single else sc.chatty
 
     t0 = time.monotonic()
@@ -249,9 +273,8 @@ def _scenario(device: EmulatedDevice, stack: str, fault_name: str, record: Calla
             device.free_disk()
 
 
-def _check_status(run: Run, fault_name: str, hit: set[str]) -> None:
+def _check_status(run: Run, fault_name: FaultName, hit: set[str]) -> None:
     d, sc = run.device, run.scenario
-    before = run.states
 
     def settled() -> dict[str, ServiceState] | None:
         now = d.services()
@@ -259,35 +282,61 @@ def _check_status(run: Run, fault_name: str, hit: set[str]) -> None:
 
     states = wait_for(settled, d.timeout(10), "the status to show every service running",
                       describe=lambda: str(d.services()))
-    if fault_name in ("sigkill", "disk_95", "oom", "unhealthy", "crash_loop"):
-        (svc,) = hit
-        st, was = states[svc], before[svc]
-        for other in set(sc.services) - hit:
-            assert states[other].restarts == before[other].restarts, (other, states[other])
-        if fault_name == "crash_loop":
-            assert st.restarts >= was.restarts + 5, st
-            assert st.last_exit == 137, st
-            looping = run.notes["looping"]
-            assert looping.crash_looping and looping.backoff_until is not None, looping
-            return
-        assert st.restarts == was.restarts + 1, (was, st)
-        if fault_name == "oom":
+    match fault_name:
+        case "sigkill" | "oom" | "unhealthy" | "crash_loop" | "disk_95":
+            _check_one_hit(run, fault_name, hit, states)
+        case "engine_killed" | "runtime_killed" | "reboot" | "power_cut":
+            _check_whole_stack(run, fault_name, states)
+        case _:
+            assert_never(fault_name)
+
+
+SingleFault = Literal["sigkill", "oom", "unhealthy", "crash_loop", "disk_95"]
+StackFault = Literal["engine_killed", "runtime_killed", "reboot", "power_cut"]
+
+
+def _check_one_hit(run: Run, fault_name: SingleFault, hit: set[str], states: dict[str, ServiceState]) -> None:
+    """One service was hit: it restarted once (five times for a loop), the others not at all."""
+    d, sc, before = run.device, run.scenario, run.states
+    (svc,) = hit
+    st, was = states[svc], before[svc]
+    for other in set(sc.services) - hit:
+        assert states[other].restarts == before[other].restarts, (other, states[other])
+    if fault_name == "crash_loop":
+        assert st.restarts >= was.restarts + 5, st
+        assert st.last_exit == 137, st
+        looping = run.notes["looping"]
+        assert looping.crash_looping and looping.backoff_until is not None, looping
+        return
+    assert st.restarts == was.restarts + 1, (was, st)
+    match fault_name:
+        case "oom":
             assert (st.oom_killed, st.last_exit) == (True, 137), st
-        elif fault_name == "unhealthy":
+        case "unhealthy":
             assert st.health == "healthy", st
-        else:
+        case "sigkill":
             assert (st.oom_killed, st.last_exit) == (False, 137), st
-        if fault_name == "disk_95":
+        case "disk_95":
+            assert (st.oom_killed, st.last_exit) == (False, 137), st
             # The card stays full (nothing the runtime owns fills it), and the status says so.
             wait_for(lambda: ((d.status() or {}).get("disk") or {}).get("percent", 0) >= 90, d.timeout(10),
                      "the status to report the full card", describe=lambda: str((d.status() or {}).get("disk")))
-        return
+        case _:
+            assert_never(fault_name)
+
+
+def _check_whole_stack(run: Run, fault_name: StackFault, states: dict[str, ServiceState]) -> None:
+    """The engine, the runtime or the device went down: everything is back, nothing in backoff."""
+    d, sc, before = run.device, run.scenario, run.states
     supervisor = (d.status() or {})["supervisor"]
-    if fault_name == "engine_killed":
-        # The runtime itself kept running; every service came back, none is left in backoff.
-        assert supervisor["started_at"] == run.supervisor["started_at"], supervisor
-    else:
-        assert supervisor["started_at"] != run.supervisor["started_at"], supervisor
+    match fault_name:
+        case "engine_killed":
+            # The runtime itself kept running; every service came back, none is left in backoff.
+            assert supervisor["started_at"] == run.supervisor["started_at"], supervisor
+        case "runtime_killed" | "reboot" | "power_cut":
+            assert supervisor["started_at"] != run.supervisor["started_at"], supervisor
+        case _:
+            assert_never(fault_name)
     for s in sc.services:
         assert states[s].restarts >= before[s].restarts, (s, before[s], states[s])
         assert not states[s].crash_looping and states[s].backoff_until is None, states[s]
@@ -297,18 +346,18 @@ def _check_status(run: Run, fault_name: str, hit: set[str]) -> None:
 
 # -- the tests -------------------------------------------------------------------------------------
 
-ARM64_CASES = [(stack, fault) for stack in SCENARIOS for fault in FAULTS]
+ARM64_CASES: list[tuple[str, FaultName]] = [(stack, fault) for stack in SCENARIOS for fault in FAULTS]
 
 
 @pytest.mark.device(arch="arm64")
 @pytest.mark.parametrize(("stack", "fault"), _cases(ARM64_CASES, quick=QUICK))
-def test_scenario(arm_device: EmulatedDevice, stack: str, fault: str,
+def test_scenario(arm_device: EmulatedDevice, stack: str, fault: FaultName,
                   record_recovery: Callable[[dict[str, Any]], None]) -> None:
     _scenario(arm_device, stack, fault, record_recovery)
 
 
 @pytest.mark.device(arch="armv7")
 @pytest.mark.parametrize(("stack", "fault"), _cases(ARMV7, quick=set()))
-def test_scenario_armv7(arm_device: EmulatedDevice, stack: str, fault: str,
+def test_scenario_armv7(arm_device: EmulatedDevice, stack: str, fault: FaultName,
                         record_recovery: Callable[[dict[str, Any]], None]) -> None:
     _scenario(arm_device, stack, fault, record_recovery)

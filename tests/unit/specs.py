@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, assert_never
 
 from runtime import labels
 from runtime.actions import (
@@ -222,7 +222,7 @@ class FakeEngine:
                 case Wait():
                     pass
                 case _:
-                    raise AssertionError(f"unknown action {a!r}")
+                    assert_never(a)
         self.state = ObservedState(tuple(cs), tuple(images), frozenset(nets), frozenset(vols),
                                    tuple(sorted((n, o) for n, o in net_owners.items() if n in nets)),
                                    tuple(sorted((v, o) for v, o in vol_owners.items() if v in vols)))

@@ -276,7 +276,7 @@ def test_a_bad_context_fails_the_build_of_its_service(tmp_path: Path) -> None:
     ex, _ = executor_for(tmp_path)
     [result] = ex.execute([Build("web", "demo-web", "h")])
     assert not result.ok and result.service == "web"
-    assert result.error is not None and "[z-a]" in result.error
+    assert result.message is not None and "[z-a]" in result.message
 
 
 def test_the_executor_streams_the_context(tmp_path: Path) -> None:
@@ -291,7 +291,7 @@ def test_the_executor_streams_the_context(tmp_path: Path) -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert result.ok, result.error
+    assert result.ok, result.message
     assert api.sent > size
     assert peak < 8 << 20
 
@@ -318,8 +318,8 @@ def test_a_context_failing_while_sent_is_reported_as_such(tmp_path: Path) -> Non
     ex, _ = executor_for(tmp_path)
     ex.api = ShrinkingAPI(tmp_path / "shrink.txt")
     [result] = ex.execute([Build("web", "demo-web", "h")])
-    assert not result.ok and result.error is not None
-    assert "changed while it was read" in result.error and "unreachable" not in result.error
+    assert not result.ok and result.message is not None
+    assert "changed while it was read" in result.message and "unreachable" not in result.message
 
 
 def test_desired_state_leaves_a_bad_context_to_the_build(tmp_path: Path) -> None:

@@ -14,7 +14,18 @@ import pytest
 from runtime import cli
 from runtime.actions import Build, Start, Wait
 from runtime.control import ProjectLock
-from runtime.errors import ComposeError, EngineError, Problem, StateError, SupervisorError
+from runtime.errors import (
+    ArmstackError,
+    BuildContextError,
+    ComposeError,
+    DiskFullError,
+    EngineError,
+    EngineUnreachable,
+    Problem,
+    StateError,
+    SupervisorError,
+    UsageError,
+)
 from runtime.state import StateStore
 
 
@@ -62,6 +73,13 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     (docker.errors.DockerException("x"), 3),
     (EngineError("x"), 1),
     (StateError("x"), 1),
+    (EngineUnreachable("x"), 3),
+    (UsageError("x"), 2),
+    (DiskFullError("x"), 1),
+    (BuildContextError("x"), 1),
+    (ArmstackError("x"), 1),
+    (KeyboardInterrupt(), 130),
+    (ValueError("x"), 1),
 ])
 def test_exit_codes(exc: BaseException, code: int) -> None:
     assert cli.exit_code_for(exc) == code
@@ -142,7 +160,7 @@ def held_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     monkeypatch.setattr(os, "kill", lambda pid, sig: kills.append((pid, sig)))
 
     def no_engine() -> Any:
-        raise cli._EngineDown("no engine in unit tests")
+        raise EngineUnreachable("no engine in unit tests")
 
     monkeypatch.setattr(cli, "_client", no_engine)
     with ProjectLock(store.lock_path) as lock:
@@ -187,7 +205,7 @@ def test_a_stale_pid_file_with_a_free_lock_is_not_signalled(tmp_path: Path, monk
     store.pid_path.write_text(str(os.getppid()))   # left by a power cut; the pid now someone else's
     kills: list[Any] = []
     monkeypatch.setattr(os, "kill", lambda pid, sig: kills.append((pid, sig)))
-    monkeypatch.setattr(cli, "_client", lambda: (_ for _ in ()).throw(cli._EngineDown("no engine")))
+    monkeypatch.setattr(cli, "_client", lambda: (_ for _ in ()).throw(EngineUnreachable("no engine")))
     assert cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), "down"]) == 3
     assert kills == []
 

@@ -6,12 +6,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime.actions import Build, Create
+from runtime.actions import ActionResult, Build, Create
 from runtime.cli import format_disk, parse_args, status_lines
 from runtime.compose.model import ServiceSpec, StackSpec
 from runtime.disk import MIB, DiskPolicy, DiskUsage, ImageInfo
 from runtime.diskguard import RETRY_FIRST, DiskGuard
-from runtime.executor import ActionResult
+from runtime.errors import DiskFullError
 from runtime.observed import Desired, ObservedImage, ObservedState
 
 GB = 1 << 30
@@ -146,7 +146,7 @@ def test_enospc_build_cleans_leftovers_and_retries(tmp_path: Path) -> None:
     desired, observed = world(tmp_path)
     build = Build("web", "p-web", "h2")
     assert guard.admit([build], observed, desired)[0] == [build]
-    res = ActionResult(build, False, "Could not build ...: the disk is full (no space left on device).",
+    res = ActionResult(build, False, DiskFullError("Could not build ...: the disk is full (no space left on device)."),
                        images=("3e1f2a7b9c0d", "77aa11bb22cc"))
     assert guard.note_results([res], observed, desired) == {"web"}
     # Only the layers the build itself made are cleaned up, never every recent untagged image.

@@ -123,7 +123,7 @@ def test_executor_refuses_another_projects_volume_and_network() -> None:
     with pytest.raises(EngineError, match="belongs to project 'app_db'"):
         ex.ensure_network("app_db_net")
     [result] = ex.execute([EnsureVolume("app_db_data")])
-    assert not result.ok and "belongs to project 'app_db'" in (result.error or "")
+    assert not result.ok and "belongs to project 'app_db'" in (result.message or "")
     # Removal re-checks the labels, whatever the plan says.
     results = ex.execute([RemoveVolume("app_db_data"), RemoveNetwork("app_db_net")])
     assert api.removed == [] and not any(r.ok for r in results)

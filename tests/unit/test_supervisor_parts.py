@@ -15,7 +15,7 @@ import pytest
 
 from runtime import cli
 from runtime import supervisor as supervisor_mod
-from runtime.actions import Action, Build, Create, Recreate
+from runtime.actions import Action, ActionResult, Build, BuildReport, Create, Recreate
 from runtime.compose.model import RestartPolicy, ServiceSpec, StackSpec
 from runtime.control import (
     ApplyRequest,
@@ -27,9 +27,9 @@ from runtime.control import (
     running_supervisor,
     take_requests,
 )
-from runtime.errors import SupervisorError
+from runtime.errors import EngineError, SupervisorError
 from runtime.events import parse_event
-from runtime.executor import ActionResult, BuildReport, _split_ref, _ts
+from runtime.executor import _split_ref, _ts
 from runtime.logs import LogPresenter
 from runtime.observed import ObservedContainer, ObservedState
 from runtime.report import full_report, merge_results, not_ready
@@ -53,7 +53,7 @@ def test_report_merges_builds_and_recreates() -> None:
     results = [
         ActionResult(Build("db", "p-db", "h"), True, build=BuildReport("db", 5, 3, 1.25)),
         ActionResult(Recreate("web", "old", "img", "h"), True, container_id="new", downtime=0.4),
-        ActionResult(Create("api", "img", "h"), False, "boom"),
+        ActionResult(Create("api", "img", "h"), False, EngineError("boom")),
     ]
     report = merge_results({}, results)
     assert report["db"]["rebuilt"] and report["db"]["steps"] == 5 and report["db"]["cached"] == 3

@@ -7,9 +7,21 @@ import dataclasses
 import pytest
 
 from runtime import labels
-from runtime.actions import Action, Build, Create, Pull, Recreate, Remove, RemoveImage, Stop, Wait
+from runtime.actions import (
+    Action,
+    ActionResult,
+    Build,
+    BuildReport,
+    Create,
+    Pull,
+    Recreate,
+    Remove,
+    RemoveImage,
+    Stop,
+    Wait,
+)
 from runtime.compose.model import ServiceSpec, StackSpec
-from runtime.executor import ActionResult, BuildReport
+from runtime.errors import EngineError
 from runtime.observed import Desired, Policy
 from runtime.planner import (
     DELETE_THEN_DOWNLOAD,
@@ -242,7 +254,7 @@ def test_a_plain_create_is_not_a_recreate() -> None:
 
 
 def test_failed_actions_do_not_count() -> None:
-    report = merge_results({}, [ActionResult(Build("app", "demo-app", "x"), False, "boom")])
+    report = merge_results({}, [ActionResult(Build("app", "demo-app", "x"), False, EngineError("boom"))])
     assert report == {}
 
 
