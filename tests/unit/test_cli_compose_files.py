@@ -54,11 +54,11 @@ def test_validate_merges_the_files_and_enables_the_profile(
 def test_supervisor_reloads_with_the_same_files_and_profiles(tmp_path: Path) -> None:
     base, override = _stack_files(tmp_path)
     source = StackSource.of([base, override], profiles=["debug"], env={})
-    stack = load_stack_or_problems(base, None, source)
+    stack = load_stack_or_problems(base, None, source).stack
     assert (stack.service_names, stack.service("web").image) == (("web", "debug"), "nginx:1.27")
     # Another main file (an apply request naming it): the profiles still apply, the overrides do not.
     other = tmp_path / "other" / "compose.yaml"
     other.parent.mkdir()
     other.write_text(BASE)
-    stack = load_stack_or_problems(other, "x", source)
+    stack = load_stack_or_problems(other, "x", source).stack
     assert (stack.project, stack.service_names, stack.service("web").image) == ("x", ("web", "debug"), "nginx")
