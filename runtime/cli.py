@@ -532,7 +532,7 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
     executable = args.executable or shutil.which("armstack") or str(Path(sys.argv[0]).resolve())
     try:
         settings = UnitSettings(executable=str(Path(executable).resolve()), compose_file=stack.source,
-                                data_dir=str(Path(args.data_dir).resolve()), project=args.project_name,
+                                data_dir=str(_settings(args).data_dir.resolve()), project=args.project_name,
                                 watchdog_seconds=args.watchdog)
     except ValueError as exc:
         raise _UsageError(str(exc)) from exc
