@@ -62,3 +62,16 @@ def test_supervisor_reloads_with_the_same_files_and_profiles(tmp_path: Path) -> 
     other.write_text(BASE)
     stack = load_stack_or_problems(other, "x", source).stack
     assert (stack.project, stack.service_names, stack.service("web").image) == ("x", ("web", "debug"), "nginx")
+
+
+def test_the_loaders_warnings_come_back_with_the_stack_they_belong_to(tmp_path: Path) -> None:
+    # Each load carries its own warnings (no table keyed by the stack's id that outlives it).
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "compose.yaml").write_text("services:\n  web:\n    image: x\n    unknownthing: 1\n")
+    (tmp_path / "b" / "compose.yaml").write_text("services:\n  web:\n    image: x\n")
+    warned = load_stack_or_problems(tmp_path / "a" / "compose.yaml", None, StackSource.of(tmp_path / "a", env={}))
+    clean = load_stack_or_problems(tmp_path / "b" / "compose.yaml", None, StackSource.of(tmp_path / "b", env={}))
+    assert [w.split(": ", 1)[1] for w in warned.warnings] == ["services.web.unknownthing: unknown key "
+                                                              "'unknownthing' is ignored"]
+    assert clean.warnings == () and clean.stack.service_names == ("web",)
