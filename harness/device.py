@@ -30,7 +30,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk needs a registry; we sweep by label
+# Not a setting but a default handed to testcontainers, which reads its configuration from the
+# environment when it is imported (below): Ryuk needs a registry; we sweep by label.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import contextlib
 
@@ -45,9 +47,10 @@ from harness.capabilities import engine_run_kwargs  # noqa: E402
 from harness.errors import DeployError, DeviceError, FaultError  # noqa: E402
 from harness.report import UpdateReport  # noqa: E402
 from harness.session import OWNER, labels, owner_alive, sweep  # noqa: E402
+from harness.settings import HarnessSettings  # noqa: E402
 from harness.waits import first_match, listening_ports, wait_for  # noqa: E402
 
-SHARED_ROOT = Path(os.environ.get("ARMSTACK_SHARED_MOUNTS", "/run/armstack/devices"))
+SHARED_ROOT = HarnessSettings.from_environ().shared_mounts
 CARD_DIR = "/media/sdcard"            # in both containers: the shared mount directory
 CARD_MOUNT = f"{CARD_DIR}/card"       # where the engine mounts the card, seen by the runtime too
 STACKS_DIR = "/srv/armstack/stacks"   # same path in both containers, so bind mounts resolve alike

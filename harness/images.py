@@ -30,6 +30,7 @@ import docker.errors
 from harness.arch import Arch, check_emulation, get_arch
 from harness.errors import ImageBuildError, SetupError
 from harness.progress import Update, step
+from harness.settings import HarnessSettings
 
 SUITE = "bookworm"
 # Bump when the way a rootfs is made changes, so cached tarballs are rebuilt.
@@ -61,16 +62,21 @@ BASES: dict[str, BaseKind] = {
 ENGINE_PACKAGES = ("docker.io", "e2fsprogs", "iptables", "procps", "ca-certificates")
 
 
-def cache_dir() -> Path:
-    path = Path(os.environ.get("ARMSTACK_CACHE", Path.home() / ".cache" / "armstack"))
+def _settings(settings: HarnessSettings | None) -> HarnessSettings:
+    """The given settings, else the environment's (for callers outside a pytest session)."""
+    return settings if settings is not None else HarnessSettings.from_environ()
+
+
+def cache_dir(settings: HarnessSettings | None = None) -> Path:
+    path = _settings(settings).cache
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def mirror() -> str:
+def mirror(settings: HarnessSettings | None = None) -> str:
     """The Debian mirror this machine uses (its own apt sources), so no mirror host is hard-coded."""
-    if env := os.environ.get("ARMSTACK_DEBIAN_MIRROR"):
-        return env
+    if chosen := _settings(settings).debian_mirror:
+        return chosen
     sources = Path("/etc/apt/sources.list.d/debian.sources")
     if sources.exists():
         for line in sources.read_text().splitlines():
@@ -86,9 +92,9 @@ def mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def prefix() -> str:
+def prefix(settings: HarnessSettings | None = None) -> str:
     """Repository prefix of every image the kit builds (a benchmark of a cold start uses its own)."""
-    return os.environ.get("ARMSTACK_IMAGE_PREFIX", "armstack")
+    return _settings(settings).image_prefix
 
 
 def host_tag(kind: str, arch: Arch) -> str:
@@ -217,14 +223,14 @@ def _build(client: docker.DockerClient, context: Path, tag: str, arch: Arch, upd
         raise ImageBuildError(f"building {tag} failed: {e.explanation or e}") from e
 
 
-def host_ca_bundle() -> bytes | None:
+def host_ca_bundle(settings: HarnessSettings | None = None) -> bytes | None:
     """The CA bundle this machine trusts, if it has one.
 
     Where the network passes through a TLS-inspecting proxy, only the host's bundle makes
     `pip install` or `apt-get` over https work inside containers; elsewhere it is simply the
     standard bundle. The stand-in images trust what the host trusts.
     """
-    path = Path(os.environ.get("ARMSTACK_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
+    path = _settings(settings).ca_bundle
     return path.read_bytes() if path.is_file() else None
 
 

@@ -11,7 +11,6 @@ session's objects are swept at its end, also after Ctrl-C.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -20,14 +19,17 @@ from typing import Any
 import pytest
 
 from harness.device import EmulatedDevice
+from harness.settings import HarnessSettings
 
 DEVICES_KEY = pytest.StashKey[list[EmulatedDevice]]()
+SETTINGS_KEY = pytest.StashKey[HarnessSettings]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("armstack", "emulated ARM devices")
-    group.addoption("--arch", default=os.environ.get("ARMSTACK_ARCH", "arm64"),
-                    help="device architecture(s), comma separated: arm64, armv7, amd64 (default arm64)")
+    group.addoption("--arch", default=None,
+                    help="device architecture(s), comma separated: arm64, armv7, amd64 "
+                         "(default: $ARMSTACK_ARCH, else arm64)")
     group.addoption("--device-disk", default="2G", help="SD card size of each device (default 2G)")
     group.addoption("--keep-devices", action="store_true", help="leave devices (containers, volumes) after tests")
     group.addoption("--docker-host", default=None,
@@ -39,10 +41,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "device(arch=None, disk=None): device settings for this test")
+    config.stash[SETTINGS_KEY] = HarnessSettings.from_config(config)   # options and environment, once
+
+
+def settings_of(config: pytest.Config) -> HarnessSettings:
+    """The session's harness settings (built at configure time)."""
+    if SETTINGS_KEY not in config.stash:
+        config.stash[SETTINGS_KEY] = HarnessSettings.from_config(config)
+    return config.stash[SETTINGS_KEY]
 
 
 def _arches(config: pytest.Config) -> list[str]:
-    return [a.strip() for a in str(config.getoption("--arch")).split(",") if a.strip()]
+    return [a.strip() for a in settings_of(config).arch.split(",") if a.strip()]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -80,7 +90,7 @@ def device_factory(request: pytest.FixtureRequest, _armstack_session: None) -> I
     keep = bool(request.config.getoption("--keep-devices"))
     default_disk = str(request.config.getoption("--device-disk"))
 
-    board = request.config.getoption("--docker-host")
+    board = settings_of(request.config).docker_host
 
     def create(arch: str = "arm64", disk: str | None = None, name: str | None = None, **kwargs: Any) -> EmulatedDevice:
         if board:   # a real board: its own arch and disk, whatever the test would emulate

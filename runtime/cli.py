@@ -31,12 +31,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import docker
 import docker.errors
 
-from runtime.compose.model import RestartMode
 from runtime.errors import (
     EXIT_ENGINE,
     EXIT_FAILED,
@@ -49,7 +48,8 @@ from runtime.errors import (
     SupervisorError,
     UsageError,
 )
-from runtime.exits import RESTART_MODES, default_restart_from, describe_restart, with_default_restart
+from runtime.exits import RESTART_MODES, describe_restart, with_default_restart
+from runtime.settings import RuntimeSettings
 
 EPILOG = """\
 exit codes:
@@ -126,19 +126,14 @@ def _disk_options(p: argparse.ArgumentParser) -> None:
                    help="build cache kept by the boot cleanup; default 256M")
 
 
-def _disk_policy(args: argparse.Namespace) -> Any:
-    """The disk policy from flags, falling back to the environment, then the defaults."""
-    from runtime.disk import DiskConfigError, DiskPolicy
+def _settings(args: argparse.Namespace) -> RuntimeSettings:
+    """The settings ``main`` resolved from the flags and the environment (built here when a
+    command function is called directly)."""
+    settings = getattr(args, "settings", None)
+    if settings is None:
+        settings = args.settings = RuntimeSettings.from_args(args)
+    return cast(RuntimeSettings, settings)
 
-    env = os.environ
-    try:
-        return DiskPolicy.from_settings(
-            getattr(args, "disk_high", None) or env.get("ARMSTACK_DISK_HIGH"),
-            getattr(args, "disk_low", None) or env.get("ARMSTACK_DISK_LOW"),
-            getattr(args, "keep_releases", None) or env.get("ARMSTACK_KEEP_RELEASES"),
-            getattr(args, "build_cache_budget", None) or env.get("ARMSTACK_BUILD_CACHE_BUDGET"))
-    except DiskConfigError as exc:
-        raise UsageError(str(exc)) from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,16 +201,16 @@ def _err(message: str) -> None:
 def _presenter(args: argparse.Namespace, out: TextIO | None = None) -> Any:
     from runtime.logs import LogPresenter
 
-    return LogPresenter(out or sys.stdout, fmt=args.log_format, color=False if args.no_color else None)
+    return LogPresenter(out or sys.stdout, fmt=args.log_format, color=_settings(args).color)
 
 
-def _client() -> docker.DockerClient:
+def _client(settings: RuntimeSettings) -> docker.DockerClient:
     try:
         client = docker.from_env()
         client.ping()
         return client
     except (docker.errors.DockerException, OSError) as exc:
-        host = os.environ.get("DOCKER_HOST", "the default socket")
+        host = settings.engine_address
         raise EngineUnreachable(f"The Docker engine is unreachable at {host} ({exc}); "
                                 "start it or set DOCKER_HOST.") from exc
 
@@ -226,18 +221,11 @@ def _compose_path(args: argparse.Namespace) -> Path:
     return Path(find_compose_file(args.file or "."))
 
 
-def _default_restart(args: argparse.Namespace) -> RestartMode:
-    try:
-        return default_restart_from(os.environ, args.default_restart)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-
-
 def _source(args: argparse.Namespace, project: str | None = None) -> Any:
     """The files (``-f``, repeated), project and profiles (``--profile``) the stack is read from."""
     from runtime.compose.source import StackSource
 
-    return StackSource.of(args.files, project or args.project_name, args.profiles or ())
+    return StackSource.of(args.files, project or args.project_name, args.profiles or (), _settings(args).environ)
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -247,13 +235,13 @@ def _load(args: argparse.Namespace) -> Any:
     result = load_source(_source(args))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    return with_default_restart(result.stack, _default_restart(args))
+    return with_default_restart(result.stack, _settings(args).default_restart)
 
 
 def _store(args: argparse.Namespace, project: str) -> Any:
     from runtime.state import StateStore
 
-    store = StateStore(Path(args.data_dir), project)
+    store = StateStore(_settings(args).data_dir, project)
     store.check_dir()   # nothing in a directory that is not ours is believed or signalled
     return store
 
@@ -273,28 +261,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from runtime.supervisor import Supervisor
 
-    path = _compose_path(args)
-    listen = _listen(args)   # a bad address is a usage error before anything else is touched
+    settings = _settings(args)
     sup = Supervisor(
-        _client(), path, project=args.project_name, data_dir=Path(args.data_dir), presenter=_presenter(args),
+        _client(settings), _compose_path(args), project=args.project_name, presenter=_presenter(args),
         reconcile_interval=args.reconcile_interval, restart_unhealthy=not args.no_restart_unhealthy,
-        detach_on_exit=args.detach_on_exit, release=args.release, disk=_disk_policy(args), source=_source(args),
-        default_restart=_default_restart(args), listen=listen,
+        detach_on_exit=args.detach_on_exit, settings=settings, source=_source(args),
     )
     return sup.run()
-
-
-def _listen(args: argparse.Namespace) -> Any:
-    """Where ``up`` serves its watchdog and metrics endpoint (flag, then environment), or None."""
-    from runtime.endpoint import LISTEN_ENV, EndpointError, parse_listen
-
-    url = args.listen or os.environ.get(LISTEN_ENV, "")
-    if not url:
-        return None
-    try:
-        return parse_listen(url)
-    except EndpointError as exc:
-        raise UsageError(str(exc)) from exc
 
 
 def _print_apply(last: dict[str, Any] | None, as_json: bool) -> int:
@@ -330,7 +303,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         current = generation if type(generation) is int and generation >= 0 else 0
         src = _source(args, stack.project)
         files = [str(Path(find_compose_file(f)).resolve()) for f in src.paths]
-        profiles = src.profiles or tuple(p for p in os.environ.get("COMPOSE_PROFILES", "").split(",") if p)
+        profiles = src.profiles or _settings(args).compose_profiles
         req = ApplyRequest(files[0], stack.project, current + 1, overrides=tuple(files[1:]), profiles=profiles)
         print(f"a supervisor (pid {pid}) runs project {stack.project}: handing it generation {req.generation}",
               file=sys.stderr)
@@ -338,10 +311,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
                         write_json=atomic_write_json, supervisor_running=lambda: is_locked(store.lock_path),
                         timeout=args.timeout)
         return _print_apply(done.get("last_apply"), args.json)
+    settings = _settings(args)
     sup = Supervisor(
-        _client(), Path(stack.source), project=stack.project, data_dir=Path(args.data_dir),
-        presenter=_presenter(args, sys.stderr), once=True, apply_timeout=args.timeout, release=args.release,
-        disk=_disk_policy(args), source=_source(args, stack.project), default_restart=_default_restart(args),
+        _client(settings), Path(stack.source), project=stack.project, presenter=_presenter(args, sys.stderr),
+        once=True, apply_timeout=args.timeout, settings=settings, source=_source(args, stack.project),
     )
     code = sup.run()
     if code in (EXIT_OK, EXIT_FAILED) and sup.last_apply is not None:
@@ -369,8 +342,9 @@ def cmd_down(args: argparse.Namespace) -> int:
             if time.monotonic() > deadline:
                 raise SupervisorError(f"The supervisor (pid {pid}) did not stop within {args.timeout:g} s.")
             time.sleep(0.2)
-    client = _client()
-    ex = Executor(client, make_desired(client, stack), output=_presenter(args))
+    client = _client(_settings(args))
+    ex = Executor(client, make_desired(client, stack), output=_presenter(args),
+                  extra_labels=_settings(args).extra_labels)
     observed = ex.observe()
     results = ex.execute(plan_down(observed, stack, args.volumes))
     errors = [r.message for r in results if r.message]
@@ -403,7 +377,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from runtime.planner import plan
 
     stack = _load(args)
-    client = _client()
+    client = _client(_settings(args))
     desired = make_desired(client, stack)
     ex = Executor(client, desired)
     actions = plan(desired, ex.observe(), Policy(now=time.monotonic(), applied_at=time.time()))
@@ -415,11 +389,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _observe_status(stack: Any) -> dict[str, Any]:
+def _observe_status(stack: Any, settings: RuntimeSettings) -> dict[str, Any]:
     from runtime.desired import make_desired
     from runtime.executor import Executor
 
-    client = _client()
+    client = _client(settings)
     return observed_status(stack, Executor(client, make_desired(client, stack)).observe())
 
 
@@ -497,7 +471,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = _store(args, stack.project)
     status = store.read_status() if is_locked(store.lock_path) else None
     if status is None:
-        status = _observe_status(stack)
+        status = _observe_status(stack, _settings(args))
     services = status["services"]
     for name in stack.service_names:
         # A service of the file the status does not mention is not known to run.
@@ -522,7 +496,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.service and args.service not in stack.service_names:
         _err(f"no service {args.service!r} in {stack.source}; services: {', '.join(stack.service_names)}")
         return EXIT_USAGE
-    client = _client()
+    client = _client(_settings(args))
     presenter = _presenter(args)
     presenter.add_names(stack.service_names)
     observed = Executor(client, Desired(stack)).observe()
@@ -561,7 +535,7 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
     executable = args.executable or shutil.which("armstack") or str(Path(sys.argv[0]).resolve())
     try:
         settings = UnitSettings(executable=str(Path(executable).resolve()), compose_file=stack.source,
-                                data_dir=str(Path(args.data_dir).resolve()), project=args.project_name,
+                                data_dir=str(_settings(args).data_dir.resolve()), project=args.project_name,
                                 watchdog_seconds=args.watchdog)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -605,8 +579,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         joined = (getattr(args, key) or []) + (getattr(args, key + "_after", None) or [])
         setattr(args, key, joined or None)
     args.file = args.files[0] if args.files else None  # the main file: project directory, .env
-    if args.data_dir is None:
-        args.data_dir = os.environ.get("ARMSTACK_DATA_DIR", "/data/armstack")
     return args
 
 
@@ -620,6 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_images(argparse.Namespace(args=argv[i + 1:]))
     args = parse_args(argv)
     try:
+        args.settings = RuntimeSettings.from_args(args)   # the one read of the environment
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -8,7 +8,6 @@ docker-py's low-level ``create_host_config`` / ``create_container``.
 from __future__ import annotations
 
 import io
-import os
 import posixpath
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -27,9 +26,13 @@ DEFAULT_LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
 EXTRA_LABELS_ENV = "ARMSTACK_EXTRA_LABELS"
 
 
-def extra_labels(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def extra_labels(environ: Mapping[str, str]) -> dict[str, str]:
     """Labels added to every object created (``ARMSTACK_EXTRA_LABELS=k=v,k2=v2``), e.g. for test sweeps."""
-    raw = (os.environ if environ is None else environ).get(EXTRA_LABELS_ENV, "")
+    return parse_extra_labels(environ.get(EXTRA_LABELS_ENV, ""))
+
+
+def parse_extra_labels(raw: str) -> dict[str, str]:
+    """``k=v,k2=v2`` as labels (blank items skipped, a bare key is an empty label)."""
     out: dict[str, str] = {}
     for item in raw.split(","):
         item = item.strip()

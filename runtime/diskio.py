@@ -101,12 +101,12 @@ class DiskIO:
     """Disk facts and removals for one stack on one engine."""
 
     def __init__(self, client: docker.DockerClient, project: str, *, extra_labels: Mapping[str, str] | None = None,
-                 environ: Mapping[str, str] | None = None, probe_ttl: float = 20.0) -> None:
+                 engine_root: str | None = None, probe_ttl: float = 20.0) -> None:
         self.client = client
         self.api = client.api
         self.project = project
         self.extra_labels = dict(extra_labels or {})
-        self.environ = os.environ if environ is None else environ
+        self.local_root = engine_root   # RuntimeSettings.engine_root: the engine's data root, mounted here
         self.probe_ttl = probe_ttl
         self.method = ""                       # how usage is measured (for status and logs)
         self._root: str | None = None
@@ -121,7 +121,7 @@ class DiskIO:
 
     def usage(self, probe_images: Iterable[str] = ()) -> DiskUsage:
         """Used/free bytes of the engine's data root (see the module docstring for how)."""
-        local = self.environ.get(ENGINE_ROOT_ENV)
+        local = self.local_root
         if local and os.path.isdir(local):
             self.method = f"statvfs {local}"
             return usage_of_path(local)

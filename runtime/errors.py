@@ -5,6 +5,7 @@ also carries the exit code a command that ends with it returns (``exit_code``)::
 
     ArmstackError                   1  (any other failure)
     ├── UsageError                  2  a flag, setting or environment variable is wrong
+    │   └── SettingsError           2  a setting (flag or environment variable) has a bad value
     ├── ComposeError                2  the compose file is wrong (carries every problem found)
     ├── EngineError                 1  the Docker engine refused or failed an operation
     │   ├── EngineUnreachable       3  the engine does not answer at all
@@ -40,6 +41,10 @@ class UsageError(ArmstackError):
     """A command-line flag, setting or environment variable has a value that cannot be used."""
 
     exit_code = EXIT_USAGE
+
+
+class SettingsError(UsageError, ValueError):
+    """A flag or environment variable has a value the runtime cannot use (exit 2)."""
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,6 @@ from runtime.containerspec import (
     FileCopy,
     api_too_old,
     create_params,
-    extra_labels,
     files_archive,
     name_conflict,
     platform_mismatch,
@@ -127,13 +126,13 @@ class Executor:
         desired: Desired,
         *,
         output: BuildOutput | None = None,
-        environ: Mapping[str, str] | None = None,
+        extra_labels: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.api = client.api
         self.desired = desired
         self.output = output
-        self.extra_labels = extra_labels(environ)
+        self.extra_labels = dict(extra_labels or {})   # RuntimeSettings.extra_labels
         self._stopping: set[str] = set()
         self._networks_seen: set[str] = set()
         self._volumes_seen: set[str] = set()

@@ -7,8 +7,9 @@ line instead (for log shippers and the test harness).
 
 Colour decision (see https://no-color.org):
 
-* ``color=None`` (auto): colour only when ``out.isatty()``, ``NO_COLOR`` is unset or empty and
-  ``TERM`` is not ``dumb``.
+* ``color=None`` (auto): colour only when ``out.isatty()``. ``NO_COLOR`` (set and not empty)
+  and ``TERM=dumb`` are read with the other settings (``RuntimeSettings.color``), which then
+  pass ``color=False``.
 * ``color=True``: an explicit ``--color`` flag; it wins over ``NO_COLOR``, as no-color.org
   allows a command-line flag to override the environment variable.
 * ``color=False``: never.
@@ -20,7 +21,6 @@ single ``write`` + ``flush`` under one lock, so concurrent lines never interleav
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time as _time
@@ -39,13 +39,10 @@ Format = Literal["text", "json"]
 Level = Literal["debug", "info", "warning", "error"]
 
 
-def color_wanted(out: TextIO, color: bool | None, environ: dict[str, str] | None = None) -> bool:
-    """Resolve the colour setting against the output stream and the environment."""
+def color_wanted(out: TextIO, color: bool | None) -> bool:
+    """Resolve the colour setting (``RuntimeSettings.color``) against the output stream."""
     if color is not None:
         return color
-    env = os.environ if environ is None else environ
-    if env.get("NO_COLOR", "") != "" or env.get("TERM") == "dumb":
-        return False
     isatty = getattr(out, "isatty", None)
     try:
         return bool(isatty and isatty())

@@ -29,7 +29,6 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ from typing import Any
 import docker
 
 from runtime import backoff as bo
-from runtime import disk as disk_policy
 from runtime.actions import (
     Action,
     ActionResult,
@@ -56,7 +54,7 @@ from runtime.control import ApplyRequest, ProjectLock, take_requests
 from runtime.desired import make_desired
 from runtime.diskguard import DiskGuard
 from runtime.diskio import DiskIO, UsageProvider
-from runtime.endpoint import Endpoint, EndpointError, ListenAddress, parse_listen
+from runtime.endpoint import Endpoint, EndpointError
 from runtime.errors import (
     EXIT_CONFLICT,
     EXIT_ENGINE,
@@ -87,6 +85,7 @@ from runtime.report import (
     totals,
 )
 from runtime.sdnotify import Notifier
+from runtime.settings import RuntimeSettings
 from runtime.state import (
     ApplyResult,
     PersistedState,
@@ -126,29 +125,28 @@ class _PendingApply:
     request_id: str | None = None        # the `armstack apply` request this apply answers
 
 
-def load_stack_or_problems(path: Path, project: str | None, source: StackSource | None = None,
-                           default_restart: RestartMode = DEFAULT_RESTART) -> StackSpec:
-    """The loaded stack (ComposeError if invalid) with its restart policies resolved, and the
-    loader's warnings attached.
+@dataclass(frozen=True)
+class LoadedStack:
+    """A stack as the supervisor runs it, with what the loader warned about while reading it."""
 
-    ``source`` (override files, profiles) is how the stack was first given; it applies while
-    ``path`` is still its main file.
+    stack: StackSpec
+    warnings: tuple[str, ...] = ()
+
+
+def load_stack_or_problems(path: Path, project: str | None, source: StackSource | None = None,
+                           default_restart: RestartMode = DEFAULT_RESTART) -> LoadedStack:
+    """The loaded stack (ComposeError if invalid) with its restart policies resolved, and the
+    loader's warnings.
+
+    ``source`` (override files, profiles, variables) is how the stack was first given; its files
+    apply while ``path`` is still its main file.
     """
     from runtime.compose.loader import find_compose_file, load_source
 
     if source is None or Path(find_compose_file(source.paths[0])).resolve() != Path(path).resolve():
-        source = StackSource.of(path, project, source.profiles if source else ())
+        source = StackSource.of(path, project, source.profiles if source else (), source.env if source else None)
     result = load_source(dataclasses.replace(source, project=project))
-    stack = with_default_restart(result.stack, default_restart)
-    _WARNINGS[id(stack)] = tuple(str(w) for w in result.warnings)
-    return stack
-
-
-_WARNINGS: dict[int, tuple[str, ...]] = {}
-
-
-def stack_warnings(stack: StackSpec) -> tuple[str, ...]:
-    return _WARNINGS.get(id(stack), ())
+    return LoadedStack(with_default_restart(result.stack, default_restart), tuple(str(w) for w in result.warnings))
 
 
 class Supervisor:
@@ -159,7 +157,6 @@ class Supervisor:
         client: docker.DockerClient,
         compose_path: Path | str,
         project: str | None = None,
-        data_dir: Path = Path("/data/armstack"),
         presenter: LogPresenter | None = None,
         reconcile_interval: float = 30.0,
         backoff: bo.BackoffPolicy = bo.BackoffPolicy(),  # noqa: B008 - frozen, safe as a default
@@ -168,19 +165,23 @@ class Supervisor:
         detach_on_exit: bool = False,
         once: bool = False,
         apply_timeout: float = 300.0,
-        release: str | None = None,
-        environ: Mapping[str, str] | None = None,
-        disk: disk_policy.DiskPolicy | None = None,
+        settings: RuntimeSettings | None = None,
         disk_usage: UsageProvider | None = None,
         source: StackSource | None = None,
-        default_restart: RestartMode = DEFAULT_RESTART,
-        listen: ListenAddress | str | None = None,
     ) -> None:
+        # Without settings (tests, embedding) the environment is read here, once, with the
+        # same validation as the CLI's: a bad value raises SettingsError (a usage error).
+        self.settings = settings if settings is not None else RuntimeSettings.from_environ()
         self.client = client
         self.compose_path = Path(compose_path).resolve()
         self.project_arg = project
-        self.source = source  # files and profiles, kept for reloads
-        self.data_dir = Path(data_dir)
+        # Files, profiles and the variables they are read with, kept for reloads.
+        if source is None:
+            source = StackSource.of(self.compose_path, project, (), self.settings.environ)
+        elif source.env is None:
+            source = dataclasses.replace(source, env=self.settings.environ)
+        self.source = source
+        self.data_dir = self.settings.data_dir
         self.presenter = presenter or LogPresenter()
         self.reconcile_interval = reconcile_interval
         self.backoff = backoff
@@ -188,15 +189,12 @@ class Supervisor:
         self.detach_on_exit = detach_on_exit
         self.once = once
         self.apply_timeout = apply_timeout
-        self.release_arg = release
-        self.environ = environ
-        self.disk_policy = disk
         self.disk_usage = disk_usage   # injected in tests: a fake small disk
-        self.default_restart = default_restart
+        self.default_restart = self.settings.default_restart
         self.disk: DiskGuard | None = None
         # Watchdog and metrics: the endpoint and systemd read only what the loop publishes here.
         self.board = StatusBoard()
-        self.listen = parse_listen(listen) if isinstance(listen, str) else listen
+        self.listen = self.settings.listen
         self.endpoint: Endpoint | None = None
         self.notifier: Notifier | None = None
 
@@ -252,7 +250,7 @@ class Supervisor:
     def run(self) -> int:
         log = self.presenter.runtime
         try:
-            stack = load_stack_or_problems(self.compose_path, self.project_arg, self.source, self.default_restart)
+            loaded = load_stack_or_problems(self.compose_path, self.project_arg, self.source, self.default_restart)
         except ComposeError as exc:
             for p in exc.problems:
                 log(str(p), level="error")
@@ -261,7 +259,8 @@ class Supervisor:
         except ArmstackError as exc:
             log(str(exc), level="error")
             return EXIT_INVALID
-        for w in stack_warnings(stack):
+        stack = loaded.stack
+        for w in loaded.warnings:
             log(w, level="warning")
         try:
             self.store = StateStore(self.data_dir, stack.project)
@@ -286,7 +285,6 @@ class Supervisor:
     def _run_watched(self, stack: StackSpec) -> int:
         """``_run_locked`` with the endpoint and the systemd notifier around it (started under the
         project's lock, so a second supervisor never takes over the first one's socket)."""
-        env = os.environ if self.environ is None else self.environ
         if self.listen is not None and not self.once:
             self.endpoint = Endpoint(self.listen, self.board.current,
                                      last_success_at=lambda: self.board.last_success_at, log=self.presenter.runtime)
@@ -298,7 +296,7 @@ class Supervisor:
                 return EXIT_INVALID
             self.presenter.runtime(f"serving /healthz, /status and /metrics on {self.endpoint.bound}")
         if not self.once:
-            self.notifier = Notifier(self.board, env, log=self.presenter.runtime)
+            self.notifier = Notifier(self.board, self.settings.systemd, log=self.presenter.runtime)
             self.notifier.start()
         try:
             return self._run_locked(stack)
@@ -457,7 +455,8 @@ class Supervisor:
         self.stack = stack
         self.desired = make_desired(self.client, stack, release=self._release(stack))
         if self.executor is None:
-            self.executor = Executor(self.client, self.desired, output=self.presenter, environ=self.environ)
+            self.executor = Executor(self.client, self.desired, output=self.presenter,
+                                     extra_labels=self.settings.extra_labels)
         else:
             self.executor.desired = self.desired
         self.presenter.add_names(stack.service_names)
@@ -465,10 +464,9 @@ class Supervisor:
             self.follower.set_unattached(s.name for s in stack.services if not s.attach)
 
     def _release(self, stack: StackSpec) -> str:
-        if self.release_arg is not None:
-            return self.release_arg
-        env = os.environ if self.environ is None else self.environ
-        return env.get("ARMSTACK_RELEASE", "") or self.persisted.release
+        if self.settings.release is not None:
+            return self.settings.release
+        return self.persisted.release
 
     def _begin_apply(self, generation: int, request_id: str | None = None) -> None:
         self.generation = generation
@@ -527,14 +525,16 @@ class Supervisor:
         generation = max(self.generation + 1, req.generation if req is not None else 0)
         # An apply names its own files and profiles, as each `docker compose up` does; a bare
         # SIGHUP reloads the way the stack was last given.
-        source = self.source if req is None else StackSource.of((req.file, *req.overrides), project, req.profiles)
+        source = self.source if req is None else StackSource.of((req.file, *req.overrides), project, req.profiles,
+                                                                       self.settings.environ)
         log(f"reload requested: {path}" + (f" (apply request {rid})" if rid else ""))
         try:
-            stack = load_stack_or_problems(path, project or self.stack.project, source, self.default_restart)
+            loaded = load_stack_or_problems(path, project or self.stack.project, source, self.default_restart)
+            stack = loaded.stack
             if stack.project != self.stack.project:
                 raise ArmstackError(f"the file names project {stack.project!r}, but this supervisor runs "
                                     f"{self.stack.project!r}; use `armstack -p {stack.project} apply`.")
-            for w in stack_warnings(stack):
+            for w in loaded.warnings:
                 log(w, level="warning")
             self._set_stack(stack)
         except Exception as exc:  # noqa: BLE001 - a file that cannot be loaded never ends the supervisor
@@ -759,13 +759,9 @@ class Supervisor:
     def _start_disk(self) -> None:
         """Set up the disk guard and clean up what earlier runs of the stack left (ours only)."""
         assert self.executor is not None and self.store is not None and self.desired is not None
-        env = os.environ if self.environ is None else self.environ
-        try:
-            policy = self.disk_policy or disk_policy.DiskPolicy.from_env(env)
-        except disk_policy.DiskConfigError as exc:
-            self.presenter.runtime(f"{exc}; using the default disk watermarks", level="warning")
-            policy = disk_policy.DiskPolicy()
-        io = DiskIO(self.client, self.desired.stack.project, extra_labels=self.executor.extra_labels, environ=env)
+        policy = self.settings.disk
+        io = DiskIO(self.client, self.desired.stack.project, extra_labels=self.executor.extra_labels,
+                    engine_root=self.settings.engine_root)
         try:   # a damaged disk.json is moved aside instead of failing every boot
             self.store.check_disk_file(on_warning=lambda m: self.presenter.runtime(m, level="warning"))
         except ArmstackError as exc:

@@ -9,6 +9,7 @@ clear error and the running release keeps running.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import time
@@ -20,6 +21,7 @@ import pytest
 
 from runtime.disk import DiskPolicy, DiskUsage, Threshold
 from runtime.logs import LogPresenter
+from runtime.settings import RuntimeSettings
 from runtime.supervisor import Supervisor
 from tests.integration.conftest import BASE_IMAGE, TEST_LABEL, Stack, write_stack
 
@@ -36,9 +38,11 @@ def fake_disk(percent: float) -> Any:
 
 def run_once(stack: Stack, percent: float, policy: DiskPolicy | None = None) -> Supervisor:
     out = io.StringIO()
-    sup = Supervisor(stack.client, stack.dir / "compose.yaml", project=stack.project, data_dir=stack.data_dir,
+    settings = RuntimeSettings.from_environ({"ARMSTACK_EXTRA_LABELS": TEST_LABEL})
+    settings = dataclasses.replace(settings, data_dir=stack.data_dir, disk=policy or DiskPolicy())
+    sup = Supervisor(stack.client, stack.dir / "compose.yaml", project=stack.project, settings=settings,
                      presenter=LogPresenter(out, color=False), once=True, apply_timeout=60,
-                     environ={"ARMSTACK_EXTRA_LABELS": TEST_LABEL}, disk=policy, disk_usage=fake_disk(percent))
+                     disk_usage=fake_disk(percent))
     sup.run()
     sup.output = out.getvalue()  # type: ignore[attr-defined]
     return sup
@@ -199,7 +203,7 @@ def test_images_with_inherited_or_committed_labels_are_not_the_stacks(stack: Sta
 def test_the_probe_measures_the_data_root_through_its_own_volume(stack: Stack, engine: Any) -> None:
     from runtime.diskio import DiskIO, usage_of_path
 
-    io_ = DiskIO(engine, stack.project, extra_labels={"io.armstack.test": "1"}, environ={})
+    io_ = DiskIO(engine, stack.project, extra_labels={"io.armstack.test": "1"})
     got = io_.probe([BASE_IMAGE])
     root = engine.info()["DockerRootDir"]
     assert got.total > 0 and got.used <= got.total

@@ -38,7 +38,7 @@ class _Client:
 
 def executor(api: object) -> Executor:
     st = StackSpec("app", (ServiceSpec("web", image="x:1"),))
-    return Executor(_Client(api), Desired(st), environ={})  # type: ignore[arg-type]
+    return Executor(_Client(api), Desired(st), extra_labels={})  # type: ignore[arg-type]
 
 
 def test_the_union_lists_every_action_class() -> None:

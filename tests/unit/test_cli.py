@@ -26,6 +26,7 @@ from runtime.errors import (
     SupervisorError,
     UsageError,
 )
+from runtime.settings import RuntimeSettings
 from runtime.state import StateStore
 
 
@@ -40,8 +41,10 @@ def test_global_flags_and_up_options() -> None:
 
 
 def test_data_dir_defaults_to_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ARMSTACK_DATA_DIR", "/srv/state")
-    assert cli.parse_args(["status"]).data_dir == "/srv/state"
+    args = cli.parse_args(["status"])
+    assert RuntimeSettings.from_args(args, {"ARMSTACK_DATA_DIR": "/srv/state"}).data_dir == Path("/srv/state")
+    args = cli.parse_args(["--data-dir", "/tmp/d", "status"])
+    assert RuntimeSettings.from_args(args, {"ARMSTACK_DATA_DIR": "/srv/state"}).data_dir == Path("/tmp/d")
 
 
 @pytest.mark.parametrize("argv", [["down", "-v"], ["logs", "-f", "web"], ["apply", "--json", "--timeout", "9"],
@@ -159,7 +162,7 @@ def held_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     kills: list[Any] = []
     monkeypatch.setattr(os, "kill", lambda pid, sig: kills.append((pid, sig)))
 
-    def no_engine() -> Any:
+    def no_engine(settings: Any) -> Any:
         raise EngineUnreachable("no engine in unit tests")
 
     monkeypatch.setattr(cli, "_client", no_engine)
@@ -205,7 +208,7 @@ def test_a_stale_pid_file_with_a_free_lock_is_not_signalled(tmp_path: Path, monk
     store.pid_path.write_text(str(os.getppid()))   # left by a power cut; the pid now someone else's
     kills: list[Any] = []
     monkeypatch.setattr(os, "kill", lambda pid, sig: kills.append((pid, sig)))
-    monkeypatch.setattr(cli, "_client", lambda: (_ for _ in ()).throw(EngineUnreachable("no engine")))
+    monkeypatch.setattr(cli, "_client", lambda settings: (_ for _ in ()).throw(EngineUnreachable("no engine")))
     assert cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), "down"]) == 3
     assert kills == []
 

@@ -54,11 +54,24 @@ def test_validate_merges_the_files_and_enables_the_profile(
 def test_supervisor_reloads_with_the_same_files_and_profiles(tmp_path: Path) -> None:
     base, override = _stack_files(tmp_path)
     source = StackSource.of([base, override], profiles=["debug"], env={})
-    stack = load_stack_or_problems(base, None, source)
+    stack = load_stack_or_problems(base, None, source).stack
     assert (stack.service_names, stack.service("web").image) == (("web", "debug"), "nginx:1.27")
     # Another main file (an apply request naming it): the profiles still apply, the overrides do not.
     other = tmp_path / "other" / "compose.yaml"
     other.parent.mkdir()
     other.write_text(BASE)
-    stack = load_stack_or_problems(other, "x", source)
+    stack = load_stack_or_problems(other, "x", source).stack
     assert (stack.project, stack.service_names, stack.service("web").image) == ("x", ("web", "debug"), "nginx")
+
+
+def test_the_loaders_warnings_come_back_with_the_stack_they_belong_to(tmp_path: Path) -> None:
+    # Each load carries its own warnings (no table keyed by the stack's id that outlives it).
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "compose.yaml").write_text("services:\n  web:\n    image: x\n    unknownthing: 1\n")
+    (tmp_path / "b" / "compose.yaml").write_text("services:\n  web:\n    image: x\n")
+    warned = load_stack_or_problems(tmp_path / "a" / "compose.yaml", None, StackSource.of(tmp_path / "a", env={}))
+    clean = load_stack_or_problems(tmp_path / "b" / "compose.yaml", None, StackSource.of(tmp_path / "b", env={}))
+    assert [w.split(": ", 1)[1] for w in warned.warnings] == ["services.web.unknownthing: unknown key "
+                                                              "'unknownthing' is ignored"]
+    assert clean.warnings == () and clean.stack.service_names == ("web",)

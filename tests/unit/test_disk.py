@@ -257,7 +257,7 @@ def test_the_probe_never_mounts_the_engine_data_root() -> None:
     from runtime.diskio import DiskIO
 
     client = _ProbeClient()
-    io = DiskIO(client, "p", environ={}, extra_labels={"io.armstack.test": "1"})  # type: ignore[arg-type]
+    io = DiskIO(client, "p", extra_labels={"io.armstack.test": "1"})  # type: ignore[arg-type]
     usage = io.usage(["p-web"])
     assert usage.used == 600 * 4096 and io.method == "probe container"
     [run] = client.runs

@@ -235,7 +235,7 @@ def diskio(rows: list[dict[str, Any]]) -> tuple[Any, FakeImagesAPI]:
 
     client = Client()
     client.api = api  # type: ignore[attr-defined]
-    return DiskIO(client, P, environ={}), api  # type: ignore[arg-type]
+    return DiskIO(client, P), api  # type: ignore[arg-type]
 
 
 def test_image_ownership_is_the_recorded_ids_not_labels() -> None:
@@ -279,6 +279,6 @@ def test_a_build_reports_the_layers_it_made_but_not_the_base_or_cache(tmp_path: 
     class Client:
         api = API()
 
-    ex = Executor(Client(), desired, environ={})  # type: ignore[arg-type]
+    ex = Executor(Client(), desired)  # type: ignore[arg-type]
     [result] = ex.execute([Build("web", "p-web", "h")])
     assert not result.ok and result.images == ("3e1f2a7b9c0d",)

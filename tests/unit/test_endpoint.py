@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import os
 import socket
@@ -16,6 +17,7 @@ from runtime import cli
 from runtime.endpoint import Endpoint, EndpointError, ListenAddress, parse_listen
 from runtime.errors import EngineError
 from runtime.metrics import health
+from runtime.settings import RuntimeSettings, SettingsError
 from runtime.statusboard import StatusBoard
 from runtime.supervisor import Supervisor
 
@@ -202,7 +204,8 @@ class _DeadEngine:
 
 
 def test_a_failed_reconcile_turns_the_published_status_unhealthy(tmp_path: Path) -> None:
-    sup = Supervisor(cast(Any, None), tmp_path / "compose.yaml", listen="tcp://127.0.0.1:0")
+    settings = RuntimeSettings.from_environ({"ARMSTACK_LISTEN": "tcp://127.0.0.1:0"})
+    sup = Supervisor(cast(Any, None), tmp_path / "compose.yaml", settings=settings)
     assert sup.listen == ListenAddress("tcp", host="127.0.0.1", port=0)
     sup.executor = cast(Any, _DeadEngine())
     sup.desired = cast(Any, object())
@@ -213,5 +216,6 @@ def test_a_failed_reconcile_turns_the_published_status_unhealthy(tmp_path: Path)
 
 
 def test_a_supervisor_with_a_bad_listen_address_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(EndpointError):
-        Supervisor(cast(Any, None), tmp_path / "compose.yaml", listen="udp://127.0.0.1:1")
+    with pytest.raises(SettingsError, match="udp"):
+        Supervisor(cast(Any, None), tmp_path / "compose.yaml",
+                   settings=RuntimeSettings.from_args(argparse.Namespace(listen="udp://127.0.0.1:1"), {}))

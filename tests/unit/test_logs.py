@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from runtime import logs
+from runtime import cli, logs
 from runtime.logs import LogPresenter, color_wanted, rfc3339, split_lines
+from runtime.settings import RuntimeSettings
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -84,20 +85,22 @@ def test_palette_cycles_after_all_colours_used() -> None:
     assert p.color_of("s0") != p.color_of("s1")
 
 
-def test_no_color_env_disables_auto_colour(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_COLOR", "1")
+def test_no_color_env_disables_auto_colour() -> None:
     out = FakeTTY()
-    LogPresenter(out).line("db", "x")
+    LogPresenter(out, color=RuntimeSettings.from_environ({"NO_COLOR": "1"}).color).line("db", "x")
     assert not ANSI.search(out.getvalue())
 
 
-def test_empty_no_color_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_COLOR", "")
-    assert LogPresenter(FakeTTY()).color
+def test_empty_no_color_is_ignored() -> None:
+    assert LogPresenter(FakeTTY(), color=RuntimeSettings.from_environ({"NO_COLOR": ""}).color).color
 
 
-def test_explicit_color_flag_wins_over_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_COLOR", "1")
+def test_the_no_color_flag_wins_over_the_environment() -> None:
+    args = cli.parse_args(["--no-color", "status"])
+    assert RuntimeSettings.from_args(args, {"NO_COLOR": ""}).color is False
+
+
+def test_explicit_color_flag_wins_over_no_color() -> None:
     out = io.StringIO()
     LogPresenter(out, color=True).line("db", "x")
     assert ANSI.search(out.getvalue())
@@ -110,8 +113,8 @@ def test_explicit_false_never_colours() -> None:
 
 
 def test_dumb_terminal_gets_no_colour() -> None:
-    assert not color_wanted(FakeTTY(), None, {"TERM": "dumb"})
-    assert color_wanted(FakeTTY(), None, {"TERM": "xterm"})
+    assert not color_wanted(FakeTTY(), RuntimeSettings.from_environ({"TERM": "dumb"}).color)
+    assert color_wanted(FakeTTY(), RuntimeSettings.from_environ({"TERM": "xterm"}).color)
 
 
 def test_json_mode_one_object_per_line() -> None:

@@ -111,7 +111,7 @@ class FakeClient:
 
 
 def executor(api: FakeAPI, st: StackSpec) -> Executor:
-    return Executor(FakeClient(api), Desired(st), environ={})  # type: ignore[arg-type]
+    return Executor(FakeClient(api), Desired(st), extra_labels={})  # type: ignore[arg-type]
 
 
 def test_executor_refuses_another_projects_volume_and_network() -> None:
@@ -152,7 +152,7 @@ def test_executor_uses_an_unlabelled_volume_with_a_warning() -> None:
         def line(self, service: str, text: str, *, stream: str = "", time: float | None = None) -> None:
             lines.append(text)
 
-    ex = Executor(FakeClient(api), Desired(app_stack()), environ={}, output=Out())  # type: ignore[arg-type]
+    ex = Executor(FakeClient(api), Desired(app_stack()), extra_labels={}, output=Out())  # type: ignore[arg-type]
     ex.ensure_volume("app_db_data")
     ex.ensure_volume("app_db_data")
     assert api.created == [] and len(lines) == 1 and "not created by armstack" in lines[0]

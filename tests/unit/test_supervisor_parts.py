@@ -33,6 +33,7 @@ from runtime.executor import _split_ref, _ts
 from runtime.logs import LogPresenter
 from runtime.observed import ObservedContainer, ObservedState
 from runtime.report import full_report, merge_results, not_ready
+from runtime.settings import RuntimeSettings
 from runtime.state import StateStore, atomic_write_json
 from runtime.supervisor import Supervisor
 from tests.unit import specs
@@ -205,7 +206,8 @@ def _supervisor(tmp_path: Path, executor: _FakeExecutor, *, once: bool = True) -
     out = io.StringIO()
     (tmp_path / "compose.yaml").write_text(f"name: {st.project}\nservices:\n"
                                           + "".join(f"  {s.name}:\n    image: {s.image}\n" for s in st.services))
-    sup = Supervisor(None, tmp_path / "compose.yaml", data_dir=tmp_path / "data",  # type: ignore[arg-type]
+    sup = Supervisor(None, tmp_path / "compose.yaml",  # type: ignore[arg-type]
+                     settings=RuntimeSettings(data_dir=tmp_path / "data"),
                      presenter=LogPresenter(out, color=False), once=once, reconcile_interval=30.0)
     sup.stack, sup.desired = st, specs.desired(st)
     sup.executor = executor  # type: ignore[assignment]

@@ -46,6 +46,14 @@ def test_the_cli_prints_a_unit_for_the_stack(tmp_path: Path, capsys: pytest.Capt
     assert f"-f {tmp_path / 'compose.yaml'}" in out and f"--data-dir {tmp_path / 'data'}" in out
 
 
+def test_the_unit_names_the_data_dir_the_environment_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  web: {image: x}\n")
+    monkeypatch.setenv("ARMSTACK_DATA_DIR", str(tmp_path / "state"))
+    assert cli.main(["-f", str(tmp_path), "systemd-unit", "--executable", sys.executable]) == 0
+    assert f"--data-dir {tmp_path / 'state'}" in capsys.readouterr().out
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     (tmp_path / "compose.yaml").write_text("services:\n  web: {image: x}\n")
