@@ -10,6 +10,7 @@ import pytest
 
 from harness.board import BoardDevice
 from harness.errors import FaultError
+from harness.protocol import Device
 from harness.waits import wait_for
 
 
@@ -28,6 +29,7 @@ def test_device_api_on_a_board_over_docker_host(arm_device: Any, stacks: Path) -
         board.wait_until_running("server", timeout=60)
         assert any(line.startswith("client") and "hits:" in line for line in board.logs())
         assert board.disk_usage().total > 0
+        assert "power" not in board.capabilities and isinstance(board, Device)
         with pytest.raises(FaultError, match="real board"):
             board.power_cut()
     assert not board.engine.containers.list(all=True, filters={"label": f"io.armstack.device={board.name}"})
