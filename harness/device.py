@@ -10,6 +10,10 @@
 An arm64 dockerd cannot start containers under qemu-user, so the engine runs natively and all
 user space that matters (the runtime and every stack image) runs as the device's arch. The
 card is an image file on a named volume: reboot and power cut keep images and data.
+
+What every kind of device shares (the runtime container, deploys, status, waits, the faults of
+a service) is :class:`DeviceBase`; :class:`~harness.board.BoardDevice` builds on it too. Both
+are a :class:`harness.protocol.Device`.
 """
 
 from __future__ import annotations
