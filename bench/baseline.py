@@ -40,7 +40,7 @@ def compose_image(arch_name: str, client: docker.DockerClient | None = None) -> 
     """An image of ``arch`` with Debian's docker-compose 1.29 (built once, cached by label)."""
     arch = get_arch(arch_name)
     client = client or docker.from_env()
-    base = images.build_base("debian", arch.name, client)
+    base = images.build_base("debian", arch, client)
     dockerfile = (f"FROM {base}\nRUN apt-get update && apt-get install -y --no-install-recommends docker-compose "
                   "&& rm -rf /var/lib/apt/lists/*\nWORKDIR /stack\n")
     key = hashlib.sha256((dockerfile + RECIPE_LOOP).encode()).hexdigest()[:16]

@@ -35,7 +35,7 @@ def run(device: Any, quick: bool = False) -> Result:
     if device.project is None:
         device.deploy(REPO / "stacks" / "minimal")
     device.wait_until_running("client", timeout=60)
-    pid = device._container("runtime").attrs["State"]["Pid"]
+    pid = device.runtime_container().attrs["State"]["Pid"]
     window = 15.0 if quick else 60.0
     _, cpu0 = _rss_and_cpu(pid)
     t0 = time.monotonic()
@@ -53,7 +53,7 @@ def run(device: Any, quick: bool = False) -> Result:
 def _native(device: Any, window: float) -> tuple[int, float]:
     """The same runtime run natively on the host, supervising its own copy of the stack on the
     device's engine: Python's own footprint, without QEMU's."""
-    ip = device._container("engine").attrs["NetworkSettings"]["IPAddress"]
+    ip = device.engine_container().attrs["NetworkSettings"]["IPAddress"]
     data = tempfile.mkdtemp(prefix="armstack-footprint-")
     env = {**os.environ, "DOCKER_HOST": f"tcp://{ip}:2375", "NO_COLOR": "1"}
     cmd = [sys.executable, "-m", "runtime", "up", "-f", str(REPO / "stacks" / "minimal" / "compose.yaml"),

@@ -137,7 +137,7 @@ def _runtime(device: Any, stack: Path, timeout: float) -> dict[str, Any]:
     out["cold_cached_steps"] = sum(s.cached for s in report.services.values())
 
     # Warm: stopped (the runtime stops its stack on SIGTERM), containers removed, started again.
-    rt = device._container("runtime")
+    rt = device.runtime_container()
     rt.stop(timeout=int(device.timeout(20)))
     for c in _containers(device, RUNTIME, all=True).values():
         c.remove(force=True)

@@ -19,6 +19,9 @@ class Arch:
     # (3.4x start-up, 5.7x pure loops): timeouts are multiplied by it.
     factor: float
 
+    def __str__(self) -> str:
+        return self.name
+
 
 ARCHES: dict[str, Arch] = {
     "arm64": Arch("arm64", "arm64", "linux/arm64", "aarch64", "qemu-aarch64", 6.0),
@@ -28,7 +31,14 @@ ARCHES: dict[str, Arch] = {
 ALIASES = {"aarch64": "arm64", "armhf": "armv7", "arm": "armv7", "x86_64": "amd64"}
 
 
-def get_arch(name: str) -> Arch:
+def get_arch(name: str | Arch) -> Arch:
+    """The ``Arch`` a user's name (or alias: aarch64, armhf, x86_64) stands for; an ``Arch`` as it is.
+
+    Names are parsed here once, at the edges (``--arch``, a device's ``arch=``); everything
+    past them passes ``Arch`` objects along.
+    """
+    if isinstance(name, Arch):
+        return name
     key = ALIASES.get(name, name)
     try:
         arch = ARCHES[key]
@@ -37,6 +47,11 @@ def get_arch(name: str) -> Arch:
     if key == native_arch():
         return Arch(arch.name, arch.debian, arch.platform, arch.uname, None, 1.0)
     return arch
+
+
+def parse_arches(text: str) -> list[Arch]:
+    """The arches of a comma list such as ``--arch arm64,armv7``; SetupError on an unknown one."""
+    return [get_arch(part.strip()) for part in text.split(",") if part.strip()]
 
 
 def native_arch() -> str:

@@ -12,16 +12,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlparse
 
 import docker
 import docker.errors
 
 from harness import images
-from harness.arch import ALIASES
-from harness.device import DATA_DIR, EmulatedDevice, ExecResult
-from harness.errors import FaultError, SetupError
+from harness.arch import get_arch
+from harness.device import DATA_DIR, DeviceBase
+from harness.errors import DeviceError, FaultError, SetupError
+from harness.protocol import BOARD, DISK_FILL, PROCESS_FAULTS, RUNTIME_KILL, ExecResult
 from harness.session import labels
 
 BOARD_SOCKET = "/var/run/docker.sock"
@@ -38,22 +39,25 @@ def board_client(docker_host: str) -> docker.DockerClient:
     return client
 
 
-class BoardDevice(EmulatedDevice):
-    """A real board (or any engine) reached over ``docker_host``; same API as ``EmulatedDevice``."""
+class BoardDevice(DeviceBase):
+    """A real board (or any engine) reached over ``docker_host``; the same ``Device`` protocol as
+    ``EmulatedDevice``, without the faults only an emulated device can inject (see ``capabilities``)."""
+
+    capabilities = frozenset({BOARD, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL})
 
     def __init__(self, docker_host: str, name: str | None = None, *, keep: bool = False,
                  client: docker.DockerClient | None = None):
         self.docker_host = docker_host
         self.board = board_client(docker_host)
-        machine = str(self.board.info().get("Architecture", ""))
-        super().__init__(arch=ALIASES.get(machine, machine), disk="1G", keep=keep, client=client, preload=(),
-                         name=name or f"armstack-board-{uuid.uuid4().hex[:8]}")
-        # Everything runs natively on the board: no emulation factor in the timeouts.
-        self.arch = dataclasses.replace(self.arch, qemu=None, factor=1.0)
+        # Everything runs natively on the board: no emulation factor in the timeouts (``qemu`` stays:
+        # it is how this host builds the board's images).
+        arch = dataclasses.replace(get_arch(str(self.board.info().get("Architecture", ""))), factor=1.0)
+        super().__init__(arch, name or f"armstack-board-{uuid.uuid4().hex[:8]}", keep=keep,
+                         host=client or docker.from_env())
         self.volumes = {v: f"{self.name}-{v}" for v in ("stack", "data")}
 
-    def start(self) -> BoardDevice:
-        self.runtime_image = images.build_runtime(self.arch.name, self.host)
+    def start(self) -> Self:
+        self.runtime_image = images.build_runtime(self.arch, self.host)
         images.load_into(self.board, self.host, self.runtime_image, (self.runtime_image,))
         for vol in self.volumes.values():
             self.board.volumes.create(vol, labels=labels(self.name))
@@ -61,11 +65,12 @@ class BoardDevice(EmulatedDevice):
 
     def stop(self) -> None:
         """Take the stack down and remove what was put on the board (volumes too unless ``keep``)."""
-        if self._runtime_c is not None and self._runtime_c._container is not None:
+        runtime = None if self._runtime_c is None else self._runtime_c.get_wrapped_container()
+        if runtime is not None:
             with contextlib.suppress(docker.errors.APIError):
-                self._runtime_c._container.stop(timeout=60)   # SIGTERM: the runtime stops the stack
+                runtime.stop(timeout=60)   # SIGTERM: the runtime stops the stack
             with contextlib.suppress(docker.errors.NotFound):
-                self._runtime_c._container.remove(force=True)
+                runtime.remove(force=True)
         self._runtime_c = None
         if not self.keep:
             for vol in self.volumes.values():
@@ -75,6 +80,10 @@ class BoardDevice(EmulatedDevice):
     @property
     def engine(self) -> docker.DockerClient:
         return self.board
+
+    def engine_container(self) -> Any:
+        raise DeviceError(f"the engine of board {self.docker_host} is not a container; use device.engine "
+                          "(its docker-py client) or device.shell(...) instead")
 
     def _helper(self, cmd: str, *, create_only: bool = False) -> Any:
         """A short-lived container that stands for the board's shell: the host's PID namespace
@@ -94,7 +103,7 @@ class BoardDevice(EmulatedDevice):
         finally:
             container.remove(force=True)
 
-    def shell(self, cmd: str) -> ExecResult:
+    def _run_shell(self, cmd: str) -> ExecResult:
         result: ExecResult = self._helper(cmd)
         return result
 
@@ -121,8 +130,8 @@ class BoardDevice(EmulatedDevice):
         return f"http://{urlparse(self.docker_host).hostname}:{port}/{path.lstrip('/')}"
 
     def kill_runtime(self) -> None:
-        pid = self._container("runtime").attrs["State"]["Pid"]
-        self._shell_ok(f"kill -9 {pid}")   # a crash: the board's engine restarts the runtime
+        pid = self.runtime_container().attrs["State"]["Pid"]
+        self.shell(f"kill -9 {pid}")   # a crash: the board's engine restarts the runtime
 
     def _unsupported(self, what: str) -> None:
         raise FaultError(f"{what} is not possible on a real board reached over {self.docker_host}; "
@@ -136,3 +145,9 @@ class BoardDevice(EmulatedDevice):
 
     def power_cut(self) -> None:
         self._unsupported("a power cut")
+
+
+if TYPE_CHECKING:
+    from harness.protocol import Device
+
+    _checked: type[Device] = BoardDevice   # mypy: a board is a whole Device

@@ -33,7 +33,9 @@ def images_main(argv: list[str]) -> int:
         unknown = set(kinds) - set(KINDS)
         if unknown:
             parser.error(f"unknown kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}")
-        arches = [a.strip() for a in args.arch.split(",") if a.strip()]
+        from harness.arch import parse_arches
+
+        arches = parse_arches(args.arch)
         images.prefetch_rootfs(arches, kinds)
         for arch in arches:
             for kind in kinds:

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _stream(device: EmulatedDevice, stop: threading.Event) -> None:
     """Print the runtime's prefixed output as it comes, like `docker compose logs -f`."""
-    container = device._container("runtime")
+    container = device.runtime_container()
     for chunk in container.logs(stream=True, follow=True):
         sys.stdout.write(chunk.decode(errors="replace"))
         sys.stdout.flush()
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             device.crash(args.crash)
 
             def restarted() -> bool:
-                return device.services()[args.crash].restarts > 0
+                return (device.services()[args.crash].restarts or 0) > 0
 
             from harness.waits import wait_for
             wait_for(restarted, device.timeout(30), f"{args.crash} to be restarted")

@@ -10,6 +10,10 @@
 An arm64 dockerd cannot start containers under qemu-user, so the engine runs natively and all
 user space that matters (the runtime and every stack image) runs as the device's arch. The
 card is an image file on a named volume: reboot and power cut keep images and data.
+
+What every kind of device shares (the runtime container, deploys, status, waits, the faults of
+a service) is :class:`DeviceBase`; :class:`~harness.board.BoardDevice` builds on it too. Both
+are a :class:`harness.protocol.Device`.
 """
 
 from __future__ import annotations
@@ -24,11 +28,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 # Not a setting but a default handed to testcontainers, which reads its configuration from the
 # environment when it is imported (below): Ryuk needs a registry; we sweep by label.
@@ -40,15 +43,30 @@ import docker  # noqa: E402
 import docker.errors  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
 
-from harness import images  # noqa: E402
+from harness import faults, images  # noqa: E402
 from harness.arch import Arch, check_emulation, get_arch  # noqa: E402
 from harness.archive import read_single_file, tar_directory  # noqa: E402
 from harness.capabilities import engine_run_kwargs  # noqa: E402
 from harness.errors import DeployError, DeviceError, FaultError  # noqa: E402
+from harness.protocol import (  # noqa: E402
+    DISK_FILL,
+    EMULATED,
+    ENGINE_KILL,
+    POWER,
+    PROCESS_FAULTS,
+    RUNTIME_KILL,
+    Device,
+    DiskUsage,
+    ExecResult,
+    ServiceState,
+)
 from harness.report import UpdateReport  # noqa: E402
 from harness.session import OWNER, labels, owner_alive, sweep  # noqa: E402
 from harness.settings import HarnessSettings  # noqa: E402
 from harness.waits import first_match, listening_ports, wait_for  # noqa: E402
+from runtime.state import StatusDocument  # noqa: E402
+
+__all__ = ["DeviceBase", "DiskUsage", "EmulatedDevice", "ExecResult", "ServiceState", "parse_size"]
 
 SHARED_ROOT = HarnessSettings.from_environ().shared_mounts
 CARD_DIR = "/media/sdcard"            # in both containers: the shared mount directory
@@ -58,38 +76,7 @@ DATA_DIR = "/data/armstack"
 SOCKET = "unix:///run/armstack/docker.sock"
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    status: str
-    container_id: str | None = None
-    restarts: int = 0
-    image: str | None = None
-    health: str | None = None
-    last_exit: int | None = None
-    crash_looping: bool = False
-    backoff_until: float | None = None
-    oom_killed: bool = False
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    output: str
-
-
-@dataclass(frozen=True)
-class DiskUsage:
-    used: int
-    total: int
-    available: int = 0
-
-    @property
-    def percent(self) -> float:
-        """Used share of the space a user can fill, as ``df`` reports it."""
-        usable = self.used + self.available if self.available else self.total
-        return 100.0 * self.used / usable if usable else 0.0
+T = TypeVar("T")
 
 
 def parse_size(text: str) -> int:
@@ -147,31 +134,27 @@ def _with_mounts(container: DockerContainer, mounts: dict[str, dict[str, str]]) 
     return container
 
 
-class EmulatedDevice:
-    """An emulated ARM device; use as a context manager, or call ``start()``/``stop()``."""
+class DeviceBase:
+    """What every kind of device shares: the runtime container, the stack on it, its status,
+    waits and the faults of a single service. A kind provides its engine, its shell, where a
+    stack's files go and how the runtime container is mounted (see :class:`EmulatedDevice`
+    and :class:`~harness.board.BoardDevice`); both satisfy :class:`harness.protocol.Device`."""
 
-    def __init__(self, arch: str = "arm64", disk: str = "2G", name: str | None = None, *,
-                 keep: bool = False, client: docker.DockerClient | None = None,
-                 preload: tuple[str, ...] = ("python", "debian")):
-        self.arch: Arch = get_arch(arch)
-        self.disk = disk
-        parse_size(disk)  # fail now on a bad size, not inside the engine container
-        self.name = name or f"armstack-{self.arch.name}-{uuid.uuid4().hex[:8]}"
+    capabilities: frozenset[str] = frozenset({PROCESS_FAULTS, DISK_FILL})
+
+    def __init__(self, arch: Arch, name: str, *, keep: bool, host: docker.DockerClient) -> None:
+        self.arch = arch
+        self.name = name
         self.keep = keep
-        self.preload = preload
-        self.host = client or docker.from_env()
+        self.host = host
         self.project: str | None = None
         self.compose_path: str | None = None
         self.profiles: tuple[str, ...] = ()
-        self._engine_c: DockerContainer | None = None
+        self.runtime_image = ""
+        self.volumes: dict[str, str] = {}
         self._runtime_c: DockerContainer | None = None
-        self._engine_client: docker.DockerClient | None = None
-        self._engine_ip: str | None = None
-        self._shared: Path | None = None
-        self.volumes = {v: f"{self.name}-{v}" for v in ("sdcard", "sock", "stack", "data")}
 
-    # ---- lifecycle -------------------------------------------------------------------
-    def __enter__(self) -> EmulatedDevice:
+    def __enter__(self) -> Self:
         try:
             return self.start()
         except BaseException:
@@ -181,101 +164,67 @@ class EmulatedDevice:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    # ---- time ------------------------------------------------------------------------
     def timeout(self, seconds: float) -> float:
         """A timeout for work that runs under emulation, scaled by the arch's slowdown."""
         return seconds * self.arch.factor
 
-    def start(self) -> EmulatedDevice:
-        check_emulation(self.arch)
-        engine_image = images.build_engine(self.host)
-        self.runtime_image = images.build_runtime(self.arch.name, self.host)
-        bases = {kind: images.build_base(kind, self.arch.name, self.host) for kind in self.preload}
-        for vol in self.volumes.values():
-            self.host.volumes.create(vol, labels=labels(self.name))
-        run = dict(engine_run_kwargs(self.host, engine_image))
-        self._shared = share_card_directory(self.name, self.host)
-        env_card: dict[str, str] = {}
-        mounts = {**run.pop("volumes", {}),
-                  self.volumes["sdcard"]: {"bind": "/sdcard", "mode": "rw"},
-                  self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
-                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"}}
-        if self._shared is not None:
-            mounts[str(self._shared)] = {"bind": CARD_DIR, "mode": "rw,rshared"}
-            env_card = {"ARMSTACK_CARD_MOUNT": CARD_MOUNT}
-        self._engine_c = _with_mounts(
-            DockerContainer(engine_image, name=f"{self.name}-engine", docker_client_kw={}, env=env_card)
-            .with_env("ARMSTACK_DISK_SIZE", self.disk)
-            .with_kwargs(**run, labels=labels(self.name), hostname=self.name,
-                         restart_policy={"Name": "unless-stopped"}),
-            mounts)
-        self._engine_c.start()
-        self._wait_engine()
-        for kind, tag in bases.items():
-            images.load_into(self.engine, self.host, tag, images.BASES[kind].official)
-        return self
-
-    def stop(self) -> None:
-        """Remove the device's containers, and its volumes unless ``keep``."""
-        for c in (self._runtime_c, self._engine_c):
-            if c is not None and c._container is not None:
-                with contextlib.suppress(docker.errors.NotFound):
-                    c._container.remove(force=True, v=False)
-        self._runtime_c = self._engine_c = None
-        if self._engine_client is not None:
-            self._engine_client.close()
-            self._engine_client = None
-        if self._shared is not None:
-            release_card_directory(self._shared)
-            self._shared = None
-        if not self.keep:
-            for vol in self.volumes.values():
-                with contextlib.suppress(docker.errors.NotFound):
-                    self.host.volumes.get(vol).remove(force=True)
+    def wait_for(self, probe: Callable[[], T | None], timeout: float, what: str,
+                 describe: Callable[[], str] | None = None, interval: float = 0.1) -> T:
+        """:func:`harness.waits.wait_for` with ``timeout`` scaled like the device's own waits."""
+        return wait_for(probe, self.timeout(timeout), what, describe=describe, interval=interval)
 
     # ---- engine access ---------------------------------------------------------------
-    def _container(self, which: str) -> Any:
-        tc = self._engine_c if which == "engine" else self._runtime_c
-        if tc is None or tc._container is None:
-            raise DeviceError(f"device {self.name} has no {which} container (not started, or no stack deployed)")
-        tc._container.reload()
-        return tc._container
-
     @property
     def engine(self) -> docker.DockerClient:
-        """A docker-py client of the device's own engine (reconnects if the engine moved)."""
-        ip = self._container("engine").attrs["NetworkSettings"]["IPAddress"]
-        if self._engine_client is None or ip != self._engine_ip:
-            if self._engine_client is not None:
-                self._engine_client.close()
-            self._engine_client = docker.DockerClient(base_url=f"tcp://{ip}:2375", timeout=120)
-            self._engine_ip = ip
-        return self._engine_client
+        """A docker-py client of the engine the stack runs on."""
+        raise NotImplementedError
 
-    def _wait_engine(self) -> None:
-        def ready() -> bool:
-            c = self._container("engine")
-            if c.status in ("exited", "dead"):
-                raise DeviceError(f"the device engine exited:\n{self._tail(c)}")
-            return bool(self.engine.ping())
+    def engine_container(self) -> Any:
+        """The container the device's engine runs in (docker-py object, freshly reloaded)."""
+        raise NotImplementedError
 
-        wait_for(ready, 60, f"the engine of device {self.name} to answer",
-                 describe=lambda: self._tail(self._container("engine")))
+    def runtime_container(self) -> Any:
+        """The armstack runtime's container (docker-py object, freshly reloaded); DeviceError before
+        the first deploy."""
+        return _reloaded(self._runtime_c, "runtime", self.name)
+
+    def shell(self, cmd: str, check: bool = True) -> ExecResult:
+        """Run a shell command on the device itself (where the SD card is /data and the engine's
+        data root /var/lib/docker). ``check``: DeviceError, with the output, if it exits non-zero."""
+        res = self._run_shell(cmd)
+        if check and res.exit_code != 0:
+            raise DeviceError(f"`{cmd}` failed on device {self.name} (exit {res.exit_code}): {res.output.strip()}")
+        return res
+
+    def _run_shell(self, cmd: str) -> ExecResult:
+        raise NotImplementedError
+
+    def _put_archive(self, dest: str, data: bytes) -> None:
+        """Unpack a tar into a directory of the device's stack storage."""
+        raise NotImplementedError
+
+    def _runtime_mounts(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """Volumes and environment of the runtime container."""
+        raise NotImplementedError
+
+    def _client_kw(self) -> dict[str, Any]:
+        """docker-py settings of the engine the runtime container runs on."""
+        return {}
+
+    def url(self, port: int, path: str = "/") -> str:
+        """The address, from the host, of a port a stack publishes on the device."""
+        raise NotImplementedError
 
     @staticmethod
     def _tail(container: Any, n: int = 30) -> str:
         return container.logs(tail=n).decode(errors="replace")
-
-    # ---- the device's shell ----------------------------------------------------------
-    def shell(self, cmd: str) -> ExecResult:
-        """Run a shell command on the device itself (its engine host, where the SD card is /data)."""
-        code, out = self._container("engine").exec_run(["sh", "-c", cmd])
-        return ExecResult(code, out.decode(errors="replace"))
-
-    def _shell_ok(self, cmd: str) -> str:
-        res = self.shell(cmd)
-        if res.exit_code != 0:
-            raise DeviceError(f"`{cmd}` failed on device {self.name} (exit {res.exit_code}): {res.output.strip()}")
-        return res.output
 
     # ---- stacks ----------------------------------------------------------------------
     def deploy(self, path: str | os.PathLike[str], *, profiles: Sequence[str] = ()) -> UpdateReport:
@@ -301,10 +250,10 @@ class EmulatedDevice:
         if self.project not in (None, project):
             raise DeployError(f"device {self.name} already runs stack {self.project!r}; one stack per device")
         stack_dir = f"{STACKS_DIR}/{project}"
-        self._shell_ok(f"rm -rf {stack_dir}.new && mkdir -p {stack_dir}.new")
+        self.shell(f"rm -rf {stack_dir}.new && mkdir -p {stack_dir}.new")
         self._put_archive(f"{stack_dir}.new", tar_directory(compose.parent, "."))
         # Swap in whole, so a runtime reading the directory never sees half a stack.
-        self._shell_ok(f"rm -rf {stack_dir}.old; [ ! -d {stack_dir} ] || mv {stack_dir} {stack_dir}.old; "
+        self.shell(f"rm -rf {stack_dir}.old; [ ! -d {stack_dir} ] || mv {stack_dir} {stack_dir}.old; "
                        f"mv {stack_dir}.new {stack_dir}; rm -rf {stack_dir}.old")
         self.project, self.compose_path = project, f"{stack_dir}/{compose.name}"
         self.profiles = tuple(profiles)
@@ -330,28 +279,9 @@ class EmulatedDevice:
         status = self._wait_applied(1)
         return UpdateReport.from_json(status.get("last_apply"))
 
-    def _runtime_mounts(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-        """Volumes and environment of the runtime container: the engine's socket, the stack, state."""
-        mounts = {self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
-                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
-                  self.volumes["data"]: {"bind": "/data", "mode": "rw"}}
-        env = {"DOCKER_HOST": SOCKET, "ARMSTACK_DATA_DIR": DATA_DIR}
-        if self._shared is not None:
-            mounts[str(self._shared)] = {"bind": CARD_DIR, "mode": "ro,rslave"}
-            env["ARMSTACK_ENGINE_ROOT"] = CARD_MOUNT
-        return mounts, env
-
-    def _client_kw(self) -> dict[str, Any]:
-        """docker-py settings of the engine the runtime container runs on (the host's)."""
-        return {}
-
-    def _put_archive(self, dest: str, data: bytes) -> None:
-        """Unpack a tar into a directory of the device's stack storage."""
-        self._container("engine").put_archive(dest, data)
-
     def _wait_applied(self, generation: int) -> dict[str, Any]:
         def applied() -> dict[str, Any] | None:
-            rt = self._container("runtime")
+            rt = self.runtime_container()
             if rt.status == "exited" or rt.attrs["RestartCount"] > 0:
                 raise DeployError(f"the runtime on device {self.name} exited while applying the stack",
                                   self._tail(rt))
@@ -360,16 +290,16 @@ class EmulatedDevice:
             return st if st and last.get("generation", 0) >= generation else None
 
         status = wait_for(applied, self.timeout(120), "the runtime to apply the stack",
-                          describe=lambda: self._tail(self._container("runtime")), interval=0.25)
+                          describe=lambda: self._tail(self.runtime_container()), interval=0.25)
         last = status.get("last_apply") or {}
         if not last.get("ok", False):
             raise DeployError(f"the runtime on device {self.name} failed to apply the stack",
-                              str(last.get("error") or self._tail(self._container("runtime"))))
+                              str(last.get("error") or self._tail(self.runtime_container())))
         return status
 
     def _apply(self) -> UpdateReport:
         assert self.compose_path and self.project
-        code, out = self._container("runtime").exec_run(
+        code, out = self.runtime_container().exec_run(
             ["armstack", "apply", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR, "--json",
              *self._profile_args()],
             environment={"DOCKER_HOST": SOCKET}, demux=True)
@@ -383,24 +313,24 @@ class EmulatedDevice:
             return UpdateReport.from_json({"output": stdout})
 
     def status(self) -> dict[str, Any] | None:
-        """The runtime's status document (None before the first apply)."""
+        """The runtime's status document as JSON (None before the first apply)."""
         if self.project is None or self._runtime_c is None:
             return None
         try:
-            bits, _ = self._container("runtime").get_archive(f"{DATA_DIR}/{self.project}/status.json")
+            bits, _ = self.runtime_container().get_archive(f"{DATA_DIR}/{self.project}/status.json")
         except docker.errors.NotFound:
             return None
         return dict(json.loads(read_single_file(bits)))
 
+    def status_document(self) -> StatusDocument | None:
+        """The runtime's status document, typed (None before the first apply)."""
+        data = self.status()
+        return None if data is None else StatusDocument.from_json(data)
+
     def services(self) -> dict[str, ServiceState]:
-        out: dict[str, ServiceState] = {}
-        for name, s in ((self.status() or {}).get("services") or {}).items():
-            out[name] = ServiceState(
-                status=s.get("state", "unknown"), container_id=s.get("container_id"),
-                restarts=int(s.get("restarts") or 0), image=s.get("image"), health=s.get("health"),
-                last_exit=s.get("last_exit"), crash_looping=bool(s.get("crash_looping")),
-                backoff_until=s.get("backoff_until"), oom_killed=bool(s.get("oom_killed")))
-        return out
+        """The runtime's view of each service (``.status``, ``.restarts``, ``.last_exit``, ...)."""
+        doc = self.status_document()
+        return {} if doc is None else dict(doc.services)
 
     def find_container(self, service: str, *, running: bool = True) -> Any | None:
         """The device-engine container of a service (docker-py object), or None."""
@@ -462,7 +392,7 @@ class EmulatedDevice:
         and does not depend on the port being published."""
         def listening() -> bool:
             pid = int(self.container(service).attrs["State"]["Pid"])
-            out = self.shell(f"cat /proc/{pid}/net/tcp /proc/{pid}/net/tcp6 2>/dev/null").output
+            out = self.shell(f"cat /proc/{pid}/net/tcp /proc/{pid}/net/tcp6 2>/dev/null", check=False).output
             return port in listening_ports(out)
 
         wait_for(listening, self.timeout(timeout), f"service {service!r} on {self.name} to listen on port {port}",
@@ -488,16 +418,11 @@ class EmulatedDevice:
         code, out = self.container(service).exec_run(argv)
         return ExecResult(code, out.decode(errors="replace"))
 
-    def url(self, port: int, path: str = "/") -> str:
-        """The address, from the host, of a port a stack publishes on the device: ``url(8080, "/health")``."""
-        ip = self._container("engine").attrs["NetworkSettings"]["IPAddress"]
-        return f"http://{ip}:{port}/{path.lstrip('/')}"
-
     def logs(self, service: str | None = None) -> list[str]:
         """The runtime's prefixed output lines (``service | line``), optionally of one service."""
         if self._runtime_c is None:
             return []
-        text = _ANSI.sub("", self._container("runtime").logs().decode(errors="replace"))
+        text = _ANSI.sub("", self.runtime_container().logs().decode(errors="replace"))
         lines = text.splitlines()
         if service is None:
             return lines
@@ -505,7 +430,7 @@ class EmulatedDevice:
 
     # ---- disk ------------------------------------------------------------------------
     def disk_usage(self) -> DiskUsage:
-        out = self._shell_ok("df -B1 --output=used,size,avail /var/lib/docker | tail -n 1").split()
+        out = self.shell("df -B1 --output=used,size,avail /var/lib/docker | tail -n 1").output.split()
         return DiskUsage(used=int(out[0]), total=int(out[1]), available=int(out[2]))
 
     def fill_disk(self, percent: float) -> DiskUsage:
@@ -513,41 +438,150 @@ class EmulatedDevice:
         usage = self.disk_usage()
         need = int((usage.used + usage.available) * percent / 100) - usage.used
         if need > 0:
-            self._shell_ok(f"fallocate -l {need} /data/armstack-fill.$(date +%s%N)")
+            self.shell(f"fallocate -l {need} /data/armstack-fill.$(date +%s%N)")
         return self.disk_usage()
 
     def free_disk(self) -> DiskUsage:
-        self._shell_ok("rm -f /data/armstack-fill.*")
+        self.shell("rm -f /data/armstack-fill.*")
         return self.disk_usage()
 
-    # ---- faults ----------------------------------------------------------------------
+    # ---- faults of a service (harness.faults) -----------------------------------------
     def crash(self, service: str, signal: str = "SIGKILL") -> str:
         """A real crash: signal the service's main process from the device (not `docker kill`,
         which the engine counts as a manual stop). Returns the container id."""
-        from harness import faults
-
         return faults.crash(self, service, signal)
 
     def oom(self, service: str, timeout: float = 60.0) -> str:
         """A real crash by the kernel's OOM killer (the service needs a mem_limit): see harness.faults."""
-        from harness import faults
-
         return faults.oom(self, service, timeout)
 
     def crash_loop(self, service: str, times: int = 5, timeout: float = 60.0) -> str:
         """Real crashes in a row: SIGKILL the service each time it runs again; see harness.faults."""
-        from harness import faults
-
         return faults.crash_loop(self, service, times, timeout)
 
     def make_unhealthy(self, service: str, command: str, timeout: float = 60.0) -> str:
         """Run a stack's own switch that fails the service's healthcheck; nothing is stopped."""
-        from harness import faults
-
         return faults.make_unhealthy(self, service, command, timeout)
 
+
+class EmulatedDevice(DeviceBase):
+    """An emulated ARM device; use as a context manager, or call ``start()``/``stop()``."""
+
+    capabilities = frozenset({EMULATED, POWER, ENGINE_KILL, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL})
+
+    def __init__(self, arch: str | Arch = "arm64", disk: str = "2G", name: str | None = None, *,
+                 keep: bool = False, client: docker.DockerClient | None = None,
+                 preload: tuple[str, ...] = ("python", "debian")):
+        arch = get_arch(arch)
+        parse_size(disk)  # fail now on a bad size, not inside the engine container
+        super().__init__(arch, name or f"armstack-{arch.name}-{uuid.uuid4().hex[:8]}", keep=keep,
+                         host=client or docker.from_env())
+        self.disk = disk
+        self.preload = preload
+        self._engine_c: DockerContainer | None = None
+        self._engine_client: docker.DockerClient | None = None
+        self._engine_ip: str | None = None
+        self._shared: Path | None = None
+        self.volumes = {v: f"{self.name}-{v}" for v in ("sdcard", "sock", "stack", "data")}
+
+    def start(self) -> Self:
+        check_emulation(self.arch)
+        engine_image = images.build_engine(self.host)
+        self.runtime_image = images.build_runtime(self.arch, self.host)
+        bases = {kind: images.build_base(kind, self.arch, self.host) for kind in self.preload}
+        for vol in self.volumes.values():
+            self.host.volumes.create(vol, labels=labels(self.name))
+        run = dict(engine_run_kwargs(self.host, engine_image))
+        self._shared = share_card_directory(self.name, self.host)
+        env_card: dict[str, str] = {}
+        mounts = {**run.pop("volumes", {}),
+                  self.volumes["sdcard"]: {"bind": "/sdcard", "mode": "rw"},
+                  self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
+                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"}}
+        if self._shared is not None:
+            mounts[str(self._shared)] = {"bind": CARD_DIR, "mode": "rw,rshared"}
+            env_card = {"ARMSTACK_CARD_MOUNT": CARD_MOUNT}
+        self._engine_c = _with_mounts(
+            DockerContainer(engine_image, name=f"{self.name}-engine", docker_client_kw={}, env=env_card)
+            .with_env("ARMSTACK_DISK_SIZE", self.disk)
+            .with_kwargs(**run, labels=labels(self.name), hostname=self.name,
+                         restart_policy={"Name": "unless-stopped"}),
+            mounts)
+        self._engine_c.start()
+        self._wait_engine()
+        for kind, tag in bases.items():
+            images.load_into(self.engine, self.host, tag, images.BASES[kind].official)
+        return self
+
+    def stop(self) -> None:
+        """Remove the device's containers, and its volumes unless ``keep``."""
+        for c in (self._runtime_c, self._engine_c):
+            if c is not None and c.get_wrapped_container() is not None:
+                with contextlib.suppress(docker.errors.NotFound):
+                    c.get_wrapped_container().remove(force=True, v=False)
+        self._runtime_c = self._engine_c = None
+        if self._engine_client is not None:
+            self._engine_client.close()
+            self._engine_client = None
+        if self._shared is not None:
+            release_card_directory(self._shared)
+            self._shared = None
+        if not self.keep:
+            for vol in self.volumes.values():
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.host.volumes.get(vol).remove(force=True)
+
+    # ---- engine access ---------------------------------------------------------------
+    def engine_container(self) -> Any:
+        return _reloaded(self._engine_c, "engine", self.name)
+
+    @property
+    def engine(self) -> docker.DockerClient:
+        """A docker-py client of the device's own engine (reconnects if the engine moved)."""
+        ip = self.engine_container().attrs["NetworkSettings"]["IPAddress"]
+        if self._engine_client is None or ip != self._engine_ip:
+            if self._engine_client is not None:
+                self._engine_client.close()
+            self._engine_client = docker.DockerClient(base_url=f"tcp://{ip}:2375", timeout=120)
+            self._engine_ip = ip
+        return self._engine_client
+
+    def _wait_engine(self) -> None:
+        def ready() -> bool:
+            c = self.engine_container()
+            if c.status in ("exited", "dead"):
+                raise DeviceError(f"the device engine exited:\n{self._tail(c)}")
+            return bool(self.engine.ping())
+
+        wait_for(ready, 60, f"the engine of device {self.name} to answer",
+                 describe=lambda: self._tail(self.engine_container()))
+
+    def _run_shell(self, cmd: str) -> ExecResult:
+        code, out = self.engine_container().exec_run(["sh", "-c", cmd])
+        return ExecResult(code, out.decode(errors="replace"))
+
+    def _put_archive(self, dest: str, data: bytes) -> None:
+        self.engine_container().put_archive(dest, data)
+
+    def _runtime_mounts(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """Volumes and environment of the runtime container: the engine's socket, the stack, state."""
+        mounts = {self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
+                  self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
+                  self.volumes["data"]: {"bind": "/data", "mode": "rw"}}
+        env = {"DOCKER_HOST": SOCKET, "ARMSTACK_DATA_DIR": DATA_DIR}
+        if self._shared is not None:
+            mounts[str(self._shared)] = {"bind": CARD_DIR, "mode": "ro,rslave"}
+            env["ARMSTACK_ENGINE_ROOT"] = CARD_MOUNT
+        return mounts, env
+
+    def url(self, port: int, path: str = "/") -> str:
+        """The address, from the host, of a port a stack publishes on the device: ``url(8080, "/health")``."""
+        ip = self.engine_container().attrs["NetworkSettings"]["IPAddress"]
+        return f"http://{ip}:{port}/{path.lstrip('/')}"
+
+    # ---- faults of the device -------------------------------------------------------
     def _host_kill(self, which: str) -> None:
-        c = self._container(which)
+        c = self.engine_container() if which == "engine" else self.runtime_container()
         pid = c.attrs["State"]["Pid"]
         if not pid:
             raise FaultError(f"the {which} of {self.name} is not running")
@@ -564,22 +598,35 @@ class EmulatedDevice:
     def reboot(self) -> None:
         """An orderly reboot: the runtime stops the stack, the engine shuts down, both start again."""
         if self._runtime_c is not None:
-            self._container("runtime").stop(timeout=int(self.timeout(20)))
-        self._container("engine").stop(timeout=30)
+            self.runtime_container().stop(timeout=int(self.timeout(20)))
+        self.engine_container().stop(timeout=30)
         self._boot()
 
     def power_cut(self) -> None:
         """Everything SIGKILLed at once, then powered on again; the SD card keeps what reached it."""
         if self._runtime_c is not None:
-            self._container("runtime").kill()
-        self._container("engine").kill()
+            self.runtime_container().kill()
+        self.engine_container().kill()
         self._boot()
 
     def _boot(self) -> None:
-        self._container("engine").start()
+        self.engine_container().start()
         self._wait_engine()
         if self._runtime_c is not None:
-            self._container("runtime").start()
+            self.runtime_container().start()
 
     def sweep(self) -> list[str]:
         return sweep(self.host) + sweep_card_directories()
+
+
+def _reloaded(tc: DockerContainer | None, which: str, device: str) -> Any:
+    """The docker-py container behind a testcontainers one, reloaded; DeviceError if there is none."""
+    container = None if tc is None else tc.get_wrapped_container()
+    if container is None:
+        raise DeviceError(f"device {device} has no {which} container (not started, or no stack deployed)")
+    container.reload()
+    return container
+
+
+if TYPE_CHECKING:
+    _checked: type[Device] = EmulatedDevice   # mypy: an emulated device is a whole Device

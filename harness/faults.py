@@ -23,8 +23,11 @@ fault                     how it is injected                                  th
 ``fill_disk(percent)``    a file nothing owns fills the SD card               a full card
 ========================  ==================================================  ===============
 
-The first five live here (the device-level ones are methods of
-:class:`~harness.device.EmulatedDevice`, which also exposes these as ``device.oom(...)`` etc.).
+The first four live here, written against :class:`~harness.protocol.FaultTarget` (part of ``Device``)
+(devices expose them as ``device.oom(...)`` etc.); the device-level ones are methods of the
+devices that have the matching capability (``harness.protocol.POWER``, ``ENGINE_KILL``, ...).
+A new fault is a function here, a method of the protocol and its one-line delegation in
+:class:`~harness.device.DeviceBase`.
 Each waits for the engine to confirm the fault happened, through its event stream, and
 raises :class:`~harness.errors.FaultError` when it cannot be injected or does not take.
 """
@@ -35,10 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import FaultError
 from harness.events import EventRecorder
-from harness.waits import wait_for
 
 if TYPE_CHECKING:
-    from harness.device import EmulatedDevice
+    from harness.protocol import FaultTarget
 
 # Grows in 16 MiB steps of touched memory (bytes * n writes every page, unlike a calloc'ed
 # bytearray); `tail /dev/zero` buffers an endless line where there is no python3.
@@ -46,7 +48,7 @@ ALLOCATE = ("python3 -c 'x = []\nwhile True: x.append(b\"\\1\" * (16 << 20))' 2>
             " || tail /dev/zero")
 
 
-def _main_pid(device: EmulatedDevice, service: str) -> tuple[Any, int]:
+def _main_pid(device: FaultTarget, service: str) -> tuple[Any, int]:
     c = device.container(service)
     pid = int(c.attrs["State"]["Pid"] or 0)
     if not pid:
@@ -54,15 +56,15 @@ def _main_pid(device: EmulatedDevice, service: str) -> tuple[Any, int]:
     return c, pid
 
 
-def crash(device: EmulatedDevice, service: str, signal: str = "SIGKILL") -> str:
+def crash(device: FaultTarget, service: str, signal: str = "SIGKILL") -> str:
     """A real crash: ``signal`` to the service's main process, sent from the device (not
     ``docker kill``, which the engine counts as a manual stop). Returns the container id."""
     c, pid = _main_pid(device, service)
-    device._shell_ok(f"kill -s {signal.upper().removeprefix('SIG')} {pid}")
+    device.shell(f"kill -s {signal.upper().removeprefix('SIG')} {pid}")
     return str(c.id)
 
 
-def oom(device: EmulatedDevice, service: str, timeout: float = 60.0) -> str:
+def oom(device: FaultTarget, service: str, timeout: float = 60.0) -> str:
     """A real crash by the kernel's OOM killer; returns the container id.
 
     The service must have a ``mem_limit``. Its main process is made the OOM killer's first
@@ -75,15 +77,15 @@ def oom(device: EmulatedDevice, service: str, timeout: float = 60.0) -> str:
         raise FaultError(f"service {service!r} has no mem_limit, so it cannot run out of memory; "
                          "give it one in the compose file (e.g. mem_limit: 256m)")
     with EventRecorder(device.engine, {"type": "container", "container": c.id}) as seen:
-        device._shell_ok(f"echo 1000 > /proc/{pid}/oom_score_adj")
+        device.shell(f"echo 1000 > /proc/{pid}/oom_score_adj")
         c.exec_run(["sh", "-c", ALLOCATE], detach=True)
-        wait_for(lambda: {"oom", "die"} <= set(seen.actions()), device.timeout(timeout),
+        device.wait_for(lambda: {"oom", "die"} <= set(seen.actions()), timeout,
                  f"the OOM killer to end service {service!r}", describe=lambda: f"events: {seen.actions()}",
                  interval=0.5)
     return str(c.id)
 
 
-def crash_loop(device: EmulatedDevice, service: str, times: int = 5, timeout: float = 60.0) -> str:
+def crash_loop(device: FaultTarget, service: str, times: int = 5, timeout: float = 60.0) -> str:
     """Real crashes in a row: SIGKILL the main process ``times`` times, each time as soon as the
     service runs again (whatever backoff the runtime applies in between). Returns the container id
     of the last crash."""
@@ -97,15 +99,15 @@ def crash_loop(device: EmulatedDevice, service: str, times: int = 5, timeout: fl
             key = f"{c.id}/{c.attrs['State']['StartedAt']}"
             return (c, int(c.attrs["State"]["Pid"])) if key not in seen else None
 
-        c, pid = wait_for(restarted, device.timeout(timeout),
+        c, pid = device.wait_for(restarted, timeout,
                           f"service {service!r} to run again before crash {n + 1} of {times}", interval=0.1)
         seen.add(f"{c.id}/{c.attrs['State']['StartedAt']}")
-        device._shell_ok(f"kill -s KILL {pid}")
+        device.shell(f"kill -s KILL {pid}")
         cid = str(c.id)
     return cid
 
 
-def make_unhealthy(device: EmulatedDevice, service: str, command: str, timeout: float = 60.0) -> str:
+def make_unhealthy(device: FaultTarget, service: str, command: str, timeout: float = 60.0) -> str:
     """Run ``command`` in the service's container to make its healthcheck fail; nothing is stopped.
 
     Returns once the engine reported the container ``unhealthy``, with the container id. What
@@ -119,7 +121,7 @@ def make_unhealthy(device: EmulatedDevice, service: str, command: str, timeout: 
         if res.exit_code != 0:
             raise FaultError(f"`{command}` failed in service {service!r} (exit {res.exit_code}): "
                              f"{res.output.strip()}")
-        wait_for(lambda: any("unhealthy" in a for a in seen.actions()), device.timeout(timeout),
+        device.wait_for(lambda: any("unhealthy" in a for a in seen.actions()), timeout,
                  f"service {service!r} to be reported unhealthy", describe=lambda: f"events: {seen.actions()}",
                  interval=0.5)
     return str(c.id)

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,7 +178,7 @@ def _trim(root: Path, python: bool) -> None:
             marker.unlink()
 
 
-def prefetch_rootfs(arches: list[str], kinds: list[str]) -> None:
+def prefetch_rootfs(arches: Sequence[str | Arch], kinds: list[str]) -> None:
     """Debootstrap every missing rootfs at once: they wait on the network and on QEMU in turns,
     so running them side by side takes about as long as the slowest one."""
     from concurrent.futures import ThreadPoolExecutor
@@ -234,7 +234,7 @@ def host_ca_bundle(settings: HarnessSettings | None = None) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
-def build_base(kind: str, arch_name: str, client: docker.DockerClient | None = None) -> str:
+def build_base(kind: str, arch_name: str | Arch, client: docker.DockerClient | None = None) -> str:
     """Build (or reuse) the stand-in base image ``kind`` for an arch; returns its host tag."""
     base = BASES[kind]
     arch = get_arch(arch_name)
@@ -323,7 +323,7 @@ def runtime_source_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def build_runtime(arch_name: str, client: docker.DockerClient | None = None, tag: str | None = None) -> str:
+def build_runtime(arch_name: str | Arch, client: docker.DockerClient | None = None, tag: str | None = None) -> str:
     """The runtime image for an arch, on top of the python stand-in; returns its host tag.
 
     ``tag`` names it (e.g. for publishing); by default it is keyed by the source hash. The build
@@ -332,7 +332,7 @@ def build_runtime(arch_name: str, client: docker.DockerClient | None = None, tag
     """
     arch = get_arch(arch_name)
     client = client or docker.from_env()
-    base = build_base("python", arch.name, client)
+    base = build_base("python", arch, client)
     source = runtime_source_hash()
     tag = tag or f"{prefix()}/runtime:{source}-{arch.name}"
     if _image_label(client, tag, LABEL_SOURCE) == source:

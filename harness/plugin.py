@@ -18,11 +18,14 @@ from typing import Any
 
 import pytest
 
+from harness.arch import Arch, get_arch, parse_arches
 from harness.device import EmulatedDevice
+from harness.protocol import Device
 from harness.settings import HarnessSettings
 
-DEVICES_KEY = pytest.StashKey[list[EmulatedDevice]]()
+DEVICES_KEY = pytest.StashKey[list[Device]]()
 SETTINGS_KEY = pytest.StashKey[HarnessSettings]()
+ARCHES_KEY = pytest.StashKey[list[Arch]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,8 +54,11 @@ def settings_of(config: pytest.Config) -> HarnessSettings:
     return config.stash[SETTINGS_KEY]
 
 
-def _arches(config: pytest.Config) -> list[str]:
-    return [a.strip() for a in settings_of(config).arch.split(",") if a.strip()]
+def _arches(config: pytest.Config) -> list[Arch]:
+    """``--arch``, parsed once per session into ``Arch`` objects that fixtures pass on as they are."""
+    if ARCHES_KEY not in config.stash:
+        config.stash[ARCHES_KEY] = parse_arches(settings_of(config).arch)
+    return config.stash[ARCHES_KEY]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -62,9 +68,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     wanted = marker.kwargs.get("arch") if marker else None
     arches = _arches(metafunc.config)
     if wanted:
-        allowed = [wanted] if isinstance(wanted, str) else list(wanted)
-        arches = [a for a in arches if a in allowed] or allowed[:1]
-    metafunc.parametrize("device_arch", arches, scope="function")
+        allowed = [get_arch(w) for w in ([wanted] if isinstance(wanted, str | Arch) else wanted)]
+        arches = [a for a in arches if a.name in {w.name for w in allowed}] or allowed[:1]
+    metafunc.parametrize("device_arch", arches, ids=[a.name for a in arches], scope="function")
 
 
 def _host_client() -> Any:
@@ -84,7 +90,7 @@ def _armstack_session(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def device_factory(request: pytest.FixtureRequest, _armstack_session: None) -> Iterator[Callable[..., EmulatedDevice]]:
+def device_factory(request: pytest.FixtureRequest, _armstack_session: None) -> Iterator[Callable[..., Device]]:
     """Start devices with any arguments; all of them are removed after the test."""
     devices = request.node.stash.setdefault(DEVICES_KEY, [])
     keep = bool(request.config.getoption("--keep-devices"))
@@ -92,11 +98,12 @@ def device_factory(request: pytest.FixtureRequest, _armstack_session: None) -> I
 
     board = settings_of(request.config).docker_host
 
-    def create(arch: str = "arm64", disk: str | None = None, name: str | None = None, **kwargs: Any) -> EmulatedDevice:
+    def create(arch: str | Arch = "arm64", disk: str | None = None, name: str | None = None,
+               **kwargs: Any) -> Device:
         if board:   # a real board: its own arch and disk, whatever the test would emulate
             from harness.board import BoardDevice
 
-            device: EmulatedDevice = BoardDevice(str(board), name=name, keep=keep)
+            device: Device = BoardDevice(str(board), name=name, keep=keep)
         else:
             device = EmulatedDevice(arch=arch, disk=disk or default_disk, name=name, keep=keep, **kwargs)
         devices.append(device)
@@ -109,13 +116,14 @@ def device_factory(request: pytest.FixtureRequest, _armstack_session: None) -> I
 
 
 @pytest.fixture
-def device_arch(request: pytest.FixtureRequest) -> str:
-    return str(getattr(request, "param", _arches(request.config)[0]))
+def device_arch(request: pytest.FixtureRequest) -> Arch:
+    """The ``Arch`` of this run of a device test (``str()`` of it is its name)."""
+    return getattr(request, "param", None) or _arches(request.config)[0]
 
 
 @pytest.fixture
-def arm_device(request: pytest.FixtureRequest, device_arch: str,
-               device_factory: Callable[..., EmulatedDevice]) -> EmulatedDevice:
+def arm_device(request: pytest.FixtureRequest, device_arch: Arch,
+               device_factory: Callable[..., Device]) -> Device:
     """A started emulated device of the selected arch (function scope)."""
     marker = request.node.get_closest_marker("device")
     disk = marker.kwargs.get("disk") if marker else None
@@ -135,7 +143,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def save_artifacts(device: EmulatedDevice, folder: Path) -> Path:
+def save_artifacts(device: Device, folder: Path) -> Path:
     """Write what a failing test needs to be understood: logs, container list, inspects, status."""
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -147,9 +155,9 @@ def save_artifacts(device: EmulatedDevice, folder: Path) -> Path:
         (folder / name).write_text(text)
 
     attempt("runtime.log", lambda: "\n".join(device.logs()) + "\n")
-    attempt("engine.log", lambda: device._container("engine").logs().decode(errors="replace"))
+    attempt("engine.log", lambda: device.engine_container().logs().decode(errors="replace"))
     attempt("status.json", lambda: json.dumps(device.status(), indent=2))
-    attempt("disk.txt", lambda: device.shell("df -h /var/lib/docker; ls -la /data").output)
+    attempt("disk.txt", lambda: device.shell("df -h /var/lib/docker; ls -la /data", check=False).output)
 
     def ps() -> str:
         containers = device.engine.containers.list(all=True)

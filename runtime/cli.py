@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -50,6 +50,7 @@ from runtime.errors import (
 )
 from runtime.exits import RESTART_MODES, describe_restart, with_default_restart
 from runtime.settings import RuntimeSettings
+from runtime.state import ServiceStatus, StatusDocument
 
 EPILOG = """\
 exit codes:
@@ -389,7 +390,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _observe_status(stack: Any, settings: RuntimeSettings) -> dict[str, Any]:
+def _observe_status(stack: Any, settings: RuntimeSettings) -> StatusDocument:
     from runtime.desired import make_desired
     from runtime.executor import Executor
 
@@ -397,52 +398,55 @@ def _observe_status(stack: Any, settings: RuntimeSettings) -> dict[str, Any]:
     return observed_status(stack, Executor(client, make_desired(client, stack)).observe())
 
 
-def observed_status(stack: Any, observed: Any) -> dict[str, Any]:
+def observed_status(stack: Any, observed: Any) -> StatusDocument:
     """The status document for a stack no supervisor runs, from what the engine shows."""
     from runtime.report import kept_container, service_state
 
     services = {}
     for spec in stack.services:
         c = kept_container(observed, spec.name)
-        services[spec.name] = {
-            "state": "missing" if c is None else service_state(c, spec.restart),
-            "restart": describe_restart(spec.restart), "container_id": c.id if c else None, "restarts": None,
-            "last_exit": c.exit_code if c else None, "health": c.health if c else None,
-            "backoff_until": None, "crash_looping": False}
-    return {"project": stack.project, "supervisor": None, "services": services}
+        services[spec.name] = ServiceStatus(
+            state="missing" if c is None else service_state(c, spec.restart),
+            restart=describe_restart(spec.restart), container_id=c.id if c else None, restarts=None,
+            last_exit=c.exit_code if c else None, health=c.health if c else None)
+    return StatusDocument(project=stack.project, services=services)
 
 
-def status_ok(status: dict[str, Any]) -> bool:
+def _as_document(status: StatusDocument | Mapping[str, Any]) -> StatusDocument:
+    return status if isinstance(status, StatusDocument) else StatusDocument.from_json(status)
+
+
+def status_ok(status: StatusDocument | Mapping[str, Any]) -> bool:
     """Whether every service of a status document is up (running, healthy or a completed job)."""
-    services = status.get("services") or {}
-    return all(s.get("state") in ("running", "healthy", "completed") for s in services.values())
+    return _as_document(status).ok
 
 
-def status_lines(status: dict[str, Any]) -> list[str]:
-    sup = status.get("supervisor") or {}
-    lines = [f"project {status.get('project')}: " + (
-        f"supervised by pid {sup.get('pid')}, generation {status.get('generation')}" if sup.get("pid")
+def status_lines(status: StatusDocument | Mapping[str, Any]) -> list[str]:
+    doc = _as_document(status)
+    sup = doc.supervisor
+    lines = [f"project {doc.project}: " + (
+        f"supervised by pid {sup.pid}, generation {doc.generation}" if sup is not None and sup.pid
         else "no supervisor running (observed from the engine)")]
-    services = status.get("services") or {}
+    services = doc.services
     width = max([len("SERVICE"), *(len(n) for n in services)])
-    policy_width = max([len("RESTART"), *(len(s.get("restart") or "-") for s in services.values())])
+    policy_width = max([len("RESTART"), *(len(s.restart or "-") for s in services.values())])
     lines.append(f"{'SERVICE':<{width}}  {'STATE':<11} {'RESTART':<{policy_width}}  {'RESTARTS':>8}  "
                  f"{'LAST EXIT':>9}  BACKOFF")
     for name, s in services.items():
         backoff = ""
-        if s.get("backoff_until"):
-            backoff = f"{max(0.0, s['backoff_until'] - time.time()):.1f}s"
-        restarts = "-" if s.get("restarts") is None else str(s.get("restarts"))
-        last = "-" if s.get("last_exit") is None else str(s.get("last_exit"))
-        lines.append(f"{name:<{width}}  {s.get('state', '?'):<11} {s.get('restart') or '-':<{policy_width}}  "
+        if s.backoff_until:
+            backoff = f"{max(0.0, s.backoff_until - time.time()):.1f}s"
+        restarts = "-" if s.restarts is None else str(s.restarts)
+        last = "-" if s.last_exit is None else str(s.last_exit)
+        lines.append(f"{name:<{width}}  {s.state:<11} {s.restart or '-':<{policy_width}}  "
                      f"{restarts:>8}  {last:>9}  {backoff}")
-    disk_line = format_disk(status.get("disk") or {})
+    disk_line = format_disk(dict(doc.disk))
     if disk_line:
         lines.append(disk_line)
-    last_apply = status.get("last_apply")
+    last_apply = doc.last_apply
     if last_apply:
-        verdict = "ok" if last_apply.get("ok") else f"FAILED: {last_apply.get('error')}"
-        lines.append(f"last apply (generation {last_apply.get('generation')}): {verdict}")
+        verdict = "ok" if last_apply.ok else f"FAILED: {last_apply.error}"
+        lines.append(f"last apply (generation {last_apply.generation}): {verdict}")
     return lines
 
 
@@ -469,19 +473,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     stack = _load(args)
     store = _store(args, stack.project)
-    status = store.read_status() if is_locked(store.lock_path) else None
+    status = store.read_status_document() if is_locked(store.lock_path) else None
     if status is None:
         status = _observe_status(stack, _settings(args))
-    services = status["services"]
-    for name in stack.service_names:
-        # A service of the file the status does not mention is not known to run.
-        services.setdefault(name, {"state": "unknown", "restarts": None, "last_exit": None, "backoff_until": None})
+    # A service of the file the status does not mention is not known to run.
+    unknown = {name: ServiceStatus(state="unknown", restarts=None)
+               for name in stack.service_names if name not in status.services}
+    status = status.with_services({**status.services, **unknown})
     if args.json:
-        print(json.dumps(status, indent=2, sort_keys=True))
+        print(json.dumps(status.to_json(), indent=2, sort_keys=True))
     else:
         for line in status_lines(status):
             print(line)
-    return EXIT_OK if status_ok(status) else EXIT_FAILED
+    return EXIT_OK if status.ok else EXIT_FAILED
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

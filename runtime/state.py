@@ -243,14 +243,14 @@ class PersistedState:
 
 @dataclass(frozen=True)
 class ServiceStatus:
-    """One service's entry in ``status.json``."""
+    """One service's entry in ``status.json``; the test harness reads it as ``ServiceState``."""
 
     state: str = "unknown"                # running, starting, completed, exited, backoff, waiting, ...
     restart: str = ""                     # the policy it runs under, e.g. "always (default)"
     container_id: str | None = None
     image: str | None = None
     image_id: str | None = None
-    restarts: int = 0
+    restarts: int | None = 0              # None: not counted (no supervisor runs the stack)
     last_exit: int | None = None          # exit code of the last exit
     last_exit_at: float | None = None
     oom_killed: bool = False
@@ -262,20 +262,45 @@ class ServiceStatus:
     # how fast the supervisor itself reacts (the engine's own start time comes on top).
     event_to_action: float | None = None
 
+    @property
+    def status(self) -> str:
+        """The same as ``state`` (the harness's name for it before the types were shared)."""
+        return self.state
+
+    @property
+    def up(self) -> bool:
+        """Running, healthy or a completed job: what ``armstack status`` counts as up."""
+        return self.state in ("running", "healthy", "completed")
+
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["waiting_for"] = list(self.waiting_for)
         return out
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ServiceStatus:
+        """From an entry already checked against the schema (:meth:`StatusDocument.from_json` checks)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["waiting_for"] = tuple(values.get("waiting_for") or ())
+        for flag in ("oom_killed", "crash_looping"):
+            values[flag] = bool(values.get(flag, False))
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class SupervisorInfo:
     pid: int
-    started_at: float
+    started_at: float | None = None
     ready: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"pid": self.pid, "started_at": self.started_at, "ready": self.ready}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SupervisorInfo:
+        return cls(pid=int(data.get("pid") or 0), started_at=data.get("started_at"),
+                   ready=bool(data.get("ready", False)))
 
 
 @dataclass(frozen=True)
@@ -303,6 +328,81 @@ class ApplyResult:
             "request_id": self.request_id,
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ApplyResult:
+        return cls(generation=int(data.get("generation") or 0), ok=bool(data["ok"]), error=data.get("error"),
+                   finished_at=data.get("finished_at"), report=dict(data.get("report") or {}),
+                   totals=dict(data.get("totals") or {}), removed=tuple(data.get("removed") or ()),
+                   request_id=data.get("request_id"))
+
+
+@dataclass(frozen=True)
+class StatusDocument:
+    """``status.json``, typed: the supervisor writes it, the CLI and the test harness read it.
+
+    :meth:`to_json` gives every key of the schema (the JSON names are the contract other tools
+    read, so they never change); :meth:`from_json` checks the types first and raises
+    :class:`StateError` naming the first wrong value. ``supervisor`` is None for a stack no
+    supervisor runs (``armstack status`` then observes the engine). ``disk`` and
+    ``answered_requests`` stay the mappings their writers make (checked, not typed further).
+    """
+
+    project: str
+    services: Mapping[str, ServiceStatus] = field(default_factory=dict)
+    release: str = ""
+    generation: int = 0
+    updated_at: float | None = None
+    supervisor: SupervisorInfo | None = None
+    last_apply: ApplyResult | None = None
+    disk: Mapping[str, Any] = field(default_factory=dict)
+    dropped_requests: Mapping[str, str] = field(default_factory=dict)
+    answered_requests: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every service is up (running, healthy or a completed job)."""
+        return all(s.up for s in self.services.values())
+
+    def with_services(self, services: Mapping[str, ServiceStatus]) -> StatusDocument:
+        return replace(self, services=services)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "release": self.release,
+            "generation": self.generation,
+            "updated_at": time.time() if self.updated_at is None else self.updated_at,
+            "supervisor": None if self.supervisor is None else self.supervisor.to_json(),
+            "last_apply": None if self.last_apply is None else self.last_apply.to_json(),
+            "services": {name: st.to_json() for name, st in sorted(self.services.items())},
+            "disk": dict(self.disk),
+            "dropped_requests": dict(self.dropped_requests),
+            "answered_requests": {rid: dict(result) for rid, result in self.answered_requests.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> StatusDocument:
+        """The document in ``data`` (parsed JSON); StateError saying what is wrong if it is not one."""
+        if not isinstance(data, Mapping):
+            raise StateError("The status is not a JSON object.")
+        problem = status_problem(data)
+        if problem is not None:
+            raise StateError(f"The status has a wrong value: {problem}.")
+        supervisor, last_apply = data.get("supervisor"), data.get("last_apply")
+        return cls(
+            project=str(data.get("project") or ""),
+            services={str(n): ServiceStatus.from_json(s) for n, s in data["services"].items()},
+            release=str(data.get("release") or ""),
+            generation=int(data.get("generation") or 0),
+            updated_at=data.get("updated_at"),
+            supervisor=None if supervisor is None else SupervisorInfo.from_json(supervisor),
+            last_apply=None if last_apply is None else ApplyResult.from_json(last_apply),
+            disk=dict(data.get("disk") or {}),
+            dropped_requests=dict(data.get("dropped_requests") or {}),
+            answered_requests={str(k): v for k, v in (data.get("answered_requests") or {}).items()
+                               if isinstance(v, Mapping)},
+        )
+
 
 def build_status(
     *,
@@ -317,19 +417,12 @@ def build_status(
     dropped_requests: Mapping[str, str] | None = None,
     answered_requests: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A ``status.json`` document with every key of the schema present."""
-    return {
-        "project": project,
-        "release": release,
-        "generation": generation,
-        "updated_at": time.time() if updated_at is None else updated_at,
-        "supervisor": supervisor.to_json(),
-        "last_apply": None if last_apply is None else last_apply.to_json(),
-        "services": {name: st.to_json() for name, st in sorted(services.items())},
-        "disk": dict(disk or {}),
-        "dropped_requests": dict(dropped_requests or {}),
-        "answered_requests": {rid: dict(result) for rid, result in (answered_requests or {}).items()},
-    }
+    """A ``status.json`` document with every key of the schema present (``StatusDocument(...).to_json()``)."""
+    return StatusDocument(
+        project=project, services=services, release=release, generation=generation, updated_at=updated_at,
+        supervisor=supervisor, last_apply=last_apply, disk=disk or {}, dropped_requests=dropped_requests or {},
+        answered_requests=answered_requests or {},
+    ).to_json()
 
 
 # -- the store --------------------------------------------------------------------------------
@@ -492,6 +585,11 @@ class StateStore:
             )
         return data
 
+    def read_status_document(self) -> StatusDocument | None:
+        """:meth:`read_status`, typed."""
+        data = self.read_status()
+        return None if data is None else StatusDocument.from_json(data)
+
 
 # -- shapes of the files ----------------------------------------------------------------------
 # Kinds: str, int, number, bool, dict, list; "?" also allows null. Keys ending in "!" are
@@ -504,8 +602,8 @@ _STATUS = {"project": "str", "release": "str", "generation": "int", "updated_at"
            "last_apply": "dict?", "services!": "dict", "disk": "dict?", "dropped_requests": "dict?",
            "answered_requests": "dict?"}
 _SUPERVISOR = {"pid": "int", "started_at": "number?", "ready": "bool"}
-_SERVICE = {"state!": "str", "container_id": "str?", "image": "str?", "image_id": "str?", "restarts": "int?",
-            "last_exit": "int?", "last_exit_at": "number?", "oom_killed": "bool", "health": "str?",
+_SERVICE = {"state!": "str", "restart": "str?", "container_id": "str?", "image": "str?", "image_id": "str?",
+            "restarts": "int?", "last_exit": "int?", "last_exit_at": "number?", "oom_killed": "bool", "health": "str?",
             "backoff_until": "number?", "crash_looping": "bool", "waiting_for": "list",
             "event_to_action": "number?"}
 _LAST_APPLY = {"generation": "int", "ok!": "bool", "error": "str?", "finished_at": "number?", "report": "dict",

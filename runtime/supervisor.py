@@ -91,9 +91,9 @@ from runtime.state import (
     PersistedState,
     ServiceStatus,
     StateStore,
+    StatusDocument,
     SupervisorInfo,
     atomic_write_json,
-    build_status,
 )
 from runtime.statusboard import StatusBoard
 from runtime.tracker import ServiceTracker
@@ -839,17 +839,17 @@ class Supervisor:
                 waiting_for=tuple(self.waits.get(name, ())),
                 event_to_action=self._event_to_action.get(name),
             )
-        return build_status(
+        return StatusDocument(
             project=self.stack.project,
             release=self.desired.release if self.desired else "",
             generation=self.generation,
             supervisor=SupervisorInfo(os.getpid(), self.started_at, self.ready),
             services=services,
             last_apply=self.last_apply,
-            disk=self.disk.status_json() if self.disk is not None else None,
+            disk=self.disk.status_json() if self.disk is not None else {},
             dropped_requests=self.dropped_requests,
             answered_requests=self.answered_requests,
-        )
+        ).to_json()
 
     def _write_status(self, *, force: bool = False) -> None:
         assert self.store is not None

@@ -37,7 +37,7 @@ def _runs_stack_on_its_arch(arm_device: EmulatedDevice, stacks: Path, tmp_path: 
         arm_device.wait_until_running(service, timeout=60)
     # Stack containers and the runtime itself run as the device's arch, under QEMU.
     assert arm_device.exec("server", "uname -m").output.strip() == arch.uname
-    runtime = arm_device._container("runtime")
+    runtime = arm_device.runtime_container()
     assert runtime.exec_run(["uname", "-m"]).output.decode().strip() == arch.uname
     base = arm_device.engine.images.get("python:3.11-slim-bookworm")
     assert base.attrs["Architecture"] == arch.platform.split("/")[1]

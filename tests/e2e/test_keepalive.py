@@ -90,13 +90,13 @@ def test_runtime_killed_restarts_nothing(arm_device: EmulatedDevice, stacks: Pat
     _up(arm_device, stacks / "minimal", ("server", "client"))
     before = _started(arm_device)
     old_pid = (arm_device.status() or {})["supervisor"]["pid"]
-    runtime = arm_device._container("runtime")
+    runtime = arm_device.runtime_container()
     restarts = runtime.attrs["RestartCount"]
     arm_device.kill_runtime()
 
     def readopted() -> Any:
         st = arm_device.status() or {}
-        rt = arm_device._container("runtime")
+        rt = arm_device.runtime_container()
         return rt.attrs["RestartCount"] > restarts and st["supervisor"]["ready"] and \
             st["supervisor"]["started_at"] > 0 and st["supervisor"]["pid"] and st["updated_at"]
 

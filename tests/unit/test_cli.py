@@ -250,3 +250,13 @@ def test_status_without_the_files_services_is_not_ok(
     store.write_status({"project": "demo", "generation": 1, "supervisor": {"pid": os.getpid()}, "services": {}})
     assert cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), "status"]) == 1
     assert "web" in capsys.readouterr().out
+
+
+def test_status_lines_of_a_stack_no_supervisor_runs() -> None:
+    from runtime.state import ServiceStatus, StatusDocument
+
+    doc = StatusDocument(project="p", services={"web": ServiceStatus(state="missing", restarts=None)})
+    lines = cli.status_lines(doc)
+    assert "no supervisor running" in lines[0]
+    assert lines[2].split() == ["web", "missing", "-", "-", "-"]
+    assert not cli.status_ok(doc) and cli.status_ok(doc.with_services({}))

@@ -147,8 +147,8 @@ def test_status_without_a_supervisor_counts_a_finished_job_as_up() -> None:
         ObservedContainer("c2", "p-job-1", "job", "h", "i", "exited", exit_code=0),
     ))
     status = cli.observed_status(st, obs)
-    assert status["services"]["job"]["state"] == "completed"
-    assert status["services"]["web"]["restart"] == "always (default)"
+    assert status.services["job"].state == "completed"
+    assert status.services["web"].restart == "always (default)"
     assert cli.status_ok(status)
     failed_job = ObservedContainer("c2", "p-job-1", "job", "h", "i", "exited", exit_code=3)
     crashed = ObservedState(containers=(obs.containers[0], failed_job))

@@ -9,7 +9,7 @@ import pytest
 
 from harness import capabilities, images, session
 from harness.arch import get_arch
-from harness.device import DiskUsage, parse_size
+from harness.device import DiskUsage, ExecResult, parse_size
 from harness.errors import SetupError
 
 
@@ -121,9 +121,9 @@ class _Device:
     def container(self, service: str) -> _Device:
         return self
 
-    def _shell_ok(self, cmd: str) -> str:
+    def shell(self, cmd: str, check: bool = True) -> ExecResult:
         self.commands.append(cmd)
-        return ""
+        return ExecResult(0, "")
 
 
 @pytest.mark.parametrize("signal", ["SIGKILL", "TERM"])

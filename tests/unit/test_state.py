@@ -17,6 +17,7 @@ from runtime.state import (
     ServiceRecord,
     ServiceStatus,
     StateStore,
+    StatusDocument,
     SupervisorInfo,
     atomic_write_json,
     build_status,
@@ -430,3 +431,36 @@ def test_good_disk_file_is_left_alone(tmp_path: Path) -> None:
     atomic_write_json(store.disk_path, good)
     store.check_disk_file(on_warning=lambda m: pytest.fail(m))
     assert read_json(store.disk_path) == good
+
+
+def test_status_document_round_trips_through_json(tmp_path: Path) -> None:
+    doc = StatusDocument.from_json(json.loads(json.dumps(GOOD_STATUS)))
+    assert doc.supervisor == SupervisorInfo(pid=42, started_at=1.0)
+    assert doc.last_apply == ApplyResult(generation=2, ok=True)
+    assert doc.services["web"] == ServiceStatus(state="running", restarts=1, backoff_until=5.0)
+    assert doc.to_json() == json.loads(json.dumps(GOOD_STATUS))   # the JSON names are unchanged
+    store = StateStore(tmp_path, "demo")
+    store.write_status(doc.to_json())
+    assert store.read_status_document() == doc
+
+
+def test_service_status_answers_to_the_harness_names() -> None:
+    svc = StatusDocument.from_json(json.loads(json.dumps(GOOD_STATUS))).services["web"]
+    assert (svc.status, svc.restarts, svc.backoff_until, svc.crash_looping) == ("running", 1, 5.0, False)
+
+
+def test_status_document_of_no_supervisor_is_written_whole() -> None:
+    doc = StatusDocument(project="p", services={"web": ServiceStatus(state="missing", restarts=None)})
+    back = StatusDocument.from_json(json.loads(json.dumps(doc.to_json())))
+    assert back.supervisor is None and back.services["web"].restarts is None and not back.ok
+    assert set(doc.to_json()) == set(GOOD_STATUS)
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("services.web.state", 5), ("services.web.restarts", "1"), ("supervisor.pid", "42"), ("last_apply.ok", "yes"),
+])
+def test_status_document_refuses_wrong_types(path: str, value: object) -> None:
+    with pytest.raises(StateError, match=path.split(".")[-1]):
+        StatusDocument.from_json(_damaged(path, value))
+    with pytest.raises(StateError, match="not a JSON object"):
+        StatusDocument.from_json([1])
