@@ -8,11 +8,9 @@ device, and contexts bigger than memory: each must end in a clear error that nam
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import os
-import signal
 import socket
 import tarfile
 import tracemalloc
@@ -36,6 +34,7 @@ from runtime.compose.model import BuildSpec
 from runtime.desired import make_desired
 from runtime.errors import ArmstackError, BuildContextError, EngineError
 from runtime.executor import Executor
+from tests.unit.deadline import deadline
 from tests.unit.specs import desired, stack, svc
 
 
@@ -51,26 +50,6 @@ def make(root: Path, files: dict[str, str | bytes]) -> BuildSpec:
 
 
 BASIC: dict[str, str | bytes] = {"Dockerfile": "FROM alpine:3.19\nCOPY . /app\n", "app.py": "print(1)\n"}
-
-
-class Overrun(Exception):
-    """Not an OSError (as TimeoutError is): code that catches OSError must not swallow it."""
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``."""
-
-    def expire(signum: int, frame: Any) -> None:
-        raise Overrun(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def tar_names(chunks: Iterable[bytes]) -> dict[str, tarfile.TarInfo]:

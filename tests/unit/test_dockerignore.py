@@ -3,19 +3,16 @@ patterns Docker refuses, and patterns that must not take exponential time to mat
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from runtime.buildctx import build_context_hash, context_files, is_ignored, parse_dockerignore
 from runtime.compose.model import BuildSpec
 from runtime.errors import BuildContextError, EngineError
+from tests.unit.deadline import deadline
 
 
 def make(root: Path, files: dict[str, str | bytes]) -> BuildSpec:
@@ -30,22 +27,6 @@ def make(root: Path, files: dict[str, str | bytes]) -> BuildSpec:
 
 
 BASIC: dict[str, str | bytes] = {"Dockerfile": "FROM alpine:3.19\nCOPY . /app\n", "app.py": "print(1)\n"}
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``."""
-
-    def expire(signum: int, frame: Any) -> None:
-        raise AssertionError(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
 
 # (patterns, path, ignored) beyond the basic cases in test_buildctx.py, as Docker decides them.
 MORE_CASES = [
