@@ -9,17 +9,10 @@ import pytest
 
 from runtime.buildctx import build_context_hash, context_files, dockerfile_bases, is_ignored, parse_dockerignore
 from runtime.compose.model import BuildSpec
+from tests.unit.contexts import BASIC as CONTEXT
+from tests.unit.contexts import make
 
-
-def make(root: Path, files: dict[str, str]) -> BuildSpec:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return BuildSpec(context=str(root))
-
-
-BASIC = {"Dockerfile": "FROM alpine:3.19\nCOPY . /app\n", "app.py": "print(1)\n", "lib/util.py": "x = 1\n"}
+BASIC: dict[str, str | bytes] = {**CONTEXT, "lib/util.py": "x = 1\n"}
 
 
 # -- .dockerignore -----------------------------------------------------------------------------

@@ -34,22 +34,9 @@ from runtime.compose.model import BuildSpec
 from runtime.desired import make_desired
 from runtime.errors import ArmstackError, BuildContextError, EngineError
 from runtime.executor import Executor
+from tests.unit.contexts import BASIC, make
 from tests.unit.deadline import deadline
 from tests.unit.specs import desired, stack, svc
-
-
-def make(root: Path, files: dict[str, str | bytes]) -> BuildSpec:
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-    return BuildSpec(context=str(root))
-
-
-BASIC: dict[str, str | bytes] = {"Dockerfile": "FROM alpine:3.19\nCOPY . /app\n", "app.py": "print(1)\n"}
 
 
 def tar_names(chunks: Iterable[bytes]) -> dict[str, tarfile.TarInfo]:

@@ -10,23 +10,9 @@ from pathlib import Path
 import pytest
 
 from runtime.buildctx import build_context_hash, context_files, is_ignored, parse_dockerignore
-from runtime.compose.model import BuildSpec
 from runtime.errors import BuildContextError, EngineError
+from tests.unit.contexts import BASIC, make
 from tests.unit.deadline import deadline
-
-
-def make(root: Path, files: dict[str, str | bytes]) -> BuildSpec:
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-    return BuildSpec(context=str(root))
-
-
-BASIC: dict[str, str | bytes] = {"Dockerfile": "FROM alpine:3.19\nCOPY . /app\n", "app.py": "print(1)\n"}
 
 # (patterns, path, ignored) beyond the basic cases in test_buildctx.py, as Docker decides them.
 MORE_CASES = [
