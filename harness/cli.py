@@ -1,9 +1,11 @@
-"""``armstack images build|list``: the harness's part of the ``armstack`` command."""
+"""``armstack images build|list`` and ``armstack chaos``: the harness's part of the ``armstack`` command."""
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
+from pathlib import Path
 
 from harness.errors import HarnessError
 
@@ -52,5 +54,47 @@ def images_main(argv: list[str]) -> int:
         return 1
 
 
+def chaos_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="armstack chaos",
+        description="a seeded random schedule of faults against a ledger stack on an emulated device; "
+                    "checks that no acknowledged record is lost and the stack converges after every fault")
+    parser.add_argument("--arch", default="arm64", help="arm64 or armv7 (default arm64)")
+    parser.add_argument("--stack", default="stacks/ledger",
+                        help="a stack with a 'ledger' service (default stacks/ledger)")
+    parser.add_argument("--seed", type=int, default=None, help="the schedule's seed (default: drawn and printed)")
+    parser.add_argument("--faults", type=int, default=20, help="how many faults (default 20)")
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes instead")
+    parser.add_argument("--only", default="", help="comma list of fault kinds to draw from (default: all)")
+    parser.add_argument("--out", default="reports/chaos", help="events.json, junit.xml, timeline.png go here")
+    args = parser.parse_args(argv)
+    if not Path(args.stack, "compose.yaml").is_file():
+        parser.error(f"--stack {args.stack}: no compose.yaml there "
+                     "(the ledger stack is stacks/ledger in the source tree)")
+    if args.faults < 1 or (args.minutes is not None and args.minutes <= 0):
+        parser.error("--faults and --minutes must be positive")
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    only = tuple(k.strip() for k in args.only.split(",") if k.strip())
+
+    from harness.chaos import soak
+    from harness.device import EmulatedDevice
+
+    print(f"chaos soak: seed {seed} (run it again with --seed {seed})", flush=True)
+    try:
+        with EmulatedDevice(args.arch) as device:
+            result = soak(device, args.stack, seed=seed, faults=args.faults, only=only,
+                          minutes=args.minutes, progress=lambda line: print(line, flush=True))
+        paths = result.write(Path(args.out))
+    except (HarnessError, ValueError) as e:
+        print(f"armstack chaos: {e}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0 if result.ok else 1
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["chaos"]:
+        sys.exit(chaos_main(sys.argv[2:]))
     sys.exit(images_main(sys.argv[1:]))

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, **kw: Any) -> argparse.ArgumentParser:
         # `logs -f` means follow, as in docker compose: there the file option is global only.
-        parents = [_global_options(with_file=name != "logs", after="_after")] if name != "images" else []
+        parents = [_global_options(with_file=name != "logs", after="_after")] if name not in HARNESS_COMMANDS else []
         return sub.add_parser(name, parents=parents, **kw)  # type: ignore[arg-type]  # typeshed: _Parser only
 
     up = command("up", help="supervise the stack in the foreground")
@@ -187,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="restart the supervisor when it has not reported a healthy stack for this long (0: off)")
     su.add_argument("--executable", default=None, help="the armstack script to run (default: this one)")
 
-    im = command("images", help="base and runtime images (needs the harness package)", add_help=False)
-    im.add_argument("args", nargs=argparse.REMAINDER)
+    for name, text in (("images", "base and runtime images (needs the harness package)"),
+                       ("chaos", "a seeded fault soak on an emulated device (needs the harness package)")):
+        command(name, help=text, add_help=False).add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -547,18 +548,25 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_images(args: argparse.Namespace) -> int:
+# Subcommands the harness package provides; they take everything after their name untouched.
+HARNESS_COMMANDS = ("images", "chaos")
+
+
+def cmd_harness(args: argparse.Namespace) -> int:
     try:
-        from harness.cli import images_main  # type: ignore[import-not-found,unused-ignore]
+        from harness import cli  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        _err("`armstack images` needs the harness package (pip install 'armstack[harness]'); it is not installed.")
+        _err(f"`armstack {args.command}` needs the harness package (pip install 'armstack[harness]'); "
+             "it is not installed.")
         return EXIT_USAGE
-    return int(images_main(list(args.args)) or 0)
+    run = cli.images_main if args.command == "images" else cli.chaos_main
+    return int(run(list(args.args)) or 0)
 
 
 COMMANDS = {
     "up": cmd_up, "apply": cmd_apply, "down": cmd_down, "validate": cmd_validate, "plan": cmd_plan,
-    "status": cmd_status, "logs": cmd_logs, "images": cmd_images, "systemd-unit": cmd_systemd_unit,
+    "status": cmd_status, "logs": cmd_logs, "images": cmd_harness, "chaos": cmd_harness,
+    "systemd-unit": cmd_systemd_unit,
 }
 
 
@@ -588,12 +596,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `images` passes everything after it through untouched (its own flags included).
-    if "images" in argv:
-        i = argv.index("images")
+    # `images` and `chaos` pass everything after them through untouched (their own flags included).
+    for name in HARNESS_COMMANDS:
+        if name not in argv:
+            continue
+        i = argv.index(name)
         if all(a.startswith("-") or argv[j - 1] in ("-f", "--file", "-p", "--project-name", "--data-dir",
                                                      "--log-format") for j, a in enumerate(argv[:i])):
-            return cmd_images(argparse.Namespace(args=argv[i + 1:]))
+            return cmd_harness(argparse.Namespace(command=name, args=argv[i + 1:]))
     args = parse_args(argv)
     try:
         args.settings = RuntimeSettings.from_args(args)   # the one read of the environment
