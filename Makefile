@@ -9,7 +9,7 @@ JOBS    ?=
 XDIST   := $(if $(JOBS),-n $(JOBS))
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: setup images demo test test-unit test-integration test-e2e test-full lint typecheck bench bench-quick clean
+.PHONY: setup images demo soak test test-unit test-integration test-e2e test-full lint typecheck bench bench-quick clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,12 @@ images: setup
 
 demo: images
 	$(PY) -m harness.demo --arch $(ARCH)
+
+# The long chaos soak: 200 seeded faults against the ledger stack on arm64 (reports/chaos/).
+SOAK_FAULTS ?= 200
+SOAK_SEED   ?= 20261202
+soak: images
+	$(PY) -m harness.cli chaos --arch $(ARCH) --faults $(SOAK_FAULTS) --seed $(SOAK_SEED) --out reports/chaos
 
 # Lint, types, then unit + integration + the quick e2e set (arm64, one armv7 boot): what CI runs.
 test: setup

@@ -49,9 +49,10 @@ def render(result: SoakResult, path: Path) -> Path | None:
         end = s.healed_at + (s.converged_after if s.converged_after is not None else s.bound)
         top.broken_barh([(s.injected_at, max(end - s.injected_at, 0.5))], (faults_row - 0.4, 0.8),
                         color=COLOURS["between"] if s.ok else COLOURS["down"])
-        top.text(s.injected_at, faults_row + 0.5, s.step.fault, fontsize=6, rotation=45)
+        top.text(s.injected_at, faults_row + 0.5, s.step.fault, fontsize=6, rotation=30)
     top.set_yticks(range(len(services) + 1), [*services, "faults"])
-    top.set_title(result.summary(), fontsize=8)
+    top.set_ylim(-0.6, faults_row + 1.6)
+    fig.suptitle(result.summary(), fontsize=8)
     if result.history.samples:
         bottom.plot([t for t, _ in result.history.samples], [n for _, n in result.history.samples], color="#2c5d8f")
     bottom.set_ylabel("acknowledged")

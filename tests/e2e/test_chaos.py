@@ -1,0 +1,28 @@
+"""The chaos soak on an emulated device: a seeded schedule of faults against the ledger stack.
+
+The quick soak (``make test``) draws a short schedule; ``make soak`` runs 200 faults
+(``ARMSTACK_SOAK_FAULTS``/``ARMSTACK_SOAK_SEED`` through ``--faults``/``--seed`` of
+``armstack chaos``). Both hold the ledger to every record it acknowledged and every fault to
+its convergence bound; the reports (events.json, junit.xml, timeline.png) go under reports/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.chaos import soak
+from harness.device import EmulatedDevice
+
+REPORTS = Path(__file__).resolve().parents[2] / "reports" / "chaos"
+
+
+@pytest.mark.quick
+def test_a_short_soak_loses_no_acknowledged_record(arm_device: EmulatedDevice, stacks: Path) -> None:
+    result = soak(arm_device, stacks / "ledger", seed=20261202, faults=8)
+    paths = result.write(REPORTS / f"quick-{arm_device.arch.name}")
+    assert paths["events"].is_file() and paths["junit"].is_file()
+    assert result.verdict.acknowledged > 0
+    assert {s.step.fault for s in result.steps} >= {"sigkill"}
+    result.assert_ok()
