@@ -54,7 +54,6 @@ from runtime.control import ApplyRequest, ProjectLock, take_requests
 from runtime.desired import make_desired
 from runtime.diskguard import DiskGuard
 from runtime.diskio import DiskIO, UsageProvider
-from runtime.endpoint import Endpoint, EndpointError
 from runtime.errors import (
     EXIT_CONFLICT,
     EXIT_ENGINE,
@@ -74,6 +73,7 @@ from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
 from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
 from runtime.planner import DOWNLOAD_THEN_KILL, plan, update_strategy
+from runtime.publish import Publisher
 from runtime.report import (
     full_report,
     kept_container,
@@ -84,7 +84,6 @@ from runtime.report import (
     settled_at,
     totals,
 )
-from runtime.sdnotify import Notifier
 from runtime.settings import RuntimeSettings
 from runtime.state import (
     ApplyResult,
@@ -95,7 +94,6 @@ from runtime.state import (
     SupervisorInfo,
     atomic_write_json,
 )
-from runtime.statusboard import StatusBoard
 from runtime.tracker import ServiceTracker
 
 _log = logging.getLogger("armstack.supervisor")
@@ -193,10 +191,7 @@ class Supervisor:
         self.default_restart = self.settings.default_restart
         self.disk: DiskGuard | None = None
         # Watchdog and metrics: the endpoint and systemd read only what the loop publishes here.
-        self.board = StatusBoard()
-        self.listen = self.settings.listen
-        self.endpoint: Endpoint | None = None
-        self.notifier: Notifier | None = None
+        self.publisher = Publisher(self.settings.listen, self.settings.systemd, self.presenter.runtime)
 
         self.queue: queue.Queue[Any] = queue.Queue()
         self.stack: StackSpec | None = None
@@ -285,26 +280,17 @@ class Supervisor:
     def _run_watched(self, stack: StackSpec) -> int:
         """``_run_locked`` with the endpoint and the systemd notifier around it (started under the
         project's lock, so a second supervisor never takes over the first one's socket)."""
-        if self.listen is not None and not self.once:
-            self.endpoint = Endpoint(self.listen, self.board.current,
-                                     last_success_at=lambda: self.board.last_success_at, log=self.presenter.runtime)
-            try:
-                self.endpoint.start()
-            except EndpointError as exc:
-                self.endpoint = None
-                self.presenter.runtime(str(exc), level="error")
-                return EXIT_INVALID
-            self.presenter.runtime(f"serving /healthz, /status and /metrics on {self.endpoint.bound}")
-        if not self.once:
-            self.notifier = Notifier(self.board, self.settings.systemd, log=self.presenter.runtime)
-            self.notifier.start()
+        if self.once:
+            return self._run_locked(stack)
+        try:
+            self.publisher.start()
+        except ArmstackError as exc:   # the endpoint's address cannot be listened on
+            self.presenter.runtime(str(exc), level="error")
+            return EXIT_INVALID
         try:
             return self._run_locked(stack)
         finally:
-            if self.notifier is not None:
-                self.notifier.stop()
-            if self.endpoint is not None:
-                self.endpoint.stop()
+            self.publisher.stop()
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -675,7 +661,7 @@ class Supervisor:
                     break
         except EngineError as exc:
             self.next_reconcile = time.monotonic() + min(ENGINE_RETRY, self.reconcile_interval)
-            self.board.report_engine_error(str(exc))
+            self.publisher.engine_failed(str(exc))
             return str(exc)
         self.observed = observed
         self._note_exits(observed)
@@ -854,7 +840,7 @@ class Supervisor:
     def _write_status(self, *, force: bool = False) -> None:
         assert self.store is not None
         doc = self.status()
-        self.board.publish(doc)
+        self.publisher.publish(doc)
         comparable = {k: v for k, v in doc.items() if k != "updated_at"}
         if not force and comparable == self._last_status:
             return  # spare the SD card an identical write every reconcile
