@@ -8,6 +8,8 @@ TEST_ARCHES ?= arm64,armv7
 JOBS    ?=
 XDIST   := $(if $(JOBS),-n $(JOBS))
 export TESTCONTAINERS_RYUK_DISABLED := true
+# What actionlint checks (named: it finds them by itself only inside a git checkout).
+WORKFLOWS := $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
 
 .PHONY: setup images demo soak test test-unit test-integration test-e2e test-full lint typecheck bench bench-quick clean
 
@@ -26,9 +28,10 @@ SOAK_SEED   ?= 20261202
 soak: images
 	$(PY) -m harness.cli chaos --arch $(ARCH) --faults $(SOAK_FAULTS) --seed $(SOAK_SEED) --out reports/chaos
 
-# Lint, types, then unit + integration + the quick e2e set (arm64, one armv7 boot): what CI runs.
+# Lint (ruff, actionlint), types, then unit + integration + the quick e2e set (arm64, one armv7 boot): what CI runs.
 test: setup
 	.venv/bin/ruff check runtime harness tests bench
+	.venv/bin/actionlint $(WORKFLOWS)
 	.venv/bin/mypy runtime harness tests/e2e/test_scenarios.py
 	$(PY) -m harness.cli build --arch $(TEST_ARCHES) --kind engine,python,debian,runtime
 	$(PYTEST) -m "not full" -p no:cacheprovider --junitxml=reports/junit.xml tests/unit tests/integration tests/e2e
@@ -49,6 +52,7 @@ test-full: setup
 
 lint: setup
 	.venv/bin/ruff check runtime harness tests bench
+	.venv/bin/actionlint $(WORKFLOWS)
 
 typecheck: setup
 	.venv/bin/mypy runtime harness tests/e2e/test_scenarios.py

@@ -90,7 +90,7 @@ def failed(container: ObservedContainer) -> bool:
 
 def completed(container: ObservedContainer, policy: RestartPolicy) -> bool:
     """A one-shot job that finished: exited 0 under a policy that does not restart a success."""
-    return (container.status == "exited" and not failed(container) and container.exit_code == 0
+    return (container.status == "exited" and container.exit_code == 0 and not container.oom_killed
             and policy.mode in ("no", "on-failure"))
 
 

@@ -113,11 +113,19 @@ def service_state(c: ObservedContainer, policy: RestartPolicy) -> str:
 SETTLE_SECONDS = 1.0
 
 
+def settles_at(c: ObservedContainer, settle: float = SETTLE_SECONDS) -> float | None:
+    """When a running container without a healthcheck will have stayed running ``settle`` s
+    (epoch seconds, the engine's clock for StartedAt); None for one that is not running, proves
+    itself by its healthcheck instead, or whose start is unknown."""
+    if c.status != "running" or c.health is not None or c.started_at is None:
+        return None
+    return c.started_at + settle
+
+
 def settling(c: ObservedContainer, now: float | None, settle: float = SETTLE_SECONDS) -> bool:
-    """Whether a running container without a healthcheck started less than ``settle`` s before
-    ``now`` (epoch seconds, the engine's clock for StartedAt); never when ``now`` is None."""
-    return (now is not None and c.status == "running" and c.health is None and c.started_at is not None
-            and now - c.started_at < settle)
+    """Whether ``c`` has not yet stayed running long enough at ``now``; never when ``now`` is None."""
+    end = settles_at(c, settle)
+    return now is not None and end is not None and now < end
 
 
 def service_ready(stack: StackSpec, observed: ObservedState, service: str,
@@ -142,9 +150,8 @@ def service_ready(stack: StackSpec, observed: ObservedState, service: str,
 
 def settled_at(stack: StackSpec, observed: ObservedState) -> float | None:
     """When the last service still settling will have stayed running long enough (epoch), if any."""
-    times = [c.started_at + SETTLE_SECONDS for name in stack.service_names
-             if (c := kept_container(observed, name)) is not None and c.status == "running"
-             and c.health is None and c.started_at is not None]
+    times = [t for name in stack.service_names
+             if (c := kept_container(observed, name)) is not None and (t := settles_at(c)) is not None]
     return max(times) if times else None
 
 

@@ -52,9 +52,7 @@ from runtime.compose.model import RestartMode, RestartPolicy, StackSpec
 from runtime.compose.source import StackSource
 from runtime.control import ApplyRequest, ProjectLock, take_requests
 from runtime.desired import make_desired
-from runtime.diskguard import DiskGuard
-from runtime.diskio import DiskIO, UsageProvider
-from runtime.endpoint import Endpoint, EndpointError
+from runtime.diskio import UsageProvider
 from runtime.errors import (
     EXIT_CONFLICT,
     EXIT_ENGINE,
@@ -74,6 +72,7 @@ from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
 from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
 from runtime.planner import DOWNLOAD_THEN_KILL, plan, update_strategy
+from runtime.publish import Publisher
 from runtime.report import (
     full_report,
     kept_container,
@@ -84,8 +83,8 @@ from runtime.report import (
     settled_at,
     totals,
 )
-from runtime.sdnotify import Notifier
 from runtime.settings import RuntimeSettings
+from runtime.stackdisk import StackDisk
 from runtime.state import (
     ApplyResult,
     PersistedState,
@@ -95,7 +94,6 @@ from runtime.state import (
     SupervisorInfo,
     atomic_write_json,
 )
-from runtime.statusboard import StatusBoard
 from runtime.tracker import ServiceTracker
 
 _log = logging.getLogger("armstack.supervisor")
@@ -189,14 +187,10 @@ class Supervisor:
         self.detach_on_exit = detach_on_exit
         self.once = once
         self.apply_timeout = apply_timeout
-        self.disk_usage = disk_usage   # injected in tests: a fake small disk
         self.default_restart = self.settings.default_restart
-        self.disk: DiskGuard | None = None
+        self.disk = StackDisk(usage=disk_usage)   # disk_usage: injected in tests, a fake small disk
         # Watchdog and metrics: the endpoint and systemd read only what the loop publishes here.
-        self.board = StatusBoard()
-        self.listen = self.settings.listen
-        self.endpoint: Endpoint | None = None
-        self.notifier: Notifier | None = None
+        self.publisher = Publisher(self.settings.listen, self.settings.systemd, self.presenter.runtime)
 
         self.queue: queue.Queue[Any] = queue.Queue()
         self.stack: StackSpec | None = None
@@ -285,26 +279,17 @@ class Supervisor:
     def _run_watched(self, stack: StackSpec) -> int:
         """``_run_locked`` with the endpoint and the systemd notifier around it (started under the
         project's lock, so a second supervisor never takes over the first one's socket)."""
-        if self.listen is not None and not self.once:
-            self.endpoint = Endpoint(self.listen, self.board.current,
-                                     last_success_at=lambda: self.board.last_success_at, log=self.presenter.runtime)
-            try:
-                self.endpoint.start()
-            except EndpointError as exc:
-                self.endpoint = None
-                self.presenter.runtime(str(exc), level="error")
-                return EXIT_INVALID
-            self.presenter.runtime(f"serving /healthz, /status and /metrics on {self.endpoint.bound}")
-        if not self.once:
-            self.notifier = Notifier(self.board, self.settings.systemd, log=self.presenter.runtime)
-            self.notifier.start()
+        if self.once:
+            return self._run_locked(stack)
+        try:
+            self.publisher.start()
+        except ArmstackError as exc:   # the endpoint's address cannot be listened on
+            self.presenter.runtime(str(exc), level="error")
+            return EXIT_INVALID
         try:
             return self._run_locked(stack)
         finally:
-            if self.notifier is not None:
-                self.notifier.stop()
-            if self.endpoint is not None:
-                self.endpoint.stop()
+            self.publisher.stop()
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -320,7 +305,9 @@ class Supervisor:
         self.follower = LogFollower(self.client, self.presenter)
         try:
             self._set_stack(stack)
-            self._start_disk()
+            assert self.desired is not None and self.executor is not None
+            self.disk.open(self.client, self.store, self.desired, self.settings, self.executor.observe,
+                           self.presenter.runtime)
             self.events = EventWatcher(self.client, stack.project, self.queue)
             self.events.start()
             # A request left over from before a restart is stale: this boot applies the file given.
@@ -397,8 +384,9 @@ class Supervisor:
             settled = settled_at(self.stack, self.observed) if self.stack is not None else None
             if settled is not None and settled > time.time():
                 due.append(now + (settled - time.time()))   # look again once it has settled
-        if self.disk is not None:
-            due.append(self.disk.next_due())
+        disk_due = self.disk.next_due()
+        if disk_due is not None:
+            due.append(disk_due)
         return max(0.0, min(due) - now)
 
     def _shutdown(self) -> None:
@@ -652,7 +640,7 @@ class Supervisor:
         self.next_reconcile = time.monotonic() + self.reconcile_interval
         try:
             observed = self.executor.observe()
-            self._disk_check(observed)
+            self.disk.check(observed, self.desired)
             for _ in range(MAX_ROUNDS):
                 self._note_exits(observed)
                 actions = plan(self.desired, observed, self._policy())
@@ -675,7 +663,7 @@ class Supervisor:
                     break
         except EngineError as exc:
             self.next_reconcile = time.monotonic() + min(ENGINE_RETRY, self.reconcile_interval)
-            self.board.report_engine_error(str(exc))
+            self.publisher.engine_failed(str(exc))
             return str(exc)
         self.observed = observed
         self._note_exits(observed)
@@ -700,7 +688,7 @@ class Supervisor:
         assert self.follower is not None
         failed = False
         now = time.monotonic()
-        disk_full = self._disk_results(results)
+        disk_full = self.disk.note_results(results, self.observed, self.desired) if self.desired else set()
         for r in results:
             a = r.action
             svc = r.service
@@ -756,49 +744,18 @@ class Supervisor:
 
     # -- disk -----------------------------------------------------------------------------------
 
-    def _start_disk(self) -> None:
-        """Set up the disk guard and clean up what earlier runs of the stack left (ours only)."""
-        assert self.executor is not None and self.store is not None and self.desired is not None
-        policy = self.settings.disk
-        io = DiskIO(self.client, self.desired.stack.project, extra_labels=self.executor.extra_labels,
-                    engine_root=self.settings.engine_root)
-        try:   # a damaged disk.json is moved aside instead of failing every boot
-            self.store.check_disk_file(on_warning=lambda m: self.presenter.runtime(m, level="warning"))
-        except ArmstackError as exc:
-            self.presenter.runtime(str(exc), level="warning")
-        self.disk = DiskGuard(io, policy, self.store.dir / "disk.json", self.presenter.runtime, usage=self.disk_usage)
-        try:
-            observed = self.executor.observe()
-        except EngineError:
-            return   # the first reconcile reports an unreachable engine
-        self.disk.note_observed(observed, self.desired)
-        self.disk.boot_cleanup(observed, self.desired)
-
-    def _disk_check(self, observed: ObservedState) -> None:
-        if self.disk is not None and self.desired is not None:
-            self.disk.note_observed(observed, self.desired)
-            self.disk.check(observed, self.desired)
-
     def _disk_admit(self, actions: list[Action], observed: ObservedState) -> list[Action]:
         """Drop a Build/Pull that would not fit; the refusal fails the pending apply, not the stack."""
-        if self.disk is None or self.desired is None:
-            return actions
-        was_refused = set(self.disk.refused)
-        allowed, refusals = self.disk.admit(actions, observed, self.desired)
+        assert self.desired is not None
+        allowed, refusals, readmitted = self.disk.admit(actions, observed, self.desired)
         for msg in refusals:
             if self.pending is not None:
                 self.pending.errors.append(msg)
-        readmitted = was_refused - set(self.disk.refused)
         if readmitted and self.pending is None and not self.once:
             # The refused update goes through after all: report its outcome as the generation's.
             self.pending = _PendingApply(self.generation, time.monotonic() + self.apply_timeout)
             self.apply_ok = None
         return allowed
-
-    def _disk_results(self, results: list[ActionResult]) -> set[str]:
-        if self.disk is None or self.desired is None:
-            return set()
-        return self.disk.note_results(results, self.observed, self.desired)
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -846,7 +803,7 @@ class Supervisor:
             supervisor=SupervisorInfo(os.getpid(), self.started_at, self.ready),
             services=services,
             last_apply=self.last_apply,
-            disk=self.disk.status_json() if self.disk is not None else {},
+            disk=self.disk.status_json(),
             dropped_requests=self.dropped_requests,
             answered_requests=self.answered_requests,
         ).to_json()
@@ -854,7 +811,7 @@ class Supervisor:
     def _write_status(self, *, force: bool = False) -> None:
         assert self.store is not None
         doc = self.status()
-        self.board.publish(doc)
+        self.publisher.publish(doc)
         comparable = {k: v for k, v in doc.items() if k != "updated_at"}
         if not force and comparable == self._last_status:
             return  # spare the SD card an identical write every reconcile

@@ -123,19 +123,22 @@ def test_missing_file_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> No
     assert cli.main(["-f", str(tmp_path / "nope.yaml"), "validate"]) == 2
 
 
-def test_images_without_harness_is_clear(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv", [["images", "list"], ["chaos", "--faults", "3"]])
+def test_harness_commands_without_harness_are_clear(argv: list[str], monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     import builtins
 
     real = builtins.__import__
 
     def fake(name: str, *a: object, **k: object) -> object:
-        if name == "harness.cli":
+        if name.startswith("harness"):
             raise ImportError(name)
         return real(name, *a, **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(builtins, "__import__", fake)
-    assert cli.main(["images", "list"]) == 2
-    assert "harness" in capsys.readouterr().err
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"armstack {argv[0]}" in err and "harness" in err
 
 
 @pytest.mark.parametrize("argv", [["-f", "x.yml", "-p", "demo", "up"], ["up", "-f", "x.yml", "-p", "demo"],

@@ -13,6 +13,7 @@ from runtime.disk import MIB, DiskPolicy, DiskUsage, ImageInfo
 from runtime.diskguard import RETRY_FIRST, DiskGuard
 from runtime.errors import DiskFullError
 from runtime.observed import Desired, ObservedImage, ObservedState
+from runtime.stackdisk import StackDisk
 
 GB = 1 << 30
 P = "p"
@@ -282,3 +283,20 @@ def test_a_build_reports_the_layers_it_made_but_not_the_base_or_cache(tmp_path: 
     ex = Executor(Client(), desired)  # type: ignore[arg-type]
     [result] = ex.execute([Build("web", "p-web", "h")])
     assert not result.ok and result.images == ("3e1f2a7b9c0d",)
+
+
+def test_the_stacks_disk_is_idle_until_opened_then_says_when_a_refused_update_fits(tmp_path: Path) -> None:
+    desired, observed = world(tmp_path)
+    build = Build("web", "p-web", "h2")
+    idle = StackDisk()
+    assert idle.admit([build], observed, desired) == ([build], [], False)
+    assert (idle.next_due(), idle.status_json(), idle.note_results([], observed, desired)) == (None, {}, set())
+    guard, _, clock, _, state = setup(97, [ImageInfo("sha256:cur", 300 * MIB, owned=True, service="web")], tmp_path)
+    disk = StackDisk()
+    disk.guard = guard
+    allowed, refusals, readmitted = disk.admit([build], observed, desired)
+    assert allowed == [] and len(refusals) == 1 and not readmitted
+    assert disk.next_due() == guard.next_due() and "web" in disk.status_json()["refused"]
+    state["percent"] = 40
+    clock.t += RETRY_FIRST
+    assert disk.admit([build], observed, desired) == ([build], [], True)

@@ -17,6 +17,7 @@ from runtime import cli
 from runtime.endpoint import Endpoint, EndpointError, ListenAddress, parse_listen
 from runtime.errors import EngineError
 from runtime.metrics import health
+from runtime.publish import Publisher
 from runtime.settings import RuntimeSettings, SettingsError
 from runtime.statusboard import StatusBoard
 from runtime.supervisor import Supervisor
@@ -206,12 +207,12 @@ class _DeadEngine:
 def test_a_failed_reconcile_turns_the_published_status_unhealthy(tmp_path: Path) -> None:
     settings = RuntimeSettings.from_environ({"ARMSTACK_LISTEN": "tcp://127.0.0.1:0"})
     sup = Supervisor(cast(Any, None), tmp_path / "compose.yaml", settings=settings)
-    assert sup.listen == ListenAddress("tcp", host="127.0.0.1", port=0)
+    assert sup.publisher.listen == ListenAddress("tcp", host="127.0.0.1", port=0)
     sup.executor = cast(Any, _DeadEngine())
     sup.desired = cast(Any, object())
-    sup.board.publish(HEALTHY)
+    sup.publisher.board.publish(HEALTHY)
     assert sup._reconcile() == "The Docker engine is unreachable at the default socket."
-    verdict = health(sup.board.current())
+    verdict = health(sup.publisher.board.current())
     assert not verdict.ok and "unreachable" in verdict.reason
 
 
@@ -219,3 +220,36 @@ def test_a_supervisor_with_a_bad_listen_address_is_refused(tmp_path: Path) -> No
     with pytest.raises(SettingsError, match="udp"):
         Supervisor(cast(Any, None), tmp_path / "compose.yaml",
                    settings=RuntimeSettings.from_args(argparse.Namespace(listen="udp://127.0.0.1:1"), {}))
+
+
+def test_the_publisher_serves_what_it_was_handed_and_closes_its_socket(sock_dir: Path) -> None:
+    lines: list[str] = []
+    addr = ListenAddress("unix", path=str(sock_dir / "a.sock"))
+    pub = Publisher(addr, {}, lambda m, **kw: lines.append(m))
+    pub.start()
+    try:
+        assert get(addr, "/healthz")[0] == 503   # nothing published yet
+        pub.publish(HEALTHY)
+        assert get(addr, "/healthz")[:1] == (200,)
+        pub.engine_failed("The Docker engine is unreachable at the default socket.")
+        code, _, body = get(addr, "/healthz")
+        assert code == 503 and "unreachable" in body
+    finally:
+        pub.stop()
+    assert lines == [f"serving /healthz, /status and /metrics on unix://{sock_dir / 'a.sock'}"]
+    assert not (sock_dir / "a.sock").exists()
+
+
+def test_a_publisher_that_cannot_listen_starts_nothing(tmp_path: Path) -> None:
+    pub = Publisher(ListenAddress("unix", path=str(tmp_path / "nodir" / "a.sock")), {"NOTIFY_SOCKET": "@x"},
+                    lambda m, **kw: None)
+    with pytest.raises(EndpointError, match="missing"):
+        pub.start()
+    assert pub.endpoint is None and pub.notifier is None
+
+
+def test_a_publisher_without_an_address_serves_nothing() -> None:
+    pub = Publisher(None, {}, lambda m, **kw: None)
+    pub.start()
+    assert pub.endpoint is None
+    pub.stop()

@@ -91,6 +91,7 @@ def test_a_bad_default_restart_names_where_it_came_from() -> None:
     (exited(1), RestartPolicy("on-failure"), False, "crashed"),
     (exited(0, oom=True), RestartPolicy("no"), False, "crashed"),
     (exited(None, status="dead"), RestartPolicy("no"), False, "crashed"),
+    (exited(None), RestartPolicy("no"), False, "crashed"),            # an exit code nobody saw is no success
     (exited(137), RestartPolicy("always"), True, "stopped"),
 ])
 def test_exit_kind(container: ObservedContainer, policy: RestartPolicy, by_us: bool, kind: str) -> None:
@@ -167,3 +168,10 @@ def test_a_service_without_healthcheck_counts_as_up_once_it_stayed_running() -> 
     assert not_ready(st, obs, now=100.0 + SETTLE_SECONDS) == {}
     assert not_ready(st, obs) == {}                 # without a clock: running is enough
     assert settled_at(st, obs) == 100.0 + SETTLE_SECONDS   # db proves itself by its healthcheck
+    # One definition of "still settling" for readiness and for when to look again.
+    from runtime.report import settles_at, settling
+
+    assert settles_at(web) == 100.0 + SETTLE_SECONDS and settling(web, 100.2) and not settling(web, 101.0)
+    unknown_start = ObservedContainer("c3", "p-web-1", "web", "h", "i", "running")
+    assert [settles_at(c) for c in (db, exited(0), unknown_start)] == [None, None, None]
+    assert not settling(web, None)
