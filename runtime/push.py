@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -226,7 +227,14 @@ def _frame(got: _CountedReader, proc: subprocess.Popen[bytes], target: PushTarge
     try:
         doc = pushreceiver.read_frame(got)
     except (pushreceiver.PushError, ValueError, zlib.error) as exc:
-        code = proc.wait()
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()   # a receiver still waiting for input ends
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()   # our own child, by its pid
+            code = proc.wait()
         raise TransferError(f"{target} did not answer as armstack's receiver (exit {code}: {exc}); the target "
                             "needs python3 and write access to the stack directory's parent") from exc
     if not isinstance(doc, dict):

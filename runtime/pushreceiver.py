@@ -168,6 +168,9 @@ class Target:
         return doc if isinstance(doc, dict) else {}
 
     def receive(self, inp: IO[bytes], out: IO[bytes]) -> dict[str, Any]:
+        parent = os.path.dirname(self.path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o755)
         for d in (self.home, self.releases):
             if not os.path.isdir(d):
                 os.mkdir(d, 0o700)

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from harness import images
+from harness.session import labels as harness_labels
 from tests.integration.conftest import ROOT, TEST_LABEL, Stack, write_stack
 
 docker = pytest.importorskip("docker")
@@ -68,7 +69,7 @@ def test_push_to_a_directory_hands_the_release_to_its_supervisor(stack: Stack, t
 # -- over ssh ---------------------------------------------------------------------------------
 
 SSHD_IMAGE = f"armstack-test/sshd:{uuid.uuid4().hex[:8]}"
-LABELS = {TEST_LABEL.split("=")[0]: "1"}
+LABELS = {**harness_labels(), TEST_LABEL.split("=")[0]: "1"}   # swept by the harness if this run dies
 
 
 def _wait_for_sshd(host: str, port: int, timeout: float) -> None:
