@@ -15,11 +15,11 @@ The stack's image is built inside the device from a context holding only the hos
 from __future__ import annotations
 
 import contextlib
-import io
 import json
+import os
 import shutil
 import subprocess
-import tarfile
+import sys
 import textwrap
 import time
 import uuid
@@ -32,7 +32,7 @@ import pytest
 from harness import images
 from harness.capabilities import engine_run_kwargs
 from harness.session import labels as harness_labels
-from tests.integration.conftest import TEST_LABEL
+from tests.integration.conftest import ROOT, TEST_LABEL
 
 docker = pytest.importorskip("docker")
 
@@ -55,41 +55,42 @@ def _shared_libs(binary: str) -> list[str]:
     return libs
 
 
-def _stack_tar() -> bytes:
-    """``stack/``: the compose file and a build context of sh + sleep (+ their libraries)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        def add(name: str, data: bytes, mode: int = 0o644) -> None:
-            info = tarfile.TarInfo(f"stack/{name}")
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-
-        binaries = [shutil.which("dash") or "/bin/sh", shutil.which("sleep") or "/bin/sleep"]
-        files = {"bin/sh": binaries[0], "bin/sleep": binaries[1]}
-        for b in binaries:
-            files.update({lib.lstrip("/"): lib for lib in _shared_libs(b)})
-        for dst, src in files.items():
-            add(f"counter/rootfs/{dst}", Path(src).resolve().read_bytes(), 0o755)
-        add("counter/Dockerfile", b'FROM scratch\nCOPY rootfs/ /\nCMD ["/bin/sh"]\n')
-        add("compose.yaml", textwrap.dedent(f"""\
-            name: {PROJECT}
-            services:
-              counter:
-                build: ./counter
-                command: ["/bin/sh", "-c", "{SERVICE_CMD}"]
-                stop_grace_period: 2s
-                volumes: [counts:/counts]
-            volumes:
-              counts: {{}}
-            """).encode())
-    return buf.getvalue()
+def write_stack(root: Path, environment: str = "") -> None:
+    """The compose file and a build context of sh + sleep (+ their libraries) under ``root``;
+    ``environment``: the service's ``KEY=value`` list."""
+    binaries = [shutil.which("dash") or "/bin/sh", shutil.which("sleep") or "/bin/sleep"]
+    files = {"bin/sh": binaries[0], "bin/sleep": binaries[1]}
+    for b in binaries:
+        files.update({lib.lstrip("/"): lib for lib in _shared_libs(b)})
+    for dst, src in files.items():
+        (root / "counter" / "rootfs" / dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(src).resolve(), root / "counter" / "rootfs" / dst)
+    (root / "counter" / "Dockerfile").write_text('FROM scratch\nCOPY rootfs/ /\nCMD ["/bin/sh"]\n')
+    (root / "compose.yaml").write_text(textwrap.dedent(f"""\
+        name: {PROJECT}
+        services:
+          counter:
+            build: ./counter
+            command: ["/bin/sh", "-c", "{SERVICE_CMD}"]
+            stop_grace_period: 2s
+            volumes: [counts:/counts]
+            environment: [{environment}]
+        volumes:
+          counts: {{}}
+        """))
 
 
 class Board:
-    """The all-in-one container and commands run inside it."""
+    """The all-in-one container, commands run inside it, and pushes to its /data from the host."""
 
-    def __init__(self, container: Any) -> None:
-        self.container = container
+    def __init__(self, container: Any, src: Path, data: Path) -> None:
+        self.container, self.src, self.data = container, src, data
+
+    def push(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``armstack push --to`` the volume's directory on the host (a card in a reader, as it were)."""
+        return subprocess.run([sys.executable, "-m", "runtime", "-f", str(self.src), "push", "--to",
+                               str(self.data / "stack"), *args], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=120)
 
     def sh(self, script: str) -> str:
         code, out = self.container.exec_run(["sh", "-c", script])
@@ -135,17 +136,23 @@ def all_in_one_image(engine: Any) -> str:
 
 
 @pytest.fixture
-def board(engine: Any, all_in_one_image: str) -> Iterator[Board]:
+def board(engine: Any, all_in_one_image: str, tmp_path: Path) -> Iterator[Board]:
     name = f"armstack-aio-{uuid.uuid4().hex[:8]}"
     volume = engine.volumes.create(name, labels=LABELS)
+    data = Path(volume.attrs["Mountpoint"])
     kwargs = dict(engine_run_kwargs(engine, all_in_one_image))
     kwargs["volumes"] = {**kwargs.get("volumes", {}), volume.name: {"bind": "/data", "mode": "rw"}}
     container = None
     try:
         container = engine.containers.create(all_in_one_image, name=name, labels=LABELS, detach=True, **kwargs)
-        container.put_archive("/data", _stack_tar())
+        if not data.is_dir():
+            pytest.skip(f"the engine's volume directory {data} is not on this machine")
+        b = Board(container, tmp_path / "src", data)
+        write_stack(b.src)
+        shipped = b.push("--no-apply")   # the stack arrives in /data as a release from armstack push
+        assert shipped.returncode == 0, shipped.stderr
         container.start()
-        yield Board(container)
+        yield b
     finally:
         if container is not None:
             with contextlib.suppress(docker.errors.APIError):
@@ -188,3 +195,11 @@ def test_all_in_one_boots_supervises_and_survives_a_restart(board: Board) -> Non
     log = board.container.logs().decode(errors="replace")
     assert log.count("dockerd is up") == 2, log
     assert "stopping dockerd" in log, log
+
+    # A new release pushed to /data and handed to the supervisor inside (the README's recipe).
+    write_stack(board.src, environment="RELEASE=2")
+    res = board.push("--apply-command", f"docker exec {board.container.name} armstack -f {STACK} apply")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "1 changed" in res.stderr and "applied" in res.stdout, res.stdout + res.stderr
+    now = board.sh("docker ps -q --filter label=io.armstack.service=counter --no-trunc")
+    assert "RELEASE=2" in board.sh(f"docker inspect -f '{{{{.Config.Env}}}}' {now}")
