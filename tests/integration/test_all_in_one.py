@@ -6,7 +6,9 @@ capability recipe the harness uses for device engines (privileged where the host
 Proven in one boot sequence: dockerd starts and the stack in ``/data`` is applied; a SIGKILL of a
 stack container's process is restarted; after a restart of the outer container the built image
 (same id, no rebuild) and the volume data are still there; and the boot cleanup removed the
-stack's own stray container but left a container and a volume armstack does not own.
+stack's own stray container but left a container and a volume armstack does not own. The stack
+reaches ``/data`` with ``armstack push --to`` the volume's directory, and a second release is
+pushed and handed to the supervisor inside with ``docker exec`` (the README's recipe).
 
 The stack's image is built inside the device from a context holding only the host's ``sh``,
 ``sleep`` and their libraries (no registry, nothing to load into the inner engine).
