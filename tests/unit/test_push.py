@@ -264,6 +264,15 @@ def test_a_target_that_cannot_run_the_receiver_is_a_clear_error(tmp_path: Path) 
         push(parse_target("ssh://pi@board", None), {}, apply=None, out=io.StringIO(), ssh=[str(fake)])
 
 
+def test_a_target_that_answers_text_is_stopped_not_waited_on(tmp_path: Path) -> None:
+    """A login script that prints a greeting corrupts the stream: push says so instead of hanging."""
+    fake = tmp_path / "ssh"
+    fake.write_text("#!/bin/sh\necho 'Welcome to the board'\nexec cat > /dev/null\n")
+    fake.chmod(0o755)
+    with pytest.raises(TransferError, match="did not answer as armstack's receiver"):
+        push(parse_target("ssh://pi@board", None), {}, apply=None, out=io.StringIO(), ssh=[str(fake)])
+
+
 def test_the_receiver_code_runs_on_its_own(tmp_path: Path) -> None:
     """What is sent is the receiver without docstrings, and it runs without the runtime package."""
     argv = receiver_argv(PushTarget("dir", str(tmp_path / "s")), None)
