@@ -33,10 +33,19 @@ from pathlib import Path
 from typing import IO, Any, TextIO, cast
 
 from runtime import pushreceiver
-from runtime.buildctx import context_files, is_ignored, parse_dockerignore
+from runtime.buildctx import IgnorePattern, context_files, parse_dockerignore
 from runtime.compose.model import BuildSpec
 from runtime.errors import BuildContextError, TransferError
-from runtime.pushplan import Changes, Entry, PushTarget, apply_command, diff, parse_target, release_id
+from runtime.pushplan import (
+    Changes,
+    Entry,
+    PushTarget,
+    Selection,
+    apply_command,
+    diff,
+    parse_target,
+    release_id,
+)
 
 IGNORE_FILE = ".armstackignore"
 _CHUNK = 1 << 18
@@ -64,25 +73,18 @@ def release_files(stack_dir: Path, builds: Sequence[tuple[str, BuildSpec]],
     an ignore file says (the compose files, ``.env``).
     """
     root = stack_dir.resolve()
-    contexts: list[tuple[str, set[str]]] = []
+    contexts: list[tuple[str, frozenset[str]]] = []
     for service, build in builds:
         ctx = Path(build.context).resolve()
         if not ctx.is_relative_to(root):
             raise TransferError(f"the build context {ctx} of service {service!r} is outside the stack directory "
                                 f"{root}; push ships that directory only: move the context into it")
         prefix = ctx.relative_to(root).as_posix()
-        contexts.append(("" if prefix == "." else prefix, set(context_files(build, service=service))))
-    ignore: list[Any] = []
+        contexts.append(("" if prefix == "." else prefix, frozenset(context_files(build, service=service))))
+    ignore: list[IgnorePattern] = []
     if (root / IGNORE_FILE).is_file():
         ignore = parse_dockerignore((root / IGNORE_FILE).read_text(), source=str(root / IGNORE_FILE))
-
-    def wanted(rel: str) -> bool:
-        if rel in always:
-            return True
-        if ignore and is_ignored(rel, ignore):
-            return False
-        inside = [(p, inc) for p, inc in contexts if not p or rel == p or rel.startswith(p + "/")]
-        return not inside or any(rel == p or (rel[len(p) + 1:] if p else rel) in inc for p, inc in inside)
+    wanted = Selection(frozenset(always), tuple(ignore), tuple(contexts)).wanted
 
     out: dict[str, LocalFile] = {}
     dirs: dict[str, LocalFile] = {}

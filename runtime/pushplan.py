@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from runtime.dockerignore import IgnorePattern, is_ignored
 from runtime.errors import UsageError
 
 Entry = tuple[str, int, str, int]
@@ -83,6 +84,30 @@ def parse_target(url: str | None, to_dir: str | None) -> PushTarget:
     if "\0" in path or "\n" in path:
         raise UsageError(f"the path in {url!r} holds a control character")
     return PushTarget("ssh", path or DEFAULT_BOARD_PATH, m.group("host"), m.group("user"), port)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which paths of the stack directory a release holds.
+
+    ``always``: shipped whatever an ignore file says (the compose files, ``.env``); ``ignore``:
+    the patterns of ``.armstackignore``; ``contexts``: (a build context's directory relative to
+    the stack, ``""`` for the stack itself; the entries its build sends, relative to it).
+    """
+
+    always: frozenset[str] = frozenset()
+    ignore: tuple[IgnorePattern, ...] = ()
+    contexts: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def wanted(self, rel: str) -> bool:
+        """Whether the path ``rel`` (relative to the stack) goes: not ignored, and inside a build
+        context only if some context holding it sends it (a file the build leaves out is not needed)."""
+        if rel in self.always:
+            return True
+        if self.ignore and is_ignored(rel, list(self.ignore)):
+            return False
+        inside = [(p, sent) for p, sent in self.contexts if not p or rel == p or rel.startswith(p + "/")]
+        return not inside or any(rel == p or (rel[len(p) + 1:] if p else rel) in sent for p, sent in inside)
 
 
 def release_id(manifest: Mapping[str, Entry]) -> str:

@@ -14,9 +14,18 @@ import pytest
 
 from runtime import pushreceiver as R
 from runtime.compose.model import BuildSpec
+from runtime.dockerignore import parse_dockerignore
 from runtime.errors import TransferError, UsageError
 from runtime.push import LocalFile, PushResult, push, receiver_argv, release_files
-from runtime.pushplan import DEFAULT_BOARD_PATH, PushTarget, apply_command, diff, parse_target, release_id
+from runtime.pushplan import (
+    DEFAULT_BOARD_PATH,
+    PushTarget,
+    Selection,
+    apply_command,
+    diff,
+    parse_target,
+    release_id,
+)
 
 # -- the target ------------------------------------------------------------------------------
 
@@ -79,6 +88,21 @@ def test_a_mode_change_is_a_change_and_a_malformed_target_entry_is_resent() -> N
     assert diff(OLD, new).send == ["compose.yaml"]
     assert diff({"api/app.py": ["f", "644", "b" * 64, 5]}, new).send == ["api/app.py", "compose.yaml"]
     assert diff({}, new).unchanged == 0
+
+
+def test_selection_of_the_files_a_release_holds() -> None:
+    sel = Selection(always=frozenset({"compose.yaml", ".env"}),
+                    ignore=tuple(parse_dockerignore("notes\n.env\n*.log\n")),
+                    contexts=(("api", frozenset({"Dockerfile", "app.py", "lib", "lib/x.py"})),
+                              ("api/tools", frozenset({"Dockerfile"}))))
+    assert sel.wanted("compose.yaml") and sel.wanted(".env")      # always, even when ignored
+    assert not sel.wanted("notes/todo.txt") and not sel.wanted("debug.log")
+    assert sel.wanted("conf/app.ini")                              # in no build context
+    assert sel.wanted("api") and sel.wanted("api/app.py") and sel.wanted("api/lib/x.py")
+    assert not sel.wanted("api/node_modules/big.js")               # the build leaves it out
+    assert sel.wanted("api/tools/Dockerfile")                      # sent by one of the two contexts
+    root = Selection(contexts=(("", frozenset({"Dockerfile"})),))  # the stack itself is a context
+    assert root.wanted("Dockerfile") and not root.wanted("data/blob")
 
 
 def test_release_id_is_a_hash_of_the_manifest() -> None:
