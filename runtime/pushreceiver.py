@@ -31,6 +31,7 @@ with ``sh -c`` in the stack directory (``$ARMSTACK_STACK_DIR`` names it), its ou
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -39,6 +40,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import struct
 import sys
 import zlib
@@ -234,16 +236,31 @@ class Target:
             elif base is None:
                 raise PushError(f"{path} is not on the target and was not sent; push again")
             else:
-                try:
-                    os.link(os.path.join(base, path), dest, follow_symlinks=False)
-                except OSError as exc:
-                    if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP):
-                        raise PushError(f"{path} of the current release is missing ({exc}); push again") from exc
-                    shutil.copy2(os.path.join(base, path), dest, follow_symlinks=False)
+                self._carry(os.path.join(base, path), dest, path, size, current)
         content.finish()
         for path in sorted((p for p in new if new[p][0] == "d"), reverse=True):
             os.chmod(os.path.join(staging, path), new[path][1] & 0o7777)
         return written
+
+    def _carry(self, source: str, dest: str, path: str, size: int, current: str | None) -> None:
+        """Put the current release's unchanged file into the new one (a hard link, else a copy)."""
+        try:
+            try:
+                os.link(source, dest, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP):
+                    raise
+                shutil.copy2(source, dest, follow_symlinks=False)
+            st = os.lstat(dest)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+                raise OSError(f"it is not the file that was pushed (size {st.st_size}, pushed {size})")
+        except OSError as exc:
+            # Changed on the target since it was pushed: its manifest can no longer be trusted, so
+            # the next push sends every file.
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.releases, f"{current}.json"))
+            raise PushError(f"{path} of the current release was changed or removed on the target ({exc}); "
+                            "push again to send every file") from exc
 
     def _write(self, dest: str, path: str, mode: int, digest: str, size: int, content: Zstream) -> int:
         h = hashlib.sha256()

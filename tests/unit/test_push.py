@@ -271,6 +271,21 @@ def test_a_killed_receiver_leaves_staging_that_the_next_push_removes(tmp_path: P
     assert second.previous == first.release
 
 
+def test_a_file_changed_on_the_target_makes_the_next_push_send_everything(tmp_path: Path) -> None:
+    src, board = tmp_path / "src", tmp_path / "board" / "stack"
+    board.parent.mkdir()
+    _write(src, {"compose.yaml": "services: {}\n", "conf/app.ini": "k=v\n"})
+    _, first = _ship(src, board)
+    (board / "conf" / "app.ini").write_text("edited on the board\n")
+    _write(src, {"compose.yaml": "services: {}\n# v2\n"})
+    with pytest.raises(TransferError, match="changed or removed on the target"):
+        _ship(src, board)
+    assert os.readlink(board).endswith(first.release)   # still the release that was there
+    _, again = _ship(src, board)
+    assert sorted(again.changes.send) == ["compose.yaml", "conf/app.ini"]
+    assert (board / "conf" / "app.ini").read_text() == "k=v\n"
+
+
 def test_a_directory_made_by_hand_is_kept_aside_once(tmp_path: Path) -> None:
     src, board = tmp_path / "src", tmp_path / "board" / "stack"
     _write(src, {"compose.yaml": "services: {}\n"})
