@@ -299,7 +299,8 @@ def run(args: Any, stack: Any, compose_files: Sequence[str], log: TextIO = sys.s
             package_root = str(Path(__file__).resolve().parent.parent)
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
                                                                            os.environ.get("PYTHONPATH")]))}
-        apply = args.apply_command or apply_command(rel_files, args.profiles or (), armstack, args.data_dir)
+        apply = args.apply_command or apply_command(rel_files, args.profiles or (), armstack, args.data_dir,
+                                                      args.project_name)
     print(f"pushing {len(files)} entries of {Path(compose_files[0]).resolve().parent} to {target}", file=log)
     result = push(target, files, apply=apply, out=sys.stdout, ssh=shlex.split(args.ssh), env=env,
                   on_shipped=lambda r: print(summary(r), file=log, flush=True))

@@ -149,7 +149,8 @@ def diff(old: Mapping[str, object], new: Mapping[str, Entry]) -> Changes:
 STACK_DIR_VARIABLE = "ARMSTACK_STACK_DIR"   # set by the receiver for the apply command: the target path
 
 
-def apply_command(files: Sequence[str], profiles: Sequence[str], armstack: str, data_dir: str | None = None) -> str:
+def apply_command(files: Sequence[str], profiles: Sequence[str], armstack: str, data_dir: str | None = None,
+                  project: str | None = None) -> str:
     """The shell command that applies the pushed release on the target.
 
     ``armstack`` runs the CLI there (a shell command); the files are named through the stack
@@ -159,6 +160,8 @@ def apply_command(files: Sequence[str], profiles: Sequence[str], armstack: str, 
     words = [armstack]
     if data_dir is not None:
         words += ["--data-dir", shlex.quote(data_dir)]
+    if project is not None:
+        words += ["-p", shlex.quote(project)]
     for f in files:
         words += ["-f", f'"${STACK_DIR_VARIABLE}"/{shlex.quote(f)}']
     for p in profiles:

@@ -117,6 +117,8 @@ def test_apply_command_names_files_through_the_stack_directory() -> None:
     cmd = apply_command(["compose.yaml", "over ride.yaml"], ["debug"], "armstack", "/var/lib/armstack")
     assert cmd == ("armstack --data-dir /var/lib/armstack -f \"$ARMSTACK_STACK_DIR\"/compose.yaml "
                    "-f \"$ARMSTACK_STACK_DIR\"/'over ride.yaml' --profile debug apply")
+    assert apply_command(["compose.yaml"], [], "armstack", project="my app") == \
+        "armstack -p 'my app' -f \"$ARMSTACK_STACK_DIR\"/compose.yaml apply"
 
 
 # -- the receiver's rules ----------------------------------------------------------------------
