@@ -137,7 +137,13 @@ class Zstream:
         return data
 
     def finish(self) -> None:
-        if self.buf or not self.z.eof:
+        """Read to the stream's end (a push that only deletes still sends an empty one)."""
+        while not self.z.eof:
+            chunk = self.inp.read(_CHUNK)
+            if not chunk:
+                raise PushError("the file contents ended early (the sender stopped)")
+            self.buf += self.z.decompress(chunk)
+        if self.buf:
             raise PushError("the file contents are longer than the manifest says")
 
 

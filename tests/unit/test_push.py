@@ -217,6 +217,17 @@ def test_push_sends_changed_files_only_and_swaps_the_release(tmp_path: Path) -> 
     assert third.release == second.release and third.changes.set == {}
 
 
+def test_a_push_that_only_deletes(tmp_path: Path) -> None:
+    src, board = tmp_path / "src", tmp_path / "board" / "stack"
+    board.parent.mkdir()
+    _write(src, {"compose.yaml": "services: {}\n", "old.txt": "x"})
+    _ship(src, board)
+    (src / "old.txt").unlink()
+    _, second = _ship(src, board)
+    assert second.changes.send == [] and second.changes.delete == ["old.txt"]
+    assert not (board / "old.txt").exists() and (board / "compose.yaml").is_file()
+
+
 def _receiver(board: Path) -> subprocess.Popen[bytes]:
     argv = receiver_argv(PushTarget("dir", str(board)), None)
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
