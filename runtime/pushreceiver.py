@@ -189,7 +189,11 @@ class Target:
             raise PushError(f"another push to {self.path} is running; try again when it has finished") from exc
         for name in os.listdir(self.home):   # what an interrupted push left
             if name.startswith("incoming-"):
-                shutil.rmtree(os.path.join(self.home, name), ignore_errors=True)
+                left = os.path.join(self.home, name)
+                if os.path.isdir(left) and not os.path.islink(left):
+                    shutil.rmtree(left, ignore_errors=True)
+                else:
+                    os.unlink(left)   # a staged manifest
         current = self.current()
         old = self.manifest(current)
         write_frame(out, {"release": current, "manifest": old})

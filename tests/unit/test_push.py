@@ -277,9 +277,10 @@ def test_a_killed_receiver_leaves_staging_that_the_next_push_removes(tmp_path: P
     home = board.parent / "stack.armstack"
     (home / "incoming-deadbeef").mkdir()    # what a receiver killed mid-push leaves
     (home / "incoming-deadbeef" / "compose.yaml").write_text("half")
+    (home / "incoming-deadbeef.json").write_text("{}")
     _write(src, {"compose.yaml": "services: {}\n# v2\n"})
     _, second = _ship(src, board)
-    assert not (home / "incoming-deadbeef").exists()
+    assert not (home / "incoming-deadbeef").exists() and not (home / "incoming-deadbeef.json").exists()
     assert (board / "compose.yaml").read_text().endswith("# v2\n")
     assert second.previous == first.release
 
