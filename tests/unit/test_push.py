@@ -3,6 +3,8 @@ path rules and framing (plain data), then the receiver end to end on a local dir
 
 from __future__ import annotations
 
+import ast
+import base64
 import io
 import os
 import subprocess
@@ -337,6 +339,14 @@ def test_the_receiver_code_runs_on_its_own(tmp_path: Path) -> None:
     assert hello == {"release": None, "manifest": {}}
     answer = _second_frame(res.stdout)
     assert isinstance(answer, dict) and "ended early" in answer["error"]
+
+
+def test_the_receiver_is_written_for_old_boards_pythons() -> None:
+    """Boards run older Pythons than the sender: what is sent parses as Python 3.7."""
+    code = receiver_argv(PushTarget("dir", "/x"), None)[2]
+    source = zlib.decompress(base64.b64decode(code.split("b64decode('")[1].split("'")[0])).decode()
+    ast.parse(source, feature_version=(3, 7))
+    assert "import runtime" not in source and "from runtime" not in source
 
 
 def _second_frame(data: bytes) -> object:
