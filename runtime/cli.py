@@ -562,7 +562,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     from runtime.push import run
 
     stack = _load(args)   # a release that does not load is not shipped
-    return run(args, stack, [find_compose_file(f) for f in _source(args, stack.project).paths])
+    return run(args, stack, [find_compose_file(f) for f in _source(args, stack.project).paths],
+               _settings(args).environ)
 
 
 def cmd_images(args: argparse.Namespace) -> int:

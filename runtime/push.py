@@ -27,7 +27,7 @@ import stat
 import subprocess
 import sys
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO, cast
@@ -285,8 +285,12 @@ def summary(result: PushResult) -> str:
             f"received {result.received_bytes}")
 
 
-def run(args: Any, stack: Any, compose_files: Sequence[str], log: TextIO = sys.stderr) -> int:
-    """``armstack push``: returns the apply's exit code (0 with ``--no-apply`` once shipped)."""
+def run(args: Any, stack: Any, compose_files: Sequence[str], environ: Mapping[str, str],
+        log: TextIO = sys.stderr) -> int:
+    """``armstack push``: returns the apply's exit code (0 with ``--no-apply`` once shipped).
+
+    ``environ``: this process's environment (the settings'), passed on to a local apply.
+    """
     target = parse_target(args.target, args.to)
     _, files, rel_files = stack_release(stack, compose_files)
     env = None
@@ -297,8 +301,7 @@ def run(args: Any, stack: Any, compose_files: Sequence[str], log: TextIO = sys.s
             # This machine: the same interpreter and runtime package that runs this command.
             armstack = shlex.join([sys.executable, "-m", "runtime"])
             package_root = str(Path(__file__).resolve().parent.parent)
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
-                                                                           os.environ.get("PYTHONPATH")]))}
+            env = {**environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, environ.get("PYTHONPATH")]))}
         apply = args.apply_command or apply_command(rel_files, args.profiles or (), armstack, args.data_dir,
                                                       args.project_name)
     print(f"pushing {len(files)} entries of {Path(compose_files[0]).resolve().parent} to {target}", file=log)

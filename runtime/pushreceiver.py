@@ -327,9 +327,10 @@ def main(argv: list[str]) -> int:
     if apply_cmd is None:
         return 0
     os.chdir(target.path)
-    os.environ["ARMSTACK_STACK_DIR"] = target.path   # as given, not the release it points to
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)   # the apply reads nothing from the push stream
-    os.execvp("sh", ["sh", "-c", apply_cmd])
+    # $ARMSTACK_STACK_DIR names the stack directory as given, not the release it points to.
+    os.execvp("sh", ["sh", "-c", 'ARMSTACK_STACK_DIR="$0"; export ARMSTACK_STACK_DIR; eval "$1"',
+                     target.path, apply_cmd])
     return 1
 
 
