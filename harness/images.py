@@ -330,21 +330,36 @@ def build_runtime(arch_name: str | Arch, client: docker.DockerClient | None = No
     context holds just the Dockerfile and the runtime package, so the same code path serves a
     checkout and an installed wheel.
     """
-    arch = get_arch(arch_name)
+    return _build_target(get_arch(arch_name), "runtime", client, tag)
+
+
+def _build_target(arch: Arch, target: str, client: docker.DockerClient | None, tag: str | None) -> str:
+    """A target of the runtime's Dockerfile on the python stand-in, tagged by the source hash."""
     client = client or docker.from_env()
     base = build_base("python", arch, client)
     source = runtime_source_hash()
-    tag = tag or f"{prefix()}/runtime:{source}-{arch.name}"
+    tag = tag or f"{prefix()}/{target}:{source}-{arch.name}"
     if _image_label(client, tag, LABEL_SOURCE) == source:
         return tag
     dockerfile, package = runtime_sources()
-    with tempfile.TemporaryDirectory(prefix="armstack-runtime-") as tmp, step(f"image {tag}") as update:
+    with tempfile.TemporaryDirectory(prefix=f"armstack-{target}-") as tmp, step(f"image {tag}") as update:
         context = Path(tmp)
         shutil.copy2(dockerfile, context / "Dockerfile")
         shutil.copytree(package, context / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
-        _build(client, context, tag, arch, update, buildargs={"BASE": base}, target="runtime",
-               labels={LABEL_SOURCE: source, LABEL_KIND: "runtime"})
+        _build(client, context, tag, arch, update, buildargs={"BASE": base}, target=target,
+               labels={LABEL_SOURCE: source, LABEL_KIND: target})
     return tag
+
+
+def build_all_in_one(client: docker.DockerClient | None = None, tag: str | None = None) -> str:
+    """The all-in-one device image (dockerd + runtime, ``--target all-in-one``) for amd64.
+
+    Native only: an ARM dockerd cannot start containers under QEMU user mode, so the image is
+    booted on the host's own architecture. Keyed by the runtime's source hash like the runtime
+    image; the engine packages sit in a layer below the runtime's code, so a code change
+    rebuilds only the top layers.
+    """
+    return _build_target(get_arch("amd64"), "all-in-one", client, tag)
 
 
 def load_into(target: docker.DockerClient, source: docker.DockerClient, tag: str, names: tuple[str, ...]) -> None:

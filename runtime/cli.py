@@ -187,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="restart the supervisor when it has not reported a healthy stack for this long (0: off)")
     su.add_argument("--executable", default=None, help="the armstack script to run (default: this one)")
 
+    pu = command("push", help="ship the stack to a board's stack directory (only changed files), then apply it there")
+    pu.add_argument("target", nargs="?", default=None, metavar="ssh://[user@]host[:path]",
+                    help="the board over ssh (default path /srv/stack)")
+    pu.add_argument("--to", default=None, metavar="DIR", help="a directory on this machine instead (a mounted card)")
+    pu.add_argument("--no-apply", action="store_true", help="only ship the release")
+    pu.add_argument("--apply-command", default=None, metavar="CMD",
+                    help="shell command run in the stack directory on the target once the release is in place "
+                         "(default: armstack -f \"$ARMSTACK_STACK_DIR\"/FILE apply)")
+    pu.add_argument("--ssh", default="ssh", metavar="CMD", help="the ssh command (e.g. 'ssh -i key'; default ssh)")
+
     for name, text in (("images", "base and runtime images (needs the harness package)"),
                        ("chaos", "a seeded fault soak on an emulated device (needs the harness package)")):
         command(name, help=text, add_help=False).add_argument("args", nargs=argparse.REMAINDER)
@@ -548,6 +558,15 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from runtime.compose.loader import find_compose_file
+    from runtime.push import run
+
+    stack = _load(args)   # a release that does not load is not shipped
+    return run(args, stack, [find_compose_file(f) for f in _source(args, stack.project).paths],
+               _settings(args).environ)
+
+
 # Subcommands the harness package provides; they take everything after their name untouched.
 HARNESS_COMMANDS = ("images", "chaos")
 
@@ -566,7 +585,7 @@ def cmd_harness(args: argparse.Namespace) -> int:
 COMMANDS = {
     "up": cmd_up, "apply": cmd_apply, "down": cmd_down, "validate": cmd_validate, "plan": cmd_plan,
     "status": cmd_status, "logs": cmd_logs, "images": cmd_harness, "chaos": cmd_harness,
-    "systemd-unit": cmd_systemd_unit,
+    "systemd-unit": cmd_systemd_unit, "push": cmd_push,
 }
 
 

@@ -12,6 +12,7 @@ also carries the exit code a command that ends with it returns (``exit_code``)::
     │   ├── DiskFullError           1  an operation would not fit, or hit ENOSPC
     │   └── BuildContextError       1  a service's build context cannot be sent (also an OSError)
     ├── StateError                  1  the persisted state directory is unusable
+    ├── TransferError               1  `armstack push` could not ship a release to its target
     └── SupervisorError             4  talking to a running supervisor failed
 
 The exit codes themselves (``EXIT_*``) are defined here once; the CLI's help and the README
@@ -116,6 +117,10 @@ class BuildContextError(EngineError, OSError):
 
 class StateError(ArmstackError):
     """The state directory cannot be read or written."""
+
+
+class TransferError(ArmstackError):
+    """A release could not be shipped to its target (``armstack push``); the target keeps its release."""
 
 
 class SupervisorError(ArmstackError):
