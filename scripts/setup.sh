@@ -43,6 +43,7 @@ need debootstrap debootstrap
 need mkfs.ext4 e2fsprogs
 need update-binfmts binfmt-support
 need docker-compose docker-compose   # 1.29, the reference of the compose parity test
+need ssh openssh-client              # `armstack push ssh://`, tested against an sshd in a container
 qemu_missing=0
 { binfmt_ok qemu-aarch64 && binfmt_ok qemu-arm; } || qemu_missing=1
 command -v qemu-aarch64-static >/dev/null 2>&1 || qemu_missing=1
