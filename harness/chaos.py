@@ -28,7 +28,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, assert_never, get_args
+from typing import Any, Literal, Self, assert_never, get_args
 
 import docker.errors
 
@@ -102,23 +102,36 @@ class History:
     samples: list[tuple[float, int]] = field(default_factory=list)   # (t, acknowledged so far)
 
 
-class LedgerClient:
-    """Appends records to the ledger from a thread until stopped; never counts an unanswered write."""
+class _Background:
+    """A daemon thread running ``_run`` until :meth:`stop`; ``_stop`` is its wake-up event."""
 
-    def __init__(self, device: Device, seed: int, clock: Callable[[], float], timeout: float = 10.0):
-        self.device, self.seed, self.clock, self.timeout = device, seed, clock, timeout
-        self.history = History()
+    join_timeout = 30.0
+
+    def __init__(self, name: str) -> None:
         self._stop = threading.Event()
-        self._acked = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="ledger-client", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> LedgerClient:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(self.timeout + 5)
+        self._thread.join(self.join_timeout)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class LedgerClient(_Background):
+    """Appends records to the ledger from a thread until stopped; never counts an unanswered write."""
+
+    def __init__(self, device: Device, seed: int, clock: Callable[[], float], timeout: float = 10.0):
+        super().__init__("ledger-client")
+        self.device, self.seed, self.clock, self.timeout = device, seed, clock, timeout
+        self.join_timeout = timeout + 5
+        self.history = History()
+        self._acked = threading.Condition()
 
     def run_for(self, seconds: float) -> None:
         """Let the workload alone run for ``seconds`` (returns early only when the client stops)."""
@@ -388,22 +401,13 @@ def _read_ledger(device: Device) -> LedgerFile:
     return LedgerFile.parse(res.output.encode())
 
 
-class _StateSampler:
+class _StateSampler(_Background):
     """The runtime's per-service state once a second, for the timeline."""
 
     def __init__(self, device: Device, clock: Callable[[], float]):
+        super().__init__("state-sampler")
         self.device, self.clock = device, clock
         self.samples: list[tuple[float, dict[str, str]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="state-sampler", daemon=True)
-
-    def start(self) -> _StateSampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):

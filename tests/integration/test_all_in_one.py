@@ -35,6 +35,7 @@ from harness import images
 from harness.capabilities import engine_run_kwargs
 from harness.session import labels as harness_labels
 from tests.integration.conftest import ROOT, TEST_LABEL
+from tests.integration.hostroot import copy_binaries
 
 docker = pytest.importorskip("docker")
 
@@ -46,27 +47,11 @@ SERVICE_CMD = ("trap 'exit 0' TERM; n=0; [ -f /counts/n ] && read n < /counts/n;
                "echo $$n > /counts/n; echo start $$n; while :; do sleep 0.2; done")
 
 
-def _shared_libs(binary: str) -> list[str]:
-    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
-    libs = []
-    for ln in out.splitlines():
-        parts = ln.split()
-        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
-        if path.startswith("/"):
-            libs.append(path)
-    return libs
-
-
 def write_stack(root: Path, environment: str = "") -> None:
     """The compose file and a build context of sh + sleep (+ their libraries) under ``root``;
     ``environment``: the service's ``KEY=value`` list."""
-    binaries = [shutil.which("dash") or "/bin/sh", shutil.which("sleep") or "/bin/sleep"]
-    files = {"bin/sh": binaries[0], "bin/sleep": binaries[1]}
-    for b in binaries:
-        files.update({lib.lstrip("/"): lib for lib in _shared_libs(b)})
-    for dst, src in files.items():
-        (root / "counter" / "rootfs" / dst).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(Path(src).resolve(), root / "counter" / "rootfs" / dst)
+    copy_binaries(root / "counter" / "rootfs", {"bin/sh": shutil.which("dash") or "/bin/sh",
+                                                "bin/sleep": shutil.which("sleep") or "/bin/sleep"})
     (root / "counter" / "Dockerfile").write_text('FROM scratch\nCOPY rootfs/ /\nCMD ["/bin/sh"]\n')
     (root / "compose.yaml").write_text(textwrap.dedent(f"""\
         name: {PROJECT}

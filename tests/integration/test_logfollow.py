@@ -5,11 +5,9 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import docker.errors
@@ -17,6 +15,7 @@ import pytest
 
 from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
+from tests.integration.hostroot import copy_binaries
 
 TEST_LABEL = {"io.armstack.test": "1"}
 IMAGE = "armstack/test-sh:logfollow"
@@ -50,17 +49,6 @@ class Capture(io.StringIO):
             return self.getvalue().splitlines()
 
 
-def _shared_libs(binary: str) -> list[str]:
-    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
-    libs = []
-    for ln in out.splitlines():
-        parts = ln.split()
-        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
-        if path.startswith("/"):
-            libs.append(path)
-    return libs
-
-
 @pytest.fixture(scope="session")
 def client() -> Iterator[docker.DockerClient]:
     try:
@@ -80,14 +68,8 @@ def sh_image(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFacto
         return IMAGE
     except docker.errors.ImageNotFound:
         pass
-    sh = shutil.which("dash") or "/bin/sh"
     ctx = tmp_path_factory.mktemp("sh-image")
-    root = ctx / "rootfs"
-    # Each library goes where the loader looks for it (the path ldd printed), as a real file.
-    files = {root / "bin" / "sh": sh} | {root / lib.lstrip("/"): lib for lib in _shared_libs(sh)}
-    for dst, src in files.items():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(Path(src).resolve(), dst)
+    copy_binaries(ctx / "rootfs", {"bin/sh": shutil.which("dash") or "/bin/sh"})
     (ctx / "Dockerfile").write_text('FROM scratch\nCOPY rootfs/ /\nLABEL io.armstack.test="1"\n')
     client.images.build(path=str(ctx), tag=IMAGE, rm=True, forcerm=True)
     return IMAGE
