@@ -59,7 +59,8 @@ BASES: dict[str, BaseKind] = {
                        ("python3", "python3-pip", "python3-venv", "python-is-python3", "ca-certificates"),
                        '["python3"]', python=True),
 }
-ENGINE_PACKAGES = ("docker.io", "e2fsprogs", "iptables", "procps", "ca-certificates")
+# iproute2: tc for the network faults (netem), run natively in the services' namespaces.
+ENGINE_PACKAGES = ("docker.io", "e2fsprogs", "iptables", "iproute2", "procps", "ca-certificates")
 
 
 def _settings(settings: HarnessSettings | None) -> HarnessSettings:
