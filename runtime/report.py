@@ -115,9 +115,13 @@ SETTLE_SECONDS = 1.0
 
 def settling(c: ObservedContainer, now: float | None, settle: float = SETTLE_SECONDS) -> bool:
     """Whether a running container without a healthcheck started less than ``settle`` s before
-    ``now`` (epoch seconds, the engine's clock for StartedAt); never when ``now`` is None."""
+    ``now`` (epoch seconds, the engine's clock for StartedAt); never when ``now`` is None.
+
+    A start later than ``now`` means the wall clock went back since (an NTP correction, a board
+    without RTC): how long it has run cannot be told, and it counts as settled rather than as
+    starting until the clock has caught up (a day, after a jump of a day)."""
     return (now is not None and c.status == "running" and c.health is None and c.started_at is not None
-            and now - c.started_at < settle)
+            and 0 <= now - c.started_at < settle)
 
 
 def service_ready(stack: StackSpec, observed: ObservedState, service: str,

@@ -87,8 +87,8 @@ def test_why_netem_is_not_there_is_said() -> None:
     assert netem_reason(True, 0, "") is None
     assert "no sch_netem" in str(netem_reason(True, 2, 'Error: Specified qdisc kind is unknown.\n'))
     assert "no `tc`" in str(netem_reason(False, 1, ""))
-    assert "tc netem does not work here: RTNETLINK answers: Operation not permitted" == netem_reason(
-        True, 2, "RTNETLINK answers: Operation not permitted")
+    said = netem_reason(True, 2, "RTNETLINK answers: Operation not permitted")
+    assert said == "tc netem does not work here: RTNETLINK answers: Operation not permitted"
 
 
 def test_cpu_starvation_and_its_heal_respect_the_engines_rules() -> None:

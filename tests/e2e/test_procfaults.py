@@ -1,0 +1,92 @@
+"""Process and time faults on an emulated device (harness.procfaults): pause, CPU starvation, clock jumps.
+
+The minimal stack's client GETs ``/`` from the server every second and logs each answer; the
+server logs every request, its own healthcheck's ``GET /health`` every 2 s included. Windows of
+time are counted in those health requests, the stack's own clock, rather than slept.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.device import EmulatedDevice
+
+HIT = r"hits: \d+"
+
+
+def _up(device: EmulatedDevice, stacks: Path) -> None:
+    device.deploy(stacks / "minimal")
+    for service in ("server", "client"):
+        device.wait_until_running(service, timeout=120)
+    device.wait_for_log("client", HIT, timeout=60, since="start")
+
+
+def _window(device: EmulatedDevice, checks: int) -> tuple[int, int]:
+    """(client hits logged, client requests served) while the server answers ``checks`` healthchecks."""
+    client, server = len(device.logs("client")), len(device.logs("server"))
+
+    def served() -> list[str] | None:
+        health = [ln for ln in device.logs("server")[server:] if "GET /health" in ln]
+        return health if len(health) >= checks else None
+
+    device.wait_for(served, 20 + 4 * checks, f"{checks} healthchecks of the server", interval=0.5)
+    hits = [ln for ln in device.logs("client")[client:] if "hits:" in ln]
+    gets = [ln for ln in device.logs("server")[server:] if '"GET / ' in ln]
+    return len(hits), len(gets)
+
+
+@pytest.mark.full
+def test_pause_freezes_a_service_and_starve_cpu_slows_it(arm_device: EmulatedDevice, stacks: Path) -> None:
+    d = arm_device
+    _up(d, stacks)
+    restarts = d.services()["client"].restarts
+
+    d.pause("client")
+    assert d.find_container("client", running=False).status == "paused"
+    assert d.exec("client", "true").exit_code != 0   # nothing runs in a frozen container
+    hits, gets = _window(d, 4)
+    assert (hits, gets) == (0, 0), "a paused client neither logs nor sends a request"
+    d.resume("client")
+    d.wait_for_log("client", HIT, timeout=30)
+    # A pause is nothing the runtime counts: the same container, no restart.
+    assert d.services()["client"].restarts == restarts
+
+    normal, _ = _window(d, 6)
+    cid = d.starve_cpu("client", cpus=0.02)
+    host = d.container("client").attrs["HostConfig"]
+    assert (host["CpuQuota"], host["CpuPeriod"]) == (2000, 100_000), host
+    d.wait_for_log("client", HIT, timeout=60)   # the request in flight when it was capped
+    starved, _ = _window(d, 6)
+    d.heal_cpu()
+    host = d.container("client").attrs["HostConfig"]
+    assert host["CpuQuota"] in (0, -1), host
+    d.wait_for_log("client", HIT, timeout=30)
+    after, _ = _window(d, 6)
+    print(f"client hits per 6 healthchecks of the server: normal {normal}, at 0.02 CPU {starved}, healed {after}")
+    assert starved < normal / 2 and after > starved, (normal, starved, after)
+    assert d.container("client").id == cid and d.services()["client"].restarts == restarts
+
+
+@pytest.mark.full
+def test_clock_jumps_of_the_runtime(arm_device: EmulatedDevice, stacks: Path) -> None:
+    """The runtime's wall clock jumps back a day and then two days forward: it keeps
+    restarting a crashed service, applies the stack, and the times it records follow its clock."""
+    d = arm_device
+    _up(d, stacks)
+    for offset in (-86_400.0, 86_400.0):
+        assert d.clock_jump(offset - d.clock_jump(0)) == offset
+        before = d.services()["server"].restarts or 0
+        d.crash("server")
+        d.wait_for(lambda b=before: (d.services()["server"].restarts or 0) > b, 60,
+                   "the runtime to restart the crashed server")
+        d.wait_until_running("server", timeout=60)
+        d.deploy(stacks / "minimal")
+        at = float((d.status() or {})["last_apply"]["at"])
+        assert abs(at - (time.time() + offset)) < 120, (at, offset)
+        assert d.services()["client"].status == "running"
+    d.heal_clock()
+    d.deploy(stacks / "minimal")
+    assert abs(float((d.status() or {})["last_apply"]["at"]) - time.time()) < 120
