@@ -45,7 +45,7 @@ def test_pause_freezes_a_service_and_starve_cpu_slows_it(arm_device: EmulatedDev
     restarts = d.services()["client"].restarts
 
     d.pause("client")
-    assert d.find_container("client", running=False).status == "paused"
+    assert d.container("client", running=False).status == "paused"
     assert d.exec("client", "true").exit_code != 0   # nothing runs in a frozen container
     hits, gets = _window(d, 4)
     assert (hits, gets) == (0, 0), "a paused client neither logs nor sends a request"
@@ -80,8 +80,11 @@ def test_clock_jumps_of_the_runtime(arm_device: EmulatedDevice, stacks: Path) ->
         assert d.clock_jump(offset - d.clock_jump(0)) == offset
         before = d.services()["server"].restarts or 0
         d.crash("server")
-        d.wait_for(lambda b=before: (d.services()["server"].restarts or 0) > b, 60,
-                   "the runtime to restart the crashed server")
+
+        def restarted(before: int = before) -> bool:
+            return (d.services()["server"].restarts or 0) > before
+
+        d.wait_for(restarted, 60, "the runtime to restart the crashed server")
         d.wait_until_running("server", timeout=60)
         d.deploy(stacks / "minimal")
         at = float((d.status() or {})["last_apply"]["at"])
