@@ -134,3 +134,104 @@ def test_the_clock_hook_moves_wall_time_only(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["-86400", "-86400", "3600", "0"]
+
+
+# -- NetworkFaults against a fake device: what is (re-)applied where --------------------------------
+
+class FakeContainer:
+    def __init__(self, service: str, cid: str, pid: int, ip: str) -> None:
+        self.id, self.labels = cid, {"io.armstack.service": service, "io.armstack.stack": "p"}
+        self.attrs: dict[str, Any] = {"State": {"Pid": pid}, "NetworkSettings": {"Networks": {
+            "p_default": {"IPAddress": ip, "Aliases": [service, cid[:12]]}}}}
+
+
+class FakeDevice:
+    name, project = "dev", "p"
+
+    def __init__(self, *containers: FakeContainer) -> None:
+        self.running = {c.labels["io.armstack.service"]: c for c in containers}
+        self.commands: list[str] = []
+        self.detached: list[tuple[str, str]] = []
+        self.connected: list[tuple[str, str, list[str]]] = []
+        device = self
+
+        class Network:
+            def __init__(self, name: str) -> None:
+                self.name = name
+
+            def disconnect(self, cid: str) -> None:
+                device.detached.append((self.name, cid))
+
+            def connect(self, cid: str, aliases: list[str]) -> None:
+                device.connected.append((self.name, cid, aliases))
+
+        class Engine:
+            class containers:  # noqa: N801 - docker-py's attribute name
+                @staticmethod
+                def list(filters: dict[str, Any]) -> list[FakeContainer]:
+                    return list(device.running.values())
+
+            class networks:  # noqa: N801
+                @staticmethod
+                def get(name: str) -> Network:
+                    return Network(name)
+
+        self.engine = Engine()
+
+    def shell(self, cmd: str, check: bool = True) -> Any:
+        from harness.protocol import ExecResult
+
+        self.commands.append(cmd)
+        return ExecResult(0, "")
+
+    def container(self, service: str, *, running: bool = True) -> FakeContainer:
+        if service not in self.running:
+            raise FaultError(f"service {service!r} has no running container")
+        return self.running[service]
+
+
+def _net(device: FakeDevice, native: bool = True) -> Any:
+    from harness.netfaults import NetworkFaults
+
+    net = NetworkFaults(device, native=native)
+    net._watch = lambda: None   # type: ignore[method-assign]  # no engine events here: apply_all is called by hand
+    return net
+
+
+def test_a_restarted_container_gets_the_rules_again_and_its_peer_its_new_address() -> None:
+    dev = FakeDevice(FakeContainer("web", "w1", 100, "10.0.0.2"), FakeContainer("db", "d1", 200, "10.0.0.3"))
+    net = _net(dev)
+    net.partition("web", "db")
+    assert [c.split()[2] for c in dev.commands] == ["200", "100"]   # nsenter -t <pid>: db's, web's
+    assert "-d 10.0.0.2 -j DROP" in dev.commands[0] and "-d 10.0.0.3 -j DROP" in dev.commands[1]
+    dev.commands.clear()
+    net.apply_all()                      # a start event of something else: nothing changed, nothing run
+    assert dev.commands == []
+    # db restarts: same container id, new process and namespace, a new address.
+    dev.running["db"] = FakeContainer("db", "d1", 300, "10.0.0.9")
+    net.apply_all()
+    assert [c.split()[2] for c in dev.commands] == ["300", "100"]
+    assert "-d 10.0.0.9 -j DROP" in dev.commands[1] and "10.0.0.3" not in dev.commands[1]
+    dev.commands.clear()
+    net.heal()
+    assert len(dev.commands) == 2 and all(f"-X {CHAIN}" in c for c in dev.commands)
+
+
+def test_a_fault_on_a_service_that_does_not_run_says_so() -> None:
+    net = _net(FakeDevice(FakeContainer("web", "w1", 100, "10.0.0.2")))
+    with pytest.raises(FaultError, match="'db' has no running container"):
+        net.partition("web", "db")
+    with pytest.raises(FaultError, match="two services"):
+        net.partition("web", "web")
+
+
+def test_without_namespace_access_isolation_detaches_and_heal_reattaches_with_the_aliases() -> None:
+    dev = FakeDevice(FakeContainer("web", "w1abcdef0123", 100, "10.0.0.2"))
+    net = _net(dev, native=False)
+    net.isolate("web")
+    assert dev.detached == [("p_default", "w1abcdef0123")] and dev.commands == []
+    with pytest.raises(FaultError, match="network namespaces"):
+        net.dns_failure()
+    net.heal()
+    # The engine's own short-id alias is its to add again; the service name must come back.
+    assert dev.connected == [("p_default", "w1abcdef0123", ["web"])]
