@@ -542,6 +542,8 @@ class DeviceBase:
     def _close_faults(self) -> None:
         if self._net is not None:
             self._net.close()
+        with contextlib.suppress(docker.errors.DockerException, DeviceError, OSError):
+            procfaults.thaw_all(self)
 
 
 class EmulatedDevice(DeviceBase):

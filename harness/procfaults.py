@@ -68,6 +68,19 @@ def resume(device: FaultTarget, service: str) -> str:
     return str(c.id)
 
 
+def thaw_all(device: FaultTarget) -> list[str]:
+    """Resume every paused container of the stack; returns their ids. Before the
+    device goes away: a frozen process cannot be killed under the cgroup v1 freezer, so the
+    engine's container could not be removed (and a power cut would leave it half dead)."""
+    project = getattr(device, "project", None)
+    label = f"io.armstack.stack={project}" if project else "io.armstack.service"
+    thawed = []
+    for c in device.engine.containers.list(filters={"status": "paused", "label": label}):   # the stack's only
+        c.unpause()
+        thawed.append(str(c.id))
+    return thawed
+
+
 # -- CPU ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
