@@ -85,6 +85,7 @@ def test_dns_failure_makes_lookups_fail_and_heals(arm_device: EmulatedDevice, st
     assert (res.exit_code, res.output.strip()) == (0, ip), res.output
 
 
+@pytest.mark.full
 def test_isolate_cuts_a_service_from_everything(arm_device: EmulatedDevice, stacks: Path) -> None:
     d = arm_device
     _up(d, stacks)
@@ -94,6 +95,7 @@ def test_isolate_cuts_a_service_from_everything(arm_device: EmulatedDevice, stac
     d.wait_for_log("client", HIT, timeout=60)
 
 
+@pytest.mark.full
 def test_netem_where_the_kernel_has_it(arm_device: EmulatedDevice, stacks: Path) -> None:
     d = arm_device
     reason = d.netem_support()
