@@ -22,7 +22,7 @@ from harness import images
 from harness.arch import get_arch
 from harness.device import DATA_DIR, DeviceBase
 from harness.errors import DeviceError, FaultError, SetupError
-from harness.protocol import BOARD, DISK_FILL, PROCESS_FAULTS, RUNTIME_KILL, ExecResult
+from harness.protocol import BOARD, CLOCK, DISK_FILL, PROCESS_FAULTS, RUNTIME_KILL, ExecResult
 from harness.session import labels
 
 BOARD_SOCKET = "/var/run/docker.sock"
@@ -43,7 +43,7 @@ class BoardDevice(DeviceBase):
     """A real board (or any engine) reached over ``docker_host``; the same ``Device`` protocol as
     ``EmulatedDevice``, without the faults only an emulated device can inject (see ``capabilities``)."""
 
-    capabilities = frozenset({BOARD, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL})
+    capabilities = frozenset({BOARD, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL, CLOCK})
 
     def __init__(self, docker_host: str, name: str | None = None, *, keep: bool = False,
                  client: docker.DockerClient | None = None):
@@ -65,6 +65,7 @@ class BoardDevice(DeviceBase):
 
     def stop(self) -> None:
         """Take the stack down and remove what was put on the board (volumes too unless ``keep``)."""
+        self._close_faults()
         runtime = None if self._runtime_c is None else self._runtime_c.get_wrapped_container()
         if runtime is not None:
             with contextlib.suppress(docker.errors.APIError):

@@ -43,15 +43,17 @@ import docker  # noqa: E402
 import docker.errors  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
 
-from harness import faults, images  # noqa: E402
+from harness import faults, images, netfaults, procfaults  # noqa: E402
 from harness.arch import Arch, check_emulation, get_arch  # noqa: E402
 from harness.archive import read_single_file, tar_directory  # noqa: E402
 from harness.capabilities import engine_run_kwargs  # noqa: E402
 from harness.errors import DeployError, DeviceError, FaultError  # noqa: E402
 from harness.protocol import (  # noqa: E402
+    CLOCK,
     DISK_FILL,
     EMULATED,
     ENGINE_KILL,
+    NET_FAULTS,
     POWER,
     PROCESS_FAULTS,
     RUNTIME_KILL,
@@ -140,7 +142,7 @@ class DeviceBase:
     stack's files go and how the runtime container is mounted (see :class:`EmulatedDevice`
     and :class:`~harness.board.BoardDevice`); both satisfy :class:`harness.protocol.Device`."""
 
-    capabilities: frozenset[str] = frozenset({PROCESS_FAULTS, DISK_FILL})
+    capabilities: frozenset[str] = frozenset({PROCESS_FAULTS, DISK_FILL, CLOCK})
 
     def __init__(self, arch: Arch, name: str, *, keep: bool, host: docker.DockerClient) -> None:
         self.arch = arch
@@ -153,6 +155,8 @@ class DeviceBase:
         self.runtime_image = ""
         self.volumes: dict[str, str] = {}
         self._runtime_c: DockerContainer | None = None
+        self._net: netfaults.NetworkFaults | None = None
+        self._starved: dict[str, procfaults.Starved] = {}
 
     def __enter__(self) -> Self:
         try:
@@ -267,6 +271,7 @@ class DeviceBase:
     def _start_runtime(self) -> UpdateReport:
         assert self.compose_path and self.project
         mounts, env = self._runtime_mounts()
+        env = {**env, **self._clock_env()}
         self._runtime_c = _with_mounts(
             DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw=self._client_kw(),
                             env=env)
@@ -463,11 +468,89 @@ class DeviceBase:
         """Run a stack's own switch that fails the service's healthcheck; nothing is stopped."""
         return faults.make_unhealthy(self, service, command, timeout)
 
+    # ---- network faults (harness.netfaults): kept applied across restarts until healed -----
+    def network_faults(self) -> netfaults.NetworkFaults:
+        if self._net is None:
+            self._net = netfaults.NetworkFaults(self, native=NET_FAULTS in self.capabilities)
+        return self._net
+
+    def partition(self, a: str, b: str) -> None:
+        """Services ``a`` and ``b`` can no longer exchange packets (each still reaches the rest)."""
+        self.network_faults().partition(a, b)
+
+    def isolate(self, service: str) -> None:
+        """``service`` is cut from the other services and the outside (loopback stays)."""
+        self.network_faults().isolate(service)
+
+    def dns_failure(self) -> None:
+        """Name lookups fail in every service (the embedded resolver 127.0.0.11 rejects)."""
+        self.network_faults().dns_failure()
+
+    def latency(self, service: str, ms: float, jitter: float = 0.0) -> None:
+        """Delay the service's packets (netem); FaultError saying why where the kernel has none."""
+        self.network_faults().shape(service, delay_ms=ms, jitter_ms=jitter)
+
+    def loss(self, service: str, percent: float) -> None:
+        """Drop ``percent`` % of the service's packets (netem)."""
+        self.network_faults().shape(service, loss_percent=percent)
+
+    def bandwidth(self, service: str, kbit: int) -> None:
+        """Cap the service's outgoing rate at ``kbit`` kbit/s (netem rate)."""
+        self.network_faults().shape(service, rate_kbit=kbit)
+
+    def netem_support(self) -> str | None:
+        """None where latency()/loss()/bandwidth() work on this device, else why not."""
+        return self.network_faults().netem_support()
+
+    def heal_network(self) -> None:
+        """Lift every network fault."""
+        if self._net is not None:
+            self._net.heal()
+
+    # ---- process and time faults (harness.procfaults) ---------------------------------
+    def pause(self, service: str) -> str:
+        """Freeze the service (docker pause); returns its container id."""
+        return procfaults.pause(self, service)
+
+    def resume(self, service: str) -> str:
+        """Thaw a paused service."""
+        return procfaults.resume(self, service)
+
+    def starve_cpu(self, service: str, cpus: float = 0.05) -> str:
+        """Cap the service at ``cpus`` CPUs (docker update); returns its container id."""
+        self._starved.setdefault(service, procfaults.starve_cpu(self, service, cpus))
+        return self._starved[service].container_id
+
+    def heal_cpu(self, service: str | None = None) -> None:
+        """Give the starved service (or every one) its CPU limits back."""
+        for name in [service] if service else list(self._starved):
+            if name in self._starved:
+                procfaults.heal_cpu(self, self._starved.pop(name))
+
+    def clock_jump(self, seconds: float) -> float:
+        """Move the runtime's wall clock by ``seconds``; returns its offset from the real clock."""
+        return procfaults.clock_jump(self, seconds)
+
+    def heal_clock(self) -> None:
+        procfaults.set_clock_offset(self, 0.0)
+
+    def _clock_env(self) -> dict[str, str]:
+        """The runtime container's environment for clock_jump(), with the hook put in place."""
+        self.shell(procfaults.install_clock_script())
+        return procfaults.clock_env(self.host.images.get(self.runtime_image).attrs["Config"].get("Env"))
+
+    def _close_faults(self) -> None:
+        if self._net is not None:
+            self._net.close()
+        with contextlib.suppress(docker.errors.DockerException, DeviceError, OSError):
+            procfaults.thaw_all(self)
+
 
 class EmulatedDevice(DeviceBase):
     """An emulated ARM device; use as a context manager, or call ``start()``/``stop()``."""
 
-    capabilities = frozenset({EMULATED, POWER, ENGINE_KILL, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL})
+    capabilities = frozenset({EMULATED, POWER, ENGINE_KILL, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL, NET_FAULTS,
+                              CLOCK})
 
     def __init__(self, arch: str | Arch = "arm64", disk: str = "2G", name: str | None = None, *,
                  keep: bool = False, client: docker.DockerClient | None = None,
@@ -515,6 +598,7 @@ class EmulatedDevice(DeviceBase):
 
     def stop(self) -> None:
         """Remove the device's containers, and its volumes unless ``keep``."""
+        self._close_faults()
         for c in (self._runtime_c, self._engine_c):
             if c is not None and c.get_wrapped_container() is not None:
                 with contextlib.suppress(docker.errors.NotFound):

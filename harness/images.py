@@ -59,7 +59,8 @@ BASES: dict[str, BaseKind] = {
                        ("python3", "python3-pip", "python3-venv", "python-is-python3", "ca-certificates"),
                        '["python3"]', python=True),
 }
-ENGINE_PACKAGES = ("docker.io", "e2fsprogs", "iptables", "procps", "ca-certificates")
+# iproute2: tc for the network faults (netem), run natively in the services' namespaces.
+ENGINE_PACKAGES = ("docker.io", "e2fsprogs", "iptables", "iproute2", "procps", "ca-certificates")
 
 
 def _settings(settings: HarnessSettings | None) -> HarnessSettings:
@@ -264,9 +265,10 @@ def build_engine(client: docker.DockerClient | None = None) -> str:
     """The device engine image: native dockerd + tools to make and mount the SD card."""
     arch = get_arch("amd64")
     client = client or docker.from_env()
-    tag = host_tag("engine", arch)
     entry = (ASSETS / "engine-entrypoint.sh").read_bytes()
     key = _key(arch, ENGINE_PACKAGES, hashlib.sha256(entry).hexdigest())
+    # Keyed like the runtime image: checkouts with different recipes never rebuild each other's.
+    tag = f"{host_tag('engine', arch)}-{key[:8]}"
     if _image_label(client, tag, LABEL_KEY) == key:
         return tag
     tarball = rootfs_tarball(arch, ENGINE_PACKAGES)

@@ -94,7 +94,7 @@ def base_refs(action: Build, desired: Desired) -> list[str]:
 class DiskGuard:
     def __init__(self, io: DiskIO, policy: D.DiskPolicy, state_path: Path | None, log: Log, *,
                  usage: UsageProvider | None = None, check_interval: float = CHECK_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.io = io
         self.policy = policy
         self.state_path = state_path
@@ -102,6 +102,7 @@ class DiskGuard:
         self._usage_fn = usage
         self.check_interval = check_interval
         self.clock = clock
+        self.wall = wall
         self.pulled: dict[str, str] = {}          # image id -> service
         self.built: dict[str, str] = {}           # image id -> service
         self.last_used: dict[str, float] = {}     # image id -> epoch seconds
@@ -179,8 +180,18 @@ class DiskGuard:
         """image id -> service, for every image the runtime built or pulled for the stack."""
         return {**self.pulled, **self.built}
 
+    def use_stamp(self) -> float:
+        """The time to record as an image's last use: the wall clock, but never before a stamp
+        already recorded. The LRU only compares stamps, and a wall clock that jumps back (an NTP
+        correction; a board without RTC that booted at its build date) would otherwise rank the
+        images used after the jump as the oldest and evict them first. Each stamp is later
+        than every earlier one (by 1 ms when the clock is behind), so the order of use is kept
+        until the wall clock catches up."""
+        newest = max(self.last_used.values(), default=0.0)
+        return max(self.wall(), newest + 0.001)
+
     def note_observed(self, observed: ObservedState, desired: Desired) -> None:
-        now = time.time()
+        now = self.use_stamp()
         for c in observed.containers:
             if c.running and c.image_id:
                 self.last_used[c.image_id] = now

@@ -123,9 +123,13 @@ def settles_at(c: ObservedContainer, settle: float = SETTLE_SECONDS) -> float | 
 
 
 def settling(c: ObservedContainer, now: float | None, settle: float = SETTLE_SECONDS) -> bool:
-    """Whether ``c`` has not yet stayed running long enough at ``now``; never when ``now`` is None."""
+    """Whether ``c`` has not yet stayed running long enough at ``now``; never when ``now`` is None.
+
+    A start later than ``now`` means the wall clock went back since (an NTP correction, a board
+    without RTC): how long it has run cannot be told, and it counts as settled rather than as
+    starting until the clock has caught up (a day, after a jump of a day)."""
     end = settles_at(c, settle)
-    return now is not None and end is not None and now < end
+    return now is not None and end is not None and end - settle <= now < end
 
 
 def service_ready(stack: StackSpec, observed: ObservedState, service: str,

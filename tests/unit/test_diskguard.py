@@ -300,3 +300,46 @@ def test_the_stacks_disk_is_idle_until_opened_then_says_when_a_refused_update_fi
     state["percent"] = 40
     clock.t += RETRY_FIRST
     assert disk.admit([build], observed, desired) == ([build], [], True)
+
+
+class LruIO(FakeIO):
+    """A fake engine side that reports the guard's last-use stamps, as DiskIO does."""
+
+    def images(self, owned: Mapping[str, str], last_used: Mapping[str, float], *, unique_sizes: bool = False
+               ) -> tuple[list[ImageInfo], int]:
+        imgs, cache = super().images(owned, last_used, unique_sizes=unique_sizes)
+        return [ImageInfo(i.id, i.size, owned=i.owned, service=i.service, created_at=i.created_at,
+                          last_used=last_used.get(i.id, 0.0)) for i in imgs], cache
+
+
+def _running(image_id: str) -> ObservedState:
+    from runtime.observed import ObservedContainer
+
+    return ObservedState(containers=(ObservedContainer("c-" + image_id, "n", "job", "h", image_id, "running"),))
+
+
+def test_a_backward_clock_jump_keeps_the_lru_order(tmp_path: Path) -> None:
+    """Images a, b, c of a job service ran one after the other; between b and c the wall clock
+    jumped back a day. A plain wall-clock stamp would make c (used last) look a day older than
+    a and b, and a cleanup would evict it first; the guard's stamps keep the order of use."""
+    images = [ImageInfo(f"sha256:{n}", 100 * MIB, owned=True, created_at=1.0) for n in "abc"]
+    fake = LruIO(images)
+    wall = Clock()
+    wall.t = 1_800_000_000.0
+    guard = DiskGuard(fake, DiskPolicy(keep_releases=0), tmp_path / "disk.json", lambda m, level="info": None,  # type: ignore[arg-type]
+                      usage=lambda: DiskUsage(int(0.9 * GB), GB, GB // 10), clock=Clock(), wall=wall)
+    desired = Desired(StackSpec(P, (ServiceSpec("web", image="p-web"),)))
+    for name, jump in (("a", 0.0), ("b", 60.0), ("c", 60.0 - 86_400)):
+        wall.t += jump
+        guard.note_observed(_running(f"sha256:{name}"), desired)
+    stamps = [guard.last_used[f"sha256:{n}"] for n in "abc"]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3, stamps
+    assert wall.t < stamps[0]   # what the wall clock said would have put c first in line
+
+    guard.check(ObservedState(), desired)   # nothing runs now: least recently used first
+    assert fake.removed[:2] == ["sha256:a", "sha256:b"]
+
+    # Once the clock is past every stamp, stamps are the wall clock again.
+    wall.t = stamps[-1] + 3600
+    guard.note_observed(_running("sha256:c"), desired)
+    assert guard.last_used["sha256:c"] == wall.t

@@ -166,6 +166,8 @@ def test_a_service_without_healthcheck_counts_as_up_once_it_stayed_running() -> 
     # Caught running right after its start: not up yet (it may be about to exit).
     assert not_ready(st, obs, now=100.2) == {"web": "is starting"}
     assert not_ready(st, obs, now=100.0 + SETTLE_SECONDS) == {}
+    # The wall clock went back a day after the start: settled, not "starting" for a day.
+    assert not_ready(st, obs, now=100.0 - 86_400) == {}
     assert not_ready(st, obs) == {}                 # without a clock: running is enough
     assert settled_at(st, obs) == 100.0 + SETTLE_SECONDS   # db proves itself by its healthcheck
     # One definition of "still settling" for readiness and for when to look again.

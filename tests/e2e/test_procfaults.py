@@ -1,0 +1,101 @@
+"""Process and time faults on an emulated device (harness.procfaults): pause, CPU starvation, clock jumps.
+
+The minimal stack's client GETs ``/`` from the server every second and logs each answer; the
+server logs every request it serves.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from harness.device import EmulatedDevice
+
+HIT = r"hits: \d+"
+
+
+def _up(device: EmulatedDevice, stacks: Path) -> None:
+    device.deploy(stacks / "minimal")
+    for service in ("server", "client"):
+        device.wait_until_running(service, timeout=120)
+    device.wait_for_log("client", HIT, timeout=60, since="start")
+
+
+def _window(device: EmulatedDevice, seconds: float) -> tuple[int, int]:
+    """(client hits logged, client requests served) in ``seconds`` (scaled by the arch's factor).
+
+    A rate is the observation here, so the window is a fixed time, not a wait for an event."""
+    client, server = len(device.logs("client")), len(device.logs("server"))
+    time.sleep(device.timeout(seconds))
+    hits = [ln for ln in device.logs("client")[client:] if "hits:" in ln]
+    gets = [ln for ln in device.logs("server")[server:] if '"GET / ' in ln]
+    return len(hits), len(gets)
+
+
+def _busy_seconds(device: EmulatedDevice) -> float:
+    """Wall time of a fixed shell loop run in the client's container (under its CPU limits)."""
+    t0 = time.monotonic()
+    res = device.exec("client", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done")
+    assert res.exit_code == 0, res.output
+    return time.monotonic() - t0
+
+
+@pytest.mark.full
+def test_pause_freezes_a_service_and_starve_cpu_slows_it(arm_device: EmulatedDevice, stacks: Path) -> None:
+    d = arm_device
+    _up(d, stacks)
+    restarts = d.services()["client"].restarts
+
+    d.pause("client")
+    assert d.container("client", running=False).status == "paused"
+    with pytest.raises(docker.errors.APIError, match="paused"):
+        d.exec("client", "true")                     # nothing runs in a frozen container
+    hits, gets = _window(d, 2)
+    assert (hits, gets) == (0, 0), "a paused client neither logs nor sends a request"
+    d.resume("client")
+    d.wait_for_log("client", HIT, timeout=30)
+    # A pause is nothing the runtime counts: the same container, no restart.
+    assert d.services()["client"].restarts == restarts
+
+    # The client is mostly asleep, so its own rate hardly changes; a fixed amount of work run in
+    # its container (its cgroup, its quota) shows the cap.
+    normal = _busy_seconds(d)
+    cid = d.starve_cpu("client", cpus=0.05)
+    host = d.container("client").attrs["HostConfig"]
+    assert (host["CpuQuota"], host["CpuPeriod"]) == (5000, 100_000), host
+    starved = _busy_seconds(d)
+    d.heal_cpu()
+    host = d.container("client").attrs["HostConfig"]
+    assert host["CpuQuota"] in (0, -1), host
+    after = _busy_seconds(d)
+    print(f"a fixed shell loop in the client: {normal:.1f} s, at 0.05 CPU {starved:.1f} s, healed {after:.1f} s")
+    assert starved > 2 * normal and after < starved / 2, (normal, starved, after)
+    assert d.container("client").id == cid and d.services()["client"].restarts == restarts
+
+
+@pytest.mark.full
+def test_clock_jumps_of_the_runtime(arm_device: EmulatedDevice, stacks: Path) -> None:
+    """The runtime's wall clock jumps back a day and then two days forward: it keeps
+    restarting a crashed service, applies the stack, and the times it records follow its clock."""
+    d = arm_device
+    _up(d, stacks)
+    for offset in (-86_400.0, 86_400.0):
+        assert d.clock_jump(offset - d.clock_jump(0)) == offset
+        before = d.services()["server"].restarts or 0
+        d.crash("server")
+
+        def restarted(before: int = before) -> bool:
+            return (d.services()["server"].restarts or 0) > before
+
+        d.wait_for(restarted, 60, "the runtime to restart the crashed server")
+        d.wait_until_running("server", timeout=60)
+        d.deploy(stacks / "minimal")
+        at = float((d.status() or {})["last_apply"]["finished_at"])
+        assert abs(at - (time.time() + offset)) < 120, (at, offset)
+        assert d.services()["client"].status == "running"
+    d.heal_clock()
+    d.deploy(stacks / "minimal")
+    assert abs(float((d.status() or {})["last_apply"]["finished_at"]) - time.time()) < 120
