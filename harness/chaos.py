@@ -35,14 +35,24 @@ import docker.errors
 from harness.chaosplan import ChaosStep, FaultKind, StackTraits, plan, usable
 from harness.errors import DeviceError, FaultError, HarnessError
 from harness.ledger import LedgerFile, Verdict, check, payload_for
-from harness.protocol import DISK_FILL, ENGINE_KILL, POWER, PROCESS_FAULTS, RUNTIME_KILL, Device
+from harness.protocol import (
+    CLOCK,
+    DISK_FILL,
+    ENGINE_KILL,
+    NET_FAULTS,
+    POWER,
+    PROCESS_FAULTS,
+    RUNTIME_KILL,
+    Device,
+)
 from harness.waits import WaitTimeout, wait_for
 
 LEDGER_PORT = 8000
 LEDGER_SERVICE = "ledger"
 
 FaultName = Literal["sigkill", "oom", "crash_loop", "kill_engine", "kill_runtime", "reboot",
-                    "power_cut", "disk_full"]
+                    "power_cut", "disk_full", "partition", "isolate", "dns_failure", "pause", "starve_cpu",
+                    "clock_jump"]
 
 # The catalogue: bounds as in the fault scenarios (tests/e2e/test_scenarios.py), before the arch factor.
 # No SIGTERM: a service's main process is pid 1 of its container, and pid 1 ignores a signal it has
@@ -56,6 +66,13 @@ CATALOGUE: tuple[FaultKind, ...] = (
     FaultKind("reboot", "device", "all", bound=90, weight=1, capability=POWER),
     FaultKind("power_cut", "device", "all", bound=90, weight=2, capability=POWER),
     FaultKind("disk_full", "device", "none", bound=20, weight=1, capability=DISK_FILL, hold=(2.0, 6.0)),
+    FaultKind("partition", "pair", "none", bound=20, weight=2, capability=NET_FAULTS, hold=(2.0, 8.0)),
+    FaultKind("isolate", "service", "none", bound=20, weight=1, capability=NET_FAULTS, hold=(2.0, 8.0)),
+    FaultKind("dns_failure", "device", "none", bound=20, weight=1, capability=NET_FAULTS, hold=(2.0, 8.0)),
+    FaultKind("pause", "service", "maybe", bound=40, weight=1, capability=PROCESS_FAULTS, hold=(2.0, 6.0)),
+    FaultKind("starve_cpu", "service", "maybe", bound=40, weight=1, capability=PROCESS_FAULTS, hold=(3.0, 8.0)),
+    FaultKind("clock_jump", "device", "none", bound=20, weight=1, capability=CLOCK, hold=(3.0, 8.0),
+              values=(-86_400.0, 86_400.0)),
 )
 assert {k.name for k in CATALOGUE} == set(get_args(FaultName)), "every fault has its entry, every entry its name"
 
@@ -81,6 +98,24 @@ def inject(device: Device, step: ChaosStep) -> Callable[[], None] | None:
         case "disk_full":
             device.fill_disk(95)
             return lambda: _free(device)
+        case "partition":
+            device.partition(*step.target)
+            return device.heal_network
+        case "isolate":
+            device.isolate(step.target[0])
+            return device.heal_network
+        case "dns_failure":
+            device.dns_failure()
+            return device.heal_network
+        case "pause":
+            device.pause(step.target[0])
+            return lambda: _resume(device, step.target[0])
+        case "starve_cpu":
+            device.starve_cpu(step.target[0])
+            return lambda: device.heal_cpu(step.target[0])
+        case "clock_jump":
+            device.clock_jump(step.value)
+            return device.heal_clock
         case _:
             assert_never(name)
     return None
@@ -88,6 +123,10 @@ def inject(device: Device, step: ChaosStep) -> Callable[[], None] | None:
 
 def _free(device: Device) -> None:
     device.free_disk()
+
+
+def _resume(device: Device, service: str) -> None:
+    device.resume(service)
 
 
 # -- the workload's client ----------------------------------------------------------------------
@@ -350,11 +389,12 @@ def _run_step(device: Device, step: ChaosStep, client: LedgerClient, clock: Call
     acked = client.acked()
     # A fault that restarts something has converged only once it did: a crash is converged after
     # the restart, not in the instant before the engine saw the process die.
-    must_restart = set(before) if kind.restarts == "all" else set(step.target) if kind.restarts == "target" else set()
+    must_restart = {"all": set(before), "target": set(step.target)}.get(kind.restarts, set())
+    may_restart = must_restart | (set(step.target) if kind.restarts == "maybe" else set())
     converged = None if error else _converge(device, client, acked, bound, before, must_restart)
     after = _containers(device)
     restarted = tuple(sorted(s for s in after if before.get(s) != after[s]))
-    unexpected = tuple(s for s in restarted if s not in must_restart)
+    unexpected = tuple(s for s in restarted if s not in may_restart)
     return StepOutcome(step, injected_at, healed_at, converged, bound, restarted, unexpected, error)
 
 

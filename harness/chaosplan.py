@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Scope = Literal["service", "device", "pair"]
-# What the engine is expected to restart after the fault: nothing, the service hit, or anything.
-Restarts = Literal["none", "target", "all"]
+# What the engine is expected to restart after the fault: nothing, the service hit, everything, or
+# "maybe": the service hit may restart or not (a starved service may fail its healthcheck).
+Restarts = Literal["none", "target", "all", "maybe"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class FaultKind:
     capability: str | None = None         # a device capability the fault needs (harness.protocol)
     needs: str | None = None              # a stack trait the target needs ("mem_limit", "healthcheck")
     hold: tuple[float, float] = (0.0, 0.0)  # seconds the fault stays before it is healed (min, max)
+    values: tuple[float, float] = (0.0, 0.0)  # the fault's one parameter, drawn (e.g. a clock jump's seconds)
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,13 @@ class ChaosStep:
     target: tuple[str, ...] = ()          # the service(s) hit; () for a device fault
     hold: float = 0.0
     pause: float = 0.0                    # seconds of plain workload before the fault
+    value: float = 0.0                    # the fault's parameter, where it has one
 
     def describe(self) -> str:
         on = f" {'/'.join(self.target)}" if self.target else ""
+        value = f" {self.value:+g}" if self.value else ""
         held = f" for {self.hold:.1f}s" if self.hold else ""
-        return f"#{self.index} {self.fault}{on}{held}"
+        return f"#{self.index} {self.fault}{on}{value}{held}"
 
 
 @dataclass(frozen=True)
@@ -106,5 +110,6 @@ def plan(seed: int, count: int, kinds: Sequence[FaultKind], stack: StackTraits,
         elif kind.scope == "pair":
             target = tuple(sorted(rng.sample(targets, 2)))
         hold = round(rng.uniform(*kind.hold), 1) if kind.hold != (0.0, 0.0) else 0.0
-        steps.append(ChaosStep(i + 1, kind.name, target, hold, round(rng.uniform(*pause), 1)))
+        value = round(rng.uniform(*kind.values)) if kind.values != (0.0, 0.0) else 0.0
+        steps.append(ChaosStep(i + 1, kind.name, target, hold, round(rng.uniform(*pause), 1), value))
     return steps

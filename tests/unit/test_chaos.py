@@ -49,9 +49,12 @@ def test_every_kind_is_drawn_in_a_long_schedule_with_its_targets() -> None:
         kind = next(k for k in CATALOGUE if k.name == s.fault)
         if kind.scope == "device":
             assert s.target == ()
+        elif kind.scope == "pair":
+            assert s.target == ("ledger", "watcher")
         else:
             assert len(s.target) == 1 and s.target[0] in STACK.having(kind.needs)
         assert kind.hold[0] <= s.hold <= kind.hold[1]
+        assert kind.values[0] <= s.value <= kind.values[1]
         assert 1.0 <= s.pause <= 4.0
 
 
@@ -78,6 +81,12 @@ def test_bad_requests_for_a_schedule_say_what_is_wrong() -> None:
     with pytest.raises(PlanError, match="non-negative"):
         plan(1, -1, list(CATALOGUE), STACK)
     assert plan(1, 0, [], STACK) == []
+
+
+def test_a_clock_jump_draws_its_seconds_both_ways() -> None:
+    jumps = [s.value for s in plan(4, 60, usable(CATALOGUE, ALL_CAPS, STACK, only=("clock_jump",)), STACK)]
+    assert min(jumps) < 0 < max(jumps) and all(abs(j) <= 86_400 for j in jumps)
+    assert ChaosStep(1, "clock_jump", (), hold=3.0, value=-3600).describe() == "#1 clock_jump -3600 for 3.0s"
 
 
 def test_a_step_describes_itself() -> None:
