@@ -127,6 +127,17 @@ def _disk_options(p: argparse.ArgumentParser) -> None:
                    help="build cache kept by the boot cleanup; default 256M")
 
 
+def _rollback_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("safe updates (defaults from ARMSTACK_PROBATION, ARMSTACK_ROLLBACK)")
+    g.add_argument("--probation", default=None, metavar="DURATION",
+                   help="how long a replaced service must stay up (healthy, if it has a healthcheck) before its "
+                        "update counts as good, e.g. 60s, 2m; 0: off; label io.armstack.probation per service; "
+                        "default 60s")
+    g.add_argument("--rollback", default=None, choices=("service", "release"),
+                   help="what a failed probation rolls back: the service with the services of the release it "
+                        "depends on or that depend on it (default), or the whole release")
+
+
 def _settings(args: argparse.Namespace) -> RuntimeSettings:
     """The settings ``main`` resolved from the flags and the environment (built here when a
     command function is called directly)."""
@@ -158,12 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve /healthz, /status and /metrics on unix:///PATH or tcp://HOST:PORT "
                          "(default: $ARMSTACK_LISTEN, else off)")
     _disk_options(up)
+    _rollback_options(up)
 
     ap = command("apply", help="converge once; exit 0 when every service is running/healthy")
     ap.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--release", default=None)
     _disk_options(ap)
+    _rollback_options(ap)
 
     dn = command("down", help="stop and remove the stack's containers and networks")
     dn.add_argument("-v", "--volumes", action="store_true", help="remove named volumes too")
