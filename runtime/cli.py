@@ -425,6 +425,23 @@ def observed_status(stack: Any, observed: Any) -> StatusDocument:
     return StatusDocument(project=stack.project, services=services)
 
 
+def _with_rollbacks(status: StatusDocument, store: Any) -> StatusDocument:
+    """``status`` with the rollbacks an earlier `apply` persisted (read only: a damaged state
+    file is left for the supervisor to move aside)."""
+    import dataclasses
+
+    from runtime.state import PersistedState, read_json
+
+    try:
+        state = PersistedState.from_json(read_json(store.state_path, None))
+    except ArmstackError:
+        return status
+    rb = state.rollback
+    services = {name: dataclasses.replace(s, rollbacks=rb.totals.get(name, 0)) for name, s in status.services.items()}
+    last = rb.last.to_json() if rb.last is not None else None
+    return dataclasses.replace(status, services=services, rollback=last)
+
+
 def _as_document(status: StatusDocument | Mapping[str, Any]) -> StatusDocument:
     return status if isinstance(status, StatusDocument) else StatusDocument.from_json(status)
 
@@ -460,6 +477,21 @@ def status_lines(status: StatusDocument | Mapping[str, Any]) -> list[str]:
     if last_apply:
         verdict = "ok" if last_apply.ok else f"FAILED: {last_apply.error}"
         lines.append(f"last apply (generation {last_apply.generation}): {verdict}")
+    lines += rollback_lines(doc)
+    return lines
+
+
+def rollback_lines(doc: StatusDocument) -> list[str]:
+    """Services on probation, and the last rollback: when, which services and why."""
+    lines = []
+    probation = sorted(name for name, s in doc.services.items() if s.probation)
+    if probation:
+        lines.append(f"on probation (new release not proven yet): {', '.join(probation)}")
+    last = doc.rollback or {}
+    if isinstance(last.get("at"), int | float):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["at"]))
+        services = ", ".join(last.get("services") or ())
+        lines.append(f"last rollback at {when} ({services} back on the previous release): {last.get('reason')}")
     return lines
 
 
@@ -488,7 +520,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = _store(args, stack.project)
     status = store.read_status_document() if is_locked(store.lock_path) else None
     if status is None:
-        status = _observe_status(stack, _settings(args))
+        status = _with_rollbacks(_observe_status(stack, _settings(args)), store)
     # A service of the file the status does not mention is not known to run.
     unknown = {name: ServiceStatus(state="unknown", restarts=None)
                for name in stack.service_names if name not in status.services}
