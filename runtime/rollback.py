@@ -180,7 +180,7 @@ def rollback_group(stack: StackSpec, failed: Iterable[str], candidates: Iterable
         if name in group:
             continue
         group.add(name)
-        todo.extend(links.get(name, ()) - group)
+        todo.extend(links.get(name, set()) - group)
     return frozenset(group)
 
 

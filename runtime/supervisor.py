@@ -52,9 +52,9 @@ from runtime.actions import (
     Wait,
     describe,
 )
+from runtime.applies import ApplyChannel
 from runtime.compose.model import RestartMode, RestartPolicy, StackSpec
 from runtime.compose.source import StackSource
-from runtime.applies import ApplyChannel
 from runtime.control import ProjectLock
 from runtime.desired import make_desired
 from runtime.diskguard import DiskGuard
@@ -70,7 +70,6 @@ from runtime.errors import (
     ArmstackError,
     ComposeError,
     EngineError,
-    StateError,
 )
 from runtime.events import ContainerEvent, EventWatcher, Resync
 from runtime.executor import Executor
