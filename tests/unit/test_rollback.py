@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from runtime import rollback as rb
-from runtime.actions import Build, Pull, Recreate
+from runtime.actions import Build, Create, Pull, Recreate
 from runtime.applies import ApplyChannel
 from runtime.compose.model import ServiceSpec, StackSpec, VolumeSpec
 from runtime.errors import SettingsError
@@ -236,7 +236,7 @@ def test_a_pinned_image_is_used_without_a_build_or_a_pull() -> None:
     d = dataclasses.replace(specs.desired(st), pinned_images=(("app", "sha256:app-v1"), ("web", "sha256:web-v1")))
     actions = plan(d, state, specs.Policy())
     assert not [a for a in actions if isinstance(a, Build | Pull)]
-    assert {a.service: a.image_id for a in actions if hasattr(a, "image_id")} == {
+    assert {a.service: a.image_id for a in actions if isinstance(a, Create)} == {
         "app": "sha256:app-v1", "web": "sha256:web-v1"}
     # A pinned image that is gone falls back to the file's image (a pull here).
     gone = dataclasses.replace(d, pinned_images=(("web", "sha256:nope"),))
@@ -369,7 +369,12 @@ def test_a_power_cut_mid_rollback_finishes_the_rollback_at_boot(tmp_path: Path) 
     store.save(PersistedState(rollback=keeper.state))   # persisted; the power goes before the rollback acted
 
     loads: list[rb.PreviousRelease] = []
-    after = ReleaseKeeper(probation=10.0, load=lambda prev: loads.append(prev) or v1.stack)
+
+    def load(prev: rb.PreviousRelease) -> StackSpec:
+        loads.append(prev)
+        return v1.stack
+
+    after = ReleaseKeeper(probation=10.0, load=load)
     after.state = store.load().rollback
     desired, decision = after.boot(v2, now=500.0)        # the device boots with the v2 file
     assert decision.kind == "rolled-back" and decision.services == ("web",)
