@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from runtime import rollback as rb
+from runtime.compose import snapshot
 from runtime.compose.model import StackSpec
 from runtime.observed import Desired, ObservedState
 from runtime.report import kept_container
@@ -44,6 +45,16 @@ def pinned(desired: Desired, stack: StackSpec, images: dict[str, str]) -> Desire
 Loader = Callable[[rb.PreviousRelease], StackSpec | None]
 
 
+def load_snapshot(release: rb.PreviousRelease) -> StackSpec | None:
+    """The stack a release was run with, from its snapshot (None if it has none or it is damaged)."""
+    if release.stack is None:
+        return None
+    try:
+        return snapshot.from_json(dict(release.stack))
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
 class ReleaseKeeper:
     """Probation and rollback state of one stack (see the module docstring)."""
 
@@ -52,7 +63,7 @@ class ReleaseKeeper:
         self.probation = probation
         self.mode: rb.RollbackMode = mode
         self.log: Log = log or (lambda *a, **k: None)
-        self.load: Loader = load or (lambda prev: None)
+        self.load: Loader = load or load_snapshot
         self.state = rb.RollbackState()
         self.current_stack: StackSpec | None = None    # the release running, once settled
         self.previous_stack: StackSpec | None = None   # the release a rollback goes back to
@@ -98,7 +109,8 @@ class ReleaseKeeper:
             # Back on the previous release: it stays the release to roll back to next time.
             current = dataclasses.replace(self.state.previous, images={**self.state.previous.images, **images})
         else:
-            current = rb.PreviousRelease(tuple(files), tuple(profiles), images, dict(self.fingerprint))
+            current = rb.PreviousRelease(tuple(files), tuple(profiles), images, dict(self.fingerprint),
+                                         snapshot.to_json(stack))
         self.current_stack = stack
         self.state = dataclasses.replace(self.state, current=current)
 

@@ -264,16 +264,21 @@ class PreviousRelease:
     profiles: tuple[str, ...] = ()
     images: Mapping[str, str] = field(default_factory=dict)         # service -> image id
     fingerprints: Mapping[str, str] = field(default_factory=dict)   # service -> fingerprint
+    # The loaded stack (runtime.compose.snapshot): the files are usually replaced in place by
+    # the next release, so they cannot be read again.
+    stack: Mapping[str, Any] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"files": list(self.files), "profiles": list(self.profiles), "images": dict(sorted(self.images.items())),
-                "fingerprints": dict(sorted(self.fingerprints.items()))}
+                "fingerprints": dict(sorted(self.fingerprints.items())), "stack": self.stack}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PreviousRelease:
+        stack = data.get("stack")
         return cls(tuple(str(f) for f in data.get("files") or ()), tuple(str(p) for p in data.get("profiles") or ()),
                    {str(k): str(v) for k, v in (data.get("images") or {}).items()},
-                   {str(k): str(v) for k, v in (data.get("fingerprints") or {}).items()})
+                   {str(k): str(v) for k, v in (data.get("fingerprints") or {}).items()},
+                   stack if isinstance(stack, Mapping) else None)
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,6 @@ from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, 
 from runtime.planner import DOWNLOAD_THEN_KILL, plan, update_strategy
 from runtime.releases import ReleaseKeeper
 from runtime.report import kept_container, merge_results, service_state, settled_at
-from runtime.rollback import PreviousRelease
 from runtime.sdnotify import Notifier
 from runtime.settings import RuntimeSettings
 from runtime.state import (
@@ -202,8 +201,7 @@ class Supervisor:
         self.waits: dict[str, list[str]] = {}
         self.observed = ObservedState()
         self.applies = ApplyChannel(self.presenter.runtime, apply_timeout)
-        self.releases = ReleaseKeeper(self.settings.probation, self.settings.rollback, self.presenter.runtime,
-                                      load=self._load_previous)
+        self.releases = ReleaseKeeper(self.settings.probation, self.settings.rollback, self.presenter.runtime)
         self.next_reconcile = 0.0
         self._stop = False
         self._interrupted = False
@@ -310,7 +308,6 @@ class Supervisor:
         self.presenter.add_names(stack.service_names)
         self.follower = LogFollower(self.client, self.presenter)
         try:
-            self.stack = stack   # names the project the previous release's files are loaded for
             refused = self._set_stack(stack, boot=True)
             self._start_disk()
             self.events = EventWatcher(self.client, stack.project, self.queue)
@@ -466,19 +463,6 @@ class Supervisor:
                                     "release keeps running. Apply a different release.")
         self._use(desired)
         return refused
-
-    def _load_previous(self, previous: PreviousRelease) -> StackSpec | None:
-        """The stack of the release before the last apply, loaded from its files (None if it cannot be)."""
-        if not previous.files or self.stack is None:
-            return None
-        source = StackSource.of(previous.files, self.stack.project, previous.profiles, self.settings.environ)
-        try:
-            return load_stack_or_problems(Path(previous.files[0]), self.stack.project, source,
-                                          self.default_restart).stack
-        except ArmstackError as exc:
-            self.presenter.runtime(f"cannot load the previous release: {(str(exc).splitlines() or [''])[0]}",
-                                   level="warning")
-            return None
 
     def _use(self, desired: Desired) -> None:
         stack = self.stack = desired.stack

@@ -22,7 +22,11 @@ from tests.integration.test_updates import all_running, ids, write_updates_stack
 pytestmark = pytest.mark.integration
 
 PROBATION = "3s"
+# Long enough for the healthcheck (1 s interval, 2 retries) to call v2 unhealthy within it even
+# on a loaded machine: "unhealthy during" rather than "not healthy after" the window.
+HEALTH_PROBATION = "8s"
 HEALTHCHECK = """\
+    environment: [RELEASE=v1]
     healthcheck:
       test: ["CMD", "sh", "-c", "test ! -f /broken"]
       interval: 1s
@@ -53,8 +57,20 @@ def write_stack(stack: Stack) -> None:
     write_release(stack.dir, "v1")
 
 
-def apply(stack: Stack, *args: str) -> tuple[int, dict[str, Any], str]:
-    res = stack.cli("apply", "--json", "--timeout", "90", "--probation", PROBATION, *args, timeout=150)
+def set_release_env(stack: Stack, version: str) -> None:
+    """A configuration change too, in the compose file, replaced in place like the build context."""
+    path = stack.dir / "compose.yaml"
+    text = path.read_text()
+    start = text.index("RELEASE=")
+    path.write_text(text[:start] + f"RELEASE={version}" + text[text.index("]", start):])
+
+
+def env_of(stack: Stack, service: str) -> list[str]:
+    return list(stack.containers()[service]["Config"]["Env"])
+
+
+def apply(stack: Stack, probation: str = PROBATION) -> tuple[int, dict[str, Any], str]:
+    res = stack.cli("apply", "--json", "--timeout", "90", "--probation", probation, timeout=150)
     doc = json.loads(res.stdout) if res.stdout.strip() else {}
     return res.returncode, doc, res.stderr
 
@@ -75,13 +91,15 @@ def test_an_unhealthy_release_is_rolled_back_and_not_retried(stack: Stack) -> No
     v1_image = image_of(stack, "app")
 
     write_release(stack.dir, "v2", broken=True)
-    code, doc, err = apply(stack)
+    set_release_env(stack, "v2")
+    code, doc, err = apply(stack, HEALTH_PROBATION)
     assert code == 1, err
     assert doc["ok"] is False and doc["error"].startswith("rolled back: app turned unhealthy"), doc
     assert "apply failed: rolled back: app turned unhealthy" in err
     assert len(builds(err)) == 1, builds(err)        # the v2 build; the rollback neither builds nor pulls
     after = ids(stack)
-    assert image_of(stack, "app") == v1_image        # app runs the v1 image again...
+    assert image_of(stack, "app") == v1_image        # app runs the v1 image again, with v1's configuration...
+    assert "RELEASE=v1" in env_of(stack, "app")
     assert after["app"] != v1["app"] and after["side"] != v1["side"]
     assert after["worker"] == v1["worker"] and after["db"] == v1["db"]   # ...and the rest was never touched
     all_running(stack)
@@ -102,10 +120,12 @@ def test_an_unhealthy_release_is_rolled_back_and_not_retried(stack: Stack) -> No
 
     # A different, good release is applied as usual and passes its probation.
     write_release(stack.dir, "v3")
-    code, doc, err = apply(stack)
+    set_release_env(stack, "v3")
+    code, doc, err = apply(stack, HEALTH_PROBATION)
     assert code == 0, err
-    assert "passed its 3 s probation" in err
-    assert image_of(stack, "app") not in (v1_image,) and ids(stack)["worker"] == v1["worker"]
+    assert "passed its 8 s probation" in err
+    assert image_of(stack, "app") != v1_image and "RELEASE=v3" in env_of(stack, "app")
+    assert ids(stack)["worker"] == v1["worker"]
     assert stack.status()["services"]["app"]["rollbacks"] == 1
 
 
