@@ -153,6 +153,8 @@ class DeviceBase:
         self.runtime_image = ""
         self.volumes: dict[str, str] = {}
         self._runtime_c: DockerContainer | None = None
+        # More environment for the runtime (e.g. ``ARMSTACK_PROBATION``), read when it starts.
+        self.runtime_env: dict[str, str] = {}
 
     def __enter__(self) -> Self:
         try:
@@ -568,7 +570,7 @@ class EmulatedDevice(DeviceBase):
         mounts = {self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
                   self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
                   self.volumes["data"]: {"bind": "/data", "mode": "rw"}}
-        env = {"DOCKER_HOST": SOCKET, "ARMSTACK_DATA_DIR": DATA_DIR}
+        env = {**self.runtime_env, "DOCKER_HOST": SOCKET, "ARMSTACK_DATA_DIR": DATA_DIR}
         if self._shared is not None:
             mounts[str(self._shared)] = {"bind": CARD_DIR, "mode": "ro,rslave"}
             env["ARMSTACK_ENGINE_ROOT"] = CARD_MOUNT
