@@ -10,13 +10,16 @@ context, written over the previous one in place, as a release shipped to a board
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import BASE_IMAGE, LOOP, Stack
+from tests.integration.conftest import BASE_IMAGE, LOOP, ROOT, Stack
 from tests.integration.test_updates import all_running, ids, write_updates_stack
 
 pytestmark = pytest.mark.integration
@@ -160,3 +163,40 @@ def all_running_ok(stack: Stack) -> bool:
     except AssertionError:
         return False
     return True
+
+
+def test_a_supervisor_killed_during_probation_resumes_it_and_rolls_back(stack: Stack) -> None:
+    write_stack(stack)
+    proc = stack.start_supervisor("--probation", "30s")
+    stack.wait_applied(1, timeout=120)
+    v1 = ids(stack)
+    v1_image = image_of(stack, "app")
+
+    # v2 runs (and is healthy) for a while, then exits: the supervisor is killed before that.
+    write_release(stack.dir, "v2", crash=True)
+    dockerfile = stack.dir / "app" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("echo app crashing;", "sleep 10; echo app crashing;"))
+    cmd = [sys.executable, "-m", "runtime", "-f", str(stack.dir), "--data-dir", str(stack.data_dir), "--no-color",
+           "apply", "--timeout", "120"]
+    client = subprocess.Popen(cmd, cwd=ROOT, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stack.wait("app on probation", lambda: (stack.status().get("services") or {}).get("app", {}).get("probation"),
+                   90)
+        assert stack.stop_supervisor(proc, signal.SIGKILL) == -signal.SIGKILL    # the power goes
+        _, err = client.communicate(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 4, err   # its supervisor died before answering
+
+    stack.start_supervisor("--probation", "30s")   # the device boots with v2's files
+    last = stack.wait_applied(3, timeout=120)
+    assert last["ok"] is False and last["error"].startswith("rolled back: app exited with code 3"), last
+    log = stack.log_text()
+    assert any(line.startswith("armstack | probation of app") and line.endswith("starts again after the restart")
+               for line in log.splitlines()), log
+    assert image_of(stack, "app") == v1_image and all_running_ok(stack)
+    after = ids(stack)
+    assert after["worker"] == v1["worker"] and after["db"] == v1["db"]
+    assert len(builds(log)) == 3, builds(log)        # boot's two, v2's one: the rollback built nothing
