@@ -423,3 +423,29 @@ def test_an_apply_waits_for_probation_and_answers_rolled_back() -> None:
     channel.begin(3, None, Path("/srv/compose.yaml"))
     done = channel.check(st, up, tracker, {}, on_probation=False)
     assert done is not None and done.ok
+
+
+# -- what the status, the CLI and the metrics say ---------------------------------------------
+
+
+def test_status_and_metrics_carry_probation_and_rollbacks() -> None:
+    from runtime import metrics
+    from runtime.cli import status_lines
+    from runtime.state import ServiceStatus, StatusDocument
+
+    record = rb.RollbackRecord(("web", "side"), "web", "rolled back: web turned unhealthy during its 30 s probation",
+                               1_700_000_000.0)
+    doc = StatusDocument(project="demo", services={
+        "web": ServiceStatus(state="running", rollbacks=2),
+        "api": ServiceStatus(state="running", probation=True),
+    }, rollback=record.to_json()).to_json()
+    back = StatusDocument.from_json(doc)
+    assert back.services["web"].rollbacks == 2 and back.services["api"].probation
+    lines = status_lines(back)
+    assert "on probation (new release not proven yet): api" in lines
+    assert any(ln.startswith("last rollback at ") and "(web, side back on the previous release): rolled back: web "
+               "turned unhealthy" in ln for ln in lines), lines
+    text = metrics.render(doc)
+    assert 'armstack_service_probation{service="api"} 1' in text
+    assert 'armstack_service_probation{service="web"} 0' in text
+    assert 'armstack_service_rollbacks_total{service="web"} 2' in text
