@@ -449,3 +449,50 @@ def test_status_and_metrics_carry_probation_and_rollbacks() -> None:
     assert 'armstack_service_probation{service="api"} 1' in text
     assert 'armstack_service_probation{service="web"} 0' in text
     assert 'armstack_service_rollbacks_total{service="web"} 2' in text
+
+
+# -- the supervisor's loop on the in-memory engine --------------------------------------------
+
+
+def test_the_supervisor_rolls_back_a_release_that_crashes_on_probation(tmp_path: Path) -> None:
+    import time
+
+    from tests.unit.test_supervisor_parts import _FakeExecutor, _supervisor
+
+    ex = _FakeExecutor(specs.stack(specs.svc("web", image="web:1"), specs.svc("db", image="db:1")))
+    sup, out = _supervisor(tmp_path, ex, once=False)
+    sup.releases.probation = 0.0    # off, but for web by its label
+    sup._start_generation(1)
+    assert sup._reconcile() is None and sup.last_apply is not None and sup.last_apply.ok
+
+    (tmp_path / "compose.yaml").write_text("name: demo\nservices:\n  web:\n    image: web:2\n    labels:\n"
+                                          "      io.armstack.probation: 5s\n  db:\n    image: db:1\n")
+    sup._reload()
+    assert sup._reconcile() is None
+    web = ex.engine.state.containers_of("web")[0]
+    db = ex.engine.state.containers_of("db")[0].id
+    assert web.image_id == "sha256:web:2" and sup.releases.on_probation("web")
+    assert sup.applies.pending is not None                     # the apply waits for the probation
+    assert sup.status()["services"]["web"]["probation"] is True
+
+    crashed = dataclasses.replace(web, status="exited", exit_code=3, finished_at=time.time())
+    ex.engine.state = dataclasses.replace(ex.engine.state, containers=tuple(
+        crashed if c.id == web.id else c for c in ex.engine.state.containers))
+    assert sup._reconcile() is None
+    assert ex.engine.state.containers_of("web")[0].image_id == "sha256:web:1"
+    assert ex.engine.state.containers_of("db")[0].id == db
+    last = sup.last_apply
+    assert last is not None and not last.ok and last.error is not None
+    assert last.error.startswith("rolled back: web exited with code 3 during its 5 s probation")
+    assert "rolling back web to the previous release" in out.getvalue()
+    persisted = StateStore(tmp_path / "data", "demo").load()
+    assert persisted.rollback.rolled_back == ("web",) and persisted.rollback.totals == {"web": 1}
+    status = sup.status()
+    assert status["rollback"]["failed"] == "web" and status["services"]["web"]["rollbacks"] == 1
+
+    # The same file again is refused without touching anything.
+    before = ex.engine.state
+    sup._reload()
+    assert sup.last_apply is not None and sup.last_apply.error is not None
+    assert sup.last_apply.error.startswith("refused: this release was rolled back before")
+    assert sup._reconcile() is None and ex.engine.state == before
