@@ -96,9 +96,13 @@ class ReleaseKeeper:
         return None
 
     def settled(self, stack: StackSpec, observed: ObservedState, files: Iterable[str],
-                profiles: Iterable[str]) -> None:
-        """The apply finished and no probation runs: what runs now is the current release."""
-        if self.state.probation:
+                profiles: Iterable[str], *, ok: bool = True) -> None:
+        """The apply finished and no probation runs: what runs now is the current release.
+
+        An apply that failed otherwise than by a rollback (a build error, a timeout) leaves the
+        release running before it as the current one: half of it may not run at all.
+        """
+        if self.state.probation or not (ok or self.state.rolled_back):
             return
         images = {}
         for name in stack.service_names:

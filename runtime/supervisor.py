@@ -544,7 +544,7 @@ class Supervisor:
         if done is not None:
             self.ready = True
             files = [str(Path(f).resolve()) for f in self.source.paths]
-            self.releases.settled(self.stack, observed, files, self.source.profiles)
+            self.releases.settled(self.stack, observed, files, self.source.profiles, ok=done.ok)
             self._persist()
 
     def _judge_probation(self, observed: ObservedState) -> None:

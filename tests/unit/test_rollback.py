@@ -496,3 +496,15 @@ def test_the_supervisor_rolls_back_a_release_that_crashes_on_probation(tmp_path:
     assert sup.last_apply is not None and sup.last_apply.error is not None
     assert sup.last_apply.error.startswith("refused: this release was rolled back before")
     assert sup._reconcile() is None and ex.engine.state == before
+
+
+def test_an_apply_that_failed_without_a_rollback_does_not_become_the_release_to_go_back_to() -> None:
+    eng = engine_with("web:1", "alpine:3.19")
+    keeper = ReleaseKeeper(probation=10.0)
+    v1 = Desired(web_stack("web:1"))
+    keeper.begin(v1)
+    converge(eng, v1)
+    keeper.settled(v1.stack, eng.state, ["/v1"], [])
+    keeper.begin(Desired(web_stack("web:2")))        # say its pull failed: v1 still runs
+    keeper.settled(web_stack("web:2"), eng.state, ["/v2"], [], ok=False)
+    assert keeper.state.current is not None and keeper.state.current.files == ("/v1",)
