@@ -75,6 +75,9 @@ environment:
   ARMSTACK_ENGINE_ROOT   where this process sees the engine's data root (for free space)
   COMPOSE_PROFILES       a,b: profiles enabled when no --profile is given (also read from .env)
   ARMSTACK_LISTEN        up: serve /healthz, /status, /metrics there (as --listen)
+  ARMSTACK_PROBATION     how long a replaced service must stay up before its update is kept
+                         (default 60s; 0: off; label io.armstack.probation per service)
+  ARMSTACK_ROLLBACK      what a failed probation rolls back: service (its group) or release
 """
 
 

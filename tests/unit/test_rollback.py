@@ -508,3 +508,14 @@ def test_an_apply_that_failed_without_a_rollback_does_not_become_the_release_to_
     keeper.begin(Desired(web_stack("web:2")))        # say its pull failed: v1 still runs
     keeper.settled(web_stack("web:2"), eng.state, ["/v2"], [], ok=False)
     assert keeper.state.current is not None and keeper.state.current.files == ("/v1",)
+
+
+def test_a_bad_probation_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from runtime import cli
+
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: web:1\n")
+    code = cli.main(["-f", str(tmp_path), "--data-dir", str(tmp_path / "data"), "apply", "--probation", "soon"])
+    assert code == 2 and "--probation='soon'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["-f", str(tmp_path), "up", "--rollback", "everything"])
+    assert stop.value.code == 2
