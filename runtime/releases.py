@@ -109,13 +109,15 @@ class ReleaseKeeper:
             c = kept_container(observed, name)
             if c is not None and c.image_id:
                 images[name] = c.image_id
-        if self.state.rolled_back and self.state.previous is not None:
-            # Back on the previous release: it stays the release to roll back to next time.
-            current = dataclasses.replace(self.state.previous, images={**self.state.previous.images, **images})
-        else:
-            current = rb.PreviousRelease(tuple(files), tuple(profiles), images, dict(self.fingerprint),
-                                         snapshot.to_json(stack))
+        fingerprints = dict(self.fingerprint)
+        prev = self.state.previous
+        for name in self.state.rolled_back:   # back on the previous release: its fingerprint
+            fingerprints.pop(name, None)
+            if prev is not None and name in prev.fingerprints:
+                fingerprints[name] = prev.fingerprints[name]
+        current = rb.PreviousRelease(tuple(files), tuple(profiles), images, fingerprints, snapshot.to_json(stack))
         self.current_stack = stack
+        self.fingerprint = fingerprints
         self.state = dataclasses.replace(self.state, current=current)
 
     def boot(self, new: Desired, now: float) -> tuple[Desired, rb.BootDecision]:
@@ -155,10 +157,12 @@ class ReleaseKeeper:
 
     def replaced(self, stack: StackSpec, service: str, now: float) -> None:
         """The current apply gave ``service`` a new container: its probation starts."""
-        prev = self.state.previous
+        prev, cur = self.state.previous, self.state.current
         if (prev is None or service in self.state.rolled_back or service not in prev.images
                 or service not in stack.service_names):
             return   # nothing to go back to, or the container is the rollback itself
+        if cur is not None and dict(cur.fingerprints) == self.fingerprint:
+            return   # the release running was proven already (a dead container replaced, a reboot)
         seconds, problem = rb.probation_seconds(stack.service(service), self.probation)
         if problem is not None:
             self.log(problem, level="warning")

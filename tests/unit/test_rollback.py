@@ -519,3 +519,23 @@ def test_a_bad_probation_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.Ca
     with pytest.raises(SystemExit) as stop:
         cli.main(["-f", str(tmp_path), "up", "--rollback", "everything"])
     assert stop.value.code == 2
+
+
+def test_a_proven_release_is_not_put_on_probation_again() -> None:
+    eng = engine_with("web:1", "web:2", "alpine:3.19")
+    keeper = ReleaseKeeper(probation=10.0)
+    v1, v2 = Desired(web_stack("web:1")), Desired(web_stack("web:2"))
+    keeper.begin(v1)
+    converge(eng, v1)
+    keeper.settled(v1.stack, eng.state, ["/v1"], [])
+    keeper.begin(v2)
+    converge(eng, v2)
+    keeper.replaced(v2.stack, "web", now=100.0)
+    assert keeper.check(v2, eng.state, ServiceTracker(), 111.0) is None and not keeper.on_probation()
+    keeper.settled(v2.stack, eng.state, ["/v2"], [])
+    keeper.replaced(v2.stack, "web", now=200.0)    # its container died and was replaced later on
+    assert not keeper.on_probation()
+    keeper.begin(v2)                                 # a reboot with the same release
+    keeper.replaced(v2.stack, "web", now=300.0)
+    assert not keeper.on_probation()
+    assert keeper.state.previous is not None and keeper.state.previous.files == ("/v1",)   # still v1 to go back to
