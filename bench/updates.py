@@ -8,7 +8,14 @@ times. Reported, from the runtime's own update reports plus the device engine:
 - ``warm_cold_build_ratio``: warm build seconds / cold build seconds of the stack (goal ≤ 0.25);
 - ``warm_cold_apply_ratio``: the same for the whole apply, wall clock as ``deploy()`` saw it;
 - ``downtime_seconds``: how long the changed service was down per update (old stopped → new running);
-- ``untouched_restarts``: restarts/recreates of the services the change does not concern (goal 0).
+- ``untouched_restarts``: restarts/recreates of the services the change does not concern (goal 0);
+- ``rollback``: a release whose api cannot start, applied with a 10 s probation for api:
+  ``seconds`` from the runtime deciding to roll back to api running its previous image again,
+  ``bad_release_seconds`` from the deploy of the bad release to the previous one running again
+  (its build included), and ``builds`` the rollback itself made (goal 0).
+
+The runtime runs without a global probation (``ARMSTACK_PROBATION=0``), so the update figures
+time the update alone; the rollback round turns probation on for api with its label.
 
 Run alone with ``python -m bench.updates [--quick] [--arch arm64] [--out FILE]``; ``bench``'s
 runner calls :func:`run` with a started device that runs no stack yet.
@@ -27,7 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.device import EmulatedDevice
+from harness.errors import DeployError
 from harness.report import UpdateReport
+from harness.waits import wait_for
+from runtime.executor import _ts
 
 STACK = Path(__file__).resolve().parents[1] / "stacks" / "updates"
 CHANGED = "api"
@@ -49,6 +59,33 @@ def _containers(device: EmulatedDevice) -> dict[str, tuple[str, str, int]]:
     return out
 
 
+def _rollback(device: EmulatedDevice, stack: Path) -> dict[str, Any]:
+    """Apply a release whose api cannot start; time the way back to the previous one."""
+    compose = stack / "compose.yaml"
+    anchor = f"  {CHANGED}:\n    build: ./{CHANGED}\n"
+    compose.write_text(compose.read_text().replace(anchor, anchor + "    labels:\n      io.armstack.probation: 10s\n"))
+    good = device.deploy(stack)   # the label is a new configuration: a good release on probation
+    if not good.ok:
+        raise RuntimeError(f"the release with the probation label failed: {good.error}")
+    previous = device.container(CHANGED).image.id
+    builds_before = sum(1 for ln in device.logs() if "building " in ln)
+    _set_last_line(stack, "RUN echo bad > /app/version && rm /app/server.py")
+    t0 = time.time()
+    try:
+        device.deploy(stack)
+        raise RuntimeError("the bad release was not rolled back")
+    except DeployError as exc:
+        if "rolled back" not in exc.runtime_message:
+            raise
+    c = wait_for(lambda: (c := device.container(CHANGED)).status == "running" and c.image.id == previous and c,
+                 device.timeout(60), f"{CHANGED} back on its previous image")
+    back_at = _ts(c.attrs["State"]["StartedAt"]) or time.time()   # the engine's clock is the host's
+    decided_at = float(((device.status() or {}).get("rollback") or {}).get("at") or t0)
+    builds = sum(1 for ln in device.logs() if "building " in ln) - builds_before - 1   # minus the bad release's
+    return {"seconds": round(back_at - decided_at, 3), "bad_release_seconds": round(back_at - t0, 3),
+            "builds": builds}
+
+
 def _timed_deploy(device: EmulatedDevice, stack: Path) -> tuple[UpdateReport, float]:
     t0 = time.monotonic()
     report = device.deploy(stack)
@@ -58,6 +95,7 @@ def _timed_deploy(device: EmulatedDevice, stack: Path) -> tuple[UpdateReport, fl
 def run(device: EmulatedDevice, quick: bool) -> dict[str, Any]:
     """Measure cold vs warm updates on ``device`` (started, no stack deployed); returns the figures."""
     rounds = 1 if quick else 3
+    device.runtime_env.setdefault("ARMSTACK_PROBATION", "0")
     with tempfile.TemporaryDirectory(prefix="armstack-bench-updates-") as tmp:
         stack = Path(tmp) / "updates"
         shutil.copytree(STACK, stack)
@@ -83,6 +121,7 @@ def run(device: EmulatedDevice, quick: bool) -> dict[str, Any]:
                 "downtime_seconds": changed.downtime_seconds,
                 "untouched_restarts": restarts,
             })
+        rollback = _rollback(device, stack)
 
     warm_build = statistics.median(r["build_seconds"] for r in warm_runs)
     warm_wall = statistics.median(r["apply_seconds"] for r in warm_runs)
@@ -104,6 +143,7 @@ def run(device: EmulatedDevice, quick: bool) -> dict[str, Any]:
         "goal_met": ratio <= GOAL_RATIO and all(r["untouched_restarts"] == 0 for r in warm_runs),
         "downtime_seconds": round(statistics.median(r["downtime_seconds"] for r in warm_runs), 3),
         "untouched_restarts": sum(r["untouched_restarts"] for r in warm_runs),
+        "rollback": rollback,
     }
 
 
@@ -123,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(text + "\n")
     print(f"warm/cold build: {result['warm_cold_build_ratio']:.1%} (goal ≤ {GOAL_RATIO:.0%}), "
           f"downtime of {CHANGED}: {result['downtime_seconds']:.2f}s, "
-          f"untouched restarts: {result['untouched_restarts']}", file=sys.stderr)
+          f"untouched restarts: {result['untouched_restarts']}, rollback: {result['rollback']['seconds']:.2f}s "
+          f"({result['rollback']['builds']} builds)", file=sys.stderr)
     return 0 if result["goal_met"] else 1
 
 

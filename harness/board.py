@@ -119,7 +119,7 @@ class BoardDevice(DeviceBase):
         mounts = {BOARD_SOCKET: {"bind": BOARD_SOCKET, "mode": "rw"},
                   self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
                   self.volumes["data"]: {"bind": "/data", "mode": "rw"}}
-        return mounts, {"DOCKER_HOST": f"unix://{BOARD_SOCKET}", "ARMSTACK_DATA_DIR": DATA_DIR}
+        return mounts, {**self.runtime_env, "DOCKER_HOST": f"unix://{BOARD_SOCKET}", "ARMSTACK_DATA_DIR": DATA_DIR}
 
     def _client_kw(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"environment": {"DOCKER_HOST": self.docker_host}}

@@ -157,6 +157,8 @@ class DeviceBase:
         self._runtime_c: DockerContainer | None = None
         self._net: netfaults.NetworkFaults | None = None
         self._starved: dict[str, procfaults.Starved] = {}
+        # More environment for the runtime (e.g. ``ARMSTACK_PROBATION``), read when it starts.
+        self.runtime_env: dict[str, str] = {}
 
     def __enter__(self) -> Self:
         try:
@@ -652,7 +654,7 @@ class EmulatedDevice(DeviceBase):
         mounts = {self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
                   self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"},
                   self.volumes["data"]: {"bind": "/data", "mode": "rw"}}
-        env = {"DOCKER_HOST": SOCKET, "ARMSTACK_DATA_DIR": DATA_DIR}
+        env = {**self.runtime_env, "DOCKER_HOST": SOCKET, "ARMSTACK_DATA_DIR": DATA_DIR}
         if self._shared is not None:
             mounts[str(self._shared)] = {"bind": CARD_DIR, "mode": "ro,rslave"}
             env["ARMSTACK_ENGINE_ROOT"] = CARD_MOUNT

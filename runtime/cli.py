@@ -75,6 +75,9 @@ environment:
   ARMSTACK_ENGINE_ROOT   where this process sees the engine's data root (for free space)
   COMPOSE_PROFILES       a,b: profiles enabled when no --profile is given (also read from .env)
   ARMSTACK_LISTEN        up: serve /healthz, /status, /metrics there (as --listen)
+  ARMSTACK_PROBATION     how long a replaced service must stay up before its update is kept
+                         (default 60s; 0: off; label io.armstack.probation per service)
+  ARMSTACK_ROLLBACK      what a failed probation rolls back: service (its group) or release
 """
 
 
@@ -127,6 +130,17 @@ def _disk_options(p: argparse.ArgumentParser) -> None:
                    help="build cache kept by the boot cleanup; default 256M")
 
 
+def _rollback_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("safe updates (defaults from ARMSTACK_PROBATION, ARMSTACK_ROLLBACK)")
+    g.add_argument("--probation", default=None, metavar="DURATION",
+                   help="how long a replaced service must stay up (healthy, if it has a healthcheck) before its "
+                        "update counts as good, e.g. 60s, 2m; 0: off; label io.armstack.probation per service; "
+                        "default 60s")
+    g.add_argument("--rollback", default=None, choices=("service", "release"),
+                   help="what a failed probation rolls back: the service with the services of the release it "
+                        "depends on or that depend on it (default), or the whole release")
+
+
 def _settings(args: argparse.Namespace) -> RuntimeSettings:
     """The settings ``main`` resolved from the flags and the environment (built here when a
     command function is called directly)."""
@@ -158,12 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve /healthz, /status and /metrics on unix:///PATH or tcp://HOST:PORT "
                          "(default: $ARMSTACK_LISTEN, else off)")
     _disk_options(up)
+    _rollback_options(up)
 
     ap = command("apply", help="converge once; exit 0 when every service is running/healthy")
     ap.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--release", default=None)
     _disk_options(ap)
+    _rollback_options(ap)
 
     dn = command("down", help="stop and remove the stack's containers and networks")
     dn.add_argument("-v", "--volumes", action="store_true", help="remove named volumes too")
@@ -423,6 +439,23 @@ def observed_status(stack: Any, observed: Any) -> StatusDocument:
     return StatusDocument(project=stack.project, services=services)
 
 
+def _with_rollbacks(status: StatusDocument, store: Any) -> StatusDocument:
+    """``status`` with the rollbacks an earlier `apply` persisted (read only: a damaged state
+    file is left for the supervisor to move aside)."""
+    import dataclasses
+
+    from runtime.state import PersistedState, read_json
+
+    try:
+        state = PersistedState.from_json(read_json(store.state_path, None))
+    except ArmstackError:
+        return status
+    rb = state.rollback
+    services = {name: dataclasses.replace(s, rollbacks=rb.totals.get(name, 0)) for name, s in status.services.items()}
+    last = rb.last.to_json() if rb.last is not None else None
+    return dataclasses.replace(status, services=services, rollback=last)
+
+
 def _as_document(status: StatusDocument | Mapping[str, Any]) -> StatusDocument:
     return status if isinstance(status, StatusDocument) else StatusDocument.from_json(status)
 
@@ -458,6 +491,21 @@ def status_lines(status: StatusDocument | Mapping[str, Any]) -> list[str]:
     if last_apply:
         verdict = "ok" if last_apply.ok else f"FAILED: {last_apply.error}"
         lines.append(f"last apply (generation {last_apply.generation}): {verdict}")
+    lines += rollback_lines(doc)
+    return lines
+
+
+def rollback_lines(doc: StatusDocument) -> list[str]:
+    """Services on probation, and the last rollback: when, which services and why."""
+    lines = []
+    probation = sorted(name for name, s in doc.services.items() if s.probation)
+    if probation:
+        lines.append(f"on probation (new release not proven yet): {', '.join(probation)}")
+    last = doc.rollback or {}
+    if isinstance(last.get("at"), int | float):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["at"]))
+        services = ", ".join(last.get("services") or ())
+        lines.append(f"last rollback at {when} ({services} back on the previous release): {last.get('reason')}")
     return lines
 
 
@@ -486,7 +534,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = _store(args, stack.project)
     status = store.read_status_document() if is_locked(store.lock_path) else None
     if status is None:
-        status = _observe_status(stack, _settings(args))
+        status = _with_rollbacks(_observe_status(stack, _settings(args)), store)
     # A service of the file the status does not mention is not known to run.
     unknown = {name: ServiceStatus(state="unknown", restarts=None)
                for name in stack.service_names if name not in status.services}

@@ -115,10 +115,8 @@ def render(doc: Mapping[str, Any] | None, *, last_success_at: float | None = Non
                per_service(lambda s: s.get("last_exit")))
     out.family("armstack_service_crash_looping", "gauge", "1 while the service is down in a crash loop.",
                per_service(lambda s: 1 if s.get("state") == "crash-loop" else 0))
-    # Probation and rollbacks come with the safe-updates rollback; until the status carries
-    # them they read as 0, and these families fill in without a change here.
     out.family("armstack_service_probation", "gauge", "1 while the service's new release is on probation.",
-               per_service(lambda s: s.get("probation") or 0))
+               per_service(lambda s: 1 if s.get("probation") else 0))
     out.family("armstack_service_rollbacks_total", "counter", "Rollbacks of the service to its previous release.",
                per_service(lambda s: s.get("rollbacks") or 0))
 

@@ -124,9 +124,15 @@ class Desired:
     stack: StackSpec
     build_hashes: tuple[tuple[str, str], ...] = ()   # service -> hash of its build inputs
     release: str = ""
+    # service -> image id it must run, whatever its tag names now: a rollback puts the previous
+    # release's image back without a build or a pull (runtime.rollback).
+    pinned_images: tuple[tuple[str, str], ...] = ()
 
     def build_hash(self, service: str) -> str | None:
         return dict(self.build_hashes).get(service)
+
+    def pinned_image(self, service: str) -> str | None:
+        return dict(self.pinned_images).get(service)
 
 
 from runtime.compose.model import StackSpec  # noqa: E402

@@ -328,7 +328,10 @@ def _stage_key(a: Action, depth: Mapping[str, int]) -> tuple[int, int] | None:
 def _image_actions(
     desired: Desired, observed: ObservedState, order: Iterable[str]
 ) -> tuple[list[Action], dict[str, str]]:
-    """Build/Pull for services whose image is missing or stale; ids of the images that are ready."""
+    """Build/Pull for services whose image is missing or stale; ids of the images that are ready.
+
+    A service pinned to an image id (``Desired.pinned_images``) that is present uses it as is.
+    """
     stack = desired.stack
     actions: list[Action] = []
     ready: dict[str, str] = {}
@@ -336,6 +339,10 @@ def _image_actions(
     for name in order:
         spec = stack.service(name)
         ref = stack.image_ref(name)
+        pin = desired.pinned_image(name)
+        if pin is not None and observed.image(pin) is not None:
+            ready[name] = pin   # a rollback: the previous release's image, never built or pulled again
+            continue
         if ref in pending_refs:
             continue
         img = observed.image(ref)

@@ -24,10 +24,13 @@ from runtime.diskio import ENGINE_ROOT_ENV
 from runtime.endpoint import LISTEN_ENV, EndpointError, ListenAddress, parse_listen
 from runtime.errors import SettingsError
 from runtime.exits import DEFAULT_RESTART, default_restart_from
+from runtime.rollback import DEFAULT_PROBATION, ROLLBACK_MODES, RollbackMode, parse_probation
 
 DATA_DIR_ENV = "ARMSTACK_DATA_DIR"
 DEFAULT_DATA_DIR = "/data/armstack"
 RELEASE_ENV = "ARMSTACK_RELEASE"
+PROBATION_ENV = "ARMSTACK_PROBATION"
+ROLLBACK_ENV = "ARMSTACK_ROLLBACK"
 DISK_ENV = ("ARMSTACK_DISK_HIGH", "ARMSTACK_DISK_LOW", "ARMSTACK_KEEP_RELEASES", "ARMSTACK_BUILD_CACHE_BUDGET")
 # What systemd hands a service it supervises (sd_notify and the watchdog), passed on as is.
 SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -52,6 +55,10 @@ class RuntimeSettings:
     docker_host: str = ""
     compose_profiles: tuple[str, ...] = ()
     systemd: Mapping[str, str] = field(default_factory=dict)
+    # Health-gated updates (runtime.rollback): seconds a replaced service is on probation
+    # (0: off) and what a failed probation rolls back (the service's group, or the release).
+    probation: float = DEFAULT_PROBATION
+    rollback: RollbackMode = "service"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -76,6 +83,7 @@ class RuntimeSettings:
             listen = parse_listen(listen_url) if listen_url else None
         except EndpointError as exc:
             raise SettingsError(f"{'--listen' if flag('listen') else LISTEN_ENV}: {exc}") from exc
+        probation, rollback = _rollback_settings(flag, env)
         release = flag("release")
         if release is None:
             release = env.get(RELEASE_ENV) or None
@@ -97,6 +105,8 @@ class RuntimeSettings:
             docker_host=env.get("DOCKER_HOST", ""),
             compose_profiles=tuple(p for p in env.get("COMPOSE_PROFILES", "").split(",") if p),
             systemd={k: env[k] for k in SYSTEMD_ENV if k in env},
+            probation=probation,
+            rollback=rollback,
             environ=env,
         )
 
@@ -109,6 +119,27 @@ class RuntimeSettings:
     def engine_address(self) -> str:
         """Where the engine is looked for, as messages name it."""
         return self.docker_host or "the default socket"
+
+
+def _rollback_settings(flag: Callable[[str], Any], env: Mapping[str, str]) -> tuple[float, RollbackMode]:
+    """``--probation``/``ARMSTACK_PROBATION`` and ``--rollback``/``ARMSTACK_ROLLBACK``, validated."""
+    raw, where = flag("probation"), "--probation"
+    if raw is None:
+        raw, where = env.get(PROBATION_ENV) or None, PROBATION_ENV
+    probation = DEFAULT_PROBATION
+    if raw is not None:
+        try:
+            probation = parse_probation(str(raw))
+        except ValueError as exc:
+            raise SettingsError(f"{where}={raw!r}: {exc}; fix or unset it.") from exc
+    mode, where = flag("rollback"), "--rollback"
+    if mode is None:
+        mode, where = env.get(ROLLBACK_ENV) or None, ROLLBACK_ENV
+    if mode is None:
+        return probation, "service"
+    if mode not in ROLLBACK_MODES:
+        raise SettingsError(f"{where}={mode!r}: expected one of {', '.join(ROLLBACK_MODES)}; fix or unset it.")
+    return probation, mode
 
 
 _DISK_FIELDS = ("high", "low", "keep_releases", "build_cache_budget")

@@ -2,7 +2,8 @@
 
 Layout, one directory per stack (``<data_dir>/<project>/``)::
 
-    state.json        PersistedState: release, generation, per-service restart records
+    state.json        PersistedState: release, generation, per-service restart records, and the
+                      safe-update state (runtime.rollback: previous release, probation, rollbacks)
     status.json       the live status the CLI and the test harness read (schema below)
     request-<id>.json a request from ``armstack apply`` to a running supervisor (runtime.control)
     supervisor.lock   held by the running supervisor
@@ -39,7 +40,8 @@ Status schema (keys the CLI and the harness rely on)::
                     "request_id"},
      "services": {name: {"state", "container_id", "image", "image_id", "restarts",
                          "last_exit", "last_exit_at", "oom_killed", "health",
-                         "backoff_until", "crash_looping", "waiting_for"}},
+                         "backoff_until", "crash_looping", "waiting_for", "probation", "rollbacks"}},
+     "rollback": {"services", "failed", "reason", "at"} (the last rollback, or null),
      "disk": {"percent", "used", "free", "last_cleanup": {"at", "freed_bytes", "removed"}, "refused"},
      "dropped_requests": {request_id: why it was not applied},
      "answered_requests": {request_id: last_apply of that request (the latest few)}}
@@ -62,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import StateError
+from runtime.rollback import RollbackState
 
 STATE_VERSION = 1
 _log = logging.getLogger("armstack.state")
@@ -208,6 +211,7 @@ class PersistedState:
     release: str = ""
     generation: int = 0
     services: Mapping[str, ServiceRecord] = field(default_factory=dict)
+    rollback: RollbackState = field(default_factory=RollbackState)
 
     def service(self, name: str) -> ServiceRecord:
         return self.services.get(name, ServiceRecord())
@@ -221,6 +225,7 @@ class PersistedState:
             "release": self.release,
             "generation": self.generation,
             "services": {name: rec.to_json() for name, rec in sorted(self.services.items())},
+            "rollback": self.rollback.to_json(),
         }
 
     @classmethod
@@ -235,6 +240,7 @@ class PersistedState:
                 str(name): ServiceRecord.from_json(rec)
                 for name, rec in (services.items() if isinstance(services, Mapping) else ())
             },
+            rollback=RollbackState.from_json(data.get("rollback")),
         )
 
 
@@ -261,6 +267,8 @@ class ServiceStatus:
     # Seconds from reading the engine's die event to issuing the restart, for the last crash:
     # how fast the supervisor itself reacts (the engine's own start time comes on top).
     event_to_action: float | None = None
+    probation: bool = False               # replaced by the last apply, not yet proven good
+    rollbacks: int = 0                    # times it was rolled back to the previous release
 
     @property
     def status(self) -> str:
@@ -283,7 +291,7 @@ class ServiceStatus:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["waiting_for"] = tuple(values.get("waiting_for") or ())
-        for flag in ("oom_killed", "crash_looping"):
+        for flag in ("oom_killed", "crash_looping", "probation"):
             values[flag] = bool(values.get(flag, False))
         return cls(**values)
 
@@ -357,6 +365,7 @@ class StatusDocument:
     disk: Mapping[str, Any] = field(default_factory=dict)
     dropped_requests: Mapping[str, str] = field(default_factory=dict)
     answered_requests: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    rollback: Mapping[str, Any] | None = None   # the last rollback (runtime.rollback.RollbackRecord)
 
     @property
     def ok(self) -> bool:
@@ -378,6 +387,7 @@ class StatusDocument:
             "disk": dict(self.disk),
             "dropped_requests": dict(self.dropped_requests),
             "answered_requests": {rid: dict(result) for rid, result in self.answered_requests.items()},
+            "rollback": None if self.rollback is None else dict(self.rollback),
         }
 
     @classmethod
@@ -401,6 +411,7 @@ class StatusDocument:
             dropped_requests=dict(data.get("dropped_requests") or {}),
             answered_requests={str(k): v for k, v in (data.get("answered_requests") or {}).items()
                                if isinstance(v, Mapping)},
+            rollback=dict(data["rollback"]) if isinstance(data.get("rollback"), Mapping) else None,
         )
 
 
@@ -596,16 +607,16 @@ class StateStore:
 # required; others may be missing (a file from an older runtime). Values of the wrong type are
 # what turns into tracebacks far from the file, so they make the file corrupt here.
 
-_STATE = {"version!": "int", "release!": "str", "generation!": "int", "services!": "dict"}
+_STATE = {"version!": "int", "release!": "str", "generation!": "int", "services!": "dict", "rollback": "dict?"}
 _RECORD = {"restarts": "int", "last_exit_code": "int?", "last_exit_at": "number?", "oom_killed": "bool"}
 _STATUS = {"project": "str", "release": "str", "generation": "int", "updated_at": "number?", "supervisor": "dict?",
            "last_apply": "dict?", "services!": "dict", "disk": "dict?", "dropped_requests": "dict?",
-           "answered_requests": "dict?"}
+           "answered_requests": "dict?", "rollback": "dict?"}
 _SUPERVISOR = {"pid": "int", "started_at": "number?", "ready": "bool"}
 _SERVICE = {"state!": "str", "restart": "str?", "container_id": "str?", "image": "str?", "image_id": "str?",
             "restarts": "int?", "last_exit": "int?", "last_exit_at": "number?", "oom_killed": "bool", "health": "str?",
             "backoff_until": "number?", "crash_looping": "bool", "waiting_for": "list",
-            "event_to_action": "number?"}
+            "event_to_action": "number?", "probation": "bool", "rollbacks": "int"}
 _LAST_APPLY = {"generation": "int", "ok!": "bool", "error": "str?", "finished_at": "number?", "report": "dict",
                "totals": "dict", "removed": "list", "request_id": "str?"}
 _DISK = {"percent": "number?", "used": "number?", "free": "number?", "total": "number?",

@@ -12,6 +12,10 @@ Life cycle of ``Supervisor.run()``::
     SIGTERM/SIGINT: stop the stack in reverse dependency order (unless detach-on-exit), exit 0
     SIGHUP: reload (the newest request-<id>.json from ``armstack apply``, else the same file) as
             generation N+1; the result names the request id, older requests are answered as dropped
+            (runtime.applies)
+
+A service the apply replaced is on probation (runtime.releases, decisions in runtime.rollback):
+failing it rolls its group back to the previous release, and the apply answers "rolled back".
 
 Crashes are found by comparing observed exits with the ones already counted, so a ``die``
 event and a periodic reconcile that finds an exit nobody reported are handled the same way.
@@ -29,7 +33,7 @@ import signal
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +52,10 @@ from runtime.actions import (
     Wait,
     describe,
 )
+from runtime.applies import ApplyChannel
 from runtime.compose.model import RestartMode, RestartPolicy, StackSpec
 from runtime.compose.source import StackSource
-from runtime.control import ApplyRequest, ProjectLock, take_requests
+from runtime.control import ProjectLock
 from runtime.desired import make_desired
 from runtime.diskio import UsageProvider
 from runtime.errors import (
@@ -63,7 +68,6 @@ from runtime.errors import (
     ArmstackError,
     ComposeError,
     EngineError,
-    StateError,
 )
 from runtime.events import ContainerEvent, EventWatcher, Resync
 from runtime.executor import Executor
@@ -73,15 +77,12 @@ from runtime.logs import LogPresenter
 from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
 from runtime.planner import DOWNLOAD_THEN_KILL, plan, update_strategy
 from runtime.publish import Publisher
+from runtime.releases import ReleaseKeeper
 from runtime.report import (
-    full_report,
     kept_container,
     merge_results,
-    not_ready,
-    removed_services,
     service_state,
     settled_at,
-    totals,
 )
 from runtime.settings import RuntimeSettings
 from runtime.stackdisk import StackDisk
@@ -102,25 +103,12 @@ EXIT_INVALID = EXIT_USAGE   # the file the supervisor was started with cannot be
 
 MAX_ROUNDS = 25            # plan/execute rounds in one reconcile: a chain of N services needs N
 ENGINE_RETRY = 5.0         # seconds before retrying after the engine failed a reconcile
-MAX_DROPPED = 32           # dropped apply requests remembered in the status for their `apply` to read
-# Results of the latest apply requests, by id: a later apply may finish before an earlier one's
-# `armstack apply` reads the status, so `last_apply` alone would lose the earlier answer.
-MAX_ANSWERED = 8
 ROUND_RETRY_FIRST = 1.0    # seconds before retrying a reconcile that raised unexpectedly, doubling
 
 
 @dataclass(frozen=True)
 class _Signal:
     name: str   # "stop" or "reload"
-
-
-@dataclass
-class _PendingApply:
-    generation: int
-    deadline: float                      # monotonic
-    report: dict[str, Any] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    request_id: str | None = None        # the `armstack apply` request this apply answers
 
 
 @dataclass(frozen=True)
@@ -211,11 +199,8 @@ class Supervisor:
         self.failed_images: set[str] = set()             # services whose Build/Pull failed this generation
         self.waits: dict[str, list[str]] = {}
         self.observed = ObservedState()
-        self.pending: _PendingApply | None = None
-        self.last_apply: ApplyResult | None = None
-        self.dropped_requests: dict[str, str] = {}       # request id -> why it was not applied
-        self.answered_requests: dict[str, dict[str, Any]] = {}   # request id -> its apply result
-        self.apply_ok: bool | None = None
+        self.applies = ApplyChannel(self.presenter.runtime, apply_timeout)
+        self.releases = ReleaseKeeper(self.settings.probation, self.settings.rollback, self.presenter.runtime)
         self.next_reconcile = 0.0
         self._stop = False
         self._interrupted = False
@@ -235,6 +220,14 @@ class Supervisor:
 
     def request_reload(self) -> None:
         self.queue.put(_Signal("reload"))
+
+    @property
+    def last_apply(self) -> ApplyResult | None:
+        return self.applies.last
+
+    @property
+    def apply_ok(self) -> bool | None:
+        return self.applies.ok
 
     @property
     def restart_marks(self) -> list[tuple[str, float]]:
@@ -301,18 +294,21 @@ class Supervisor:
         self.persisted = self.store.load(on_warning=lambda m: log(m, level="warning"))
         self.generation = self.persisted.generation
         self.tracker.records = dict(self.persisted.services)
+        self.releases.state = self.persisted.rollback
         self.presenter.add_names(stack.service_names)
         self.follower = LogFollower(self.client, self.presenter)
         try:
-            self._set_stack(stack)
+            refused = self._set_stack(stack, boot=True)
             assert self.desired is not None and self.executor is not None
             self.disk.open(self.client, self.store, self.desired, self.settings, self.executor.observe,
                            self.presenter.runtime)
             self.events = EventWatcher(self.client, stack.project, self.queue)
             self.events.start()
             # A request left over from before a restart is stale: this boot applies the file given.
-            self._take_request(at_boot=True)
-            self._begin_apply(self.generation + 1)
+            self.applies.take_request(self.store.dir, at_boot=True)
+            self._start_generation(self.generation + 1)
+            if refused is not None:
+                self.applies.note_rollback(refused)
             first = self._reconcile()
             if first is not None and self.once:
                 log(first, level="error")
@@ -329,8 +325,8 @@ class Supervisor:
     def _loop(self) -> int:
         log = self.presenter.runtime
         while True:
-            if self.once and self.apply_ok is not None:
-                return EXIT_OK if self.apply_ok else EXIT_FAILED
+            if self.once and self.applies.ok is not None:
+                return EXIT_OK if self.applies.ok else EXIT_FAILED
             if self._stop:
                 break
             try:
@@ -379,8 +375,11 @@ class Supervisor:
         backoff_due = self.tracker.next_wakeup(now)
         if backoff_due is not None:
             due.append(backoff_due)
-        if self.pending is not None:
-            due.append(self.pending.deadline)
+        probation_due = self.releases.next_due()
+        if probation_due is not None:
+            due.append(now + (probation_due - time.time()))
+        if self.applies.pending is not None:
+            due.append(self.applies.pending.deadline)
             settled = settled_at(self.stack, self.observed) if self.stack is not None else None
             if settled is not None and settled > time.time():
                 due.append(now + (settled - time.time()))   # look again once it has settled
@@ -439,9 +438,28 @@ class Supervisor:
 
     # -- applies --------------------------------------------------------------------------------
 
-    def _set_stack(self, stack: StackSpec) -> None:
-        self.stack = stack
-        self.desired = make_desired(self.client, stack, release=self._release(stack))
+    def _set_stack(self, stack: StackSpec, *, boot: bool = False) -> str | None:
+        """Make ``stack`` the desired one; ArmstackError if it is a release rolled back before.
+
+        At boot such a release is run rolled back instead, and the reason is returned.
+        """
+        desired = make_desired(self.client, stack, release=self._release(stack))
+        refused = None
+        if boot:
+            desired, decision = self.releases.boot(desired, time.time())
+            if decision.kind == "rolled-back":
+                refused = f"refused: this release was rolled back before ({decision.reason})"
+        else:
+            bad = self.releases.begin(desired)
+            if bad is not None:
+                raise ArmstackError(f"refused: this release was rolled back before ({bad.reason}); the previous "
+                                    "release keeps running. Apply a different release.")
+        self._use(desired)
+        return refused
+
+    def _use(self, desired: Desired) -> None:
+        stack = self.stack = desired.stack
+        self.desired = desired
         if self.executor is None:
             self.executor = Executor(self.client, self.desired, output=self.presenter,
                                      extra_labels=self.settings.extra_labels)
@@ -456,54 +474,20 @@ class Supervisor:
             return self.settings.release
         return self.persisted.release
 
-    def _begin_apply(self, generation: int, request_id: str | None = None) -> None:
+    def _start_generation(self, generation: int, request_id: str | None = None) -> None:
         self.generation = generation
         self.applied_at = time.time()
         self.failed_builds.clear()
         self.failed_images.clear()
-        self.apply_ok = None
-        self.pending = _PendingApply(generation, time.monotonic() + self.apply_timeout, request_id=request_id)
-        self.presenter.runtime(f"applying generation {generation} of {self.compose_path}")
-
-    def _take_request(self, *, at_boot: bool = False) -> ApplyRequest | None:
-        """The newest pending apply request, or None. Never raises.
-
-        Every request taken is answered: the one returned by the apply it starts, the others
-        (older ones taken in the same batch; all of them at boot) in ``dropped_requests``. A
-        file that is not a valid request is logged and dropped.
-        """
-        assert self.store is not None
-        log = self.presenter.runtime
-        try:
-            requests, problems = take_requests(self.store.dir)
-        except (OSError, StateError) as exc:
-            log(f"cannot read the apply requests in {self.store.dir}: {exc}", level="warning")
-            return None
-        for problem in problems:
-            log(problem, level="warning")
-        if at_boot:
-            for r in requests:
-                self._drop_request(r.id, f"the supervisor restarted before it took the request for {r.file}; "
-                                         "this boot applies the file it was started with")
-            return None
-        if not requests:
-            return None
-        *older, newest = requests
-        for r in older:
-            self._drop_request(r.id, f"superseded by a newer apply request ({newest.id}) before it started")
-        return newest
-
-    def _drop_request(self, request_id: str, reason: str) -> None:
-        self.presenter.runtime(f"apply request {request_id} dropped: {reason}", level="warning")
-        self.dropped_requests[request_id] = reason
-        while len(self.dropped_requests) > MAX_DROPPED:
-            del self.dropped_requests[next(iter(self.dropped_requests))]
+        self.applies.begin(generation, request_id, self.compose_path)
 
     def _reload(self) -> None:
         assert self.stack is not None
         log = self.presenter.runtime
-        req = self._take_request()
-        if req is None and self.pending is not None and self.pending.request_id is not None:
+        assert self.store is not None
+        req = self.applies.take_request(self.store.dir)
+        pending = self.applies.pending
+        if req is None and pending is not None and pending.request_id is not None:
             # The SIGHUP of a request already taken with an earlier one: what it asked for is
             # being applied, and reloading now would only supersede it.
             return
@@ -533,7 +517,7 @@ class Supervisor:
                 f"{path} is invalid ({len(problems)} error(s)): " + "; ".join(str(p) for p in problems))
             log(f"reload failed, the current stack keeps running: {message}", level="error")
             self.generation = generation
-            self._answer(ApplyResult(generation, False, message, time.time(), {}, request_id=rid))
+            self.applies.answer(ApplyResult(generation, False, message, time.time(), {}, request_id=rid))
             self._persist()
             self._write_status(force=True)
             return
@@ -541,61 +525,31 @@ class Supervisor:
         self.source = source
         # A new configuration is a new situation: crash streaks start over.
         self.tracker.new_configuration()
-        if self.pending is not None and self.pending.request_id is not None:
-            self._drop_request(self.pending.request_id,
-                               f"superseded by a newer apply ({rid or 'a reload'}) before it finished")
-        self._begin_apply(generation, rid)
-
-    def _answer(self, result: ApplyResult) -> None:
-        """Make ``result`` the last apply, and keep it by request id for the `apply` that asked."""
-        self.last_apply = result
-        if result.request_id is not None:
-            self.answered_requests[result.request_id] = result.to_json()
-            while len(self.answered_requests) > MAX_ANSWERED:
-                del self.answered_requests[next(iter(self.answered_requests))]
-
-    def _finish_apply(self, ok: bool, error: str | None) -> None:
-        assert self.pending is not None and self.stack is not None
-        report = full_report(self.stack, self.pending.report)
-        removed = removed_services(self.stack, self.pending.report)
-        self._answer(ApplyResult(self.pending.generation, ok, error, time.time(), report,
-                                 totals(report, removed), tuple(removed), self.pending.request_id))
-        self.apply_ok = ok
-        self.pending = None
-        self.ready = True
-        if ok:
-            self.presenter.runtime(f"generation {self.generation} applied: every service is up")
-        else:
-            self.presenter.runtime(f"generation {self.generation} failed: {error}", level="error")
-        self._persist()
+        self.applies.supersede(rid)
+        self._start_generation(generation, rid)
 
     def _check_apply(self, observed: ObservedState) -> None:
-        """Finish the pending apply once every service is up, or once it cannot be."""
-        p = self.pending
-        if p is None or self.stack is None:
+        """Finish the pending apply once every service is up and probation is over, or once it cannot be."""
+        if self.stack is None:
             return
-        if p.errors:
-            self._finish_apply(False, p.errors[0])
+        done = self.applies.check(self.stack, observed, self.tracker, self.waits,
+                                  on_probation=self.releases.on_probation())
+        if done is not None:
+            self.ready = True
+            files = [str(Path(f).resolve()) for f in self.source.paths]
+            self.releases.settled(self.stack, observed, files, self.source.profiles, ok=done.ok)
+            self._persist()
+
+    def _judge_probation(self, observed: ObservedState) -> None:
+        """Roll back the group of a service that failed its probation (persisted before it acts)."""
+        assert self.desired is not None
+        rollback = self.releases.check(self.desired, observed, self.tracker, time.time())
+        if rollback is None:
+            self._persist()   # a probation passed: a power cut must not start it over
             return
-        missing = not_ready(self.stack, observed, time.time())
-        if not missing:
-            self._finish_apply(True, None)
-            return
-        now = time.monotonic()
-        for name, why in missing.items():
-            rt = self.tracker.runtime(name)
-            if rt.crash_looping:
-                self._finish_apply(False, f"service {name!r} is crash looping (last exit code {rt.last_exit_code})")
-                return
-            c = kept_container(observed, name)
-            held = self.tracker.held(name, now)
-            if c is not None and c.status in ("exited", "dead") and not held and name not in self.waits:
-                # The plan left it down (its restart policy says so): it will not come up.
-                self._finish_apply(False, f"service {name!r} {why}")
-                return
-        if now >= p.deadline:
-            detail = "; ".join(f"{n} {w}" for n, w in missing.items())
-            self._finish_apply(False, f"timed out after {self.apply_timeout:g} s waiting for: {detail}")
+        self.applies.note_rollback(rollback.reason)
+        self._use(rollback.desired)
+        self._persist()
 
     # -- reconcile ------------------------------------------------------------------------------
 
@@ -643,6 +597,7 @@ class Supervisor:
             self.disk.check(observed, self.desired)
             for _ in range(MAX_ROUNDS):
                 self._note_exits(observed)
+                self._judge_probation(observed)
                 actions = plan(self.desired, observed, self._policy())
                 actions = [a for a in actions if not self._skip(a)]
                 actions = self._disk_admit(actions, observed)
@@ -667,6 +622,7 @@ class Supervisor:
             return str(exc)
         self.observed = observed
         self._note_exits(observed)
+        self._judge_probation(observed)
         self._check_apply(observed)
         self._write_status()
         return None
@@ -695,8 +651,7 @@ class Supervisor:
             if not r.ok:
                 failed = True
                 self.presenter.runtime(r.message or "an action failed", level="error")
-                if self.pending is not None:
-                    self.pending.errors.append(r.message or "an action failed")
+                self.applies.note_error(r.message or "an action failed")
                 if isinstance(a, Build) and a.service not in disk_full:
                     # A build that ran out of space is retried with backoff by the disk guard instead.
                     self.failed_builds[a.service] = a.build_hash
@@ -720,8 +675,12 @@ class Supervisor:
             if isinstance(a, Recreate | Create) and svc:
                 # Updated on purpose: any crash streak of the old container is over.
                 self.tracker.replaced(svc)
-        if self.pending is not None:
-            self.pending.report = merge_results(self.pending.report, results)
+                pending = self.applies.pending
+                replaced = isinstance(a, Recreate) or r.downtime is not None
+                if replaced and pending is not None and pending.rolled_back is None and self.stack is not None:
+                    self.releases.replaced(self.stack, svc, time.time())
+        if self.applies.pending is not None:
+            self.applies.pending.report = merge_results(self.applies.pending.report, results)
         self._persist()
         return failed
 
@@ -731,6 +690,7 @@ class Supervisor:
         now = time.monotonic()
         for verdict in self.tracker.note_exits(self.stack, observed, self.executor, now=now, wall=time.time(),
                                                supervisor_started=self.started_at):
+            self.releases.crashed(verdict)
             message = verdict.message(now)
             if message is not None:
                 self.presenter.runtime(message, level="warning")
@@ -749,12 +709,9 @@ class Supervisor:
         assert self.desired is not None
         allowed, refusals, readmitted = self.disk.admit(actions, observed, self.desired)
         for msg in refusals:
-            if self.pending is not None:
-                self.pending.errors.append(msg)
-        if readmitted and self.pending is None and not self.once:
-            # The refused update goes through after all: report its outcome as the generation's.
-            self.pending = _PendingApply(self.generation, time.monotonic() + self.apply_timeout)
-            self.apply_ok = None
+            self.applies.note_error(msg)
+        if readmitted and not self.once:
+            self.applies.reopen(self.generation)
         return allowed
 
     # -- persistence ----------------------------------------------------------------------------
@@ -762,7 +719,7 @@ class Supervisor:
     def _persist(self) -> None:
         assert self.store is not None
         state = PersistedState(release=self.desired.release if self.desired else "", generation=self.generation,
-                               services=dict(self.tracker.records))
+                               services=dict(self.tracker.records), rollback=self.releases.state)
         if state != self.persisted:
             try:
                 self.store.save(state)
@@ -795,6 +752,8 @@ class Supervisor:
                 crash_looping=rt.crash_looping,
                 waiting_for=tuple(self.waits.get(name, ())),
                 event_to_action=self._event_to_action.get(name),
+                probation=self.releases.on_probation(name),
+                rollbacks=self.releases.rollbacks(name),
             )
         return StatusDocument(
             project=self.stack.project,
@@ -802,10 +761,11 @@ class Supervisor:
             generation=self.generation,
             supervisor=SupervisorInfo(os.getpid(), self.started_at, self.ready),
             services=services,
-            last_apply=self.last_apply,
+            last_apply=self.applies.last,
             disk=self.disk.status_json(),
-            dropped_requests=self.dropped_requests,
-            answered_requests=self.answered_requests,
+            dropped_requests=self.applies.dropped,
+            answered_requests=self.applies.answered,
+            rollback=last.to_json() if (last := self.releases.state.last) is not None else None,
         ).to_json()
 
     def _write_status(self, *, force: bool = False) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness.device import EmulatedDevice
+from harness.errors import DeployError
 from harness.report import UpdateReport
 from harness.waits import wait_for
 
@@ -175,3 +176,60 @@ def test_update_strategies_on_the_device(arm_device: EmulatedDevice, stacks: Pat
     after = container_ids(arm_device)
     assert after["worker"] == before["worker"] and after["cache"] == before["cache"]
     wait_for(lambda: version(arm_device) == "v2", arm_device.timeout(10), "api to serve v2")
+
+
+def set_probation(stack: Path, service: str, window: str) -> None:
+    compose = stack / "compose.yaml"
+    text = compose.read_text()
+    anchor = f"  {service}:\n    build: ./{service}\n"
+    assert anchor in text
+    compose.write_text(text.replace(anchor, anchor + f"    labels:\n      io.armstack.probation: {window}\n"))
+
+
+def api_builds(device: EmulatedDevice) -> int:
+    return sum(1 for ln in device.logs() if "building updates-api for service api" in ln)
+
+
+@pytest.mark.full
+def test_a_crash_looping_release_is_rolled_back_and_survives_a_power_cut(arm_device: EmulatedDevice, stacks: Path,
+                                                                         tmp_path: Path) -> None:
+    stack = copy_stack(stacks, tmp_path)
+    set_probation(stack, "api", "20s")
+    arm_device.deploy(stack)
+    wait_for(lambda: all_running(arm_device), arm_device.timeout(30), "the stack to run")
+    before = container_ids(arm_device)
+    v1_image = arm_device.container("api").image.id
+
+    # v2's api cannot start: its program is gone. The deploy answers with the rollback.
+    set_last_line(stack, "RUN echo v2 > /app/version && rm /app/server.py")
+    with pytest.raises(DeployError, match="rolled back: api exited with code 2") as failed:
+        arm_device.deploy(stack)
+    assert "apply failed" in failed.value.runtime_message
+    wait_for(lambda: all_running(arm_device), arm_device.timeout(60), "v1 back", describe=lambda: "\n".join(
+        arm_device.logs()[-20:]))
+    assert arm_device.container("api").image.id == v1_image and version(arm_device) == "v1"
+    after = container_ids(arm_device)
+    assert after["worker"] == before["worker"] and after["cache"] == before["cache"]
+    assert api_builds(arm_device) == 2        # v1 and v2: the rollback built nothing (and pulled nothing)
+    status = arm_device.status() or {}
+    assert status["rollback"]["failed"] == "api" and status["services"]["api"]["rollbacks"] == 1
+
+    # A power cut with v2's files on the card: the device comes back on v1, without a build.
+    generation = int(status.get("generation") or 0)
+    arm_device.power_cut()
+
+    def back() -> Any:
+        last = (arm_device.status() or {}).get("last_apply") or {}
+        return last.get("generation", 0) > generation and all_running(arm_device)
+
+    wait_for(back, arm_device.timeout(240), "the device to come back", describe=lambda: "\n".join(
+        arm_device.logs()[-30:]))
+    assert arm_device.container("api").image.id == v1_image and version(arm_device) == "v1"
+    assert api_builds(arm_device) == 2
+    assert "refused: this release was rolled back before" in ((arm_device.status() or {})["last_apply"]["error"])
+
+    # A good v3 goes through its probation and stays.
+    set_last_line(stack, "RUN echo v3 > /app/version")
+    report = arm_device.deploy(stack)
+    assert report.ok and report.rebuilt == ["api"], report
+    assert version(arm_device) == "v3" and (arm_device.status() or {})["services"]["api"]["rollbacks"] == 1

@@ -212,6 +212,9 @@ def stack(engine: Any, tmp_path: Path) -> Iterator[Stack]:
     env["ARMSTACK_EXTRA_LABELS"] = TEST_LABEL
     env["PYTHONPATH"] = str(ROOT)
     env.pop("NO_COLOR", None)
+    # Probation off unless a test asks for it (``--probation``): an update would otherwise wait
+    # out the 60 s default before its apply answers (tests/integration/test_rollback.py tests it).
+    env["ARMSTACK_PROBATION"] = "0"
     s = Stack(engine, project, tmp_path / "stack", tmp_path / "data", env)
     s.dir.mkdir()
     try:

@@ -38,7 +38,8 @@ def fake_disk(percent: float) -> Any:
 
 def run_once(stack: Stack, percent: float, policy: DiskPolicy | None = None) -> Supervisor:
     out = io.StringIO()
-    settings = RuntimeSettings.from_environ({"ARMSTACK_EXTRA_LABELS": TEST_LABEL})
+    # Probation off, as the stack fixture's environment has it: these updates test the disk.
+    settings = RuntimeSettings.from_environ({"ARMSTACK_EXTRA_LABELS": TEST_LABEL, "ARMSTACK_PROBATION": "0"})
     settings = dataclasses.replace(settings, data_dir=stack.data_dir, disk=policy or DiskPolicy())
     sup = Supervisor(stack.client, stack.dir / "compose.yaml", project=stack.project, settings=settings,
                      presenter=LogPresenter(out, color=False), once=True, apply_timeout=60,

@@ -174,7 +174,7 @@ def test_status_round_trip_with_helpers(tmp_path: Path) -> None:
     assert back is not None
     assert set(back) == {
         "project", "release", "generation", "updated_at", "supervisor", "last_apply", "services", "disk",
-        "dropped_requests", "answered_requests",
+        "dropped_requests", "answered_requests", "rollback",
     }
     assert set(back["services"]["web"]) >= {
         "state", "container_id", "image", "image_id", "restarts", "last_exit", "oom_killed", "health",

@@ -146,7 +146,7 @@ def test_a_bad_request_never_ends_the_supervisor(tmp_path: Path, text: str) -> N
     sup, out = _supervisor(tmp_path, ex, once=False)
     sup.store.ensure_dir()  # type: ignore[union-attr]
     (sup.store.dir / "request.json").write_text(text)  # type: ignore[union-attr]
-    sup._take_request(at_boot=True)                     # at boot
+    sup.applies.take_request(sup.store.dir, at_boot=True)  # type: ignore[union-attr]  # at boot
     assert not (sup.store.dir / "request.json").exists()  # type: ignore[union-attr]
     (sup.store.dir / "request.json").write_text(text)  # type: ignore[union-attr]
     sup._reload()                                       # on SIGHUP: reloads its own file instead
@@ -219,7 +219,7 @@ def _supervisor(tmp_path: Path, executor: _FakeExecutor, *, once: bool = True) -
 def test_a_reconcile_round_that_raises_is_logged_and_retried_with_backoff(tmp_path: Path) -> None:
     ex = _FakeExecutor(specs.stack(specs.svc("web")), fail={1, 2})
     sup, out = _supervisor(tmp_path, ex)
-    sup._begin_apply(1)
+    sup._start_generation(1)
     first = sup._reconcile()
     assert first is not None and "unexpected failure in round 1" in first
     delay1 = sup.next_reconcile - time.monotonic()
@@ -237,7 +237,7 @@ def test_the_loop_outlives_a_round_that_raises(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(supervisor_mod, "ROUND_RETRY_FIRST", 0.01)
     ex = _FakeExecutor(specs.stack(specs.svc("web")), fail={1})
     sup, out = _supervisor(tmp_path, ex)
-    sup._begin_apply(1)
+    sup._start_generation(1)
     assert sup._reconcile() is not None
     assert sup._loop() == supervisor_mod.EXIT_OK
     assert ex.calls >= 2 and sup.apply_ok is True
@@ -321,11 +321,11 @@ def test_concurrent_requests_each_get_their_own_answer(tmp_path: Path) -> None:
     first = _write_request(sup, compose, 1, 1000.0)
     second = _write_request(sup, compose, 1, 2000.0)
     sup._reload()
-    assert sup.pending is not None and sup.pending.request_id == second.id
-    assert sup.dropped_requests.keys() == {first.id} and "superseded" in sup.dropped_requests[first.id]
+    assert sup.applies.pending is not None and sup.applies.pending.request_id == second.id
+    assert sup.applies.dropped.keys() == {first.id} and "superseded" in sup.applies.dropped[first.id]
     third = _write_request(sup, compose, 2, 3000.0)
     sup._reload()                                   # while the second one is still being applied
-    assert "superseded" in sup.dropped_requests[second.id]
+    assert "superseded" in sup.applies.dropped[second.id]
     assert sup._reconcile() is None
     assert sup.last_apply is not None and sup.last_apply.request_id == third.id and sup.last_apply.ok
     status = sup.status()
@@ -337,8 +337,9 @@ def test_requests_left_from_before_a_restart_are_answered_as_dropped(tmp_path: P
     ex = _FakeExecutor(specs.stack(specs.svc("web")))
     sup, _ = _supervisor(tmp_path, ex, once=False)
     left = _write_request(sup, tmp_path / "compose.yaml", 3, 1000.0)
-    assert sup._take_request(at_boot=True) is None
-    assert "restarted" in sup.dropped_requests[left.id]
+    assert sup.store is not None
+    assert sup.applies.take_request(sup.store.dir, at_boot=True) is None
+    assert "restarted" in sup.applies.dropped[left.id]
 
 
 def test_the_lock_holder_is_read_from_the_kernel(tmp_path: Path) -> None:
