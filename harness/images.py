@@ -264,9 +264,11 @@ def build_engine(client: docker.DockerClient | None = None) -> str:
     """The device engine image: native dockerd + tools to make and mount the SD card."""
     arch = get_arch("amd64")
     client = client or docker.from_env()
-    tag = host_tag("engine", arch)
     entry = (ASSETS / "engine-entrypoint.sh").read_bytes()
     key = _key(arch, ENGINE_PACKAGES, hashlib.sha256(entry).hexdigest())
+    # Keyed like the runtime image: checkouts with different entrypoints share an engine without
+    # rebuilding each other's image (and the card templates made with it) in turns.
+    tag = f"{host_tag('engine', arch)}-{key[:8]}"
     if _image_label(client, tag, LABEL_KEY) == key:
         return tag
     tarball = rootfs_tarball(arch, ENGINE_PACKAGES)
