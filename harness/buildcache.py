@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import docker.errors
 
-from harness.cardstore import file_lock
+from harness.cardstore import file_lock, private_dir
 from harness.progress import step
 from harness.settings import HarnessSettings
 from runtime.labels import BUILD_HASH
@@ -184,7 +184,7 @@ def store(device: EmulatedDevice, compose: Path) -> list[str]:
         info = path.with_suffix(".json")
         if info.exists():
             continue
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(path.parent)
         with file_lock(path.with_suffix(".lock")):
             if info.exists():
                 continue

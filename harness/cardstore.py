@@ -42,10 +42,17 @@ OWNER_FILE = ".owner"
 TMP_PREFIX = ".tmp-"
 
 
+def private_dir(path: Path) -> Path:
+    """``path`` made (with its parents) and kept 0700."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
 @contextlib.contextmanager
 def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
     """An flock on ``path`` (created 0600): exclusive, or shared among readers."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
@@ -78,7 +85,7 @@ class CardStore:
 
     def clone(self, src: Path, dst: Path) -> None:
         """Copy a card file: a reflink where the store has them, else a sparse copy. ``dst`` 0600."""
-        dst.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(dst.parent)
         # The card's writes reach the file through the loop device's page cache: flush them first.
         fd = os.open(src, os.O_RDONLY)
         try:
@@ -91,8 +98,8 @@ class CardStore:
 
     def device_dir(self, device: str) -> Path:
         """A new, empty card directory for a device, marked with this process as its owner."""
-        path = self.devices / device
-        path.mkdir(mode=0o700, parents=True, exist_ok=False)
+        path = private_dir(self.devices) / device
+        path.mkdir(mode=0o700)
         owner = path / OWNER_FILE
         owner.write_text(labels()[OWNER])
         owner.chmod(0o600)
@@ -100,8 +107,8 @@ class CardStore:
 
     def temp_dir(self, name: str) -> Path:
         """Where a snapshot is made before it is renamed into place (swept if its maker dies)."""
-        path = self.snapshots / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
-        path.mkdir(mode=0o700, parents=True)
+        path = private_dir(self.snapshots) / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(mode=0o700)
         (path / OWNER_FILE).write_text(labels()[OWNER])
         return path
 
