@@ -568,8 +568,9 @@ class EmulatedDevice(DeviceBase):
             self.reset_point = source
         return meta
 
-    def _restore_stack(self, meta: snapshots.SnapshotMeta) -> None:
-        """Put back a snapshot's stack files and start the runtime on them."""
+    def _restore_stack(self, meta: snapshots.SnapshotMeta, *, keep_containers: bool = False) -> None:
+        """Put back a snapshot's stack files and start the runtime on them (with ``keep_containers``,
+        it adopts the stack's containers that are there)."""
         assert self._store is not None and meta.project is not None and meta.compose_path is not None
         data = snapshots.stack_archive(self._store, meta.name)
         if data is not None:
@@ -578,6 +579,8 @@ class EmulatedDevice(DeviceBase):
         # The stack's containers go, its volumes stay: the runtime creates them as on a first
         # deploy, so nothing counts as restarted (starting the old ones would count).
         for c in self.engine.containers.list(all=True, filters={"label": f"{STACK_LABEL}={meta.project}"}):
+            if keep_containers:
+                break
             with contextlib.suppress(docker.errors.NotFound):
                 c.remove(force=True)
         self._start_runtime()
@@ -592,10 +595,14 @@ class EmulatedDevice(DeviceBase):
         self.reset_point = name
         return meta
 
-    def reset(self) -> None:
+    def reset(self, *, full: bool = False) -> None:
         """Back to the reset point (the snapshot the device started from or last took, or the
-        state right after its first deploy when ``auto_reset_point``): card, volumes and stack
-        files restored, faults healed, the runtime started afresh (restart counts at 0)."""
+        state right after its first deploy when ``auto_reset_point``): volumes and stack files
+        restored, faults healed, the runtime started afresh (restart counts at 0).
+
+        By default in place (harness.snapshots.reset_in_place): only services whose volumes
+        changed or that are not running start again. ``full`` (and the fallback when the engine
+        does not answer) restores the whole card and boots the device on it."""
         if self._store is None or self.card_dir is None or self.reset_point is None:
             raise DeviceError(f"device {self.name} has no reset point: take one with device.snapshot(name) "
                               "after deploying, or start the device from a snapshot")
@@ -603,6 +610,17 @@ class EmulatedDevice(DeviceBase):
             with contextlib.suppress(docker.errors.NotFound):
                 self.runtime_container().remove(force=True)
             self._runtime_c = None
+        with contextlib.suppress(docker.errors.NotFound):
+            self.host.volumes.get(self.volumes["data"]).remove(force=True)
+        self.host.volumes.create(self.volumes["data"], labels=labels(self.name))   # runtime state afresh
+        if not full and self.project is not None:
+            try:
+                meta = snapshots.reset_in_place(self, self._store, self.reset_point)
+            except (DeviceError, docker.errors.DockerException, OSError):
+                pass   # judged or failed in place: the whole card then
+            else:
+                self._restore_stack(meta, keep_containers=True)
+                return
         engine = self.engine_container()
         if engine.status == "running":
             engine.kill()   # the card is thrown away: nothing on it needs to stop in order
@@ -610,9 +628,6 @@ class EmulatedDevice(DeviceBase):
             # The engine's card mount outlives it on the host side; the new card needs the path.
             subprocess.run(["umount", "-l", str(self._shared / Path(CARD_MOUNT).name)], capture_output=True)
         meta = snapshots.restore_card(self._store, self.reset_point, self.card_dir)
-        with contextlib.suppress(docker.errors.NotFound):
-            self.host.volumes.get(self.volumes["data"]).remove(force=True)
-        self.host.volumes.create(self.volumes["data"], labels=labels(self.name))
         self._boot()
         if meta.project is not None:
             self._restore_stack(meta)

@@ -150,15 +150,12 @@ def list_snapshots(store: CardStore) -> list[tuple[SnapshotMeta, int]]:
 
 def restore_card(store: CardStore, name: str, dest: Path) -> SnapshotMeta:
     """Clone a snapshot's card to ``dest``/disk.img (replacing what is there); its description."""
-    check_name(name)
-    with store.lock(name, shared=True):   # not pruned or replaced while it is copied
-        meta = read_meta(store, name)
-        if meta is None:
-            known = ", ".join(m.name for m, _ in list_snapshots(store)) or "none"
-            raise DeviceError(f"no snapshot named {name!r} in {store.snapshots} (there are: {known})")
-        tmp = dest / f"{CARD_FILE}.{uuid.uuid4().hex[:8]}"
-        store.clone(store.snapshots / name / CARD_FILE, tmp)
-        tmp.rename(dest / CARD_FILE)
+    if read_meta(store, check_name(name)) is None:
+        known = ", ".join(m.name for m, _ in list_snapshots(store)) or "none"
+        raise DeviceError(f"no snapshot named {name!r} in {store.snapshots} (there are: {known})")
+    tmp = dest / f"{CARD_FILE}.{uuid.uuid4().hex[:8]}"
+    meta = restore_card_to(store, name, tmp)
+    tmp.rename(dest / CARD_FILE)
     return meta
 
 
@@ -244,3 +241,61 @@ def stack_files(data: bytes) -> list[str]:
     """Names in a stack archive (for messages and tests)."""
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         return tar.getnames()
+
+
+RESET_MOUNT = "/run/armstack-reset"   # in the engine container: the reset point's card, read-only
+
+
+def reset_in_place(device: EmulatedDevice, store: CardStore, name: str) -> SnapshotMeta:
+    """Bring a running device back to snapshot ``name`` without restarting what is as it was.
+
+    The snapshot's card is cloned next to the device's and mounted read-only in the engine
+    container; every stack volume whose files differ is copied back (its containers removed
+    first), containers that are not running are removed, fill files go, the stack files are put
+    back, and the runtime starts afresh (its restart counts at 0): it adopts the containers that
+    kept running and creates the removed ones as on a first deploy. What cannot be judged in
+    place (the engine not answering, a different stack) raises DeviceError; ``reset(full=True)``
+    restores the whole card instead.
+    """
+    from harness.device import STACK_LABEL
+
+    card = device.card_dir
+    assert card is not None
+    engine = device.engine   # raises if the engine container is gone
+    engine.ping()
+    ref = card / f"reset-{uuid.uuid4().hex[:8]}.img"
+    meta = restore_card_to(store, name, ref)
+    if meta.project != device.project or meta.project is None:
+        ref.unlink(missing_ok=True)
+        raise DeviceError(f"snapshot {name!r} holds stack {meta.project!r}, the device runs {device.project!r}")
+    try:
+        device.shell(f"mkdir -p {RESET_MOUNT} && mount -o loop,ro,noload /sdcard/{ref.name} {RESET_MOUNT}")
+        try:
+            label = {"label": f"{STACK_LABEL}={meta.project}"}
+            for c in engine.containers.list(all=True, filters=label):
+                if c.status != "running":
+                    c.remove(force=True)
+            for vol in engine.volumes.list(filters=label):
+                src, dst = f"{RESET_MOUNT}/volumes/{vol.name}/_data", f"/var/lib/docker/volumes/{vol.name}/_data"
+                if device.shell(f"diff -rq --no-dereference {src} {dst} >/dev/null 2>&1", check=False).exit_code == 0:
+                    continue
+                for c in engine.containers.list(all=True, filters={"volume": vol.name}):
+                    c.remove(force=True)
+                device.shell(f"find {dst} -mindepth 1 -delete && cp -a {src}/. {dst}/")
+            device.shell("rm -f /data/armstack-fill.*")
+        finally:
+            device.shell(f"umount {RESET_MOUNT}", check=False)
+    finally:
+        ref.unlink(missing_ok=True)
+    return meta
+
+
+def restore_card_to(store: CardStore, name: str, path: Path) -> SnapshotMeta:
+    """Clone snapshot ``name``'s card to the file ``path``."""
+    check_name(name)
+    with store.lock(name, shared=True):
+        meta = read_meta(store, name)
+        if meta is None:
+            raise DeviceError(f"no snapshot named {name!r} in {store.snapshots}")
+        store.clone(store.snapshots / name / CARD_FILE, path)
+    return meta
