@@ -112,15 +112,17 @@ class CardStore:
         (path / OWNER_FILE).write_text(labels()[OWNER])
         return path
 
-    def publish(self, tmp: Path, name: str) -> Path:
-        """Rename a complete snapshot directory into place, replacing an older one of that name."""
+    def publish(self, tmp: Path, name: str, *, owned: bool = False) -> Path:
+        """Rename a complete snapshot directory into place, replacing an older one of that name.
+        ``owned``: it stays this process's (swept once the process is gone)."""
         final = self.snapshots / name
         with self.lock(name):
             old = None
             if final.exists():
                 old = self.snapshots / f"{TMP_PREFIX}old-{name}-{uuid.uuid4().hex[:8]}"
                 final.rename(old)
-            (tmp / OWNER_FILE).unlink(missing_ok=True)
+            if not owned:
+                (tmp / OWNER_FILE).unlink(missing_ok=True)
             tmp.rename(final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
@@ -137,19 +139,19 @@ class CardStore:
         return True
 
     def sweep(self, *, mine: bool = False) -> list[str]:
-        """Remove device cards and half-made snapshots whose owner process is gone (or, with
-        ``mine``, this process's device cards)."""
+        """Remove device cards, half-made snapshots and owned snapshots (reset points) whose owner
+        process is gone (or, with ``mine``, this process's device cards)."""
         removed = []
         me = labels()[OWNER]
-        for parent, prefix in ((self.devices, ""), (self.snapshots, TMP_PREFIX)):
+        for parent in (self.devices, self.snapshots):
             if not parent.is_dir():
                 continue
             for path in parent.iterdir():
-                if not path.name.startswith(prefix):
-                    continue
                 try:
                     owner = (path / OWNER_FILE).read_text()
                 except OSError:
+                    if parent == self.snapshots and not path.name.startswith(TMP_PREFIX):
+                        continue   # a published snapshot without an owner: kept until pruned
                     owner = ""
                 if (mine and owner == me and parent == self.devices) or not owner_alive(owner):
                     shutil.rmtree(path, ignore_errors=True)

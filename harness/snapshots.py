@@ -198,7 +198,7 @@ def take(device: EmulatedDevice, store: CardStore, name: str, kind: str = SNAPSH
                             compose_path=device.compose_path, profiles=device.profiles)
         (tmp / META_FILE).write_text(meta.to_json())
         (tmp / META_FILE).chmod(0o600)
-        store.publish(tmp, name)
+        store.publish(tmp, name, owned=kind == RESET)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

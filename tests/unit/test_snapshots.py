@@ -125,9 +125,14 @@ def test_half_made_snapshots_are_invisible_and_swept_when_their_maker_died(tmp_p
     dead_card = store.device_dir("dead-device")
     (dead_card / OWNER_FILE).write_text(f"{socket.gethostname()}:999999999")
     live_card = store.device_dir("live-device")
+    _publish(store, "kept")
+    reset = store.temp_dir("reset-x")
+    store.publish(reset, "reset-x", owned=True)
+    (store.snapshots / "reset-x" / OWNER_FILE).write_text(f"{socket.gethostname()}:999999999")
     removed = store.sweep()
     assert not tmp.exists() and not dead_card.exists() and live_card.exists()
-    assert len(removed) == 2
+    assert not (store.snapshots / "reset-x").exists() and (store.snapshots / "kept").exists()
+    assert len(removed) == 3
 
 
 def test_publishing_again_replaces_the_snapshot_whole(tmp_path: Path) -> None:
