@@ -503,7 +503,7 @@ class EmulatedDevice(DeviceBase):
         self.card_dir: Path | None = None      # the card's directory in the card store, if there is one
         self.reset_point: str | None = None    # the snapshot reset() goes back to
         self.auto_reset_point = False          # take a reset point after the first deploy
-        self._own_reset_point = False
+        self._own_reset_point: str | None = None   # a reset point this device took: removed with it
         self._store: cardstore.CardStore | None = None
 
     def start(self) -> Self:
@@ -641,7 +641,7 @@ class EmulatedDevice(DeviceBase):
         buildcache.store(self, compose)
         if self.auto_reset_point and self.reset_point is None and self._store is not None:
             snapshots.take(self, self._store, f"reset-{self.name}", snapshots.RESET)
-            self.reset_point, self._own_reset_point = f"reset-{self.name}", True
+            self.reset_point = self._own_reset_point = f"reset-{self.name}"
         return report
 
     def stop(self) -> None:
@@ -664,9 +664,9 @@ class EmulatedDevice(DeviceBase):
             if self.card_dir is not None:
                 shutil.rmtree(self.card_dir, ignore_errors=True)
                 self.card_dir = None
-        if self._own_reset_point and self._store is not None and self.reset_point is not None:
-            self._store.remove_snapshot(self.reset_point)
-            self._own_reset_point = False
+        if self._own_reset_point is not None and self._store is not None:
+            self._store.remove_snapshot(self._own_reset_point)
+            self._own_reset_point = None
 
     # ---- engine access ---------------------------------------------------------------
     def engine_container(self) -> Any:
