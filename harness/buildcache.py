@@ -109,8 +109,12 @@ def _built_services(compose: Path, profiles: Sequence[str]) -> list[tuple[str, s
 
 
 def preload(device: EmulatedDevice, compose: Path) -> list[str]:
-    """Load the cached images of the stack at ``compose`` (host side) whose build inputs match
-    into the device's engine, under the names the runtime looks for; the services loaded."""
+    """Load cached builds of the stack at ``compose`` (host side) into the device's engine; the
+    services whose image came ready (built under the same inputs, tagged as the runtime looks for).
+
+    A service whose inputs changed gets its newest earlier build loaded untagged: the runtime
+    builds it, and the classic builder finds the unchanged steps in that image's parent chain.
+    """
     from runtime.compose import load_stack
     from runtime.desired import make_desired
     from runtime.errors import ComposeError
@@ -121,23 +125,44 @@ def preload(device: EmulatedDevice, compose: Path) -> list[str]:
         return []   # the deploy reports it
     engine = device.engine
     desired = make_desired(engine, stack)   # hashed as the runtime hashes: the engine's base ids
-    loaded = []
+    ready = []
     for service, want in desired.build_hashes:
         ref = stack.image_ref(service)
-        path = entry(device.arch.name, want)
-        info = path.with_suffix(".json")
-        if not info.exists() or _has(engine, ref, want):
+        if _has(engine, ref, want):
             continue
-        image_id = json.loads(info.read_text())["image"]
+        exact = entry(device.arch.name, want).with_suffix(".json").exists()
+        path = entry(device.arch.name, want) if exact else latest(device.arch.name, ref)
+        if path is None:
+            continue
+        info = json.loads(path.with_suffix(".json").read_text())
+        what = "cached build" if exact else "earlier build (layer cache)"
         try:
-            with step(f"load cached build of {service} ({device.arch.name}, {want})"), open(path, "rb") as f:
+            with step(f"load {what} of {service} ({device.arch.name})"), open(path, "rb") as f:
                 engine.api.load_image(f)
-            repo, tag = split_ref(ref)
-            engine.api.tag(image_id, repo, tag=tag)
+            if exact:
+                repo, tag = split_ref(ref)
+                engine.api.tag(info["image"], repo, tag=tag)
         except (docker.errors.APIError, OSError):
             continue   # e.g. a base image this entry left out is missing: the runtime builds
-        loaded.append(service)
-    return loaded
+        if exact:
+            ready.append(service)
+    return ready
+
+
+def latest(arch: str, ref: str, settings: HarnessSettings | None = None) -> Path | None:
+    """The newest cache entry (its tar) of image ``ref``, whatever its build hash."""
+    root = entry(arch, "x", settings).parent
+    best: tuple[float, Path] | None = None
+    for info in root.glob("*.json") if root.is_dir() else ():
+        try:
+            if json.loads(info.read_text()).get("ref") != ref:
+                continue
+            mtime = info.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        if best is None or mtime > best[0]:
+            best = (mtime, info.with_suffix(".tar"))
+    return best[1] if best else None
 
 
 def _has(engine: Any, ref: str, build_hash: str) -> bool:

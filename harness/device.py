@@ -479,6 +479,8 @@ class EmulatedDevice(DeviceBase):
 
     ``snapshot``: start from that snapshot's card (and stack) instead of a new card; ``template``
     (default): a new card is a clone of the prepared card of this arch and size (harness.snapshots).
+    ``build_cache`` (default): deploys reuse and fill the host's build cache (harness.buildcache);
+    off for tests that measure builds from nothing.
     """
 
     capabilities = frozenset({EMULATED, POWER, ENGINE_KILL, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL})
@@ -486,7 +488,7 @@ class EmulatedDevice(DeviceBase):
     def __init__(self, arch: str | Arch = "arm64", disk: str = "2G", name: str | None = None, *,
                  keep: bool = False, client: docker.DockerClient | None = None,
                  preload: tuple[str, ...] = ("python", "debian"), snapshot: str | None = None,
-                 template: bool = True):
+                 template: bool = True, build_cache: bool = True):
         arch = get_arch(arch)
         parse_size(disk)  # fail now on a bad size, not inside the engine container
         super().__init__(arch, name or f"armstack-{arch.name}-{uuid.uuid4().hex[:8]}", keep=keep,
@@ -500,6 +502,7 @@ class EmulatedDevice(DeviceBase):
         self.volumes = {v: f"{self.name}-{v}" for v in ("sdcard", "sock", "stack", "data")}
         self.snapshot_name = snapshots.check_name(snapshot) if snapshot is not None else None
         self.template = template
+        self.build_cache = build_cache
         self.card_dir: Path | None = None      # the card's directory in the card store, if there is one
         self.reset_point: str | None = None    # the snapshot reset() goes back to
         self.auto_reset_point = False          # take a reset point after the first deploy
@@ -636,9 +639,11 @@ class EmulatedDevice(DeviceBase):
         """:meth:`DeviceBase.deploy`, with images built before under the same build inputs loaded
         from the host's build cache first (harness.buildcache), and what it built added to it."""
         compose = compose_file(path)
-        buildcache.preload(self, compose)
+        if self.build_cache:
+            buildcache.preload(self, compose)
         report = super().deploy(compose, profiles=profiles)
-        buildcache.store(self, compose)
+        if self.build_cache:
+            buildcache.store(self, compose)
         if self.auto_reset_point and self.reset_point is None and self._store is not None:
             snapshots.take(self, self._store, f"reset-{self.name}", snapshots.RESET)
             self.reset_point = self._own_reset_point = f"reset-{self.name}"

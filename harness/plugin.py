@@ -44,8 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "device(arch=None, disk=None, scope='function'): device settings for this "
-                                       "test; scope='module' shares one device, reset between tests")
+    config.addinivalue_line("markers", "device(arch=None, disk=None, scope='function', build_cache=True): device "
+                                       "settings for this test; scope='module' shares one device, reset between "
+                                       "tests; build_cache=False builds stacks from nothing")
     config.stash[SETTINGS_KEY] = HarnessSettings.from_config(config)   # options and environment, once
 
 
@@ -134,7 +135,8 @@ def arm_device(request: pytest.FixtureRequest, device_arch: Arch,
     if marker_scope(marker) == "module" and not settings_of(request.config).docker_host:
         return request.getfixturevalue("arm_device_module")
     disk = marker.kwargs.get("disk") if marker else None
-    return device_factory(arch=device_arch, disk=disk)
+    extra = {"build_cache": bool(marker.kwargs["build_cache"])} if marker and "build_cache" in marker.kwargs else {}
+    return device_factory(arch=device_arch, disk=disk, **extra)
 
 
 @pytest.hookimpl(wrapper=True)

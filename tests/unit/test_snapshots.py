@@ -226,3 +226,16 @@ def test_card_store_setting() -> None:
     assert HarnessSettings.from_environ({"ARMSTACK_CARD_STORE": "off"}).card_store == "off"
     with pytest.raises(ValueError, match="ARMSTACK_CARD_STORE='bogus': expected one of auto, copy, off"):
         HarnessSettings.from_environ({"ARMSTACK_CARD_STORE": "bogus"})
+
+
+def test_latest_entry_of_an_image_whatever_its_hash(tmp_path: Path) -> None:
+    from harness.settings import HarnessSettings
+
+    settings = HarnessSettings(cache=tmp_path)
+    assert buildcache.latest("arm64", "minimal-server", settings) is None
+    for n, (build_hash, ref) in enumerate([("aaa", "minimal-server"), ("bbb", "minimal-server"), ("ccc", "other")]):
+        info = buildcache.entry("arm64", build_hash, settings).with_suffix(".json")
+        info.parent.mkdir(parents=True, exist_ok=True)
+        info.write_text(json.dumps({"image": "sha256:x", "ref": ref}))
+        os.utime(info, (1000 + n, 1000 + n))
+    assert buildcache.latest("arm64", "minimal-server", settings) == buildcache.entry("arm64", "bbb", settings)
