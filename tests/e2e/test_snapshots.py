@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,3 +75,20 @@ def test_module_device_next_test_finds_it_as_deployed(arm_device: EmulatedDevice
     assert {s.restarts for s in arm_device.services().values()} == {0}
     assert arm_device.disk_usage().percent < 80
     assert hits(arm_device) < 1000
+
+
+def test_a_changed_line_builds_from_the_cached_layers_on_a_new_device(
+        device_factory: Callable[..., Any], device_arch: Any, stacks: Path, tmp_path: Path) -> None:
+    stack = tmp_path / "updates"
+    shutil.copytree(stacks / "updates", stack)
+    dockerfile = stack / "api" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().rstrip("\n") + f"\nRUN echo {uuid.uuid4().hex} > /tmp/v1\n")
+    first = device_factory(arch=device_arch).deploy(stack)
+    assert sorted(first.rebuilt) == ["api", "worker"]   # new inputs: built (and cached)
+
+    dockerfile.write_text(dockerfile.read_text().replace("/tmp/v1", "/tmp/v2"))
+    second = device_factory(arch=device_arch).deploy(stack)
+    api = second.service("api")
+    assert second.rebuilt == ["api"], second         # worker came from the build cache
+    # Only the changed last line ran: FROM has no cache line, every other step was cached.
+    assert api.cached == api.steps - 2, api
