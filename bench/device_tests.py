@@ -18,7 +18,7 @@ from harness import buildcache
 from harness.device import EmulatedDevice
 
 STACK = REPO / "stacks" / "minimal"          # healthcheck, a named volume: the reset figures
-BUILT = REPO / "stacks" / "torrent-box"      # a real build (Debian packages): the build-reuse figures
+BUILT = REPO / "stacks" / "updates"          # build steps doing real CPU work: the build-reuse figures
 
 
 def _ready(arch: str, **kw: object) -> float:
