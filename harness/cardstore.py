@@ -159,16 +159,19 @@ class CardStore:
         return removed
 
 
-def open_store(settings: HarnessSettings | None = None) -> CardStore | None:
-    """The card store, mounting it if needed; None where cards cannot be host files (not root,
-    or switched off with ``ARMSTACK_CARD_STORE=off``)."""
+def open_store(settings: HarnessSettings | None = None, *, create: bool = True) -> CardStore | None:
+    """The card store, made and mounted if needed; None where cards cannot be host files (not
+    root, or switched off with ``ARMSTACK_CARD_STORE=off``). ``create=False``: only one that is
+    there already (for sweeps)."""
     settings = settings if settings is not None else HarnessSettings.from_environ()
     if os.geteuid() != 0 or settings.card_store == "off":
         return None
     cache = settings.cache
-    cache.mkdir(parents=True, exist_ok=True)
     root = cache / "cards"
     image = cache / "cards.xfs"
+    if not create and not (os.path.ismount(root) or image.exists() or root.is_dir()):
+        return None
+    cache.mkdir(parents=True, exist_ok=True)
     with file_lock(cache / "cards.lock"):
         if not os.path.ismount(root):
             if shutil.which("mkfs.xfs") and settings.card_store != "copy":
@@ -176,6 +179,7 @@ def open_store(settings: HarnessSettings | None = None) -> CardStore | None:
                     tmp = image.with_suffix(".xfs.tmp")
                     tmp.unlink(missing_ok=True)
                     _run(["truncate", "-s", STORE_SIZE, str(tmp)], "making the card store")
+                    tmp.chmod(0o600)
                     _run(["mkfs.xfs", "-q", "-m", "reflink=1", "-L", "armstackcard", str(tmp)],
                          "making the card store")
                     tmp.rename(image)

@@ -120,7 +120,7 @@ def share_card_directory(name: str, host: docker.DockerClient) -> Path | None:
 def sweep_card_directories(*, mine: bool = False) -> list[str]:
     """Release shared card directories whose owner process is gone (or all of this process's)."""
     released = []
-    store = cardstore.open_store()
+    store = cardstore.open_store(create=False)
     if store is not None:
         released += store.sweep(mine=mine)
     if SHARED_ROOT.is_dir():
