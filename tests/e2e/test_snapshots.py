@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,9 +13,11 @@ import pytest
 
 from harness import cardstore, snapshots
 from harness.device import EmulatedDevice
+from harness.settings import HarnessSettings
 from tests.e2e.conftest import hits
 
-pytestmark = pytest.mark.skipif(cardstore.open_store() is None, reason="needs the card store (root)")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or HarnessSettings.from_environ().card_store == "off",
+                                reason="needs the card store (root, ARMSTACK_CARD_STORE not off)")
 
 
 @pytest.fixture
