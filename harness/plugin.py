@@ -1,8 +1,9 @@
 """pytest plugin: emulated ARM devices as fixtures.
 
 Options ``--arch`` (a comma list runs each device test once per arch), ``--device-disk``,
-``--keep-devices``, ``--docker-host``; fixtures ``arm_device`` and ``device_factory``; marker
-``@pytest.mark.device(arch=..., disk=...)``. When a test fails, the runtime log, the engine
+``--keep-devices``, ``--docker-host``; fixtures ``arm_device``, ``arm_device_module``
+(harness.scopes) and ``device_factory``; marker ``@pytest.mark.device(arch=..., disk=...,
+scope=..., build_cache=...)``. When a test fails, the runtime log, the engine
 log, ``docker ps -a`` of the device and an inspect of each service are saved under a report
 folder that the failure output names. Leftovers of crashed sessions are swept at start; this
 session's objects are swept at its end, also after Ctrl-C.
