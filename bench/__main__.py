@@ -14,10 +14,11 @@ from bench.common import Result, device, write
 # comparison run on the same device; each benchmark gets a fresh one.
 BENCHES: dict[str, str | None] = {
     "planner": None, "recovery": "2G", "footprint": "2G", "updates": "2G", "disk": "1500M", "device_start": None,
-    "vs_compose": "2G", "push": None,
+    "vs_compose": "2G", "push": None, "device_tests": None,
 }
 # Left out of --quick: they build stacks from nothing (several minutes each under emulation).
 NOT_QUICK = {"vs_compose"}
+BUILDS = {"updates", "vs_compose"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in [b for b in wanted if not BENCHES[b]]:
         print(f"== {name}", flush=True)
         module = importlib.import_module(f"bench.{name}")
-        collect(name, module.run(quick=args.quick) if name != "device_start" else module.run(
+        collect(name, module.run(quick=args.quick) if name not in ("device_start", "device_tests") else module.run(
             quick=args.quick and not args.all, arch=args.arch))
     device_benches = [b for b in wanted if BENCHES[b]]
     for name in device_benches:
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as e:
             print(f"   skipped: {e}", flush=True)
             continue
-        with device(arch=args.arch, disk=BENCHES[name] or "2G") as d:
+        # Benchmarks of builds build from nothing: no images from the host's build cache.
+        with device(arch=args.arch, disk=BENCHES[name] or "2G", build_cache=name not in BUILDS) as d:
             collect(name, module.run(d, quick=args.quick))
     out = write(results)
     print(f"results: {out}/results.md, results.json and plots", flush=True)

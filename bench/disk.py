@@ -133,8 +133,6 @@ def soak(device: Any, workdir: Path, updates: int, *, high: float = 85.0) -> dic
 
 def run(device: Any, quick: bool = False) -> dict[str, Any]:
     """Both measurements on one started device (the stack is deployed here)."""
-    # The soak times updates, not probation: without this each update would wait out 60 s of it.
-    device.runtime_env.setdefault("ARMSTACK_PROBATION", "0")
     with tempfile.TemporaryDirectory(prefix="armstack-bench-disk-") as tmp:
         workdir = Path(tmp)
         write_stack(workdir, 1)

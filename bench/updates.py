@@ -14,7 +14,7 @@ times. Reported, from the runtime's own update reports plus the device engine:
   ``bad_release_seconds`` from the deploy of the bad release to the previous one running again
   (its build included), and ``builds`` the rollback itself made (goal 0).
 
-The runtime runs without a global probation (``ARMSTACK_PROBATION=0``), so the update figures
+The device runs its runtime without a global probation (``ARMSTACK_PROBATION=0``), so the update figures
 time the update alone; the rollback round turns probation on for api with its label.
 
 Run alone with ``python -m bench.updates [--quick] [--arch arm64] [--out FILE]``; ``bench``'s
@@ -95,7 +95,6 @@ def _timed_deploy(device: EmulatedDevice, stack: Path) -> tuple[UpdateReport, fl
 def run(device: EmulatedDevice, quick: bool) -> dict[str, Any]:
     """Measure cold vs warm updates on ``device`` (started, no stack deployed); returns the figures."""
     rounds = 1 if quick else 3
-    device.runtime_env.setdefault("ARMSTACK_PROBATION", "0")
     with tempfile.TemporaryDirectory(prefix="armstack-bench-updates-") as tmp:
         stack = Path(tmp) / "updates"
         shutil.copytree(STACK, stack)

@@ -8,7 +8,6 @@ the host cgroup tree. The choice is probed once per process, not configured by h
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import docker
@@ -37,9 +36,20 @@ def _missing_caps() -> list[str]:
     return [n for i, n in enumerate(names) if not bnd >> i & 1]
 
 
-@functools.cache
 def engine_run_kwargs(client: docker.DockerClient, probe_image: str) -> dict[str, Any]:
     """docker-py ``create`` kwargs that let a container run dockerd with loop devices."""
+    # Probed once per engine, not per client object: each device makes its own client, and the
+    # probe (a container started and removed) costs about a second.
+    key = (str(client.api.base_url), probe_image)
+    if key not in _PROBED:
+        _PROBED[key] = _probe(client, probe_image)
+    return _PROBED[key]
+
+
+_PROBED: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _probe(client: docker.DockerClient, probe_image: str) -> dict[str, Any]:
     try:
         c = client.containers.create(probe_image, entrypoint=["true"], privileged=True,
                                      labels=labels(), **_COMMON)

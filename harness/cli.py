@@ -1,10 +1,11 @@
-"""``armstack images build|list`` and ``armstack chaos``: the harness's part of the ``armstack`` command."""
+"""``armstack images build|list|snapshots`` and ``armstack chaos``: the harness's part of the ``armstack`` command."""
 
 from __future__ import annotations
 
 import argparse
 import random
 import sys
+import time
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -19,7 +20,13 @@ def images_main(argv: list[str]) -> int:
     build.add_argument("--arch", default="arm64", help="comma list of arm64, armv7, amd64 (default arm64)")
     build.add_argument("--kind", default=",".join(KINDS), help=f"comma list of {', '.join(KINDS)}")
     sub.add_parser("list", help="list the base images on this engine")
+    snaps = sub.add_parser("snapshots", help="list device card templates and snapshots (or remove them)")
+    snaps.add_argument("--prune", nargs="*", metavar="NAME", default=None,
+                       help="remove the named snapshots; with no name, every one (a running session's "
+                            "reset points excepted)")
     args = parser.parse_args(argv)
+    if args.command == "snapshots":
+        return snapshots_main(args.prune)
 
     from harness import images
 
@@ -92,6 +99,36 @@ def chaos_main(argv: list[str]) -> int:
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0 if result.ok else 1
+
+
+def snapshots_main(prune: list[str] | None) -> int:
+    from harness import cardstore, snapshots
+
+    try:
+        store = cardstore.open_store()
+    except HarnessError as e:
+        print(f"armstack images snapshots: {e}", file=sys.stderr)
+        return 1
+    if store is None:
+        print("no card store: it needs root and ARMSTACK_CARD_STORE not off", file=sys.stderr)
+        return 1
+    rows = snapshots.list_snapshots(store)
+    if prune is not None:
+        unknown = set(prune) - {m.name for m, _ in rows}
+        if unknown:
+            print(f"armstack images snapshots: no snapshot named {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 1
+        for name in snapshots.prunable((m for m, _ in rows), prune):
+            store.remove_snapshot(name)
+            print(f"removed {name}")
+        return 0
+    if not rows:
+        print(f"no snapshots in {store.snapshots}")
+    for meta, used in rows:
+        stack = meta.project or "-"
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(meta.created))
+        print(f"{meta.name:45} {meta.kind:9} {meta.arch:6} {meta.disk:>5} {stack:15} {used / 1e6:7.0f} MB  {created}")
+    return 0
 
 
 if __name__ == "__main__":

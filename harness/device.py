@@ -43,7 +43,7 @@ import docker  # noqa: E402
 import docker.errors  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
 
-from harness import faults, images, netfaults, procfaults  # noqa: E402
+from harness import buildcache, cardstore, faults, images, netfaults, procfaults, snapshots  # noqa: E402
 from harness.arch import Arch, check_emulation, get_arch  # noqa: E402
 from harness.archive import read_single_file, tar_directory  # noqa: E402
 from harness.capabilities import engine_run_kwargs  # noqa: E402
@@ -66,6 +66,7 @@ from harness.report import UpdateReport  # noqa: E402
 from harness.session import OWNER, labels, owner_alive, sweep  # noqa: E402
 from harness.settings import HarnessSettings  # noqa: E402
 from harness.waits import first_match, listening_ports, wait_for  # noqa: E402
+from runtime.labels import STACK as STACK_LABEL  # noqa: E402
 from runtime.state import StatusDocument  # noqa: E402
 
 __all__ = ["DeviceBase", "DiskUsage", "EmulatedDevice", "ExecResult", "ServiceState", "parse_size"]
@@ -86,6 +87,15 @@ def parse_size(text: str) -> int:
     if not m:
         raise ValueError(f"bad size {text!r}: expected e.g. 768M or 2G")
     return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
+
+
+def compose_file(path: str | os.PathLike[str]) -> Path:
+    """The compose file a deploy of ``path`` (a file, or a directory holding one) reads."""
+    src = Path(path).resolve()
+    compose = src if src.is_file() else next((src / n for n in COMPOSE_NAMES if (src / n).exists()), None)
+    if compose is None:
+        raise DeployError(f"{src} has none of {', '.join(COMPOSE_NAMES)}")
+    return compose
 
 
 def share_card_directory(name: str, host: docker.DockerClient) -> Path | None:
@@ -112,6 +122,9 @@ def share_card_directory(name: str, host: docker.DockerClient) -> Path | None:
 def sweep_card_directories(*, mine: bool = False) -> list[str]:
     """Release shared card directories whose owner process is gone (or all of this process's)."""
     released = []
+    store = cardstore.open_store(create=False)
+    if store is not None:
+        released += store.sweep(mine=mine)
     if SHARED_ROOT.is_dir():
         for path in SHARED_ROOT.iterdir():
             try:
@@ -157,8 +170,10 @@ class DeviceBase:
         self._runtime_c: DockerContainer | None = None
         self._net: netfaults.NetworkFaults | None = None
         self._starved: dict[str, procfaults.Starved] = {}
-        # More environment for the runtime (e.g. ``ARMSTACK_PROBATION``), read when it starts.
-        self.runtime_env: dict[str, str] = {}
+        # More environment for the runtime, read when it starts. A test's deploy does not wait out
+        # the runtime's 60 s probation of real boards: devices start with it off, and a test of
+        # rollback turns it on per service (label ``io.armstack.probation``) or here.
+        self.runtime_env: dict[str, str] = {"ARMSTACK_PROBATION": "0"}
 
     def __enter__(self) -> Self:
         try:
@@ -245,10 +260,7 @@ class DeviceBase:
         from runtime.compose import load_stack
         from runtime.errors import ComposeError
 
-        src = Path(path).resolve()
-        compose = src if src.is_file() else next((src / n for n in COMPOSE_NAMES if (src / n).exists()), None)
-        if compose is None:
-            raise DeployError(f"{src} has none of {', '.join(COMPOSE_NAMES)}")
+        compose = compose_file(path)
         try:
             project = load_stack(compose).stack.project
         except ComposeError as e:
@@ -549,14 +561,21 @@ class DeviceBase:
 
 
 class EmulatedDevice(DeviceBase):
-    """An emulated ARM device; use as a context manager, or call ``start()``/``stop()``."""
+    """An emulated ARM device; use as a context manager, or call ``start()``/``stop()``.
+
+    ``snapshot``: start from that snapshot's card (and stack) instead of a new card; ``template``
+    (default): a new card is a clone of the prepared card of this arch and size (harness.snapshots).
+    ``build_cache`` (default): deploys reuse and fill the host's build cache (harness.buildcache);
+    off for tests that measure builds from nothing.
+    """
 
     capabilities = frozenset({EMULATED, POWER, ENGINE_KILL, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL, NET_FAULTS,
                               CLOCK})
 
     def __init__(self, arch: str | Arch = "arm64", disk: str = "2G", name: str | None = None, *,
                  keep: bool = False, client: docker.DockerClient | None = None,
-                 preload: tuple[str, ...] = ("python", "debian")):
+                 preload: tuple[str, ...] = ("python", "debian"), snapshot: str | None = None,
+                 template: bool = True, build_cache: bool = True):
         arch = get_arch(arch)
         parse_size(disk)  # fail now on a bad size, not inside the engine container
         super().__init__(arch, name or f"armstack-{arch.name}-{uuid.uuid4().hex[:8]}", keep=keep,
@@ -568,19 +587,29 @@ class EmulatedDevice(DeviceBase):
         self._engine_ip: str | None = None
         self._shared: Path | None = None
         self.volumes = {v: f"{self.name}-{v}" for v in ("sdcard", "sock", "stack", "data")}
+        self.snapshot_name = snapshots.check_name(snapshot) if snapshot is not None else None
+        self.template = template
+        self.build_cache = build_cache
+        self.card_dir: Path | None = None      # the card's directory in the card store, if there is one
+        self.reset_point: str | None = None    # the snapshot reset() goes back to
+        self.auto_reset_point = False          # take a reset point after the first deploy
+        self._own_reset_point: str | None = None   # a reset point this device took: removed with it
+        self._store: cardstore.CardStore | None = None
 
     def start(self) -> Self:
         check_emulation(self.arch)
         engine_image = images.build_engine(self.host)
         self.runtime_image = images.build_runtime(self.arch, self.host)
         bases = {kind: images.build_base(kind, self.arch, self.host) for kind in self.preload}
+        restored = self._prepare_card(engine_image, bases)
         for vol in self.volumes.values():
             self.host.volumes.create(vol, labels=labels(self.name))
         run = dict(engine_run_kwargs(self.host, engine_image))
         self._shared = share_card_directory(self.name, self.host)
         env_card: dict[str, str] = {}
+        card = str(self.card_dir) if self.card_dir is not None else self.volumes["sdcard"]
         mounts = {**run.pop("volumes", {}),
-                  self.volumes["sdcard"]: {"bind": "/sdcard", "mode": "rw"},
+                  card: {"bind": "/sdcard", "mode": "rw"},
                   self.volumes["sock"]: {"bind": "/run/armstack", "mode": "rw"},
                   self.volumes["stack"]: {"bind": "/srv/armstack", "mode": "rw"}}
         if self._shared is not None:
@@ -596,7 +625,116 @@ class EmulatedDevice(DeviceBase):
         self._wait_engine()
         for kind, tag in bases.items():
             images.load_into(self.engine, self.host, tag, images.BASES[kind].official)
+        if restored is not None and restored.project is not None:
+            self._restore_stack(restored)
         return self
+
+    # ---- cards: templates, snapshots, reset (harness.snapshots) ----------------------
+    def _prepare_card(self, engine_image: str, bases: dict[str, str]) -> snapshots.SnapshotMeta | None:
+        """Give the device a card in the card store, cloned from its snapshot or template."""
+        # Cards are host files: only for an engine on this machine (docker-py's unix-socket URL).
+        local = str(self.host.api.base_url).startswith("http+docker://")
+        store = cardstore.open_store() if local else None
+        if store is None:
+            if self.snapshot_name is not None:
+                raise DeviceError(f"device {self.name}: snapshots need the card store (root, an engine on this "
+                                  "machine, ARMSTACK_CARD_STORE not off)")
+            return None
+        self._store = store
+        source = self.snapshot_name
+        if source is None and self.template:
+            ids = {kind: self.host.images.get(tag).id for kind, tag in bases.items()}
+            key = snapshots.template_key(self.arch.name, self.disk, self.host.images.get(engine_image).id, ids)
+            source = snapshots.ensure_template(store, self.arch.name, self.disk, self.preload, key)
+        self.card_dir = store.device_dir(self.name)
+        del self.volumes["sdcard"]
+        if source is None:
+            return None
+        meta = snapshots.restore_card(store, source, self.card_dir)
+        if meta.arch != self.arch.name:
+            raise DeviceError(f"snapshot {source!r} is a card of an {meta.arch} device, not {self.arch.name}")
+        self.disk = meta.disk
+        if meta.kind != snapshots.TEMPLATE:
+            self.reset_point = source
+        return meta
+
+    def _restore_stack(self, meta: snapshots.SnapshotMeta, *, keep_containers: bool = False) -> None:
+        """Put back a snapshot's stack files and start the runtime on them (with ``keep_containers``,
+        it adopts the stack's containers that are there)."""
+        assert self._store is not None and meta.project is not None and meta.compose_path is not None
+        data = snapshots.stack_archive(self._store, meta.name)
+        if data is not None:
+            snapshots.put_stack(self, data)
+        self.project, self.compose_path, self.profiles = meta.project, meta.compose_path, meta.profiles
+        # The stack's containers go, its volumes stay: the runtime creates them as on a first
+        # deploy, so nothing counts as restarted (starting the old ones would count).
+        for c in self.engine.containers.list(all=True, filters={"label": f"{STACK_LABEL}={meta.project}"}):
+            if keep_containers:
+                break
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
+        self._start_runtime()
+
+    def snapshot(self, name: str) -> snapshots.SnapshotMeta:
+        """Freeze the card (and the stack files) as snapshot ``name``; the device keeps running.
+        ``EmulatedDevice(snapshot=name)`` and ``device_factory(from_snapshot=name)`` start from it;
+        ``reset()`` goes back to it."""
+        if self._store is None:
+            raise DeviceError(f"device {self.name} has no card in the card store: it cannot be snapshotted")
+        meta = snapshots.take(self, self._store, name)
+        self.reset_point = name
+        return meta
+
+    def reset(self, *, full: bool = False) -> None:
+        """Back to the reset point (the snapshot the device started from or last took, or the
+        state right after its first deploy when ``auto_reset_point``): volumes and stack files
+        restored, faults healed, the runtime started afresh (restart counts at 0).
+
+        By default in place (harness.snapshots.reset_in_place): only services whose volumes
+        changed or that are not running start again. ``full`` (and the fallback when the engine
+        does not answer) restores the whole card and boots the device on it."""
+        if self._store is None or self.card_dir is None or self.reset_point is None:
+            raise DeviceError(f"device {self.name} has no reset point: take one with device.snapshot(name) "
+                              "after deploying, or start the device from a snapshot")
+        if self._runtime_c is not None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.runtime_container().remove(force=True)
+            self._runtime_c = None
+        with contextlib.suppress(docker.errors.NotFound):
+            self.host.volumes.get(self.volumes["data"]).remove(force=True)
+        self.host.volumes.create(self.volumes["data"], labels=labels(self.name))   # runtime state afresh
+        if not full and self.project is not None:
+            try:
+                meta = snapshots.reset_in_place(self, self._store, self.reset_point)
+            except (DeviceError, docker.errors.DockerException, OSError):
+                pass   # judged or failed in place: the whole card then
+            else:
+                self._restore_stack(meta, keep_containers=True)
+                return
+        engine = self.engine_container()
+        if engine.status == "running":
+            engine.kill()   # the card is thrown away: nothing on it needs to stop in order
+        if self._shared is not None:
+            # The engine's card mount outlives it on the host side; the new card needs the path.
+            subprocess.run(["umount", "-l", str(self._shared / Path(CARD_MOUNT).name)], capture_output=True)
+        meta = snapshots.restore_card(self._store, self.reset_point, self.card_dir)
+        self._boot()
+        if meta.project is not None:
+            self._restore_stack(meta)
+
+    def deploy(self, path: str | os.PathLike[str], *, profiles: Sequence[str] = ()) -> UpdateReport:
+        """:meth:`DeviceBase.deploy`, with images built before under the same build inputs loaded
+        from the host's build cache first (harness.buildcache), and what it built added to it."""
+        compose = compose_file(path)
+        if self.build_cache:
+            buildcache.preload(self, compose)
+        report = super().deploy(compose, profiles=profiles)
+        if self.build_cache:
+            buildcache.store(self, compose)
+        if self.auto_reset_point and self.reset_point is None and self._store is not None:
+            snapshots.take(self, self._store, f"reset-{self.name}", snapshots.RESET)
+            self.reset_point = self._own_reset_point = f"reset-{self.name}"
+        return report
 
     def stop(self) -> None:
         """Remove the device's containers, and its volumes unless ``keep``."""
@@ -616,6 +754,12 @@ class EmulatedDevice(DeviceBase):
             for vol in self.volumes.values():
                 with contextlib.suppress(docker.errors.NotFound):
                     self.host.volumes.get(vol).remove(force=True)
+            if self.card_dir is not None:
+                shutil.rmtree(self.card_dir, ignore_errors=True)
+                self.card_dir = None
+        if self._own_reset_point is not None and self._store is not None:
+            self._store.remove_snapshot(self._own_reset_point)
+            self._own_reset_point = None
 
     # ---- engine access ---------------------------------------------------------------
     def engine_container(self) -> Any:

@@ -267,7 +267,8 @@ def build_engine(client: docker.DockerClient | None = None) -> str:
     client = client or docker.from_env()
     entry = (ASSETS / "engine-entrypoint.sh").read_bytes()
     key = _key(arch, ENGINE_PACKAGES, hashlib.sha256(entry).hexdigest())
-    # Keyed like the runtime image: checkouts with different recipes never rebuild each other's.
+    # Keyed like the runtime image: checkouts with different entrypoints share an engine without
+    # rebuilding each other's image (and the card templates made with it) in turns.
     tag = f"{host_tag('engine', arch)}-{key[:8]}"
     if _image_label(client, tag, LABEL_KEY) == key:
         return tag

@@ -1,8 +1,9 @@
 """pytest plugin: emulated ARM devices as fixtures.
 
 Options ``--arch`` (a comma list runs each device test once per arch), ``--device-disk``,
-``--keep-devices``, ``--docker-host``; fixtures ``arm_device`` and ``device_factory``; marker
-``@pytest.mark.device(arch=..., disk=...)``. When a test fails, the runtime log, the engine
+``--keep-devices``, ``--docker-host``; fixtures ``arm_device``, ``arm_device_module``
+(harness.scopes) and ``device_factory``; marker ``@pytest.mark.device(arch=..., disk=...,
+scope=..., build_cache=...)``. When a test fails, the runtime log, the engine
 log, ``docker ps -a`` of the device and an inspect of each service are saved under a report
 folder that the failure output names. Leftovers of crashed sessions are swept at start; this
 session's objects are swept at its end, also after Ctrl-C.
@@ -21,6 +22,7 @@ import pytest
 from harness.arch import Arch, get_arch, parse_arches
 from harness.device import EmulatedDevice
 from harness.protocol import Device
+from harness.scopes import _armstack_module_devices, arm_device_module, marker_scope  # noqa: F401 (fixtures)
 from harness.settings import HarnessSettings
 
 DEVICES_KEY = pytest.StashKey[list[Device]]()
@@ -43,7 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "device(arch=None, disk=None): device settings for this test")
+    config.addinivalue_line("markers", "device(arch=None, disk=None, scope='function', build_cache=True): device "
+                                       "settings for this test; scope='module' shares one device, reset between "
+                                       "tests; build_cache=False builds stacks from nothing")
     config.stash[SETTINGS_KEY] = HarnessSettings.from_config(config)   # options and environment, once
 
 
@@ -99,7 +103,9 @@ def device_factory(request: pytest.FixtureRequest, _armstack_session: None) -> I
     board = settings_of(request.config).docker_host
 
     def create(arch: str | Arch = "arm64", disk: str | None = None, name: str | None = None,
-               **kwargs: Any) -> Device:
+               from_snapshot: str | None = None, **kwargs: Any) -> Device:
+        if from_snapshot is not None:
+            kwargs["snapshot"] = from_snapshot   # a card snapshot (harness.snapshots)
         if board:   # a real board: its own arch and disk, whatever the test would emulate
             from harness.board import BoardDevice
 
@@ -124,10 +130,14 @@ def device_arch(request: pytest.FixtureRequest) -> Arch:
 @pytest.fixture
 def arm_device(request: pytest.FixtureRequest, device_arch: Arch,
                device_factory: Callable[..., Device]) -> Device:
-    """A started emulated device of the selected arch (function scope)."""
+    """A started emulated device of the selected arch: a new one per test, or with
+    ``@pytest.mark.device(scope="module")`` the module's shared one, reset (``arm_device_module``)."""
     marker = request.node.get_closest_marker("device")
+    if marker_scope(marker) == "module" and not settings_of(request.config).docker_host:
+        return request.getfixturevalue("arm_device_module")
     disk = marker.kwargs.get("disk") if marker else None
-    return device_factory(arch=device_arch, disk=disk)
+    extra = {"build_cache": bool(marker.kwargs["build_cache"])} if marker and "build_cache" in marker.kwargs else {}
+    return device_factory(arch=device_arch, disk=disk, **extra)
 
 
 @pytest.hookimpl(wrapper=True)

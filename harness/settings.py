@@ -20,6 +20,8 @@ IMAGE_PREFIX_ENV = "ARMSTACK_IMAGE_PREFIX"
 DEBIAN_MIRROR_ENV = "ARMSTACK_DEBIAN_MIRROR"
 CA_BUNDLE_ENV = "ARMSTACK_CA_BUNDLE"
 SHARED_MOUNTS_ENV = "ARMSTACK_SHARED_MOUNTS"
+CARD_STORE_ENV = "ARMSTACK_CARD_STORE"
+CARD_STORE_MODES = ("auto", "copy", "off")
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class HarnessSettings:
     ``debian_mirror``: None means the host's own apt sources. ``ca_bundle``: the CA bundle the
     stand-in images trust. ``shared_mounts``: where each device's card directory is shared
     between its engine and runtime containers. ``docker_host``: a real board's engine
-    (``--docker-host``), None for emulated devices.
+    (``--docker-host``), None for emulated devices. ``card_store``: ``auto`` (cards cloned by
+    reflink from an XFS store, else by sparse copy), ``copy`` (always sparse copies) or ``off``
+    (every device makes a new card; no templates, snapshots or ``reset()``).
     """
 
     arch: str = "arm64"
@@ -41,6 +45,7 @@ class HarnessSettings:
     ca_bundle: Path = Path("/etc/ssl/certs/ca-certificates.crt")
     shared_mounts: Path = Path("/run/armstack/devices")
     docker_host: str | None = None
+    card_store: str = "auto"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> HarnessSettings:
@@ -54,6 +59,7 @@ class HarnessSettings:
             debian_mirror=env.get(DEBIAN_MIRROR_ENV) or None,
             ca_bundle=Path(env[CA_BUNDLE_ENV]) if env.get(CA_BUNDLE_ENV) else default.ca_bundle,
             shared_mounts=Path(env[SHARED_MOUNTS_ENV]) if env.get(SHARED_MOUNTS_ENV) else default.shared_mounts,
+            card_store=_card_store(env.get(CARD_STORE_ENV) or default.card_store),
         )
 
     @classmethod
@@ -65,4 +71,10 @@ class HarnessSettings:
         host = config.getoption("--docker-host", default=None) or None
         return cls(arch=str(arch), cache=base.cache, image_prefix=base.image_prefix,
                    debian_mirror=base.debian_mirror, ca_bundle=base.ca_bundle, shared_mounts=base.shared_mounts,
-                   docker_host=str(host) if host else None)
+                   docker_host=str(host) if host else None, card_store=base.card_store)
+
+
+def _card_store(value: str) -> str:
+    if value not in CARD_STORE_MODES:
+        raise ValueError(f"{CARD_STORE_ENV}={value!r}: expected one of {', '.join(CARD_STORE_MODES)}")
+    return value

@@ -41,5 +41,7 @@ mount --make-rprivate /var/lib/docker 2>/dev/null || true
 rm -f /run/armstack/docker.sock /var/run/docker.sock /var/run/docker.pid
 
 # The runtime's socket (shared volume), the standard one (as on a board), and TCP for the host.
+# --tls=false says outright that the TCP socket is plain (it is reachable only on the host's
+# bridge): without it dockerd 20.10 waits 15 s at every start to warn about it.
 exec dockerd --host unix:///run/armstack/docker.sock --host unix:///var/run/docker.sock --host tcp://0.0.0.0:2375 \
-  --data-root /var/lib/docker --storage-driver overlay2 ${ARMSTACK_DOCKERD_ARGS:-}
+  --tls=false --data-root /var/lib/docker --storage-driver overlay2 ${ARMSTACK_DOCKERD_ARGS:-}

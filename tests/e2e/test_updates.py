@@ -69,6 +69,7 @@ def started_at(device: EmulatedDevice) -> dict[str, str]:
             for c in device.engine.containers.list(all=True, filters={"label": "io.armstack.stack=updates"})}
 
 
+@pytest.mark.device(build_cache=False)   # these tests measure builds from nothing
 @pytest.mark.quick
 def test_one_line_change_rebuilds_only_that_service_from_cache(arm_device: EmulatedDevice, stacks: Path,
                                                                 tmp_path: Path) -> None:
@@ -103,6 +104,7 @@ def test_one_line_change_rebuilds_only_that_service_from_cache(arm_device: Emula
     assert container_ids(arm_device) == after and started_at(arm_device) == started
 
 
+@pytest.mark.device(build_cache=False)   # these tests measure builds from nothing
 @pytest.mark.full
 def test_power_cut_during_an_update_build_converges(arm_device: EmulatedDevice, stacks: Path,
                                                    tmp_path: Path) -> None:
@@ -150,6 +152,7 @@ def test_power_cut_during_an_update_build_converges(arm_device: EmulatedDevice, 
     assert arm_device.container("api").image.id == tagged[0].id
 
 
+@pytest.mark.device(build_cache=False)   # these tests measure builds from nothing
 @pytest.mark.full
 @pytest.mark.parametrize("strategy", ["kill-then-download", "delete-then-download"])
 def test_update_strategies_on_the_device(arm_device: EmulatedDevice, stacks: Path, tmp_path: Path,
