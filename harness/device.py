@@ -18,6 +18,7 @@ are a :class:`harness.protocol.Device`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,17 +34,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-# Not a setting but a default handed to testcontainers, which reads its configuration from the
-# environment when it is imported (below): Ryuk needs a registry; we sweep by label.
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-
-import contextlib
-
 import docker  # noqa: E402
 import docker.errors  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
 
-from harness import faults, images  # noqa: E402
+from harness import faults, images, reaper  # noqa: E402
 from harness.arch import Arch, check_emulation, get_arch  # noqa: E402
 from harness.archive import read_single_file, tar_directory  # noqa: E402
 from harness.capabilities import engine_run_kwargs  # noqa: E402
@@ -275,7 +270,7 @@ class DeviceBase:
             .with_kwargs(labels=labels(self.name), restart_policy={"Name": "unless-stopped"},
                          stop_signal="SIGTERM", platform=self.arch.platform),
             mounts)
-        self._runtime_c.start()
+        reaper.start(self._runtime_c)
         status = self._wait_applied(1)
         return UpdateReport.from_json(status.get("last_apply"))
 
@@ -507,7 +502,7 @@ class EmulatedDevice(DeviceBase):
             .with_kwargs(**run, labels=labels(self.name), hostname=self.name,
                          restart_policy={"Name": "unless-stopped"}),
             mounts)
-        self._engine_c.start()
+        reaper.start(self._engine_c)
         self._wait_engine()
         for kind, tag in bases.items():
             images.load_into(self.engine, self.host, tag, images.BASES[kind].official)

@@ -22,9 +22,6 @@ ALLOWED = {
     # interpolates with the process environment); the CLI and the supervisor always pass
     # RuntimeSettings.environ through the StackSource.
     "runtime/compose/loader.py": 1,
-    # A write, not a read: testcontainers takes its configuration from the environment when it
-    # is imported, so the harness sets its one default there before the import.
-    "harness/device.py": 1,
 }
 
 
