@@ -481,9 +481,10 @@ class EmulatedDevice(DeviceBase):
 
     def start(self) -> Self:
         check_emulation(self.arch)
-        engine_image = images.build_engine(self.host)
-        self.runtime_image = images.build_runtime(self.arch, self.host)
-        bases = {kind: images.build_base(kind, self.arch, self.host) for kind in self.preload}
+        ready = images.prepare([self.arch], ("engine", "runtime", *self.preload), self.host)
+        engine_image = ready["engine", get_arch("amd64").name]
+        self.runtime_image = ready["runtime", self.arch.name]
+        bases = {kind: ready[kind, self.arch.name] for kind in self.preload}
         for vol in self.volumes.values():
             self.host.volumes.create(vol, labels=labels(self.name))
         run = dict(engine_run_kwargs(self.host, engine_image))
