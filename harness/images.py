@@ -200,7 +200,9 @@ def rootfs_tarball(arch: Arch, packages: tuple[str, ...], python: bool = False) 
             name = rootfs_name(arch, packages)
             with step(f"{tool} {SUITE} {arch.name}" + (f" + {' '.join(packages)}" if packages else ""),
                       key=name) as update:
-                _run_streaming(cmd, update, f"{tool} of {name}")
+                # mmdebstrap unpacks under $TMPDIR: next to the cache, as debootstrap's tree is,
+                # rather than in a /tmp that may be a small tmpfs.
+                _run_streaming(["env", f"TMPDIR={work}", *cmd], update, f"{tool} of {name}")
                 if tool != "mmdebstrap":
                     _trim(work / "root", python)
                     subprocess.run(["tar", "-C", str(work / "root"), "--numeric-owner", "-cf", str(tmp), "."],
