@@ -45,7 +45,8 @@ class Plan:
         if share is None:
             return description
         index = list(self.expected).index(key) + 1
-        return f"[{index}/{len(self.expected)}, {share:.0%} of {self.title}] {description}"
+        shown = f"{share:.0%}" if share >= 0.005 else "<1%"
+        return f"[{index}/{len(self.expected)}, {shown} of {self.title}] {description}"
 
     def summary(self) -> str:
         """Each finished step's measured share of the summed step time, largest first."""
