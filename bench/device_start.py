@@ -1,4 +1,4 @@
-"""Device spin-up: cold (nothing cached: debootstrap, image builds) and warm (images cached)."""
+"""Device spin-up: cold (nothing cached: root filesystems, image builds) and warm (images cached)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def run(quick: bool = False, arch: str = "arm64") -> Result:
         for img in host.images.list():
             if any(t.startswith("armstack-bench-cold/") for t in img.tags):
                 host.images.remove(img.id, force=True)
-    result.row(f"cold start ({arch}, debootstrap + image builds)", cold, "s")
+    result.row(f"cold start ({arch}, root filesystems + image builds)", cold, "s")
     result.row("cold / warm", cold / min(s for s, _ in warm), "x")
     result.series["cold start"] = [cold]
     return result

@@ -17,6 +17,10 @@ times. Reported, from the runtime's own update reports plus the device engine:
 The device runs its runtime without a global probation (``ARMSTACK_PROBATION=0``), so the update figures
 time the update alone; the rollback round turns probation on for api with its label.
 
+- ``labels``: the runtime's image labels put on the built ``api`` image (every step cached), as
+  the engine's LABEL steps (how a build request's labels are applied) vs one commit (how the
+  runtime applies them, ``runtime.imagelabels``), on the same device engine.
+
 Run alone with ``python -m bench.updates [--quick] [--arch arm64] [--out FILE]``; ``bench``'s
 runner calls :func:`run` with a started device that runs no stack yet.
 """
@@ -92,6 +96,46 @@ def _timed_deploy(device: EmulatedDevice, stack: Path) -> tuple[UpdateReport, fl
     return report, time.monotonic() - t0
 
 
+def _built(api: Any, context: Path, labels: dict[str, str]) -> str:
+    from runtime.buildctx import context_tar
+    from runtime.compose.model import BuildSpec
+
+    image = None
+    for chunk in api.build(fileobj=context_tar(BuildSpec(context=str(context))), custom_context=True,
+                           labels=labels, rm=True, forcerm=True, decode=True):
+        if "error" in chunk:
+            raise RuntimeError(f"the build of {context.name} failed: {chunk['error']}")
+        image = (chunk.get("aux") or {}).get("ID", image)
+    if image is None:
+        raise RuntimeError(f"the build of {context.name} named no image")
+    return str(image)
+
+
+def _labelling(device: EmulatedDevice, stack: Path, rounds: int) -> dict[str, float]:
+    """Seconds to a labelled ``api`` image whose steps are all cached: labels in the build request
+    (the engine appends a LABEL step per label) vs the build without them and one commit."""
+    from runtime import labels as L
+    from runtime.imagelabels import label_image
+
+    api = device.engine.api
+    by_steps: list[float] = []
+    by_commit: list[float] = []
+    for i in range(rounds):
+        # New values each round, as a real rebuild has (its hash): the LABEL steps are never cached.
+        labels = {L.IMAGE_STACK: "updates", L.IMAGE_SERVICE: CHANGED, L.BUILD_HASH: f"bench-{i}-{time.time_ns()}"}
+        t0 = time.monotonic()
+        _built(api, stack / CHANGED, labels)
+        by_steps.append(time.monotonic() - t0)
+        labels[L.BUILD_HASH] += "-commit"
+        t0 = time.monotonic()
+        if label_image(api, _built(api, stack / CHANGED, {}), labels) is None:
+            raise RuntimeError(f"{CHANGED}'s image has no command: it cannot be labelled by a commit")
+        by_commit.append(time.monotonic() - t0)
+    steps, commit = statistics.median(by_steps), statistics.median(by_commit)
+    return {"label_count": float(len(labels)), "build_with_label_steps_seconds": round(steps, 3),
+            "build_then_one_commit_seconds": round(commit, 3), "saving_seconds": round(steps - commit, 3)}
+
+
 def run(device: EmulatedDevice, quick: bool) -> dict[str, Any]:
     """Measure cold vs warm updates on ``device`` (started, no stack deployed); returns the figures."""
     rounds = 1 if quick else 3
@@ -121,6 +165,7 @@ def run(device: EmulatedDevice, quick: bool) -> dict[str, Any]:
                 "untouched_restarts": restarts,
             })
         rollback = _rollback(device, stack)
+        labelling = _labelling(device, stack, 3)
 
     warm_build = statistics.median(r["build_seconds"] for r in warm_runs)
     warm_wall = statistics.median(r["apply_seconds"] for r in warm_runs)
@@ -143,6 +188,7 @@ def run(device: EmulatedDevice, quick: bool) -> dict[str, Any]:
         "downtime_seconds": round(statistics.median(r["downtime_seconds"] for r in warm_runs), 3),
         "untouched_restarts": sum(r["untouched_restarts"] for r in warm_runs),
         "rollback": rollback,
+        "labels": labelling,
     }
 
 

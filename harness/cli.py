@@ -44,17 +44,8 @@ def images_main(argv: list[str]) -> int:
             parser.error(f"unknown kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}")
         from harness.arch import parse_arches
 
-        arches = parse_arches(args.arch)
-        images.prefetch_rootfs(arches, kinds)
-        for arch in arches:
-            for kind in kinds:
-                if kind == "engine":
-                    tag = images.build_engine()
-                elif kind == "runtime":
-                    tag = images.build_runtime(arch)
-                else:
-                    tag = images.build_base(kind, arch)
-                print(tag)
+        for tag in images.prepare(parse_arches(args.arch), kinds).values():
+            print(tag)
         return 0
     except HarnessError as e:
         print(f"armstack images: {e}", file=sys.stderr)

@@ -18,6 +18,7 @@ are a :class:`harness.protocol.Device`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,17 +34,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-# Not a setting but a default handed to testcontainers, which reads its configuration from the
-# environment when it is imported (below): Ryuk needs a registry; we sweep by label.
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-
-import contextlib
-
 import docker  # noqa: E402
 import docker.errors  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
 
-from harness import buildcache, cardstore, faults, images, netfaults, procfaults, snapshots  # noqa: E402
+from harness import buildcache, cardstore, faults, images, netfaults, procfaults, reaper, snapshots  # noqa: E402
 from harness.arch import Arch, check_emulation, get_arch  # noqa: E402
 from harness.archive import read_single_file, tar_directory  # noqa: E402
 from harness.capabilities import engine_run_kwargs  # noqa: E402
@@ -294,7 +289,7 @@ class DeviceBase:
             .with_kwargs(labels=labels(self.name), restart_policy={"Name": "unless-stopped"},
                          stop_signal="SIGTERM", platform=self.arch.platform),
             mounts)
-        self._runtime_c.start()
+        reaper.start(self._runtime_c)
         status = self._wait_applied(1)
         return UpdateReport.from_json(status.get("last_apply"))
 
@@ -598,9 +593,10 @@ class EmulatedDevice(DeviceBase):
 
     def start(self) -> Self:
         check_emulation(self.arch)
-        engine_image = images.build_engine(self.host)
-        self.runtime_image = images.build_runtime(self.arch, self.host)
-        bases = {kind: images.build_base(kind, self.arch, self.host) for kind in self.preload}
+        ready = images.prepare([self.arch], ("engine", "runtime", *self.preload), self.host)
+        engine_image = ready["engine", get_arch("amd64").name]
+        self.runtime_image = ready["runtime", self.arch.name]
+        bases = {kind: ready[kind, self.arch.name] for kind in self.preload}
         restored = self._prepare_card(engine_image, bases)
         for vol in self.volumes.values():
             self.host.volumes.create(vol, labels=labels(self.name))
@@ -621,7 +617,7 @@ class EmulatedDevice(DeviceBase):
             .with_kwargs(**run, labels=labels(self.name), hostname=self.name,
                          restart_policy={"Name": "unless-stopped"}),
             mounts)
-        self._engine_c.start()
+        reaper.start(self._engine_c)
         self._wait_engine()
         for kind, tag in bases.items():
             images.load_into(self.engine, self.host, tag, images.BASES[kind].official)

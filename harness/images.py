@@ -1,11 +1,13 @@
 """Base images without a registry, the device engine image and the runtime image.
 
 Debian stand-ins for ``debian:bookworm-slim`` and ``python:3.11-slim-bookworm`` are built from
-Debian packages with debootstrap, per architecture. Root filesystems are cached as tarballs
-under ``~/.cache/armstack/rootfs`` keyed by suite + arch + package list, so only the first run
-pays for debootstrap. On the host the images carry the project's own names (``armstack/...``)
-so a user's real ``debian:*``/``python:*`` images are never overwritten; inside a device's
-engine they are tagged with the official names so ordinary Dockerfiles work offline.
+Debian packages with mmdebstrap (debootstrap where mmdebstrap is missing), per architecture.
+Root filesystems are cached as tarballs under ``~/.cache/armstack/rootfs`` keyed by suite +
+arch + package list, so only the first run pays for a bootstrap; a cold setup
+(:func:`prepare`) makes the missing ones side by side. On the host the images carry the
+project's own names (``armstack/...``) so a user's real ``debian:*``/``python:*`` images are
+never overwritten; inside a device's engine they are tagged with the official names so ordinary
+Dockerfiles work offline.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ import docker.errors
 
 from harness.arch import Arch, check_emulation, get_arch
 from harness.errors import ImageBuildError, SetupError
-from harness.progress import Update, step
+from harness.progress import Update, plan, step
 from harness.settings import HarnessSettings
 
 SUITE = "bookworm"
@@ -133,35 +135,82 @@ def _run_streaming(cmd: list[str], update: Update, what: str) -> None:
         raise ImageBuildError(f"{what} failed (exit {proc.returncode}); last output:\n" + "\n".join(tail))
 
 
+# mmdebstrap resolves with apt and downloads in parallel: measured 2026-12 on 2 cores, a rootfs
+# took a fraction of debootstrap's time (README, "Cold setup"). debootstrap stays the fallback.
+BOOTSTRAPPERS = ("mmdebstrap", "debootstrap")
+# mmdebstrap's own hooks that lay out merged /usr as debootstrap does and install usr-is-merged;
+# without them apt satisfies bookworm's merged-/usr dependency with usrmerge, which pulls in
+# perl (40 MB) and converts the tree under emulation.
+MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+
+
+def bootstrapper() -> str:
+    """The tool that makes root filesystems here: mmdebstrap if installed, else debootstrap."""
+    found = next((tool for tool in BOOTSTRAPPERS if shutil.which(tool)), None)
+    if found is None:
+        raise SetupError("neither mmdebstrap nor debootstrap is installed: run `make setup` "
+                         "(or apt-get install mmdebstrap)")
+    return found
+
+
+def bootstrap_command(tool: str, arch: Arch, packages: Sequence[str], python: bool, target: Path,
+                      source: str) -> list[str]:
+    """The command that makes Debian minbase + ``packages`` for ``arch``: mmdebstrap writes the
+    tarball ``target`` itself (trimmed: no apt lists nor caches); debootstrap fills the
+    directory ``target`` (trimmed and packed by :func:`_pack`)."""
+    cmd = [tool, f"--arch={arch.debian}", "--variant=minbase"]
+    if packages:
+        cmd.append("--include=" + ",".join(packages))
+    if tool == "mmdebstrap":
+        if MERGED_USR_HOOKS.is_dir():
+            cmd.append(f"--hook-dir={MERGED_USR_HOOKS}")
+        if python:   # what _trim does for debootstrap: pip may install into the system, as in python:*
+            cmd.append('--customize-hook=rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED')
+        cmd += ["--mode=root", "--format=tar"]
+    return [*cmd, SUITE, str(target), source]
+
+
+def rootfs_name(arch: Arch, packages: tuple[str, ...]) -> str:
+    """What a rootfs is, for progress lines: ``rootfs python armv7``."""
+    kind = next((k for k, b in BASES.items() if b.packages == packages), None)
+    kind = kind or ("engine" if packages == ENGINE_PACKAGES else "+".join(packages) or "minbase")
+    return f"rootfs {kind} {arch.name}"
+
+
+def rootfs_path(arch: Arch, packages: tuple[str, ...]) -> Path:
+    return cache_dir() / "rootfs" / f"{SUITE}-{arch.name}-{_key(arch, packages)}.tar"
+
+
 def rootfs_tarball(arch: Arch, packages: tuple[str, ...], python: bool = False) -> Path:
-    """A cached rootfs tarball of Debian minbase + packages for arch; debootstraps on a miss."""
-    key = _key(arch, packages)
-    out = cache_dir() / "rootfs" / f"{SUITE}-{arch.name}-{key}.tar"
+    """A cached rootfs tarball of Debian minbase + packages for arch; bootstraps on a miss."""
+    out = rootfs_path(arch, packages)
     if out.exists():
         return out
     with _locked(out.with_suffix(".lock")):
         if out.exists():  # another process built it while we waited
             return out
-        if shutil.which("debootstrap") is None:
-            raise SetupError("debootstrap is not installed: run `make setup` (or apt-get install debootstrap)")
+        tool = bootstrapper()
         if os.geteuid() != 0:
-            raise SetupError("building a base image runs debootstrap, which needs root; run as root")
+            raise SetupError(f"building a base image runs {tool}, which needs root; run as root")
         check_emulation(arch)
         work = Path(tempfile.mkdtemp(prefix=f"rootfs-{arch.name}-", dir=out.parent))
+        tmp = out.with_suffix(".tar.tmp")
         try:
-            cmd = ["debootstrap", f"--arch={arch.debian}", "--variant=minbase"]
-            if packages:
-                cmd.append("--include=" + ",".join(packages))
-            cmd += [SUITE, str(work / "root"), mirror()]
-            label = f"debootstrap {SUITE} {arch.name}" + (f" + {' '.join(packages)}" if packages else "")
-            with step(label) as update:
-                _run_streaming(cmd, update, label)
-                _trim(work / "root", python)
-                tmp = out.with_suffix(".tar.tmp")
-                subprocess.run(["tar", "-C", str(work / "root"), "--numeric-owner", "-cf", str(tmp), "."],
-                               check=True)
-                tmp.replace(out)
+            target = tmp if tool == "mmdebstrap" else work / "root"
+            cmd = bootstrap_command(tool, arch, packages, python, target, mirror())
+            name = rootfs_name(arch, packages)
+            with step(f"{tool} {SUITE} {arch.name}" + (f" + {' '.join(packages)}" if packages else ""),
+                      key=name) as update:
+                # mmdebstrap unpacks under $TMPDIR: next to the cache, as debootstrap's tree is,
+                # rather than in a /tmp that may be a small tmpfs.
+                _run_streaming(["env", f"TMPDIR={work}", *cmd], update, f"{tool} of {name}")
+                if tool != "mmdebstrap":
+                    _trim(work / "root", python)
+                    subprocess.run(["tar", "-C", str(work / "root"), "--numeric-owner", "-cf", str(tmp), "."],
+                                   check=True)
+                tmp.replace(out)   # only a finished tarball ever has the cached name
         finally:
+            tmp.unlink(missing_ok=True)
             shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -179,11 +228,9 @@ def _trim(root: Path, python: bool) -> None:
             marker.unlink()
 
 
-def prefetch_rootfs(arches: Sequence[str | Arch], kinds: list[str]) -> None:
-    """Debootstrap every missing rootfs at once: they wait on the network and on QEMU in turns,
-    so running them side by side takes about as long as the slowest one."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _rootfs_jobs(arches: Iterable[str | Arch], kinds: Iterable[str]) -> list[tuple[Arch, tuple[str, ...], bool]]:
+    """The root filesystems the images ``kinds`` of ``arches`` are made from, each once."""
+    kinds = list(kinds)
     jobs: list[tuple[Arch, tuple[str, ...], bool]] = []
     for name in arches:
         arch = get_arch(name)
@@ -194,10 +241,7 @@ def prefetch_rootfs(arches: Sequence[str | Arch], kinds: list[str]) -> None:
                 jobs.append((arch, BASES["python"].packages, True))
     if "engine" in kinds:
         jobs.append((get_arch("amd64"), ENGINE_PACKAGES, False))
-    unique = {(a.name, p): (a, p, py) for a, p, py in jobs}
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        for future in [pool.submit(rootfs_tarball, a, p, py) for a, p, py in unique.values()]:
-            future.result()
+    return list({(a.name, p): (a, p, py) for a, p, py in jobs}.values())
 
 
 def _image_label(client: docker.DockerClient, tag: str, label: str) -> str | None:
@@ -210,16 +254,33 @@ def _image_label(client: docker.DockerClient, tag: str, label: str) -> str | Non
 def _build(client: docker.DockerClient, context: Path, tag: str, arch: Arch, update: Update,
            dockerfile: str = "Dockerfile", buildargs: dict[str, str] | None = None,
            target: str | None = None, labels: dict[str, str] | None = None) -> None:
-    tail: list[str] = []
-    try:
-        for chunk in client.api.build(path=str(context), dockerfile=dockerfile, tag=tag, platform=arch.platform,
-                                      buildargs=buildargs or {}, target=target, labels=labels or {},
+    """Build ``tag``; its ``labels`` are added by one commit afterwards (runtime.imagelabels), not
+    by the engine's LABEL steps, and the image is tagged only then."""
+    from runtime.imagelabels import label_image
+
+    def build(with_labels: dict[str, str]) -> str:
+        tail: list[str] = []
+        built: str | None = None
+        for chunk in client.api.build(path=str(context), dockerfile=dockerfile, platform=arch.platform,
+                                      buildargs=buildargs or {}, target=target, labels=with_labels,
                                       rm=True, forcerm=True, decode=True):
             if "stream" in chunk:
                 update(chunk["stream"])
                 tail = (tail + [chunk["stream"].rstrip()])[-15:]
+            if isinstance(chunk.get("aux"), dict) and "ID" in chunk["aux"]:
+                built = chunk["aux"]["ID"]
             if "error" in chunk:
                 raise ImageBuildError(f"building {tag} failed: {chunk['error'].strip()}\n" + "\n".join(tail))
+        if built is None:
+            raise ImageBuildError(f"building {tag} failed: the engine did not say which image it built")
+        return built
+
+    try:
+        image = build({})
+        if labels:
+            image = label_image(client.api, image, labels) or build(labels)
+        repo, version = docker.utils.parse_repository_tag(tag)
+        client.api.tag(image, repo, version or "latest")
     except docker.errors.APIError as e:
         raise ImageBuildError(f"building {tag} failed: {e.explanation or e}") from e
 
@@ -235,6 +296,31 @@ def host_ca_bundle(settings: HarnessSettings | None = None) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
+def _base_key(kind: str, arch: Arch) -> str:
+    return _key(arch, BASES[kind].packages, hashlib.sha256(host_ca_bundle() or b"").hexdigest())
+
+
+def _engine_key(arch: Arch) -> str:
+    return _key(arch, ENGINE_PACKAGES, hashlib.sha256((ASSETS / "engine-entrypoint.sh").read_bytes()).hexdigest())
+
+
+def runtime_tag(arch: Arch) -> str:
+    return f"{prefix()}/runtime:{runtime_source_hash()}-{arch.name}"
+
+
+def engine_tag(arch: Arch) -> str:
+    return f"{host_tag('engine', arch)}-{_engine_key(arch)[:8]}"
+
+
+def is_current(client: docker.DockerClient, kind: str, arch: Arch) -> bool:
+    """Whether the host already has image ``kind`` of ``arch`` as this code would build it."""
+    if kind == "engine":
+        return _image_label(client, engine_tag(arch), LABEL_KEY) == _engine_key(arch)
+    if kind == "runtime":
+        return _image_label(client, runtime_tag(arch), LABEL_SOURCE) == runtime_source_hash()
+    return _image_label(client, host_tag(kind, arch), LABEL_KEY) == _base_key(kind, arch)
+
+
 def build_base(kind: str, arch_name: str | Arch, client: docker.DockerClient | None = None) -> str:
     """Build (or reuse) the stand-in base image ``kind`` for an arch; returns its host tag."""
     base = BASES[kind]
@@ -242,7 +328,7 @@ def build_base(kind: str, arch_name: str | Arch, client: docker.DockerClient | N
     client = client or docker.from_env()
     tag = host_tag(kind, arch)
     ca = host_ca_bundle()
-    key = _key(arch, base.packages, hashlib.sha256(ca or b"").hexdigest())
+    key = _base_key(kind, arch)
     if _image_label(client, tag, LABEL_KEY) == key:
         return tag
     tarball = rootfs_tarball(arch, base.packages, python=base.python)
@@ -256,7 +342,7 @@ def build_base(kind: str, arch_name: str | Arch, client: docker.DockerClient | N
             dockerfile += (f"COPY ca-certificates.crt {bundle}\n"
                            f"ENV SSL_CERT_FILE={bundle} PIP_CERT={bundle} REQUESTS_CA_BUNDLE={bundle}\n")
         (Path(ctx) / "Dockerfile").write_text(dockerfile + f"CMD {base.cmd}\n")
-        with step(f"image {tag}") as update:
+        with step(f"image {tag}", key=f"image {kind} {arch.name}") as update:
             _build(client, Path(ctx), tag, arch, update, labels={LABEL_KIND: kind, LABEL_KEY: key})
     return tag
 
@@ -265,11 +351,10 @@ def build_engine(client: docker.DockerClient | None = None) -> str:
     """The device engine image: native dockerd + tools to make and mount the SD card."""
     arch = get_arch("amd64")
     client = client or docker.from_env()
-    entry = (ASSETS / "engine-entrypoint.sh").read_bytes()
-    key = _key(arch, ENGINE_PACKAGES, hashlib.sha256(entry).hexdigest())
     # Keyed like the runtime image: checkouts with different entrypoints share an engine without
     # rebuilding each other's image (and the card templates made with it) in turns.
-    tag = f"{host_tag('engine', arch)}-{key[:8]}"
+    tag = engine_tag(arch)
+    key = _engine_key(arch)
     if _image_label(client, tag, LABEL_KEY) == key:
         return tag
     tarball = rootfs_tarball(arch, ENGINE_PACKAGES)
@@ -280,7 +365,7 @@ def build_engine(client: docker.DockerClient | None = None) -> str:
             "FROM scratch\nADD rootfs.tar /\nCOPY engine-entrypoint.sh /usr/local/bin/engine-entrypoint\n"
             "RUN chmod 755 /usr/local/bin/engine-entrypoint\n"
             'ENTRYPOINT ["/usr/local/bin/engine-entrypoint"]\n')
-        with step(f"image {tag}") as update:
+        with step(f"image {tag}", key=f"image engine {arch.name}") as update:
             _build(client, Path(ctx), tag, arch, update, labels={LABEL_KIND: "engine", LABEL_KEY: key})
     return tag
 
@@ -345,7 +430,8 @@ def _build_target(arch: Arch, target: str, client: docker.DockerClient | None, t
     if _image_label(client, tag, LABEL_SOURCE) == source:
         return tag
     dockerfile, package = runtime_sources()
-    with tempfile.TemporaryDirectory(prefix=f"armstack-{target}-") as tmp, step(f"image {tag}") as update:
+    with tempfile.TemporaryDirectory(prefix=f"armstack-{target}-") as tmp, \
+            step(f"image {tag}", key=f"image {target} {arch.name}") as update:
         context = Path(tmp)
         shutil.copy2(dockerfile, context / "Dockerfile")
         shutil.copytree(package, context / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
@@ -363,6 +449,70 @@ def build_all_in_one(client: docker.DockerClient | None = None, tag: str | None 
     rebuilds only the top layers.
     """
     return _build_target(get_arch("amd64"), "all-in-one", client, tag)
+
+
+# What each step of a cold setup costs relative to the others, for the share each progress line
+# shows (absolute times depend on the machine and its load): seconds seen on a 2-core x86_64
+# machine with QEMU 10, the debian rootfs taking 0.6 of the python one when both run at once.
+EXPECTED_SECONDS = {"rootfs python": 335.0, "rootfs debian": 200.0, "rootfs engine": 31.0,
+                    "image runtime": 108.0, "image python": 4.0, "image debian": 4.0, "image engine": 5.0}
+
+
+def setup_steps(client: docker.DockerClient, arches: Sequence[Arch], kinds: Sequence[str]) -> dict[str, float]:
+    """The steps a setup of images ``kinds`` for ``arches`` still has to run, with their usual cost:
+    the images not current on the host, and the root filesystems of those not yet cached."""
+    images: list[tuple[str, Arch]] = []
+    for arch in arches:
+        for kind in kinds:
+            if kind == "engine":
+                continue
+            if kind == "runtime" and not is_current(client, "runtime", arch):
+                images.append(("python", arch))   # the runtime image is built on the python one
+            images.append((kind, arch))
+    if "engine" in kinds:
+        images.append(("engine", get_arch("amd64")))
+    steps: dict[str, float] = {}
+    for kind, arch in dict.fromkeys(images):
+        if is_current(client, kind, arch):
+            continue
+        if kind != "runtime":
+            for a, packages, _ in _rootfs_jobs([arch], [kind]):
+                if not rootfs_path(a, packages).exists():
+                    steps[rootfs_name(a, packages)] = EXPECTED_SECONDS[f"rootfs {kind}"]
+        steps[f"image {kind} {arch.name}"] = EXPECTED_SECONDS[f"image {kind}"]
+    # Root filesystems first: they run side by side before any image is built.
+    return dict(sorted(steps.items(), key=lambda kv: not kv[0].startswith("rootfs")))
+
+
+def prepare(arches: Sequence[str | Arch], kinds: Sequence[str],
+            client: docker.DockerClient | None = None) -> dict[tuple[str, str], str]:
+    """Make (or reuse) the images ``kinds`` (engine, python, debian, runtime) for ``arches``; returns
+    their host tags by (kind, arch name), the engine's under its own arch (amd64 on this host).
+
+    A cold setup bootstraps every missing root filesystem at once, then builds the images; each
+    step's progress line says its share of the whole, and a last line what each one took.
+    """
+    client = client or docker.from_env()
+    targets = [get_arch(a) for a in arches]
+    tags: dict[tuple[str, str], str] = {}
+    with plan("setup", setup_steps(client, targets, kinds)) as current:
+        rootfs = {(a.name, p): (a, p, py) for a, p, py in _rootfs_jobs(targets, kinds)
+                  if rootfs_name(a, p) in current.expected}
+        if rootfs:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=len(rootfs)) as pool:
+                for future in [pool.submit(rootfs_tarball, a, p, py) for a, p, py in rootfs.values()]:
+                    future.result()
+        if "engine" in kinds:
+            tags["engine", get_arch("amd64").name] = build_engine(client)
+        for arch in targets:
+            for kind in kinds:
+                if kind == "runtime":
+                    tags[kind, arch.name] = build_runtime(arch, client)
+                elif kind != "engine":
+                    tags[kind, arch.name] = build_base(kind, arch, client)
+    return tags
 
 
 def load_into(target: docker.DockerClient, source: docker.DockerClient, tag: str, names: tuple[str, ...]) -> None:

@@ -7,25 +7,34 @@ scope=..., build_cache=...)``. When a test fails, the runtime log, the engine
 log, ``docker ps -a`` of the device and an inspect of each service are saved under a report
 folder that the failure output names. Leftovers of crashed sessions are swept at start; this
 session's objects are swept at its end, also after Ctrl-C.
+
+Installed as a ``pytest11`` entry point, this module is loaded by every pytest run on the
+machine, device tests or not, and also where only the runtime (``pip install armstack``, no
+``[harness]`` extra) is installed: it imports nothing heavy (docker, testcontainers, the
+device kit) and changes no environment variable at import. Those come with the first fixture
+that needs them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness.arch import Arch, get_arch, parse_arches
-from harness.device import EmulatedDevice
-from harness.protocol import Device
+from harness.errors import SetupError
 from harness.scopes import _armstack_module_devices, arm_device_module, marker_scope  # noqa: F401 (fixtures)
 from harness.settings import HarnessSettings
 
-DEVICES_KEY = pytest.StashKey[list[Device]]()
+if TYPE_CHECKING:
+    from harness.protocol import Device
+
+DEVICES_KEY = pytest.StashKey[list["Device"]]()
 SETTINGS_KEY = pytest.StashKey[HarnessSettings]()
 ARCHES_KEY = pytest.StashKey[list[Arch]]()
 
@@ -49,6 +58,19 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "settings for this test; scope='module' shares one device, reset between "
                                        "tests; build_cache=False builds stacks from nothing")
     config.stash[SETTINGS_KEY] = HarnessSettings.from_config(config)   # options and environment, once
+    config.stash[ARCHES_KEY] = arches_of(config.stash[SETTINGS_KEY].arch)
+
+
+def arches_of(text: str) -> list[Arch]:
+    """``--arch`` (or ``$ARMSTACK_ARCH``) as ``Arch`` objects; a usage error, before any test is
+    collected, when it names an unknown arch or none."""
+    try:
+        arches = parse_arches(text)
+    except SetupError as e:
+        raise pytest.UsageError(f"--arch {text}: {e}") from None
+    if not arches:
+        raise pytest.UsageError(f"--arch {text!r} names no architecture; give e.g. --arch arm64,armv7")
+    return arches
 
 
 def settings_of(config: pytest.Config) -> HarnessSettings:
@@ -61,7 +83,7 @@ def settings_of(config: pytest.Config) -> HarnessSettings:
 def _arches(config: pytest.Config) -> list[Arch]:
     """``--arch``, parsed once per session into ``Arch`` objects that fixtures pass on as they are."""
     if ARCHES_KEY not in config.stash:
-        config.stash[ARCHES_KEY] = parse_arches(settings_of(config).arch)
+        config.stash[ARCHES_KEY] = arches_of(settings_of(config).arch)
     return config.stash[ARCHES_KEY]
 
 
@@ -111,6 +133,8 @@ def device_factory(request: pytest.FixtureRequest, _armstack_session: None) -> I
 
             device: Device = BoardDevice(str(board), name=name, keep=keep)
         else:
+            from harness.device import EmulatedDevice
+
             device = EmulatedDevice(arch=arch, disk=disk or default_disk, name=name, keep=keep, **kwargs)
         devices.append(device)
         return device.start()
@@ -185,7 +209,9 @@ def save_artifacts(device: Device, folder: Path) -> Path:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove everything this session made, also after a failure or Ctrl-C."""
-    if session.config.getoption("--keep-devices"):
+    # Kept on purpose, or the kit never ran in this process (everything that creates an object
+    # imports harness.session): nothing of this session to sweep, and no engine to bother.
+    if session.config.getoption("--keep-devices") or "harness.session" not in sys.modules:
         return
     try:
         from harness.device import sweep_card_directories

@@ -59,7 +59,7 @@ def sweep(client: docker.DockerClient, *, everything_of_session: str | None = No
             try:
                 c.remove(force=True, v=True)
                 removed.append(c.name)
-            except docker.errors.NotFound:
+            except docker.errors.APIError:   # gone, or being removed by another session's sweep
                 pass
     for v in client.volumes.list(filters={"label": HARNESS}):
         if doomed(v.attrs.get("Labels") or {}):

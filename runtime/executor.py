@@ -55,6 +55,7 @@ from runtime.containerspec import (
     stack_networks,
 )
 from runtime.errors import ArmstackError, DiskFullError, EngineError, EngineUnreachable
+from runtime.imagelabels import label_image
 from runtime.observed import ContainerStatus, Desired, ObservedContainer, ObservedImage, ObservedState
 from runtime.ownership import Kind, check_existing, owner_of, removable
 from runtime.resourcespec import network_create_kwargs, volume_create_kwargs
@@ -452,21 +453,23 @@ class Executor:
         image_id: str | None = None
         errors: list[str] = []
 
-        labels = {**self.extra_labels, L.IMAGE_STACK: self.stack.project, L.IMAGE_SERVICE: a.service,
-                  L.BUILD_HASH: a.build_hash}
+        # The file's build labels first: the runtime's ownership labels always win. They are put
+        # on the built image by one commit (runtime.imagelabels), not as the engine's LABEL steps.
+        labels = {**dict(build.labels), **self.extra_labels, L.IMAGE_STACK: self.stack.project,
+                  L.IMAGE_SERVICE: a.service, L.BUILD_HASH: a.build_hash}
         label_steps = tuple(f"LABEL {k}=" for k in labels)
         in_label = from_step = reused = False
+        build_labels: dict[str, str] = {}   # labels the build itself applies (see below)
 
         def run() -> None:
             nonlocal steps, cached, image_id, in_label, from_step, reused
             # No tag here: the image is tagged below, only once the build finished and its id is
             # known, so an interrupted build (power cut, error) can never leave the service's tag
             # on a half-built image. Its finished steps stay as untagged cache layers.
-            # The file's build labels first: the runtime's ownership labels always win.
             stream = self.api.build(
                 fileobj=context, custom_context=True, dockerfile=build.dockerfile, buildargs=dict(build.args),
                 target=build.target, rm=True, forcerm=True, decode=True,
-                labels={**dict(build.labels), **labels}, shmsize=build.shm_size,
+                labels=build_labels, shmsize=build.shm_size,
                 extra_hosts=dict(build.extra_hosts) or None, network_mode=build.network,
                 nocache=build.no_cache, pull=build.pull,
             )
@@ -522,8 +525,26 @@ class Executor:
                               "image it built.", service=a.service)
         if image_id not in made:
             made.append(image_id)
+        unlabelled = image_id
+        labelled = self._engine(f"label the image of service {a.service!r}",
+                                lambda: label_image(self.api, unlabelled, labels), a.service)
+        if labelled is None:
+            # An image without a command cannot be labelled by a commit: its build labels it, all
+            # of its other steps now taken from the cache.
+            build_labels.update(labels)
+            counted = steps, cached   # the report counts the Dockerfile's steps once
+            context, image_id, errors[:] = context_tar(build, service=a.service), None, []
+            self._engine(f"build the image of service {a.service!r}", run, a.service)
+            steps, cached = counted
+            if errors or image_id is None:
+                raise EngineError(f"Could not label the image of service {a.service!r}: "
+                                  f"{errors[-1] if errors else 'the engine did not say which image it built'}.",
+                                  service=a.service)
+            labelled = image_id
+        if labelled not in made:
+            made.append(labelled)
         repo, tag = _split_ref(a.image)
-        built_id = image_id
+        built_id = labelled
         self._engine(f"tag the image of service {a.service!r} as {a.image!r}",
                      lambda: self.api.tag(built_id, repo, tag=tag), a.service)
         report = BuildReport(a.service, steps, cached, round(time.monotonic() - t0, 3))

@@ -2,7 +2,7 @@
 # armstack machine setup: installs and starts what the kit needs, or says what is missing.
 #
 # As root on Debian/Ubuntu it installs what is missing (Docker engine, QEMU user emulation
-# registered in binfmt_misc with the F flag, debootstrap, e2fsprogs, xfsprogs, docker-compose 1.29
+# registered in binfmt_misc with the F flag, mmdebstrap, e2fsprogs, xfsprogs, docker-compose 1.29
 # for the compose parity test) and creates the venv.
 # Otherwise it checks each prerequisite and prints the command that fixes it (exit 1).
 # It never restarts an engine that already runs; with nothing missing it takes seconds.
@@ -39,7 +39,8 @@ binfmt_ok() {  # binfmt_ok <qemu name>: registered, enabled, with the F (fix bin
 
 # ---- what is missing -------------------------------------------------------------------
 command -v dockerd >/dev/null 2>&1 || engine_up || apt_pkgs+=(docker.io)
-need debootstrap debootstrap
+need mmdebstrap mmdebstrap   # base root filesystems (harness.images); debootstrap is the fallback
+need arch-test arch-test     # mmdebstrap checks with it that QEMU runs the foreign arch
 need mkfs.ext4 e2fsprogs
 need mkfs.xfs xfsprogs       # the card store: device cards cloned by reflink (harness/cardstore.py)
 need update-binfmts binfmt-support

@@ -64,3 +64,31 @@ def test_runtime_image_builds_from_an_installed_wheel(tmp_path: Path) -> None:
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             client.images.remove(tag, force=True)
+
+
+def test_the_plugin_of_a_wheel_without_extras_breaks_no_pytest_run(tmp_path: Path) -> None:
+    """``pip install armstack`` (no ``[harness]`` extra: no testcontainers, no rich) still loads the
+    ``pytest11`` entry point in every pytest run; an empty folder must collect nothing (exit 5),
+    not abort with an import error."""
+    _pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(ROOT), cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("armstack-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    # pip's own configuration (the machine's index) applies; only pytest besides the wheel's own
+    # dependencies (docker, PyYAML).
+    res = subprocess.run([python, "-m", "pip", "--disable-pip-version-check", "-q", "install", "pytest", str(wheel)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    present = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('testcontainers'))"],
+                             capture_output=True, text=True, timeout=60)
+    assert present.stdout.strip() == "None", "the venv is meant to lack the [harness] extra"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TESTCONTAINERS_RYUK_DISABLED")}
+    res = subprocess.run([python, "-m", "pytest", "--co", "-p", "no:cacheprovider"], cwd=empty, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 5, res.stdout + res.stderr   # pytest.ExitCode.NO_TESTS_COLLECTED
+    assert "armstack" in subprocess.run([python, "-m", "pytest", "--trace-config", "--co", "-p", "no:cacheprovider"],
+                                        cwd=empty, env=env, capture_output=True, text=True, timeout=300).stdout

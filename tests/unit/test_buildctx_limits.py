@@ -230,6 +230,18 @@ class FakeAPI:
     def tag(self, *a: Any, **kw: Any) -> None:
         return None
 
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        return {"Config": {"Cmd": ["app"]}}
+
+    def create_container(self, image: str, **kw: Any) -> dict[str, str]:
+        return {"Id": "relabel"}
+
+    def commit(self, container: str, **kw: Any) -> dict[str, str]:
+        return {"Id": "sha256:labelled"}
+
+    def remove_container(self, *a: Any, **kw: Any) -> None:
+        return None
+
 
 def executor_for(tmp_path: Path) -> tuple[Executor, FakeAPI]:
     spec = dataclasses.replace(svc("web", build=True), build=BuildSpec(context=str(tmp_path)))

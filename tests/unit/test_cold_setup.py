@@ -1,0 +1,89 @@
+"""A cold setup: which steps it runs, the bootstrap commands, and each step's share in progress lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from harness import images, progress
+from harness.arch import get_arch
+
+pytestmark = pytest.mark.unit
+
+ARM64 = get_arch("arm64")
+ARMV7 = get_arch("armv7")
+
+
+class NoImages:
+    """A host engine with none of the kit's images."""
+
+    class images:  # noqa: N801 - mirrors docker.DockerClient.images
+        @staticmethod
+        def get(tag: str) -> None:
+            raise docker.errors.ImageNotFound(tag)
+
+
+def test_mmdebstrap_writes_the_trimmed_tarball_itself() -> None:
+    cmd = images.bootstrap_command("mmdebstrap", ARMV7, ("python3", "ca-certificates"), True,
+                                   Path("/c/x.tar.tmp"), "http://mirror/debian")
+    assert cmd[:4] == ["mmdebstrap", "--arch=armhf", "--variant=minbase", "--include=python3,ca-certificates"]
+    assert "--format=tar" in cmd and cmd[-3:] == ["bookworm", "/c/x.tar.tmp", "http://mirror/debian"]
+    assert any("EXTERNALLY-MANAGED" in part for part in cmd)
+
+
+def test_debootstrap_fills_a_directory_and_a_plain_rootfs_has_no_hook() -> None:
+    cmd = images.bootstrap_command("debootstrap", ARM64, (), False, Path("/w/root"), "http://m/debian")
+    assert cmd == ["debootstrap", "--arch=arm64", "--variant=minbase", "bookworm", "/w/root", "http://m/debian"]
+    mm = images.bootstrap_command("mmdebstrap", ARM64, (), False, Path("/w/r.tar"), "http://m/debian")
+    assert not any("customize-hook" in part for part in mm) and not any(p.startswith("--include") for p in mm)
+
+
+def test_mmdebstrap_lays_out_merged_usr_as_debootstrap_does(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    monkeypatch.setattr(images, "MERGED_USR_HOOKS", tmp_path)
+    mm = images.bootstrap_command("mmdebstrap", ARM64, (), False, Path("/w/r.tar"), "http://m/debian")
+    assert f"--hook-dir={tmp_path}" in mm
+    monkeypatch.setattr(images, "MERGED_USR_HOOKS", tmp_path / "absent")
+    mm = images.bootstrap_command("mmdebstrap", ARM64, (), False, Path("/w/r.tar"), "http://m/debian")
+    assert not any(part.startswith("--hook-dir") for part in mm)
+
+
+def test_a_cold_setup_plans_every_rootfs_and_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARMSTACK_CACHE", str(tmp_path))
+    steps = images.setup_steps(NoImages(), [ARM64, ARMV7], ["engine", "runtime", "debian"])  # type: ignore[arg-type]
+    assert list(steps)[:5] == ["rootfs python arm64", "rootfs debian arm64", "rootfs python armv7",
+                               "rootfs debian armv7", "rootfs engine amd64"]
+    assert set(list(steps)[5:]) == {f"image {k} {a}" for k in ("python", "runtime", "debian")
+                                    for a in ("arm64", "armv7")} | {"image engine amd64"}
+    # A cached rootfs is not made again; its image still is built.
+    images.rootfs_path(ARMV7, images.BASES["debian"].packages).parent.mkdir(parents=True)
+    images.rootfs_path(ARMV7, images.BASES["debian"].packages).touch()
+    again = images.setup_steps(NoImages(), [ARMV7], ["debian"])  # type: ignore[arg-type]
+    assert list(again) == ["image debian armv7"]
+
+
+def test_progress_lines_say_the_share_of_the_whole() -> None:
+    plan = progress.Plan("setup", {"rootfs python arm64": 150.0, "image runtime arm64": 110.0, "image x": 40.0})
+    assert plan.share("rootfs python arm64") == pytest.approx(0.5)
+    assert plan.label("image runtime arm64", "image armstack/runtime") == \
+        "[2/3, 37% of setup] image armstack/runtime"
+    assert plan.label("not planned", "load into device") == "load into device"
+    plan.done.update({"rootfs python arm64": 90.0, "image x": 10.0})
+    assert "rootfs python arm64 90s (90%), image x 10s (10%)" in plan.summary()
+
+
+def test_steps_of_a_plan_record_their_time_and_an_empty_plan_shows_nothing(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with progress.plan("setup", {"a": 1.0, "b": 3.0}) as current:
+        with progress.step("first", key="a") as update:
+            update("some output")
+        with progress.step("unplanned"):
+            pass
+    assert set(current.done) == {"a"}
+    err = capsys.readouterr().err
+    assert "[1/2, 25% of setup] first ..." in err and "armstack: setup took" in err
+    with progress.plan("setup", {}):
+        pass
+    assert "setup took" not in capsys.readouterr().err
