@@ -32,6 +32,10 @@ ENGINE_KILL = "engine-kill"    # kill_engine()
 RUNTIME_KILL = "runtime-kill"  # kill_runtime()
 DISK_FILL = "disk-fill"        # fill_disk(), free_disk()
 PROCESS_FAULTS = "process-faults"   # crash(), oom(), crash_loop(), make_unhealthy()
+# card_latency(), card_bandwidth(), card_errors(), card_read_only(), heal_card(), card_state(), and
+# a power_cut() that loses what no flush reached (harness.card). A host without /dev/fuse gives the
+# card no cache: then card_state() and the card faults raise FaultError and nothing is lost.
+CARD_FAULTS = "card-faults"
 
 # One service as the runtime reports it: the status document's own type (``.status`` is ``.state``).
 ServiceState = ServiceStatus
@@ -123,4 +127,4 @@ class Device(FaultTarget, Protocol):
     def kill_engine(self) -> None: ...
     def kill_runtime(self) -> None: ...
     def reboot(self) -> None: ...
-    def power_cut(self) -> None: ...
+    def power_cut(self, lose_unsynced: bool = True) -> None: ...
