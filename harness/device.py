@@ -473,13 +473,14 @@ class EmulatedDevice(DeviceBase):
 
     def __init__(self, arch: str | Arch = "arm64", disk: str = "2G", name: str | None = None, *,
                  keep: bool = False, client: docker.DockerClient | None = None,
-                 preload: tuple[str, ...] = ("python", "debian")):
+                 preload: tuple[str, ...] = ("python", "debian"), card_cache: bool = True):
         arch = get_arch(arch)
         parse_size(disk)  # fail now on a bad size, not inside the engine container
         super().__init__(arch, name or f"armstack-{arch.name}-{uuid.uuid4().hex[:8]}", keep=keep,
                          host=client or docker.from_env())
         self.disk = disk
         self.preload = preload
+        self.card_cache = card_cache   # False: the host keeps every write of the card (no lossy power cut)
         self._engine_c: DockerContainer | None = None
         self._engine_client: docker.DockerClient | None = None
         self._engine_ip: str | None = None
@@ -508,6 +509,7 @@ class EmulatedDevice(DeviceBase):
         self._engine_c = _with_mounts(
             DockerContainer(engine_image, name=f"{self.name}-engine", docker_client_kw={}, env=env_card)
             .with_env("ARMSTACK_DISK_SIZE", self.disk)
+            .with_env("ARMSTACK_CARD_CACHE", "on" if self.card_cache else "off")
             .with_kwargs(**run, labels=labels(self.name), hostname=self.name,
                          restart_policy={"Name": "unless-stopped"}),
             mounts)

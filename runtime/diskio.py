@@ -84,7 +84,7 @@ def parse_probe(text: str) -> DiskUsage:
 def usage_of_path(path: str) -> DiskUsage:
     st = os.statvfs(path)
     return DiskUsage(used=(st.f_blocks - st.f_bfree) * st.f_frsize, total=st.f_blocks * st.f_frsize,
-                     free=st.f_bavail * st.f_frsize)
+                     free=st.f_bavail * st.f_frsize, read_only=bool(st.f_flag & os.ST_RDONLY))
 
 
 def looks_like_engine_root(path: str) -> bool:
