@@ -13,8 +13,8 @@ Rows are each side's seconds (median of the rounds) and the cache / plain ratio;
 from __future__ import annotations
 
 import statistics
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from bench.common import REPO, Result, device, timed
@@ -43,8 +43,9 @@ def run(quick: bool = False) -> Result:
     r = Result("card")
     rounds = 1 if quick else 3
     mb = 64 if quick else 256
-    cases: dict[str, Callable[[Any], None]] = {"stream write + fsync": lambda d: _stream(d, mb), "500 small files, each fsynced": _small,
-             "build of the minimal server image": _build}
+    cases: dict[str, Callable[[Any], None]] = {
+        "stream write + fsync": lambda d: _stream(d, mb), "500 small files, each fsynced": _small,
+        "build of the minimal server image": _build}
     seconds: dict[str, dict[str, float]] = {}
     for side, cache in (("plain", False), ("cache", True)):
         with device(disk="2G", card_cache=cache, preload=("python",)) as d:
