@@ -3,6 +3,7 @@ turns read-only is reported by the runtime, the stack runs on where it can, and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def _card_status(device: EmulatedDevice) -> dict[str, object]:
 
 
 def test_power_cut_loses_what_no_flush_reached(arm_device: EmulatedDevice, stacks: Path,
-                                               record_property: pytest.RecordProperty) -> None:
+                                               record_property: Callable[[str, object], None]) -> None:
     _needs_card_cache(arm_device)
     arm_device.deploy(stacks / "minimal")
     arm_device.wait_until_running("client", timeout=60)
