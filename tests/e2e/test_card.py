@@ -47,7 +47,9 @@ def test_power_cut_loses_what_no_flush_reached(arm_device: EmulatedDevice, stack
 
     arm_device.power_cut()
     cut = arm_device.last_power_cut
-    assert cut is not None and cut.power == "off" and cut.lost_bytes > 0, cut
+    # What the cache dropped; most un-fsynced data never even left ext4's page cache (delayed
+    # allocation), which the cut loses as well: the files below are the measure.
+    assert cut is not None and cut.power == "off", cut
     arm_device.wait_until_running("server", timeout=90)
     arm_device.wait_until_running("client", timeout=90)
 
@@ -56,7 +58,8 @@ def test_power_cut_loses_what_no_flush_reached(arm_device: EmulatedDevice, stack
     survivors = int(intact.output.strip() or 0)
     record_property("card_lost_bytes", cut.lost_bytes)
     record_property("unsynced_files_intact", survivors)
-    print(f"power cut: card cache dropped {cut.lost_bytes} bytes; {survivors}/10 un-fsynced files intact")
+    print(f"power cut: card cache dropped {cut.lost_bytes} bytes; {survivors}/10 un-fsynced files intact",
+          flush=True)
     assert survivors < 10, "a power cut lost none of ten files written without fsync right before it"
     assert hits(arm_device) >= counted
     # The runtime's own state survived and it brought the stack back by itself.
