@@ -521,6 +521,10 @@ class EmulatedDevice(DeviceBase):
 
     def stop(self) -> None:
         """Remove the device's containers, and its volumes unless ``keep``."""
+        if self.keep and self._engine_c is not None:
+            # A kept card keeps what was written to it: removal is no power cut.
+            with contextlib.suppress(docker.errors.DockerException, DeviceError):
+                self._card.sync()
         for c in (self._runtime_c, self._engine_c):
             if c is not None and c.get_wrapped_container() is not None:
                 with contextlib.suppress(docker.errors.NotFound):
