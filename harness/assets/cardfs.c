@@ -54,7 +54,7 @@ static struct {
   uint64_t size, nblocks;
   unsigned char *overlay; /* the cache: anonymous memory shaped like the card */
   uint64_t *dirty;        /* one bit per block */
-  uint64_t ndirty, cap_blocks;
+  uint64_t ndirty, cap_blocks, resident; /* resident: blocks touched since memory was last given back */
   pthread_mutex_t lock;
   /* faults */
   int off, readonly;
@@ -135,7 +135,6 @@ static int writeback(void) {
       }
       done += (uint64_t)n;
     }
-    madvise(C.overlay + b * BLK, (e - b) * BLK, MADV_DONTNEED);
     for (uint64_t i = b; i < e; i++)
       C.dirty[i / 64] &= ~(1ull << (i % 64));
     C.ndirty -= e - b;
@@ -143,6 +142,12 @@ static int writeback(void) {
     b = e;
   }
   C.writebacks++;
+  /* Clean cache memory is kept for the next writes (no page faults, no zeroing) until more than
+     the cache's size has been touched since it was last given back. */
+  if (C.resident > C.cap_blocks) {
+    madvise(C.overlay, C.nblocks * BLK, MADV_DONTNEED);
+    C.resident = 0;
+  }
   return 0;
 }
 
@@ -151,6 +156,7 @@ static void drop(void) {
   memset(C.dirty, 0, (C.nblocks + 63) / 64 * 8);
   madvise(C.overlay, C.nblocks * BLK, MADV_DONTNEED);
   C.ndirty = 0;
+  C.resident = 0;
 }
 
 static int read_backing(char *buf, size_t size, uint64_t off) {
@@ -232,6 +238,7 @@ static int card_write(const char *buf, size_t size, off_t offset) {
     }
     C.dirty[b / 64] |= 1ull << (b % 64);
     C.ndirty++;
+    C.resident++;
   }
   memcpy(C.overlay + off, buf, size);
   /* A full cache writes itself back, as a disk's does: un-flushed data may then survive. */
