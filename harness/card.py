@@ -86,7 +86,13 @@ def parse_state(ctl: str, mount_options: str) -> CardState:
         write_errors=values.get("write_errors", "none"), size=num("size"), dirty_bytes=num("dirty_bytes"),
         lost_bytes=num("lost_bytes"), flushed_bytes=num("flushed_bytes"), reads=num("reads"),
         writes=num("writes"), fsyncs=num("fsyncs"), errors=num("errors"),
-        mounted_read_only="ro" in mount_options.split(","))
+        mounted_read_only=read_only_options(mount_options))
+
+
+def read_only_options(options: str) -> bool:
+    """Whether mount options say the filesystem went read-only: ``ro``, or ext4's ``emergency_ro``
+    (what newer kernels show after errors=remount-ro, keeping the mount itself ``rw``)."""
+    return not {"ro", "emergency_ro"}.isdisjoint(options.split(","))
 
 
 def latency_command(ms: float) -> str:

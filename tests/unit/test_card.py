@@ -33,6 +33,8 @@ def test_parse_state_reads_counters_and_the_mount() -> None:
     assert parse_state(CTL, "ro,relatime,errors=remount-ro").mounted_read_only
     # "errors=remount-ro" holds "ro" as a substring but is no read-only flag.
     assert not parse_state(CTL, "rw,errors=remount-ro").mounted_read_only
+    # Newer kernels keep the mount rw and flag the filesystem instead.
+    assert parse_state(CTL, "rw,relatime,errors=remount-ro,emergency_ro").mounted_read_only
 
 
 def test_parse_state_names_what_is_missing() -> None:
