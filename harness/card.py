@@ -33,6 +33,8 @@ from harness.errors import FaultError
 from harness.protocol import ExecResult
 
 CTL = "/run/cardfs/ctl"
+# cardfs runs in a mount namespace of its own (see engine-entrypoint.sh): its files are seen there.
+IN_CARDFS = "nsenter -t $(pgrep -xo cardfs) -m"
 CARD_ROOT = "/var/lib/docker"   # the card's mount in the engine container (any of its mounts would do)
 ErrorKind = Literal["read", "write"]
 
@@ -132,11 +134,11 @@ class Card:
 
     def available(self) -> bool:
         """Whether the card has its controller (not on a host without /dev/fuse, or ARMSTACK_CARD_CACHE=off)."""
-        return self.device.shell(f"test -f {CTL}", check=False).exit_code == 0
+        return self.device.shell(f"{IN_CARDFS} test -f {CTL}", check=False).exit_code == 0
 
     def send(self, command: str) -> None:
         # Commands are built from checked numbers and fixed words (above): nothing to quote.
-        res = self.device.shell(f"echo '{command}' > {CTL}", check=False)
+        res = self.device.shell(f"{IN_CARDFS} sh -c \"echo '{command}' > {CTL}\"", check=False)
         if res.exit_code != 0:
             if not self.available():
                 raise FaultError(f"the SD card of {self.device.name} has no controller (cardfs): the host "
@@ -144,7 +146,7 @@ class Card:
             raise FaultError(f"the SD card of {self.device.name} refused `{command}`: {res.output.strip()}")
 
     def state(self) -> CardState:
-        res = self.device.shell(f"cat {CTL} && awk '$2 == \"{CARD_ROOT}\" {{print $4}}' /proc/self/mounts",
+        res = self.device.shell(f"{IN_CARDFS} cat {CTL} && awk '$2 == \"{CARD_ROOT}\" {{print $4}}' /proc/self/mounts",
                                 check=False)
         if res.exit_code != 0:
             raise FaultError(f"the SD card of {self.device.name} has no controller (cardfs): {res.output.strip()}")
@@ -158,7 +160,7 @@ class Card:
 
     def sync(self) -> None:
         """Everything written so far onto the card: ext4's dirty pages, then the cache."""
-        self.device.shell(f"sync -f {CARD_ROOT}; echo flush > {CTL}", check=False)
+        self.device.shell(f"sync -f {CARD_ROOT}; {IN_CARDFS} sh -c 'echo flush > {CTL}'", check=False)
 
     def latency(self, ms: float) -> None:
         self.send(latency_command(ms))

@@ -32,6 +32,9 @@ card_cache_on() {
   [ "${ARMSTACK_CARD_CACHE:-on}" != off ] && [ -c /dev/fuse ] && command -v cardfs >/dev/null
 }
 
+# Runs a command in cardfs's mount namespace, where its files are.
+cardctl() { nsenter -t "$(pgrep -xo cardfs)" -m "$@"; }
+
 # Mounts the card through cardfs. A card mount still standing is the previous boot's (shared
 # with the host, so it outlived that boot's container), its cardfs gone with it: detach it, as
 # the board's power-off did, and only then check the image.
@@ -39,9 +42,15 @@ card_layer_mount() {
   if mountpoint -q "$CARD"; then umount -l "$CARD"; fi
   e2fsck -p "$DISK" >/dev/null 2>&1 || true
   mkdir -p "$CARDFS"
-  CARDFS_CACHE_MB=${ARMSTACK_CARD_CACHE_MB:-512} cardfs "$DISK" "$CARDFS" -o fsname=cardfs
+  # cardfs gets a mount namespace of its own, made before the card is mounted: were it the last
+  # process of this namespace to exit, its exit would unmount the card and wait for the card's
+  # flush on itself, forever. The loop device is set up from its namespace, mounted in this one.
+  CARDFS_CACHE_MB=${ARMSTACK_CARD_CACHE_MB:-512} unshare -m --propagation private \
+    cardfs "$DISK" "$CARDFS" -o fsname=cardfs
+  loop=$(cardctl losetup -f --show "$CARDFS/disk.img")
   # A card that fails writes turns read-only, as a board's root filesystem does (errors=remount-ro).
-  mount -o loop,errors=remount-ro "$CARDFS/disk.img" "$CARD"
+  mount -o errors=remount-ro "$loop" "$CARD"
+  losetup -d "$loop"   # the device is busy: it detaches itself once the card is unmounted
 }
 
 # Runs dockerd until it exits; a `docker stop` stops it. Then the card is synced and the cache
@@ -53,7 +62,7 @@ card_layer_run() {
   status=0
   while kill -0 "$engine" 2>/dev/null; do wait "$engine" || status=$?; done
   sync -f "$CARD" 2>/dev/null || true
-  echo flush > "$CARDFS/ctl" 2>/dev/null || true
+  cardctl sh -c "echo flush > $CARDFS/ctl" 2>/dev/null || true
   exit "$status"
 }
 

@@ -69,7 +69,7 @@ class FakeDevice:
         self.commands.append(cmd)
         if not self.has_card:
             return ExecResult(1, "sh: 1: cannot create /run/cardfs/ctl: Directory nonexistent")
-        if cmd.startswith("cat "):
+        if " cat " in cmd:
             return ExecResult(0, CTL + ("ro,relatime" if self.ro else "rw,relatime") + "\n")
         return ExecResult(0, "")
 
