@@ -14,7 +14,7 @@ from bench.common import Result, device, write
 # comparison run on the same device; each benchmark gets a fresh one.
 BENCHES: dict[str, str | None] = {
     "planner": None, "recovery": "2G", "footprint": "2G", "updates": "2G", "disk": "1500M", "device_start": None,
-    "vs_compose": "2G", "push": None, "device_tests": None,
+    "vs_compose": "2G", "push": None, "device_tests": None, "card": None,
 }
 # Left out of --quick: they build stacks from nothing (several minutes each under emulation).
 NOT_QUICK = {"vs_compose"}

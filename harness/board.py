@@ -144,7 +144,7 @@ class BoardDevice(DeviceBase):
     def reboot(self) -> None:
         self._unsupported("a reboot")
 
-    def power_cut(self) -> None:
+    def power_cut(self, lose_unsynced: bool = True) -> None:
         self._unsupported("a power cut")
 
 

@@ -8,6 +8,7 @@ the host cgroup tree. The choice is probed once per process, not configured by h
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import docker
@@ -15,8 +16,10 @@ import docker.errors
 
 from harness.session import labels
 
-# Loop devices for the SD card image (block major 7).
-_LOOP = {"devices": ["/dev/loop-control:/dev/loop-control:rwm"], "device_cgroup_rules": ["b 7:* rmw"]}
+# Loop devices for the SD card image (block major 7), and FUSE for the card's write cache (cardfs).
+_LOOP = {"devices": ["/dev/loop-control:/dev/loop-control:rwm"]
+         + (["/dev/fuse:/dev/fuse:rwm"] if os.path.exists("/dev/fuse") else []),
+         "device_cgroup_rules": ["b 7:* rmw"]}
 _COMMON = {"cgroupns": "host", "volumes": {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}}
 
 

@@ -42,8 +42,10 @@ from harness import buildcache, cardstore, faults, images, netfaults, procfaults
 from harness.arch import Arch, check_emulation, get_arch  # noqa: E402
 from harness.archive import read_single_file, tar_directory  # noqa: E402
 from harness.capabilities import engine_run_kwargs  # noqa: E402
+from harness.card import Card, CardState, ErrorKind  # noqa: E402
 from harness.errors import DeployError, DeviceError, FaultError  # noqa: E402
 from harness.protocol import (  # noqa: E402
+    CARD_FAULTS,
     CLOCK,
     DISK_FILL,
     EMULATED,
@@ -565,18 +567,20 @@ class EmulatedDevice(DeviceBase):
     """
 
     capabilities = frozenset({EMULATED, POWER, ENGINE_KILL, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL, NET_FAULTS,
-                              CLOCK})
+                              CLOCK, CARD_FAULTS})
 
     def __init__(self, arch: str | Arch = "arm64", disk: str = "2G", name: str | None = None, *,
                  keep: bool = False, client: docker.DockerClient | None = None,
                  preload: tuple[str, ...] = ("python", "debian"), snapshot: str | None = None,
-                 template: bool = True, build_cache: bool = True):
+                 template: bool = True, build_cache: bool = True,
+                 card_cache: bool = True):
         arch = get_arch(arch)
         parse_size(disk)  # fail now on a bad size, not inside the engine container
         super().__init__(arch, name or f"armstack-{arch.name}-{uuid.uuid4().hex[:8]}", keep=keep,
                          host=client or docker.from_env())
         self.disk = disk
         self.preload = preload
+        self.card_cache = card_cache   # False: the host keeps every write of the card (no lossy power cut)
         self._engine_c: DockerContainer | None = None
         self._engine_client: docker.DockerClient | None = None
         self._engine_ip: str | None = None
@@ -590,6 +594,8 @@ class EmulatedDevice(DeviceBase):
         self.auto_reset_point = False          # take a reset point after the first deploy
         self._own_reset_point: str | None = None   # a reset point this device took: removed with it
         self._store: cardstore.CardStore | None = None
+        self._card = Card(self)
+        self.last_power_cut: CardState | None = None
 
     def start(self) -> Self:
         check_emulation(self.arch)
@@ -614,6 +620,7 @@ class EmulatedDevice(DeviceBase):
         self._engine_c = _with_mounts(
             DockerContainer(engine_image, name=f"{self.name}-engine", docker_client_kw={}, env=env_card)
             .with_env("ARMSTACK_DISK_SIZE", self.disk)
+            .with_env("ARMSTACK_CARD_CACHE", "on" if self.card_cache else "off")
             .with_kwargs(**run, labels=labels(self.name), hostname=self.name,
                          restart_policy={"Name": "unless-stopped"}),
             mounts)
@@ -735,6 +742,10 @@ class EmulatedDevice(DeviceBase):
     def stop(self) -> None:
         """Remove the device's containers, and its volumes unless ``keep``."""
         self._close_faults()
+        if self.keep and self._engine_c is not None:
+            # A kept card keeps what was written to it: removal is no power cut.
+            with contextlib.suppress(docker.errors.DockerException, DeviceError):
+                self._card.sync()
         for c in (self._runtime_c, self._engine_c):
             if c is not None and c.get_wrapped_container() is not None:
                 with contextlib.suppress(docker.errors.NotFound):
@@ -808,7 +819,7 @@ class EmulatedDevice(DeviceBase):
     # ---- faults of the device -------------------------------------------------------
     def _host_kill(self, which: str) -> None:
         c = self.engine_container() if which == "engine" else self.runtime_container()
-        pid = c.attrs["State"]["Pid"]
+        pid = _engine_pid(c) if which == "engine" else c.attrs["State"]["Pid"]
         if not pid:
             raise FaultError(f"the {which} of {self.name} is not running")
         os.kill(pid, signals.SIGKILL)   # a crash: the host engine's restart policy brings it back
@@ -828,8 +839,15 @@ class EmulatedDevice(DeviceBase):
         self.engine_container().stop(timeout=30)
         self._boot()
 
-    def power_cut(self) -> None:
-        """Everything SIGKILLed at once, then powered on again; the SD card keeps what reached it."""
+    def power_cut(self, lose_unsynced: bool = True) -> None:
+        """Power lost, then back: the card's write cache is dropped first (every write no flush
+        reached the card is lost, as on a board), then everything is SIGKILLed and booted again;
+        ext4 replays its journal. ``lose_unsynced=False`` syncs the card first, so it keeps every
+        write made before the cut. ``last_power_cut`` is the card's state right after the cut
+        (``lost_bytes``), or None where the card has no cache (then nothing is lost)."""
+        self.last_power_cut = self._card.cut() if lose_unsynced and self._card.available() else None
+        if not lose_unsynced:
+            self._card.sync()
         if self._runtime_c is not None:
             self.runtime_container().kill()
         self.engine_container().kill()
@@ -843,6 +861,43 @@ class EmulatedDevice(DeviceBase):
 
     def sweep(self) -> list[str]:
         return sweep(self.host) + sweep_card_directories()
+
+    # ---- faults of the SD card (harness.card) ------------------------------------------
+    def card_state(self) -> CardState:
+        """The card's cache and fault counters, and whether ext4 went read-only."""
+        return self._card.state()
+
+    def card_latency(self, ms: float) -> None:
+        """A slow card: every request to it waits ``ms`` first."""
+        self._card.latency(ms)
+
+    def card_bandwidth(self, bytes_per_second: int) -> None:
+        """A slow card: its throughput capped (0: no cap)."""
+        self._card.bandwidth(bytes_per_second)
+
+    def card_errors(self, kind: ErrorKind = "write", *, after: int | None = None,
+                    range: tuple[int, int] | None = None) -> None:
+        """A failing card: EIO for ``kind`` requests after ``after`` more good ones, or touching bytes
+        ``range=(start, end)`` of the card."""
+        self._card.errors(kind, after=after, range=range)
+
+    def card_read_only(self) -> None:
+        """The card turns read-only, as worn cards do; ext4 remounts read-only at its next commit."""
+        self._card.read_only()
+
+    def heal_card(self) -> CardState:
+        """Clear every card fault; if ext4 went read-only the device reboots (fsck at boot)."""
+        return self._card.heal(self.reboot)
+
+
+def _engine_pid(engine: Any) -> int:
+    """The host pid of the device's dockerd: killing it is an engine crash. With the card's cache
+    the container's first process is the entrypoint, which then syncs the card before it exits
+    (a crashed dockerd is no power cut); without it, dockerd is that first process."""
+    top = engine.top(ps_args="-eo pid,args")
+    pid_col, cmd_col = top["Titles"].index("PID"), top["Titles"].index("COMMAND")
+    pids = [int(p[pid_col]) for p in top["Processes"] if p[cmd_col].split(" ", 1)[0].endswith("dockerd")]
+    return pids[0] if pids else int(engine.attrs["State"]["Pid"])
 
 
 def _reloaded(tc: DockerContainer | None, which: str, device: str) -> Any:

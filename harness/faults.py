@@ -19,7 +19,8 @@ fault                     how it is injected                                  th
 ``kill_engine()``         SIGKILL of the device's dockerd, from the host      engine crash
 ``kill_runtime()``        SIGKILL of the runtime, from the host               runtime crash
 ``reboot()``              runtime and engine stopped in order, started again  orderly stops
-``power_cut()``           runtime and engine SIGKILLed at once, started again power loss
+``power_cut()``           the card's write cache dropped (harness.card), then  power loss
+                          runtime and engine SIGKILLed, started again
 ``fill_disk(percent)``    a file nothing owns fills the SD card               a full card
 ========================  ==================================================  ===============
 

@@ -63,6 +63,16 @@ BASES: dict[str, BaseKind] = {
 }
 # iproute2: tc for the network faults (netem), run natively in the services' namespaces.
 ENGINE_PACKAGES = ("docker.io", "e2fsprogs", "iptables", "iproute2", "procps", "ca-certificates")
+ENGINE_ASSETS = ("engine-entrypoint.sh", "cardfs.c")
+# The card's controller (harness/assets/cardfs.c) is compiled in a build stage; libfuse is linked
+# statically, so the engine's rootfs (and its cached tarball) needs no FUSE package. The stage's
+# layers stay in the engine's build cache, so a changed entrypoint does not compile it again.
+CARDFS_STAGE = (
+    "FROM rootfs AS cardfs\n"
+    "RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev libfuse3-dev\n"
+    "COPY cardfs.c /src/cardfs.c\n"
+    "RUN gcc -O2 -Wall -Wextra -Werror -o /cardfs /src/cardfs.c -I/usr/include/fuse3 "
+    "-Wl,-Bstatic -lfuse3 -Wl,-Bdynamic -lpthread -ldl\n")
 
 
 def _settings(settings: HarnessSettings | None) -> HarnessSettings:
@@ -301,7 +311,8 @@ def _base_key(kind: str, arch: Arch) -> str:
 
 
 def _engine_key(arch: Arch) -> str:
-    return _key(arch, ENGINE_PACKAGES, hashlib.sha256((ASSETS / "engine-entrypoint.sh").read_bytes()).hexdigest())
+    entry = b"".join((ASSETS / name).read_bytes() for name in ENGINE_ASSETS)
+    return _key(arch, ENGINE_PACKAGES, hashlib.sha256(entry).hexdigest())
 
 
 def runtime_tag(arch: Arch) -> str:
@@ -360,9 +371,12 @@ def build_engine(client: docker.DockerClient | None = None) -> str:
     tarball = rootfs_tarball(arch, ENGINE_PACKAGES)
     with tempfile.TemporaryDirectory(dir=tarball.parent) as ctx:
         os.link(tarball, Path(ctx) / "rootfs.tar")
-        shutil.copy(ASSETS / "engine-entrypoint.sh", Path(ctx) / "engine-entrypoint.sh")
+        for name in ENGINE_ASSETS:
+            shutil.copy(ASSETS / name, Path(ctx) / name)
         (Path(ctx) / "Dockerfile").write_text(
-            "FROM scratch\nADD rootfs.tar /\nCOPY engine-entrypoint.sh /usr/local/bin/engine-entrypoint\n"
+            "FROM scratch AS rootfs\nADD rootfs.tar /\n" + CARDFS_STAGE
+            + "FROM rootfs\nCOPY --from=cardfs /cardfs /usr/local/bin/cardfs\n"
+            "COPY engine-entrypoint.sh /usr/local/bin/engine-entrypoint\n"
             "RUN chmod 755 /usr/local/bin/engine-entrypoint\n"
             'ENTRYPOINT ["/usr/local/bin/engine-entrypoint"]\n')
         with step(f"image {tag}", key=f"image engine {arch.name}") as update:

@@ -35,6 +35,10 @@ PROCESS_FAULTS = "process-faults"   # crash(), oom(), crash_loop(), make_unhealt
 NET_FAULTS = "net-faults"      # partition(), isolate(), dns_failure() by iptables in the services' namespaces,
                                # latency()/loss()/bandwidth() where the kernel has netem (netem_support())
 CLOCK = "clock"                # clock_jump() of the runtime's wall clock
+# card_latency(), card_bandwidth(), card_errors(), card_read_only(), heal_card(), card_state(), and
+# a power_cut() that loses what no flush reached (harness.card). A host without /dev/fuse gives the
+# card no cache: then card_state() and the card faults raise FaultError and nothing is lost.
+CARD_FAULTS = "card-faults"
 
 # One service as the runtime reports it: the status document's own type (``.status`` is ``.state``).
 ServiceState = ServiceStatus
@@ -126,7 +130,7 @@ class Device(FaultTarget, Protocol):
     def kill_engine(self) -> None: ...
     def kill_runtime(self) -> None: ...
     def reboot(self) -> None: ...
-    def power_cut(self) -> None: ...
+    def power_cut(self, lose_unsynced: bool = True) -> None: ...
 
     # -- network, process and time faults (see harness.netfaults, harness.procfaults) --
     def partition(self, a: str, b: str) -> None: ...

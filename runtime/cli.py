@@ -517,6 +517,8 @@ def format_disk(disk: dict[str, Any]) -> str | None:
     line = (f"disk {disk['percent']:.1f}% used ({disk.get('used', 0) / gb:.2f} GB of "
             f"{((disk.get('used') or 0) + (disk.get('free') or 0)) / gb:.2f} GB), "
             f"watermarks {disk.get('high')}/{disk.get('low')}")
+    if disk.get("read_only"):
+        line += "; READ-ONLY (the card refuses writes)"
     last = disk.get("last_cleanup") or {}
     if last:
         ago = max(0.0, time.time() - float(last.get("at") or 0))

@@ -163,6 +163,8 @@ class DiskUsage:
     used: int
     total: int
     free: int   # available to unprivileged writers (df "Avail")
+    # The filesystem is read-only: a worn SD card, or ext4 after write errors (errors=remount-ro).
+    read_only: bool = False
 
     @property
     def usable(self) -> int:
@@ -175,10 +177,11 @@ class DiskUsage:
     def after(self, delta: int) -> DiskUsage:
         """This usage with ``delta`` bytes more used (negative: freed)."""
         delta = max(-self.used, min(delta, self.free))
-        return DiskUsage(self.used + delta, self.total, self.free - delta)
+        return DiskUsage(self.used + delta, self.total, self.free - delta, self.read_only)
 
     def to_json(self) -> dict[str, object]:
-        return {"used": self.used, "total": self.total, "free": self.free, "percent": round(self.percent, 1)}
+        return {"used": self.used, "total": self.total, "free": self.free, "percent": round(self.percent, 1),
+                "read_only": self.read_only}
 
 
 @dataclass(frozen=True)

@@ -163,8 +163,19 @@ class DiskGuard:
                 self._error = str(exc)
             return None
         self._error = None
-        self.usage = usage
+        previous, self.usage = self.usage, usage
+        self._note_read_only(previous, usage)
         return usage
+
+    def _note_read_only(self, previous: D.DiskUsage | None, usage: D.DiskUsage) -> None:
+        """Say once when the card turns read-only, and once when it is writable again."""
+        was = previous is not None and previous.read_only
+        if usage.read_only and not was:
+            self.log("the SD card is read-only (a worn card, or its filesystem after write errors): builds, pulls "
+                     "and container starts that write to it fail; running services go on. Replace or repair "
+                     "the card (fsck at boot)", level="error")
+        elif was and not usage.read_only:
+            self.log("the SD card is writable again")
 
     def current(self, observed: ObservedState, desired: Desired) -> dict[str, str]:
         """service -> image id of its current release (what is tagged for it now)."""
@@ -432,7 +443,7 @@ class DiskGuard:
                                "keep_releases": self.policy.keep_releases, "last_cleanup": self.last_cleanup}
         u = self.usage
         if u is not None:
-            out.update(used=u.used, total=u.total, free=u.free, percent=round(u.percent, 1),
+            out.update(used=u.used, total=u.total, free=u.free, percent=round(u.percent, 1), read_only=u.read_only,
                        high_bytes=self.policy.high_bytes(u), low_bytes=self.policy.low_bytes(u))
         else:
             out.update(used=None, total=None, free=None, percent=None)

@@ -84,7 +84,36 @@ def parse_probe(text: str) -> DiskUsage:
 def usage_of_path(path: str) -> DiskUsage:
     st = os.statvfs(path)
     return DiskUsage(used=(st.f_blocks - st.f_bfree) * st.f_frsize, total=st.f_blocks * st.f_frsize,
-                     free=st.f_bavail * st.f_frsize)
+                     free=st.f_bavail * st.f_frsize,
+                     read_only=bool(st.f_flag & os.ST_RDONLY) or _mounted_read_only(path))
+
+
+def _mounted_read_only(path: str) -> bool:
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return mount_read_only(f.read(), os.path.realpath(path))
+    except OSError:
+        return False
+
+
+def mount_read_only(mountinfo: str, path: str) -> bool:
+    """Whether the filesystem mounted where ``path`` lives went read-only, from ``/proc/self/mountinfo``.
+
+    ext4 after errors (errors=remount-ro) shows ``emergency_ro`` in its super options on newer
+    kernels and leaves statvfs saying read-write; older ones set ``ro`` there. The mount's own
+    options are not read: a read-only bind of a writable card is no read-only card."""
+    best: tuple[int, bool] | None = None
+    for line in mountinfo.splitlines():
+        fields = line.split(" - ", 1)
+        head, tail = fields[0].split(), fields[1].split() if len(fields) == 2 else []
+        if len(head) < 5 or len(tail) < 3:
+            continue
+        point = head[4].replace("\040", " ")
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        # The last of equal mount points is the one on top.
+        if inside and (best is None or len(point) >= best[0]):
+            best = (len(point), not {"ro", "emergency_ro"}.isdisjoint(tail[2].split(",")))
+    return best is not None and best[1]
 
 
 def looks_like_engine_root(path: str) -> bool:

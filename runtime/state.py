@@ -619,7 +619,7 @@ _SERVICE = {"state!": "str", "restart": "str?", "container_id": "str?", "image":
             "event_to_action": "number?", "probation": "bool", "rollbacks": "int"}
 _LAST_APPLY = {"generation": "int", "ok!": "bool", "error": "str?", "finished_at": "number?", "report": "dict",
                "totals": "dict", "removed": "list", "request_id": "str?"}
-_DISK = {"percent": "number?", "used": "number?", "free": "number?", "total": "number?",
+_DISK = {"percent": "number?", "used": "number?", "free": "number?", "total": "number?", "read_only": "bool?",
          "last_cleanup": "dict?", "refused": "dict?"}
 _CLEANUP = {"at": "number", "freed_bytes": "number", "removed": "list", "reason": "str?"}
 _DISK_FILE = {"pulled": "dict", "last_used": "dict", "last_cleanup": "dict?"}

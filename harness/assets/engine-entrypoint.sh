@@ -23,11 +23,56 @@ while [ $i -lt 64 ]; do
   i=$((i + 1))
 done
 
+# The card's controller: cardfs (harness/assets/cardfs.c) serves the image file through FUSE
+# with a volatile write cache, so a power cut loses what was never flushed, and injects the
+# card's faults (harness/card.py writes to $CARDFS/ctl). ARMSTACK_CARD_CACHE=off, or a host
+# without /dev/fuse, mounts the image file directly (the host keeps every write).
+CARDFS=/run/cardfs
+card_cache_on() {
+  [ "${ARMSTACK_CARD_CACHE:-on}" != off ] && [ -c /dev/fuse ] && command -v cardfs >/dev/null
+}
+
+# Runs a command in cardfs's mount namespace, where its files are.
+cardctl() { nsenter -t "$(pgrep -xo cardfs)" -m "$@"; }
+
+# Mounts the card through cardfs. A card mount still standing is the previous boot's (shared
+# with the host, so it outlived that boot's container), its cardfs gone with it: detach it, as
+# the board's power-off did, and only then check the image.
+card_layer_mount() {
+  if mountpoint -q "$CARD"; then umount -l "$CARD"; fi
+  e2fsck -p "$DISK" >/dev/null 2>&1 || true
+  mkdir -p "$CARDFS"
+  # cardfs gets a mount namespace of its own, made before the card is mounted: were it the last
+  # process of this namespace to exit, its exit would unmount the card and wait for the card's
+  # flush on itself, forever. The loop device is set up from its namespace, mounted in this one.
+  CARDFS_CACHE_MB=${ARMSTACK_CARD_CACHE_MB:-512} unshare -m --propagation private \
+    cardfs "$DISK" "$CARDFS" -o fsname=cardfs
+  loop=$(cardctl losetup -f --show "$CARDFS/disk.img")
+  # A card that fails writes turns read-only, as a board's root filesystem does (errors=remount-ro).
+  mount -o errors=remount-ro "$loop" "$CARD"
+  losetup -d "$loop"   # the device is busy: it detaches itself once the card is unmounted
+}
+
+# Runs dockerd until it exits; a `docker stop` stops it. Then the card is synced and the cache
+# written back: an orderly power-off (or a crashed engine, see harness kill_engine) loses nothing.
+card_layer_run() {
+  "$@" &
+  engine=$!
+  trap 'kill -TERM $engine 2>/dev/null' TERM INT
+  status=0
+  while kill -0 "$engine" 2>/dev/null; do wait "$engine" || status=$?; done
+  sync -f "$CARD" 2>/dev/null || true
+  cardctl sh -c "echo flush > $CARDFS/ctl" 2>/dev/null || true
+  exit "$status"
+}
+
 # CARD is where the card is mounted. The harness may point it into a directory shared with
 # the runtime container (mount propagation), so the runtime sees the card's real free space.
 CARD=${ARMSTACK_CARD_MOUNT:-/data}
 mkdir -p "$CARD" /data /var/lib/docker /run/armstack
-if ! mountpoint -q "$CARD"; then
+if card_cache_on; then
+  card_layer_mount
+elif ! mountpoint -q "$CARD"; then
   # After a power cut the journal is replayed by mount; preen anything else first. Never
   # fsck a mounted card: a shared mount can outlive a killed engine container.
   e2fsck -p "$DISK" >/dev/null 2>&1 || true
@@ -43,5 +88,7 @@ rm -f /run/armstack/docker.sock /var/run/docker.sock /var/run/docker.pid
 # The runtime's socket (shared volume), the standard one (as on a board), and TCP for the host.
 # --tls=false says outright that the TCP socket is plain (it is reachable only on the host's
 # bridge): without it dockerd 20.10 waits 15 s at every start to warn about it.
-exec dockerd --host unix:///run/armstack/docker.sock --host unix:///var/run/docker.sock --host tcp://0.0.0.0:2375 \
+set -- dockerd --host unix:///run/armstack/docker.sock --host unix:///var/run/docker.sock --host tcp://0.0.0.0:2375 \
   --tls=false --data-root /var/lib/docker --storage-driver overlay2 ${ARMSTACK_DOCKERD_ARGS:-}
+if card_cache_on; then card_layer_run "$@"; fi
+exec "$@"

@@ -270,3 +270,18 @@ def test_the_probe_never_mounts_the_engine_data_root() -> None:
     # A container that only reads statfs: no network, no capabilities, no writes.
     assert run["network_mode"] == "none" and run["cap_drop"] == ["ALL"] and run["read_only"] is True
     assert run["security_opt"] == ["no-new-privileges"]
+
+
+def test_mount_read_only_reads_the_super_options_of_the_mount_holding_the_path() -> None:
+    from runtime.diskio import mount_read_only
+
+    info = ("111 74 254:0 /run/x /media/sdcard ro,relatime master:9 - ext4 /dev/vda rw,discard\n"
+            "112 111 7:2 / /media/sdcard/card rw,relatime master:11 - ext4 /dev/loop2 rw,errors=remount-ro\n")
+    # A read-only bind above a writable card is no read-only card.
+    assert not mount_read_only(info, "/media/sdcard/card")
+    assert not mount_read_only(info, "/media/sdcard/card/overlay2")
+    broken = info.replace("errors=remount-ro", "errors=remount-ro,emergency_ro")
+    assert mount_read_only(broken, "/media/sdcard/card/overlay2")
+    assert not mount_read_only(broken, "/media/sdcard")
+    assert mount_read_only(info.replace("/dev/loop2 rw,", "/dev/loop2 ro,"), "/media/sdcard/card")
+    assert not mount_read_only("garbage\n", "/x")

@@ -343,3 +343,26 @@ def test_a_backward_clock_jump_keeps_the_lru_order(tmp_path: Path) -> None:
     wall.t = stamps[-1] + 3600
     guard.note_observed(_running("sha256:c"), desired)
     assert guard.last_used["sha256:c"] == wall.t
+
+
+def test_a_read_only_card_is_reported_once_and_its_repair_too(tmp_path: Path) -> None:
+    logs: list[tuple[str, str]] = []
+    state = {"ro": False}
+
+    def usage() -> DiskUsage:
+        return DiskUsage(GB // 2, GB, GB // 2, read_only=state["ro"])
+
+    guard = DiskGuard(FakeIO([]), DiskPolicy(), tmp_path / "disk.json",  # type: ignore[arg-type]
+                      lambda m, level="info": logs.append((level, m)), usage=usage)
+    desired, observed = world(tmp_path)
+    guard.measure(observed, desired)
+    assert logs == [] and guard.status_json()["read_only"] is False
+    state["ro"] = True
+    guard.measure(observed, desired)
+    guard.measure(observed, desired)
+    assert [lvl for lvl, _ in logs] == ["error"] and "read-only" in logs[0][1]
+    assert guard.status_json()["read_only"] is True
+    assert "READ-ONLY" in (format_disk(guard.status_json()) or "")
+    state["ro"] = False
+    guard.measure(observed, desired)
+    assert len(logs) == 2 and "writable again" in logs[1][1]

@@ -29,6 +29,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, PATH)
+            # The rename is durable only once the directory is: without this a power cut
+            # brings back an older count (up to the last journal commit, seconds earlier).
+            fd = os.open(os.path.dirname(PATH), os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             body = str(hits).encode()
         self.send_response(200)
         self.end_headers()
