@@ -48,3 +48,14 @@ def test_pinned_names_the_profiles_the_environment_enables() -> None:
     given = StackSource.of("a.yaml", "demo", ["only"], env={"COMPOSE_PROFILES": "debug"})
     assert given.pinned(["/s/a.yaml"]).profiles == ("only",)
     assert StackSource.of("a.yaml", env={}).pinned(["/s/a.yaml"]).profiles == ()
+
+
+@pytest.mark.parametrize("command", [["up"], ["apply", "--json"]])
+def test_the_runtime_cli_reads_back_what_cli_args_names(command: list[str]) -> None:
+    # The harness starts and updates a device's runtime with these arguments after the command.
+    from runtime import cli
+
+    src = StackSource(("/s/a.yaml", "/s/b.yaml"), "demo", ("debug", "x"))
+    args = cli.parse_args([command[0], *src.cli_args(), "--data-dir", "/data", *command[1:]])
+    assert (args.files, args.project_name, args.profiles) == (["/s/a.yaml", "/s/b.yaml"], "demo", ["debug", "x"])
+    assert cli._source(args).paths == src.paths and cli._source(args).profiles == src.profiles
