@@ -276,8 +276,12 @@ class DeviceBase:
             return self._start_runtime()
         return self._apply()
 
-    def _profile_args(self) -> list[str]:
-        return [arg for p in self.profiles for arg in ("--profile", p)]
+    def _stack_args(self) -> list[str]:
+        """``-f``, ``-p`` and ``--profile``s of the deployed stack, as the runtime's CLI takes them."""
+        from runtime.compose.source import StackSource
+
+        assert self.compose_path and self.project
+        return StackSource.of(self.compose_path, self.project, self.profiles).cli_args()
 
     def _start_runtime(self) -> UpdateReport:
         assert self.compose_path and self.project
@@ -286,8 +290,7 @@ class DeviceBase:
         self._runtime_c = _with_mounts(
             DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw=self._client_kw(),
                             env=env)
-            .with_command(["up", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR,
-                           *self._profile_args()])
+            .with_command(["up", *self._stack_args(), "--data-dir", DATA_DIR])
             .with_kwargs(labels=labels(self.name), restart_policy={"Name": "unless-stopped"},
                          stop_signal="SIGTERM", platform=self.arch.platform),
             mounts)
@@ -316,8 +319,7 @@ class DeviceBase:
     def _apply(self) -> UpdateReport:
         assert self.compose_path and self.project
         code, out = self.runtime_container().exec_run(
-            ["armstack", "apply", "-f", self.compose_path, "-p", self.project, "--data-dir", DATA_DIR, "--json",
-             *self._profile_args()],
+            ["armstack", "apply", *self._stack_args(), "--data-dir", DATA_DIR, "--json"],
             environment={"DOCKER_HOST": SOCKET}, demux=True)
         stdout, stderr = ((out[0] or b"").decode(), (out[1] or b"").decode())
         if code != 0:

@@ -330,9 +330,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         generation = (store.read_status() or {}).get("generation")
         current = generation if type(generation) is int and generation >= 0 else 0
         src = _source(args, stack.project)
-        files = [str(Path(find_compose_file(f)).resolve()) for f in src.paths]
-        profiles = src.profiles or _settings(args).compose_profiles
-        req = ApplyRequest(files[0], stack.project, current + 1, overrides=tuple(files[1:]), profiles=profiles)
+        req = ApplyRequest(src.pinned([str(Path(find_compose_file(f)).resolve()) for f in src.paths]), current + 1)
         print(f"a supervisor (pid {pid}) runs project {stack.project}: handing it generation {req.generation}",
               file=sys.stderr)
         done = hand_off(req, state_dir=store.dir, pid=pid, read_status=store.read_status,

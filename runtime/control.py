@@ -32,14 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.compose.source import StackSource
 from runtime.errors import StateError, SupervisorError
 from runtime.state import open_nofollow
 
 REQUEST_NAME = re.compile(r"^request(-[A-Za-z0-9_-]{1,64})?\.json$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_REQUEST_BYTES = 64 * 1024
-MAX_LISTED = 64          # override files or profiles in one request
-_PROFILE = re.compile(r"^[A-Za-z0-9*][A-Za-z0-9_.-]{0,127}$")
 MAX_GENERATION = 2**53   # JSON numbers above this are not exact integers everywhere
 
 
@@ -172,41 +171,51 @@ def new_request_id() -> str:
 
 @dataclass(frozen=True)
 class ApplyRequest:
-    """What ``armstack apply`` asks a running supervisor to load (``request-<id>.json``)."""
+    """What ``armstack apply`` asks a running supervisor to load (``request-<id>.json``).
 
-    file: str
-    project: str
+    ``source`` names the files (absolute, in merge order), project and profiles as the CLI read
+    them; its schema and limits are :class:`StackSource`'s own.
+    """
+
+    source: StackSource
     generation: int
     id: str = field(default_factory=new_request_id)
-    overrides: tuple[str, ...] = ()   # further `-f` files merged over ``file``, absolute
-    profiles: tuple[str, ...] = ()    # `--profile`s (empty: COMPOSE_PROFILES where the supervisor runs)
+
+    @property
+    def file(self) -> str:
+        """The main compose file, for messages."""
+        return self.source.paths[0]
+
+    @property
+    def project(self) -> str | None:
+        return self.source.project
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "project": self.project, "generation": self.generation, "id": self.id,
-                "overrides": list(self.overrides), "profiles": list(self.profiles)}
+        return {"source": self.source.to_json(), "generation": self.generation, "id": self.id}
 
     @classmethod
     def from_json(cls, doc: Any) -> ApplyRequest:
         """The request in ``doc``; ValueError (a sentence) for anything but the exact schema."""
         if not isinstance(doc, dict):
             raise ValueError("it is not a JSON object")
-        file, project, generation, rid = (doc.get(k) for k in ("file", "project", "generation", "id"))
-        if not isinstance(file, str) or not os.path.isabs(file) or "\0" in file:
-            raise ValueError("'file' must be an absolute path")
-        if not isinstance(project, str):
-            raise ValueError("'project' must be a string")
+        generation, rid = doc.get("generation"), doc.get("id")
         if type(generation) is not int or not 0 <= generation <= MAX_GENERATION:
             raise ValueError(f"'generation' must be an integer from 0 to {MAX_GENERATION}, not {generation!r}")
         if not isinstance(rid, str) or not _REQUEST_ID.match(rid):
             raise ValueError("'id' must be 1 to 64 letters, digits, '_' or '-'")
-        overrides, profiles = doc.get("overrides", []), doc.get("profiles", [])
-        if (not isinstance(overrides, list) or len(overrides) > MAX_LISTED
-                or not all(isinstance(f, str) and os.path.isabs(f) and "\0" not in f for f in overrides)):
-            raise ValueError(f"'overrides' must be a list of at most {MAX_LISTED} absolute paths")
-        if (not isinstance(profiles, list) or len(profiles) > MAX_LISTED
-                or not all(isinstance(p, str) and _PROFILE.match(p) for p in profiles)):
-            raise ValueError(f"'profiles' must be a list of at most {MAX_LISTED} profile names")
-        return cls(file, project, generation, rid, tuple(overrides), tuple(profiles))
+        source = doc["source"] if "source" in doc else _older_source(doc)
+        return cls(StackSource.from_json(source), generation, rid)
+
+
+def _older_source(doc: dict[str, Any]) -> Any:
+    """The source of a request written by an armstack from before requests carried one (a CLI
+    older than the running supervisor, during an upgrade): that frozen shape, read as the new one."""
+    file = doc.get("file")
+    if not isinstance(file, str):
+        raise ValueError("'source' must be a JSON object")
+    rest = doc.get("overrides", [])
+    return {"paths": [file, *rest] if isinstance(rest, list) else rest,
+            "project": doc.get("project"), "profiles": doc.get("profiles", [])}
 
 
 def request_path(directory: Path, request_id: str) -> Path:

@@ -53,7 +53,6 @@ class RuntimeSettings:
     listen: ListenAddress | None = None
     color: bool | None = None
     docker_host: str = ""
-    compose_profiles: tuple[str, ...] = ()
     systemd: Mapping[str, str] = field(default_factory=dict)
     # Health-gated updates (runtime.rollback): seconds a replaced service is on probation
     # (0: off) and what a failed probation rolls back (the service's group, or the release).
@@ -103,7 +102,6 @@ class RuntimeSettings:
             listen=listen,
             color=color,
             docker_host=env.get("DOCKER_HOST", ""),
-            compose_profiles=tuple(p for p in env.get("COMPOSE_PROFILES", "").split(",") if p),
             systemd={k: env[k] for k in SYSTEMD_ENV if k in env},
             probation=probation,
             rollback=rollback,

@@ -130,7 +130,7 @@ def load_stack_or_problems(path: Path, project: str | None, source: StackSource 
     from runtime.compose.loader import find_compose_file, load_source
 
     if source is None or Path(find_compose_file(source.paths[0])).resolve() != Path(path).resolve():
-        source = StackSource.of(path, project, source.profiles if source else (), source.env if source else None)
+        source = dataclasses.replace(source, paths=(str(path),)) if source else StackSource.of(path, project)
     result = load_source(dataclasses.replace(source, project=project))
     return LoadedStack(with_default_restart(result.stack, default_restart), tuple(str(w) for w in result.warnings))
 
@@ -497,8 +497,7 @@ class Supervisor:
         generation = max(self.generation + 1, req.generation if req is not None else 0)
         # An apply names its own files and profiles, as each `docker compose up` does; a bare
         # SIGHUP reloads the way the stack was last given.
-        source = self.source if req is None else StackSource.of((req.file, *req.overrides), project, req.profiles,
-                                                                       self.settings.environ)
+        source = self.source if req is None else req.source.with_env(self.settings.environ)
         log(f"reload requested: {path}" + (f" (apply request {rid})" if rid else ""))
         try:
             loaded = load_stack_or_problems(path, project or self.stack.project, source, self.default_restart)

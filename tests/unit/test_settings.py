@@ -21,7 +21,7 @@ def test_defaults_without_flags_or_environment() -> None:
     s = RuntimeSettings.from_environ({})
     assert (s.data_dir, s.release, s.disk, s.engine_root, s.default_restart, s.listen, s.color) == (
         Path("/data/armstack"), None, DiskPolicy(), None, "always", None, None)
-    assert (s.extra_labels, s.compose_profiles, s.systemd, s.engine_address) == ({}, (), {}, "the default socket")
+    assert (s.extra_labels, s.systemd, s.engine_address) == ({}, {}, "the default socket")
 
 
 def test_the_environment_fills_what_no_flag_gives() -> None:
@@ -35,7 +35,8 @@ def test_the_environment_fills_what_no_flag_gives() -> None:
     assert (s.disk.high, s.disk.low, s.disk.keep_releases) == (Threshold(70), Threshold(60), 0)
     assert (s.engine_root, s.default_restart, s.listen, s.color) == (
         "/var/lib/docker", "no", ListenAddress("tcp", host="127.0.0.1", port=9), False)
-    assert s.engine_address == "tcp://e:2375" and s.compose_profiles == ("a", "b")
+    assert s.engine_address == "tcp://e:2375"
+    assert s.environ["COMPOSE_PROFILES"] == "a,,b"   # read by the loader (runtime.compose.profiles)
     assert s.systemd == {"NOTIFY_SOCKET": "/run/n", "WATCHDOG_USEC": "5"}
     assert s.environ["HOME"] == "/root"   # compose files are interpolated with the whole environment
 

@@ -17,6 +17,7 @@ from runtime import cli
 from runtime import supervisor as supervisor_mod
 from runtime.actions import Action, ActionResult, Build, BuildReport, Create, Recreate
 from runtime.compose.model import RestartPolicy, ServiceSpec, StackSpec
+from runtime.compose.source import StackSource
 from runtime.control import (
     ApplyRequest,
     ProjectLock,
@@ -88,15 +89,24 @@ def test_project_lock_is_exclusive(tmp_path: Path) -> None:
 
 def test_request_round_trip(tmp_path: Path) -> None:
     assert take_requests(tmp_path) == ([], [])
-    req = ApplyRequest("/a/compose.yaml", "p", 4)
+    req = ApplyRequest(StackSource.of("/a/compose.yaml", "p"), 4)
     atomic_write_json(request_path(tmp_path, req.id), req.to_json())
     assert take_requests(tmp_path) == ([req], [])
     assert list(tmp_path.iterdir()) == []   # taken off the directory
-    assert ApplyRequest("f", "p", 1).id != ApplyRequest("f", "p", 1).id
+    assert ApplyRequest(StackSource.of("f", "p"), 1).id != ApplyRequest(StackSource.of("f", "p"), 1).id
     # Override files and profiles travel with the request: `apply -f a -f b --profile debug`.
-    full = ApplyRequest("/a/compose.yaml", "p", 5, overrides=("/a/device.yaml",), profiles=("debug",))
+    full = ApplyRequest(StackSource(("/a/compose.yaml", "/a/device.yaml"), "p", ("debug",)), 5)
     atomic_write_json(request_path(tmp_path, full.id), full.to_json())
     assert take_requests(tmp_path) == ([full], [])
+
+
+def test_a_request_of_an_older_cli_is_read_as_the_new_shape(tmp_path: Path) -> None:
+    # During an upgrade a CLI older than the running supervisor writes file/overrides/profiles.
+    (tmp_path / "request-r1.json").write_text(json.dumps(
+        {"file": "/a/compose.yaml", "project": "p", "generation": 3, "id": "r1",
+         "overrides": ["/a/device.yaml"], "profiles": ["debug"]}))
+    source = StackSource(("/a/compose.yaml", "/a/device.yaml"), "p", ("debug",))
+    assert take_requests(tmp_path) == ([ApplyRequest(source, 3, "r1")], [])
 
 
 BAD_REQUESTS = [
@@ -115,6 +125,11 @@ BAD_REQUESTS = [
     '{"file": "/a/compose.yaml", "project": "demo", "generation": 1, "id": "r1", "overrides": "/a/b.yaml"}',
     '{"file": "/a/compose.yaml", "project": "demo", "generation": 1, "id": "r1", "profiles": ["a b"]}',
     '{"file": "/a/compose.yaml", "project": "demo", "generation": 1, "id": "r1", "profiles": [1]}',
+    '{"source": {"paths": [], "project": "demo"}, "generation": 1, "id": "r1"}',
+    '{"source": {"paths": ["rel.yaml"], "project": "demo"}, "generation": 1, "id": "r1"}',
+    '{"source": {"paths": ["/a/compose.yaml"], "project": "demo", "profiles": ["a b"]}, "generation": 1, "id": "r1"}',
+    '{"source": ["/a/compose.yaml"], "generation": 1, "id": "r1"}',
+    "{}",
     "[1, 2]",
     '{"file": "/a/compose.yaml", "gen',
     "[" * 100000,
@@ -133,7 +148,7 @@ def test_a_bad_request_is_taken_and_reported_once(tmp_path: Path, text: str) -> 
 
 def test_a_request_behind_a_symlink_is_not_followed(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere.json"
-    target.write_text(json.dumps(ApplyRequest("/etc/other.yaml", "demo", 1).to_json()))
+    target.write_text(json.dumps(ApplyRequest(StackSource.of("/etc/other.yaml", "demo"), 1).to_json()))
     (tmp_path / "request-r2.json").symlink_to(target)
     requests, problems = take_requests(tmp_path)
     assert requests == [] and "symbolic link" in problems[0]
@@ -263,7 +278,7 @@ def _status(pid: int = 4242, **kw: Any) -> dict[str, Any]:
 
 
 def test_apply_waits_for_the_result_of_its_own_request(tmp_path: Path) -> None:
-    req = ApplyRequest("/a/compose.yaml", "demo", 5)
+    req = ApplyRequest(StackSource.of("/a/compose.yaml", "demo"), 5)
     other = _status(generation=5, last_apply={"generation": 5, "ok": True, "request_id": "someone-else"})
     ours = _status(generation=6, last_apply={"generation": 6, "ok": False, "request_id": req.id})
     done = _hand_off(tmp_path, req, [other, other, ours])
@@ -273,7 +288,7 @@ def test_apply_waits_for_the_result_of_its_own_request(tmp_path: Path) -> None:
 
 def test_apply_finds_its_answer_after_a_later_apply_finished_first(tmp_path: Path) -> None:
     # Two applies: the later one's result is `last_apply` by the time the earlier one reads.
-    req = ApplyRequest("/a/compose.yaml", "demo", 5)
+    req = ApplyRequest(StackSource.of("/a/compose.yaml", "demo"), 5)
     mine = {"generation": 6, "ok": True, "request_id": req.id}
     later = _status(generation=7, last_apply={"generation": 7, "ok": True, "request_id": "later"},
                     answered_requests={req.id: mine, "later": {"generation": 7, "ok": True, "request_id": "later"}})
@@ -282,7 +297,7 @@ def test_apply_finds_its_answer_after_a_later_apply_finished_first(tmp_path: Pat
 
 def test_apply_dropped_by_a_restarting_supervisor_says_so(tmp_path: Path) -> None:
     # The new supervisor's boot applies its own file as the next generation: not this request.
-    req = ApplyRequest("/a/compose.yaml", "demo", 5)
+    req = ApplyRequest(StackSource.of("/a/compose.yaml", "demo"), 5)
     booted = _status(pid=5151, generation=5, last_apply={"generation": 5, "ok": True, "request_id": None},
                      dropped_requests={req.id: "the supervisor restarted before it took the request"})
     with pytest.raises(SupervisorError, match="restarted before it took the request") as err:
@@ -291,7 +306,7 @@ def test_apply_dropped_by_a_restarting_supervisor_says_so(tmp_path: Path) -> Non
 
 
 def test_apply_lost_in_a_restart_after_it_was_taken_says_so(tmp_path: Path) -> None:
-    req = ApplyRequest("/a/compose.yaml", "demo", 5)
+    req = ApplyRequest(StackSource.of("/a/compose.yaml", "demo"), 5)
     booted = _status(pid=5151, generation=5, last_apply={"generation": 5, "ok": True, "request_id": None},
                      updated_at=time.time() + 60)   # written by the new supervisor after the hand-off
     with pytest.raises(SupervisorError, match="restarted"):
@@ -299,7 +314,7 @@ def test_apply_lost_in_a_restart_after_it_was_taken_says_so(tmp_path: Path) -> N
 
 
 def test_apply_to_a_supervisor_that_stopped_says_so(tmp_path: Path) -> None:
-    req = ApplyRequest("/a/compose.yaml", "demo", 5)
+    req = ApplyRequest(StackSource.of("/a/compose.yaml", "demo"), 5)
     with pytest.raises(SupervisorError, match="stopped before it applied"):
         _hand_off(tmp_path, req, [_status()], running=lambda: False)
     assert not request_path(tmp_path, req.id).exists()
@@ -307,7 +322,7 @@ def test_apply_to_a_supervisor_that_stopped_says_so(tmp_path: Path) -> None:
 
 def _write_request(sup: Supervisor, file: Path, generation: int, mtime: float) -> ApplyRequest:
     assert sup.store is not None
-    req = ApplyRequest(str(file), "demo", generation)
+    req = ApplyRequest(StackSource.of(str(file), "demo"), generation)
     path = request_path(sup.store.ensure_dir(), req.id)
     atomic_write_json(path, req.to_json())
     os.utime(path, (mtime, mtime))
