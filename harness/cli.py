@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -77,6 +78,11 @@ def chaos_main(argv: list[str]) -> int:
     from harness.chaos import soak
     from harness.device import EmulatedDevice
 
+    # A soak is stopped by Ctrl-C or a TERM (a CI job's timeout): both unwind through the device's
+    # `with`, so its containers and card go with it. SIGINT is restored: a shell starts a
+    # background job with it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     print(f"chaos soak: seed {seed} (run it again with --seed {seed})", flush=True)
     try:
         with EmulatedDevice(args.arch) as device:

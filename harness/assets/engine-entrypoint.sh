@@ -83,6 +83,11 @@ mountpoint -q /var/lib/docker || mount --bind "$CARD" /var/lib/docker
 # The engine's own overlay mounts stay inside this container: only the card itself is shared.
 mount --make-rprivate /var/lib/docker 2>/dev/null || true
 [ "$CARD" = /data ] || mount --make-rprivate /data 2>/dev/null || true
+# A board's /run is a tmpfs, empty at boot; this container's is not. After a power cut the
+# engine's runtime state would outlive it: a stale containerd.pid names a pid that the restarted
+# container has given to another process, dockerd takes that for a running containerd, waits for
+# its socket and fails ("timeout waiting for containerd to start"), at every boot from then on.
+rm -rf /var/run/docker
 rm -f /run/armstack/docker.sock /var/run/docker.sock /var/run/docker.pid
 
 # The runtime's socket (shared volume), the standard one (as on a board), and TCP for the host.
