@@ -12,24 +12,17 @@ import pytest
 
 from harness.device import EmulatedDevice
 from harness.netfaults import CHAIN
+from tests.e2e.conftest import HIT, up_minimal
 
-HIT = r"hits: \d+"
 UNREACHABLE = r"server unreachable: .*timed out"
 CLIENT_GET = '"GET / '
 NO_NAME = r"server unreachable: .*(name resolution|Name or service not known|not known)"
 
 
-def _up(device: EmulatedDevice, stacks: Path) -> None:
-    device.deploy(stacks / "minimal")
-    for service in ("server", "client"):
-        device.wait_until_running(service, timeout=120)
-    device.wait_for_log("client", HIT, timeout=60, since="start")
-
-
 @pytest.mark.quick
 def test_partition_shows_in_the_logs_survives_a_restart_and_heals(arm_device: EmulatedDevice, stacks: Path) -> None:
     d = arm_device
-    _up(d, stacks)
+    up_minimal(d, stacks)
     restarts = d.services()["client"].restarts
 
     d.partition("client", "server")
@@ -67,7 +60,7 @@ def test_partition_shows_in_the_logs_survives_a_restart_and_heals(arm_device: Em
 @pytest.mark.quick
 def test_dns_failure_makes_lookups_fail_and_heals(arm_device: EmulatedDevice, stacks: Path) -> None:
     d = arm_device
-    _up(d, stacks)
+    up_minimal(d, stacks)
 
     d.dns_failure()
     d.wait_for_log("client", NO_NAME, timeout=60)
@@ -88,7 +81,7 @@ def test_dns_failure_makes_lookups_fail_and_heals(arm_device: EmulatedDevice, st
 @pytest.mark.full
 def test_isolate_cuts_a_service_from_everything(arm_device: EmulatedDevice, stacks: Path) -> None:
     d = arm_device
-    _up(d, stacks)
+    up_minimal(d, stacks)
     d.isolate("client")
     d.wait_for_log("client", UNREACHABLE, timeout=60)
     d.heal_network()
@@ -101,7 +94,7 @@ def test_netem_where_the_kernel_has_it(arm_device: EmulatedDevice, stacks: Path)
     reason = d.netem_support()
     if reason is not None:
         pytest.skip(reason)
-    _up(d, stacks)
+    up_minimal(d, stacks)
     d.latency("client", 1500)
     # Each request now takes a round trip of more than a second and a half.
     res = d.exec("client", ["python3", "-c", "import time, urllib.request\nt = time.monotonic()\n"

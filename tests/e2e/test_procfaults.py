@@ -13,15 +13,7 @@ import docker.errors
 import pytest
 
 from harness.device import EmulatedDevice
-
-HIT = r"hits: \d+"
-
-
-def _up(device: EmulatedDevice, stacks: Path) -> None:
-    device.deploy(stacks / "minimal")
-    for service in ("server", "client"):
-        device.wait_until_running(service, timeout=120)
-    device.wait_for_log("client", HIT, timeout=60, since="start")
+from tests.e2e.conftest import HIT, up_minimal
 
 
 def _window(device: EmulatedDevice, seconds: float) -> tuple[int, int]:
@@ -46,7 +38,7 @@ def _busy_seconds(device: EmulatedDevice) -> float:
 @pytest.mark.full
 def test_pause_freezes_a_service_and_starve_cpu_slows_it(arm_device: EmulatedDevice, stacks: Path) -> None:
     d = arm_device
-    _up(d, stacks)
+    up_minimal(d, stacks)
     restarts = d.services()["client"].restarts
 
     d.pause("client")
@@ -81,7 +73,7 @@ def test_clock_jumps_of_the_runtime(arm_device: EmulatedDevice, stacks: Path) ->
     """The runtime's wall clock jumps back a day and then two days forward: it keeps
     restarting a crashed service, applies the stack, and the times it records follow its clock."""
     d = arm_device
-    _up(d, stacks)
+    up_minimal(d, stacks)
     for offset in (-86_400.0, 86_400.0):
         assert d.clock_jump(offset - d.clock_jump(0)) == offset
         before = d.services()["server"].restarts or 0

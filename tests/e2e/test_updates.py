@@ -36,12 +36,17 @@ def set_last_line(stack: Path, line: str) -> None:
     dockerfile.write_text("\n".join([*lines[:-1], line]) + "\n")
 
 
-def set_strategy(stack: Path, service: str, strategy: str) -> None:
+def add_label(stack: Path, service: str, label: str, value: str) -> None:
+    """Give a built service of the stack's compose file a label (its first)."""
     compose = stack / "compose.yaml"
     text = compose.read_text()
     anchor = f"  {service}:\n    build: ./{service}\n"
     assert anchor in text
-    compose.write_text(text.replace(anchor, anchor + f"    labels:\n      io.armstack.update-strategy: {strategy}\n"))
+    compose.write_text(text.replace(anchor, anchor + f"    labels:\n      {label}: {value}\n"))
+
+
+def set_strategy(stack: Path, service: str, strategy: str) -> None:
+    add_label(stack, service, "io.armstack.update-strategy", strategy)
 
 
 def container_ids(device: EmulatedDevice) -> dict[str, str]:
@@ -182,11 +187,7 @@ def test_update_strategies_on_the_device(arm_device: EmulatedDevice, stacks: Pat
 
 
 def set_probation(stack: Path, service: str, window: str) -> None:
-    compose = stack / "compose.yaml"
-    text = compose.read_text()
-    anchor = f"  {service}:\n    build: ./{service}\n"
-    assert anchor in text
-    compose.write_text(text.replace(anchor, anchor + f"    labels:\n      io.armstack.probation: {window}\n"))
+    add_label(stack, service, "io.armstack.probation", window)
 
 
 def api_builds(device: EmulatedDevice) -> int:

@@ -352,7 +352,8 @@ def test_probation_off_and_services_without_a_previous_release_are_not_judged() 
     assert keeper.next_due() == 6.0
 
 
-def test_a_power_cut_mid_rollback_finishes_the_rollback_at_boot(tmp_path: Path) -> None:
+def v2_on_probation() -> tuple[Any, ReleaseKeeper, Desired, Desired]:
+    """An engine that ran v1 (settled) and now runs v2 of web, replaced at t=100 with a 10 s probation."""
     eng = engine_with("web:1", "web:2", "alpine:3.19")
     keeper = ReleaseKeeper(probation=10.0)
     v1, v2 = Desired(web_stack("web:1")), Desired(web_stack("web:2"))
@@ -362,6 +363,11 @@ def test_a_power_cut_mid_rollback_finishes_the_rollback_at_boot(tmp_path: Path) 
     keeper.begin(v2)
     converge(eng, v2)
     keeper.replaced(v2.stack, "web", now=100.0)
+    return eng, keeper, v1, v2
+
+
+def test_a_power_cut_mid_rollback_finishes_the_rollback_at_boot(tmp_path: Path) -> None:
+    eng, keeper, v1, v2 = v2_on_probation()
     eng.state = dataclasses.replace(eng.state, containers=tuple(
         dataclasses.replace(c, health="unhealthy") if c.service == "web" else c for c in eng.state.containers))
     assert keeper.check(v2, eng.state, ServiceTracker(), 101.0) is not None
@@ -522,15 +528,7 @@ def test_a_bad_probation_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_a_proven_release_is_not_put_on_probation_again() -> None:
-    eng = engine_with("web:1", "web:2", "alpine:3.19")
-    keeper = ReleaseKeeper(probation=10.0)
-    v1, v2 = Desired(web_stack("web:1")), Desired(web_stack("web:2"))
-    keeper.begin(v1)
-    converge(eng, v1)
-    keeper.settled(v1.stack, eng.state, ["/v1"], [])
-    keeper.begin(v2)
-    converge(eng, v2)
-    keeper.replaced(v2.stack, "web", now=100.0)
+    eng, keeper, v1, v2 = v2_on_probation()
     assert keeper.check(v2, eng.state, ServiceTracker(), 111.0) is None and not keeper.on_probation()
     keeper.settled(v2.stack, eng.state, ["/v2"], [])
     keeper.replaced(v2.stack, "web", now=200.0)    # its container died and was replaced later on
