@@ -41,4 +41,6 @@ def label_image(api: Any, image_id: str, labels: Mapping[str, str]) -> str | Non
     try:
         return str(api.commit(container, conf=relabelled_config(config, labels), pause=False)["Id"])
     finally:
-        api.remove_container(container, force=True)
+        # With its anonymous volumes: an image that declares VOLUME gives the container one each,
+        # and nothing else would ever remove them from the card.
+        api.remove_container(container, force=True, v=True)

@@ -67,6 +67,7 @@ class EngineAPI:
         return {"Id": "sha256:labelled"}
 
     def remove_container(self, container: str, **kw: Any) -> None:
+        assert kw.get("v") is True, "the relabelling container's anonymous volumes must go with it"
         self.removed.append(container)
 
     def tag(self, image: str, repo: str, tag: str | None = None) -> None:
