@@ -61,7 +61,7 @@ def _probe(client: docker.DockerClient, probe_image: str) -> dict[str, Any]:
             c.wait(timeout=30)
             return {"privileged": True, **_COMMON}
         finally:
-            c.remove(force=True)
+            c.remove(force=True, v=True)   # with the anonymous volumes its image declares
     except docker.errors.APIError as e:
         if "caps" not in str(e) and "operation not permitted" not in str(e):
             raise
