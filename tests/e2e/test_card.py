@@ -11,6 +11,7 @@ import pytest
 from harness.device import EmulatedDevice
 from harness.errors import FaultError
 from harness.waits import wait_for
+from runtime.state import ApplyResult
 from tests.e2e.conftest import hits
 
 # Written by the minimal stack's server (its /data is a named volume on the card): one file with
@@ -62,9 +63,13 @@ def test_power_cut_loses_what_no_flush_reached(arm_device: EmulatedDevice, stack
           flush=True)
     assert survivors < 10, "a power cut lost none of ten files written without fsync right before it"
     assert hits(arm_device) >= counted
-    # The runtime's own state survived and it brought the stack back by itself.
-    status = arm_device.status_document()
-    assert status is not None and status.last_apply is not None and status.last_apply.ok
+    # The runtime's own state survived and it brought the stack back by itself: its boot apply
+    # finishes after the engine may already have restarted the containers, so wait for its answer.
+    def boot_apply() -> ApplyResult | None:
+        status = arm_device.status_document()
+        return None if status is None else status.last_apply
+
+    assert arm_device.wait_for(boot_apply, 90, "the runtime's apply after the power cut").ok
     assert {"server", "client"} <= set(arm_device.services())
 
 

@@ -64,11 +64,15 @@ def test_sd_card_size_and_enospc(arm_device: EmulatedDevice) -> None:
     assert "/dev/loop" in df
     filled = arm_device.fill_disk(100)
     assert filled.available < 16 << 20, filled
-    # A container writing to its own layer lands on the card: it gets a real ENOSPC.
-    res = arm_device.engine.containers.run(
-        "debian:bookworm-slim", ["sh", "-c", "dd if=/dev/zero of=/big bs=1M count=64 2>&1; echo rc=$?"],
-        remove=True, stdout=True, stderr=True)
-    assert b"No space left on device" in res, res
+    # A container writing to its own layer lands on the card: it gets a real ENOSPC. Its output is
+    # read through exec, which streams it: a full card has no room for the container's log file.
+    writer = arm_device.engine.containers.run("debian:bookworm-slim", ["sleep", "600"], detach=True,
+                                              labels={"io.armstack.test": "enospc"})
+    try:
+        res = writer.exec_run(["sh", "-c", "dd if=/dev/zero of=/big bs=1M count=64 2>&1; echo rc=$?"])
+    finally:
+        writer.remove(force=True, v=True)
+    assert b"No space left on device" in res.output, res.output
     freed = arm_device.free_disk()
     assert freed.available > usage.available * 0.9
 
