@@ -21,13 +21,14 @@ REPORTS = Path(__file__).resolve().parents[2] / "reports" / "chaos"
 # A short soak over fast faults of every layer (a process, the runtime, the network, the power): the
 # full catalogue's slow ones (reboot, engine kill, crash loop) are left to ``make soak``.
 QUICK_FAULTS = ("sigkill", "power_cut", "kill_runtime", "partition", "pause", "clock_jump")
+QUICK_COUNT = 20
 
 
 @pytest.mark.quick
 def test_a_short_soak_loses_no_acknowledged_record(arm_device: EmulatedDevice, stacks: Path) -> None:
-    result = soak(arm_device, stacks / "ledger", seed=20261202, faults=8, only=QUICK_FAULTS)
+    result = soak(arm_device, stacks / "ledger", seed=20261202, faults=QUICK_COUNT, only=QUICK_FAULTS)
     paths = result.write(REPORTS / f"quick-{arm_device.arch.name}")
     assert paths["events"].is_file() and paths["junit"].is_file()
-    assert len(result.steps) == 8 and {s.step.fault for s in result.steps} <= set(QUICK_FAULTS)
+    assert len(result.steps) == QUICK_COUNT and {s.step.fault for s in result.steps} <= set(QUICK_FAULTS)
     assert result.verdict.acknowledged > 0
     result.assert_ok()
