@@ -250,7 +250,7 @@ def test_a_reconcile_round_that_raises_is_logged_and_retried_with_backoff(tmp_pa
 
 
 def test_the_loop_outlives_a_round_that_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(supervisor_mod, "ROUND_RETRY_FIRST", 0.01)
+    monkeypatch.setattr(roundfailures, "RETRY_FIRST", 0.01)
     ex = _FakeExecutor(specs.stack(specs.svc("web")), fail={1})
     sup, out = _supervisor(tmp_path, ex)
     sup._start_generation(1)
