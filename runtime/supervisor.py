@@ -68,7 +68,7 @@ from runtime.errors import (
     ComposeError,
     EngineError,
 )
-from runtime.events import ContainerEvent, EventWatcher, Resync
+from runtime.events import EventWatcher
 from runtime.executor import Executor
 from runtime.exits import DEFAULT_RESTART, with_default_restart
 from runtime.imagefailures import ImageFailures
@@ -93,6 +93,7 @@ from runtime.state import (
     atomic_write_json,
 )
 from runtime.tracker import ServiceTracker
+from runtime.wakeups import Signal, sleep_for, sort_batch
 
 _log = logging.getLogger("armstack.supervisor")
 
@@ -100,11 +101,6 @@ EXIT_INVALID = EXIT_USAGE   # the file the supervisor was started with cannot be
 
 MAX_ROUNDS = 25            # plan/execute rounds in one reconcile: a chain of N services needs N
 ENGINE_RETRY = 5.0         # seconds before retrying after the engine failed a reconcile
-
-
-@dataclass(frozen=True)
-class _Signal:
-    name: str   # "stop" or "reload"
 
 
 @dataclass(frozen=True)
@@ -204,10 +200,10 @@ class Supervisor:
     def request_stop(self, *, interrupted: bool = False) -> None:
         """Ask the loop to stop (thread-safe; what the signal handlers call)."""
         self._interrupted = self._interrupted or interrupted
-        self.queue.put(_Signal("stop"))
+        self.queue.put(Signal("stop"))
 
     def request_reload(self) -> None:
-        self.queue.put(_Signal("reload"))
+        self.queue.put(Signal("reload"))
 
     @property
     def last_apply(self) -> ApplyResult | None:
@@ -328,21 +324,15 @@ class Supervisor:
                     items.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            reload = False
-            for it in items:
-                if isinstance(it, _Signal) and it.name == "stop":
-                    self._stop = True
-                elif isinstance(it, _Signal) and it.name == "reload":
-                    reload = True
-                elif isinstance(it, ContainerEvent) and it.action == "die" and it.service:
-                    self.reaction.die_read(it.service, it.time)
-                if isinstance(it, ContainerEvent) and it.action == "oom":
-                    log(f"service {it.service or it.container_id[:12]} ran out of memory", level="warning")
-                elif isinstance(it, Resync):
-                    log(f"{it.reason}: reconciling in full", level="info")
+            batch = sort_batch(items)
+            self._stop = self._stop or batch.stop
+            for service, at in batch.dies:
+                self.reaction.die_read(service, at)
+            for level, note in batch.notes:
+                log(note, level=level)
             if self._stop:
                 break
-            if reload:
+            if batch.reload:
                 self._reload()
             error = self._reconcile()
             self.reaction.round_done()
@@ -358,23 +348,16 @@ class Supervisor:
         return EXIT_OK
 
     def _timeout(self) -> float:
-        now = time.monotonic()
-        due = [self.next_reconcile]
-        backoff_due = self.tracker.next_wakeup(now)
-        if backoff_due is not None:
-            due.append(backoff_due)
-        probation_due = self.releases.next_due()
-        if probation_due is not None:
-            due.append(now + (probation_due - time.time()))
-        if self.applies.pending is not None:
-            due.append(self.applies.pending.deadline)
-            settled = settled_at(self.stack, self.observed) if self.stack is not None else None
-            if settled is not None and settled > time.time():
-                due.append(now + (settled - time.time()))   # look again once it has settled
-        disk_due = self.disk.next_due()
-        if disk_due is not None:
-            due.append(disk_due)
-        return max(0.0, min(due) - now)
+        now, wall = time.monotonic(), time.time()
+        pending = self.applies.pending
+        settled = settled_at(self.stack, self.observed) if pending is not None and self.stack is not None else None
+        return sleep_for(
+            now, wall, next_reconcile=self.next_reconcile,
+            monotonic_due=(self.tracker.next_wakeup(now), pending.deadline if pending is not None else None,
+                           self.disk.next_due()),
+            # An apply in flight: look again once the stack has settled.
+            wall_due=(self.releases.next_due(), settled if settled is not None and settled > wall else None),
+        )
 
     def _shutdown(self) -> None:
         if self.events is not None:

@@ -1,4 +1,4 @@
-"""Pieces the supervisor keeps apart from its loop: reaction times, failed rounds, failed images."""
+"""Pieces the supervisor keeps apart from its loop: reaction times, failed rounds, failed images, wakeups."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import pytest
 
 from runtime import labels, roundfailures
 from runtime.actions import Build, Pull
+from runtime.events import ContainerEvent, Resync
 from runtime.imagefailures import ImageFailures
 from runtime.planner import KILL_THEN_DOWNLOAD
 from runtime.reaction import ReactionTimes
 from runtime.roundfailures import RoundFailures
+from runtime.wakeups import Batch, Signal, sleep_for, sort_batch
 from tests.unit import specs
 
 pytestmark = pytest.mark.unit
@@ -82,3 +84,20 @@ def test_a_build_that_ran_out_of_space_is_retried_but_its_service_not_held() -> 
     failures.failed(Pull("db", "db:1"), disk_full=False)
     assert not failures.skip(Build("web", "web:1", "h1"))
     assert failures.services == {"web", "db"}
+
+
+def test_a_batch_sorts_requests_dies_and_notes() -> None:
+    batch = sort_batch([ContainerEvent("die", "c1", "web", time=5.0), Signal("reload"),
+                        ContainerEvent("oom", "c2abcdef123456789", ""), ContainerEvent("die", "c3", "", time=6.0),
+                        Resync("events reconnected")])
+    assert (batch.stop, batch.reload, batch.dies) == (False, True, (("web", 5.0),))
+    assert batch.notes == (("warning", "service c2abcdef1234 ran out of memory"),
+                           ("info", "events reconnected: reconciling in full"))
+    assert sort_batch([Signal("stop")]).stop and sort_batch([]) == Batch()
+
+
+def test_the_loop_sleeps_until_the_earliest_due_time() -> None:
+    assert sleep_for(100.0, 1000.0, next_reconcile=130.0) == 30.0
+    # A wall-clock due time converts with the same pair of clocks; a None is nothing due.
+    assert sleep_for(100.0, 1000.0, next_reconcile=130.0, monotonic_due=(None, 120.0), wall_due=(1005.0,)) == 5.0
+    assert sleep_for(100.0, 1000.0, next_reconcile=130.0, monotonic_due=(90.0,)) == 0.0
