@@ -41,7 +41,7 @@ from harness.device import EmulatedDevice
 from harness.errors import DeployError
 from harness.report import UpdateReport
 from harness.waits import wait_for
-from runtime.executor import _ts
+from runtime.engine.reading import engine_time
 
 STACK = Path(__file__).resolve().parents[1] / "stacks" / "updates"
 CHANGED = "api"
@@ -83,7 +83,7 @@ def _rollback(device: EmulatedDevice, stack: Path) -> dict[str, Any]:
             raise
     c = wait_for(lambda: (c := device.container(CHANGED)).status == "running" and c.image.id == previous and c,
                  device.timeout(60), f"{CHANGED} back on its previous image")
-    back_at = _ts(c.attrs["State"]["StartedAt"]) or time.time()   # the engine's clock is the host's
+    back_at = engine_time(c.attrs["State"]["StartedAt"]) or time.time()   # the engine's clock is the host's
     decided_at = float(((device.status() or {}).get("rollback") or {}).get("at") or t0)
     builds = sum(1 for ln in device.logs() if "building " in ln) - builds_before - 1   # minus the bad release's
     return {"seconds": round(back_at - decided_at, 3), "bad_release_seconds": round(back_at - t0, 3),

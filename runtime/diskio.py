@@ -1,7 +1,7 @@
 """The engine side of disk handling: measuring the data root, listing and removing images.
 
-Together with ``executor.py`` this is the only code that calls the engine; the policy it
-serves lives in ``runtime/disk.py`` (pure). How the free space of the engine's storage is
+Together with ``runtime/engine/`` (run by the executor) this is the only code that calls the
+engine; the policy it serves lives in ``runtime/disk.py`` (pure). How the free space of the engine's storage is
 measured, first that works:
 
 1. ``ARMSTACK_ENGINE_ROOT``: a path where this process sees the engine's data root (an

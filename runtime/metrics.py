@@ -36,7 +36,7 @@ from typing import Any
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-# States in which a service counts as up (see runtime.supervisor._state_of, runtime.report).
+# States in which a service counts as up (see runtime.servicestatus.state_of, runtime.report).
 UP_STATES = frozenset({"running", "completed"})
 
 

@@ -32,7 +32,6 @@ import queue
 import signal
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,7 @@ from runtime.actions import (
     describe,
 )
 from runtime.applies import ApplyChannel
-from runtime.compose.model import RestartMode, RestartPolicy, StackSpec
+from runtime.compose.model import RestartMode, StackSpec
 from runtime.compose.source import StackSource
 from runtime.control import ProjectLock
 from runtime.desired import make_desired
@@ -69,33 +68,32 @@ from runtime.errors import (
     ComposeError,
     EngineError,
 )
-from runtime.events import ContainerEvent, EventWatcher, Resync
+from runtime.events import EventWatcher
 from runtime.executor import Executor
-from runtime.exits import DEFAULT_RESTART, describe_restart, with_default_restart
+from runtime.exits import DEFAULT_RESTART, with_default_restart
+from runtime.imagefailures import ImageFailures
 from runtime.logfollow import LogFollower
 from runtime.logs import LogPresenter
-from runtime.observed import Desired, ObservedContainer, ObservedState, Policy, ServiceRuntime
-from runtime.planner import DOWNLOAD_THEN_KILL, plan, update_strategy
+from runtime.observed import Desired, ObservedState, Policy
+from runtime.planner import plan
 from runtime.publish import Publisher
+from runtime.reaction import ReactionTimes
 from runtime.releases import ReleaseKeeper
-from runtime.report import (
-    kept_container,
-    merge_results,
-    service_state,
-    settled_at,
-)
+from runtime.report import merge_results, settled_at
+from runtime.roundfailures import RoundFailures
+from runtime.servicestatus import service_statuses
 from runtime.settings import RuntimeSettings
 from runtime.stackdisk import StackDisk
 from runtime.state import (
     ApplyResult,
     PersistedState,
-    ServiceStatus,
     StateStore,
     StatusDocument,
     SupervisorInfo,
     atomic_write_json,
 )
 from runtime.tracker import ServiceTracker
+from runtime.wakeups import Signal, sleep_for, sort_batch
 
 _log = logging.getLogger("armstack.supervisor")
 
@@ -103,12 +101,6 @@ EXIT_INVALID = EXIT_USAGE   # the file the supervisor was started with cannot be
 
 MAX_ROUNDS = 25            # plan/execute rounds in one reconcile: a chain of N services needs N
 ENGINE_RETRY = 5.0         # seconds before retrying after the engine failed a reconcile
-ROUND_RETRY_FIRST = 1.0    # seconds before retrying a reconcile that raised unexpectedly, doubling
-
-
-@dataclass(frozen=True)
-class _Signal:
-    name: str   # "stop" or "reload"
 
 
 @dataclass(frozen=True)
@@ -167,15 +159,11 @@ class Supervisor:
         elif source.env is None:
             source = dataclasses.replace(source, env=self.settings.environ)
         self.source = source
-        self.data_dir = self.settings.data_dir
         self.presenter = presenter or LogPresenter()
         self.reconcile_interval = reconcile_interval
-        self.backoff = backoff
         self.restart_unhealthy = restart_unhealthy
         self.detach_on_exit = detach_on_exit
         self.once = once
-        self.apply_timeout = apply_timeout
-        self.default_restart = self.settings.default_restart
         self.disk = StackDisk(usage=disk_usage)   # disk_usage: injected in tests, a fake small disk
         # Watchdog and metrics: the endpoint and systemd read only what the loop publishes here.
         self.publisher = Publisher(self.settings.listen, self.settings.systemd, self.presenter.runtime)
@@ -195,8 +183,7 @@ class Supervisor:
         self.ready = False
 
         self.tracker = ServiceTracker(backoff)
-        self.failed_builds: dict[str, str] = {}          # service -> build hash that failed this generation
-        self.failed_images: set[str] = set()             # services whose Build/Pull failed this generation
+        self.image_failures = ImageFailures()
         self.waits: dict[str, list[str]] = {}
         self.observed = ObservedState()
         self.applies = ApplyChannel(self.presenter.runtime, apply_timeout)
@@ -205,21 +192,18 @@ class Supervisor:
         self._stop = False
         self._interrupted = False
         self._last_status: dict[str, Any] | None = None
-        self._restart_marks: list[tuple[str, float]] = []   # (service, monotonic) of each crash restart
-        self._die_seen: dict[str, float] = {}              # service -> monotonic time its die event was read
-        self._event_to_action: dict[str, float] = {}       # service -> seconds from die event to restart
-        self._round_failures = 0                           # reconciles in a row that raised unexpectedly
-        self._tracebacks_shown: set[str] = set()           # failure sites whose traceback was logged
+        self.reaction = ReactionTimes()
+        self.round_failures = RoundFailures()
 
     # -- public ---------------------------------------------------------------------------------
 
     def request_stop(self, *, interrupted: bool = False) -> None:
         """Ask the loop to stop (thread-safe; what the signal handlers call)."""
         self._interrupted = self._interrupted or interrupted
-        self.queue.put(_Signal("stop"))
+        self.queue.put(Signal("stop"))
 
     def request_reload(self) -> None:
-        self.queue.put(_Signal("reload"))
+        self.queue.put(Signal("reload"))
 
     @property
     def last_apply(self) -> ApplyResult | None:
@@ -232,12 +216,13 @@ class Supervisor:
     @property
     def restart_marks(self) -> list[tuple[str, float]]:
         """When each crash restart was issued (for latency measurements)."""
-        return list(self._restart_marks)
+        return self.reaction.marks
 
     def run(self) -> int:
         log = self.presenter.runtime
         try:
-            loaded = load_stack_or_problems(self.compose_path, self.project_arg, self.source, self.default_restart)
+            loaded = load_stack_or_problems(self.compose_path, self.project_arg, self.source,
+                                            self.settings.default_restart)
         except ComposeError as exc:
             for p in exc.problems:
                 log(str(p), level="error")
@@ -250,7 +235,7 @@ class Supervisor:
         for w in loaded.warnings:
             log(w, level="warning")
         try:
-            self.store = StateStore(self.data_dir, stack.project)
+            self.store = StateStore(self.settings.data_dir, stack.project)
             self.store.ensure_dir()
         except ArmstackError as exc:
             log(str(exc), level="error")
@@ -339,25 +324,18 @@ class Supervisor:
                     items.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            reload = False
-            for it in items:
-                if isinstance(it, _Signal) and it.name == "stop":
-                    self._stop = True
-                elif isinstance(it, _Signal) and it.name == "reload":
-                    reload = True
-                elif isinstance(it, ContainerEvent) and it.action == "die" and it.service:
-                    self._die_seen.setdefault(it.service, it.time)
-                if isinstance(it, ContainerEvent) and it.action == "oom":
-                    log(f"service {it.service or it.container_id[:12]} ran out of memory", level="warning")
-                elif isinstance(it, Resync):
-                    log(f"{it.reason}: reconciling in full", level="info")
+            batch = sort_batch(items)
+            self._stop = self._stop or batch.stop
+            for service, at in batch.dies:
+                self.reaction.die_read(service, at)
+            for level, note in batch.notes:
+                log(note, level=level)
             if self._stop:
                 break
-            if reload:
+            if batch.reload:
                 self._reload()
             error = self._reconcile()
-            # A die consumed by this round; a restart held by backoff is not a reaction time.
-            self._die_seen.clear()
+            self.reaction.round_done()
             if error is not None:
                 log(error, level="error")
         if self._interrupted and self.once:
@@ -370,23 +348,16 @@ class Supervisor:
         return EXIT_OK
 
     def _timeout(self) -> float:
-        now = time.monotonic()
-        due = [self.next_reconcile]
-        backoff_due = self.tracker.next_wakeup(now)
-        if backoff_due is not None:
-            due.append(backoff_due)
-        probation_due = self.releases.next_due()
-        if probation_due is not None:
-            due.append(now + (probation_due - time.time()))
-        if self.applies.pending is not None:
-            due.append(self.applies.pending.deadline)
-            settled = settled_at(self.stack, self.observed) if self.stack is not None else None
-            if settled is not None and settled > time.time():
-                due.append(now + (settled - time.time()))   # look again once it has settled
-        disk_due = self.disk.next_due()
-        if disk_due is not None:
-            due.append(disk_due)
-        return max(0.0, min(due) - now)
+        now, wall = time.monotonic(), time.time()
+        pending = self.applies.pending
+        settled = settled_at(self.stack, self.observed) if pending is not None and self.stack is not None else None
+        return sleep_for(
+            now, wall, next_reconcile=self.next_reconcile,
+            monotonic_due=(self.tracker.next_wakeup(now), pending.deadline if pending is not None else None,
+                           self.disk.next_due()),
+            # An apply in flight: look again once the stack has settled.
+            wall_due=(self.releases.next_due(), settled if settled is not None and settled > wall else None),
+        )
 
     def _shutdown(self) -> None:
         if self.events is not None:
@@ -477,8 +448,7 @@ class Supervisor:
     def _start_generation(self, generation: int, request_id: str | None = None) -> None:
         self.generation = generation
         self.applied_at = time.time()
-        self.failed_builds.clear()
-        self.failed_images.clear()
+        self.image_failures.new_generation()
         self.applies.begin(generation, request_id, self.compose_path)
 
     def _reload(self) -> None:
@@ -500,7 +470,7 @@ class Supervisor:
         source = self.source if req is None else req.source.with_env(self.settings.environ)
         log(f"reload requested: {path}" + (f" (apply request {rid})" if rid else ""))
         try:
-            loaded = load_stack_or_problems(path, project or self.stack.project, source, self.default_restart)
+            loaded = load_stack_or_problems(path, project or self.stack.project, source, self.settings.default_restart)
             stack = loaded.stack
             if stack.project != self.stack.project:
                 raise ArmstackError(f"the file names project {stack.project!r}, but this supervisor runs "
@@ -555,7 +525,7 @@ class Supervisor:
     def _policy(self) -> Policy:
         return Policy(now=time.monotonic(), restart_unhealthy=self.restart_unhealthy,
                       runtime=self.tracker.runtimes(), applied_at=self.applied_at,
-                      image_failed=frozenset(self.failed_images))
+                      image_failed=self.image_failures.services)
 
     def _reconcile(self) -> str | None:
         """Observe → plan → execute until only Waits remain; returns an error sentence or None.
@@ -568,25 +538,17 @@ class Supervisor:
             error = self._reconcile_round()
         except Exception as exc:  # noqa: BLE001 - the stack outlives a bug in one round
             return self._round_failed(exc)
-        self._round_failures = 0
+        self.round_failures.succeeded()
         return error
 
     def _round_failed(self, exc: Exception) -> str:
-        self._round_failures += 1
-        cap = max(self.reconcile_interval, ROUND_RETRY_FIRST)
-        delay = min(ROUND_RETRY_FIRST * 2 ** (self._round_failures - 1), cap)
-        self.next_reconcile = time.monotonic() + delay
-        trace = traceback.format_exception(exc)
-        frames = traceback.extract_tb(exc.__traceback__)
-        site = f"{type(exc).__name__}@{frames[-1].filename}:{frames[-1].lineno}" if frames else type(exc).__name__
-        first = site not in self._tracebacks_shown
-        self._tracebacks_shown.add(site)
-        if first:
-            self.presenter.runtime("".join(trace).rstrip(), level="error")
+        failure = self.round_failures.failed(exc, self.reconcile_interval)
+        self.next_reconcile = time.monotonic() + failure.delay
+        if failure.first:
+            self.presenter.runtime(failure.trace, level="error")
         else:   # the same bug every round would flood the log of a device
-            _log.debug("%s", "".join(trace).rstrip())
-        return (f"a reconcile failed unexpectedly ({type(exc).__name__}: {exc}); the stack keeps running and "
-                f"the reconcile is retried in {delay:g} s. Please report this with the log above.")
+            _log.debug("%s", failure.trace)
+        return failure.message
 
     def _reconcile_round(self) -> str | None:
         assert self.executor is not None and self.desired is not None
@@ -598,7 +560,7 @@ class Supervisor:
                 self._note_exits(observed)
                 self._judge_probation(observed)
                 actions = plan(self.desired, observed, self._policy())
-                actions = [a for a in actions if not self._skip(a)]
+                actions = [a for a in actions if not self.image_failures.skip(a)]
                 actions = self._disk_admit(actions, observed)
                 self.waits = {}
                 for a in actions:
@@ -609,11 +571,11 @@ class Supervisor:
                     break
                 for a in todo:
                     self.presenter.runtime(describe(a))
-                held_before = set(self.failed_images)
+                held_before = self.image_failures.services
                 results = self.executor.execute(todo)
                 failed = self._after(results)
                 observed = self.executor.observe()
-                if failed and not self._fallback_due(held_before):
+                if failed and not self.image_failures.fallback_due(held_before, self.desired.stack):
                     break
         except EngineError as exc:
             self.next_reconcile = time.monotonic() + min(ENGINE_RETRY, self.reconcile_interval)
@@ -625,19 +587,6 @@ class Supervisor:
         self._check_apply(observed)
         self._write_status()
         return None
-
-    def _fallback_due(self, held_before: set[str]) -> bool:
-        """Whether a failed round still needs one more: a service whose update strategy took it
-        down before its build/pull failed gets its old container back now, not a reconcile later."""
-        assert self.stack is not None
-        newly = self.failed_images - held_before
-        return any(update_strategy(self.stack.service(s)) != DOWNLOAD_THEN_KILL
-                   for s in newly if s in self.stack.service_names)
-
-    def _skip(self, a: Action) -> bool:
-        # A build that failed in this generation is not retried until the next apply: a broken
-        # Dockerfile would otherwise rebuild on every event.
-        return isinstance(a, Build) and self.failed_builds.get(a.service) == a.build_hash
 
     def _after(self, results: list[ActionResult]) -> bool:
         assert self.follower is not None
@@ -651,12 +600,8 @@ class Supervisor:
                 failed = True
                 self.presenter.runtime(r.message or "an action failed", level="error")
                 self.applies.note_error(r.message or "an action failed")
-                if isinstance(a, Build) and a.service not in disk_full:
-                    # A build that ran out of space is retried with backoff by the disk guard instead.
-                    self.failed_builds[a.service] = a.build_hash
                 if isinstance(a, Build | Pull):
-                    # The planner then stops holding the service down for its update strategy.
-                    self.failed_images.add(a.service)
+                    self.image_failures.failed(a, disk_full=a.service in disk_full)
                 elif svc is not None and isinstance(a, Create | Start | Restart | Recreate):
                     # A failed start backs off too.
                     self.tracker.crashed(svc, None, None, False, started_at=None, now=now, wall=time.time())
@@ -667,10 +612,7 @@ class Supervisor:
                 self.follower.follow(svc, r.container_id, since=self.started_at)
             if isinstance(a, Start | Restart) and svc:
                 self.tracker.started(svc)
-                self._restart_marks.append((svc, now))
-                if svc in self._die_seen:
-                    issued = now - r.seconds   # when the start call went out, not when it returned
-                    self._event_to_action[svc] = max(0.0, issued - self._die_seen.pop(svc))
+                self.reaction.restarted(svc, now, r.seconds)
             if isinstance(a, Recreate | Create) and svc:
                 # Updated on purpose: any crash streak of the old container is over.
                 self.tracker.replaced(svc)
@@ -729,31 +671,8 @@ class Supervisor:
     def status(self) -> dict[str, Any]:
         assert self.stack is not None
         now_mono, now = time.monotonic(), time.time()
-        services: dict[str, ServiceStatus] = {}
-        for spec in self.stack.services:
-            name = spec.name
-            c = kept_container(self.observed, name)
-            rt = self.tracker.runtime(name)
-            rec = self.tracker.record(name)
-            held = rt.next_start_at is not None and rt.next_start_at > now_mono
-            services[name] = ServiceStatus(
-                state=_state_of(c, spec.restart, rt, held, name in self.waits),
-                restart=describe_restart(spec.restart),
-                container_id=c.id if c else None,
-                image=self.stack.image_ref(name),
-                image_id=c.image_id if c else None,
-                restarts=rec.restarts,
-                last_exit=rec.last_exit_code,
-                last_exit_at=rec.last_exit_at,
-                oom_killed=rec.oom_killed,
-                health=c.health if c else None,
-                backoff_until=(now + (rt.next_start_at - now_mono)) if held and rt.next_start_at else None,
-                crash_looping=rt.crash_looping,
-                waiting_for=tuple(self.waits.get(name, ())),
-                event_to_action=self._event_to_action.get(name),
-                probation=self.releases.on_probation(name),
-                rollbacks=self.releases.rollbacks(name),
-            )
+        services = service_statuses(self.stack, self.observed, self.tracker, self.waits, self.reaction,
+                                    self.releases, now_mono=now_mono, now=now)
         return StatusDocument(
             project=self.stack.project,
             release=self.desired.release if self.desired else "",
@@ -780,16 +699,3 @@ class Supervisor:
         except ArmstackError as exc:
             self.presenter.runtime(str(exc), level="error")
 
-
-def _state_of(c: ObservedContainer | None, policy: RestartPolicy, rt: ServiceRuntime, held: bool,
-              waiting: bool) -> str:
-    if rt.crash_looping and (c is None or not c.running):
-        return "crash-loop"
-    if held:
-        return "backoff"
-    if c is None:
-        return "waiting" if waiting else "missing"
-    state = service_state(c, policy)
-    if waiting and state not in ("running", "starting", "unhealthy", "completed"):
-        return "waiting"
-    return state

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from harness.events import EventRecorder
-from runtime.executor import _ts
+from runtime.engine.reading import engine_time
 from tests.integration.conftest import BASE_IMAGE, LOOP, ROOT, Stack
 
 pytestmark = pytest.mark.integration
@@ -155,7 +155,7 @@ def test_update_strategy_order(stack: Stack, strategy: str) -> None:
     assert dies, f"no die event for {old['Id'][:12]}"
     stopped = min(dies)
     new_image = stack.client.images.get(f"{stack.project}-app")
-    built = _ts(new_image.attrs["Created"])
+    built = engine_time(new_image.attrs["Created"])
     assert built is not None
     if strategy == "download-then-kill":
         assert stopped > built, (stopped, built)

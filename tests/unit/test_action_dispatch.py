@@ -14,7 +14,18 @@ import docker.errors
 import pytest
 import requests
 
-from runtime.actions import Action, ActionResult, Pull, Start, Wait, describe
+from runtime.actions import (
+    Action,
+    ActionResult,
+    EnsureNetwork,
+    EnsureVolume,
+    Pull,
+    RemoveNetwork,
+    RemoveVolume,
+    Start,
+    Wait,
+    describe,
+)
 from runtime.compose.model import ServiceSpec, StackSpec
 from runtime.errors import DiskFullError, EngineError, EngineUnreachable
 from runtime.executor import Executor
@@ -53,13 +64,19 @@ def test_the_union_lists_every_action_class() -> None:
 def test_the_executor_has_a_handler_for_every_kind(kind: type, monkeypatch: pytest.MonkeyPatch) -> None:
     ex = executor(object())
     calls: list[tuple[str, Any]] = []
-    for name, member in vars(Executor).items():
-        if name.startswith("_") and not name.startswith("__") and callable(member) and name != "_dispatch_made":
-            monkeypatch.setattr(ex, name, lambda *a, _n=name, **k: calls.append((_n, a[0] if a else None)))
+    for part in (ex.resources, ex.images, ex.containers):
+        for name, member in vars(type(part)).items():
+            if not name.startswith("_") and callable(member):
+                # A new container's (id, downtime) fits every handler: the others' answers are unused.
+                monkeypatch.setattr(part, name, lambda *a, _n=name, **k: (calls.append((_n, a[0] if a else None)),
+                                                                            ("c1", None))[1])
     action = sample(kind)
     ex._dispatch_made(action, [])
-    # Wait is reported, not executed; every other kind goes to exactly one handler, with itself.
-    assert [a for _, a in calls] == ([] if kind is Wait else [action]), calls
+    # Wait is reported, not executed; every other kind goes to exactly one handler, with itself
+    # (networks and volumes: with their name).
+    expected = action.name if isinstance(action, EnsureNetwork | EnsureVolume | RemoveNetwork | RemoveVolume) \
+        else action
+    assert [a for _, a in calls] == ([] if kind is Wait else [expected]), calls
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)

@@ -294,7 +294,7 @@ class ShrinkingAPI(FakeAPI):
 def test_a_context_failing_while_sent_is_reported_as_such(tmp_path: Path) -> None:
     make(tmp_path, {**BASIC, "shrink.txt": "x" * (4 << 20)})
     ex, _ = executor_for(tmp_path)
-    ex.api = ShrinkingAPI(tmp_path / "shrink.txt")
+    ex.session.api = ShrinkingAPI(tmp_path / "shrink.txt")
     [result] = ex.execute([Build("web", "demo-web", "h")])
     assert not result.ok and result.message is not None
     assert "changed while it was read" in result.message and "unreachable" not in result.message

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runtime import cli
+from runtime import cli, roundfailures
 from runtime import supervisor as supervisor_mod
 from runtime.actions import Action, ActionResult, Build, BuildReport, Create, Recreate
 from runtime.compose.model import RestartPolicy, ServiceSpec, StackSpec
@@ -28,9 +28,10 @@ from runtime.control import (
     running_supervisor,
     take_requests,
 )
+from runtime.engine.images import split_ref
+from runtime.engine.reading import engine_time
 from runtime.errors import EngineError, SupervisorError
 from runtime.events import parse_event
-from runtime.executor import _split_ref, _ts
 from runtime.logs import LogPresenter
 from runtime.observed import ObservedContainer, ObservedState
 from runtime.report import full_report, merge_results, not_ready
@@ -170,10 +171,10 @@ def test_a_bad_request_never_ends_the_supervisor(tmp_path: Path, text: str) -> N
 
 
 def test_engine_timestamps_and_refs() -> None:
-    assert _ts("0001-01-01T00:00:00Z") is None
-    assert abs((_ts("2024-05-01T10:00:00.123456789Z") or 0) - 1714557600.123456789) < 1e-6
-    assert _split_ref("registry:5000/app") == ("registry:5000/app", "latest")
-    assert _split_ref("app:1.2") == ("app", "1.2")
+    assert engine_time("0001-01-01T00:00:00Z") is None
+    assert abs((engine_time("2024-05-01T10:00:00.123456789Z") or 0) - 1714557600.123456789) < 1e-6
+    assert split_ref("registry:5000/app") == ("registry:5000/app", "latest")
+    assert split_ref("app:1.2") == ("app", "1.2")
 
 
 # -- a supervisor on an in-memory engine ------------------------------------------------------
@@ -249,7 +250,7 @@ def test_a_reconcile_round_that_raises_is_logged_and_retried_with_backoff(tmp_pa
 
 
 def test_the_loop_outlives_a_round_that_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(supervisor_mod, "ROUND_RETRY_FIRST", 0.01)
+    monkeypatch.setattr(roundfailures, "RETRY_FIRST", 0.01)
     ex = _FakeExecutor(specs.stack(specs.svc("web")), fail={1})
     sup, out = _supervisor(tmp_path, ex)
     sup._start_generation(1)
