@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -31,7 +32,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import docker
 import docker.errors
@@ -51,6 +52,9 @@ from runtime.errors import (
 from runtime.exits import RESTART_MODES, describe_restart, with_default_restart
 from runtime.settings import RuntimeSettings
 from runtime.state import ServiceStatus, StatusDocument
+
+if TYPE_CHECKING:
+    from runtime.compose.source import StackSource
 
 EPILOG = """\
 exit codes:
@@ -243,17 +247,17 @@ def _client(settings: RuntimeSettings) -> docker.DockerClient:
                                 "start it or set DOCKER_HOST.") from exc
 
 
-def _compose_path(args: argparse.Namespace) -> Path:
-    from runtime.compose.loader import find_compose_file
-
-    return Path(find_compose_file(args.file or "."))
-
-
-def _source(args: argparse.Namespace, project: str | None = None) -> Any:
-    """The files (``-f``, repeated), project and profiles (``--profile``) the stack is read from."""
+def _source(args: argparse.Namespace) -> StackSource:
+    """The one place the options that name a stack become one: the files (``-f``, repeated),
+    project (``-p``) and profiles (``--profile``), read with the settings' variables. Everything
+    after (loading, the supervisor, an apply request, push, the state) takes this source."""
     from runtime.compose.source import StackSource
 
-    return StackSource.of(args.files, project or args.project_name, args.profiles or (), _settings(args).environ)
+    source = getattr(args, "source", None)
+    if source is None:
+        source = args.source = StackSource.of(args.files, args.project_name, args.profiles or (),
+                                              _settings(args).environ)
+    return cast(StackSource, source)
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -291,9 +295,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     sup = Supervisor(
-        _client(settings), _compose_path(args), project=args.project_name, presenter=_presenter(args),
+        _client(settings), _source(args), presenter=_presenter(args),
         reconcile_interval=args.reconcile_interval, restart_unhealthy=not args.no_restart_unhealthy,
-        detach_on_exit=args.detach_on_exit, settings=settings, source=_source(args),
+        detach_on_exit=args.detach_on_exit, settings=settings,
     )
     return sup.run()
 
@@ -329,7 +333,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if pid is not None:
         generation = (store.read_status() or {}).get("generation")
         current = generation if type(generation) is int and generation >= 0 else 0
-        src = _source(args, stack.project)
+        src = dataclasses.replace(_source(args), project=stack.project)
         req = ApplyRequest(src.pinned([str(Path(find_compose_file(f)).resolve()) for f in src.paths]), current + 1)
         print(f"a supervisor (pid {pid}) runs project {stack.project}: handing it generation {req.generation}",
               file=sys.stderr)
@@ -339,8 +343,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return _print_apply(done.get("last_apply"), args.json)
     settings = _settings(args)
     sup = Supervisor(
-        _client(settings), Path(stack.source), project=stack.project, presenter=_presenter(args, sys.stderr),
-        once=True, apply_timeout=args.timeout, settings=settings, source=_source(args, stack.project),
+        _client(settings), dataclasses.replace(_source(args), project=stack.project),
+        presenter=_presenter(args, sys.stderr), once=True, apply_timeout=args.timeout, settings=settings,
     )
     code = sup.run()
     if code in (EXIT_OK, EXIT_FAILED) and sup.last_apply is not None:
@@ -607,12 +611,10 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from runtime.compose.loader import find_compose_file
     from runtime.push import run
 
     stack = _load(args)   # a release that does not load is not shipped
-    return run(args, stack, [find_compose_file(f) for f in _source(args, stack.project).paths],
-               _settings(args).environ)
+    return run(args, stack, _source(args), _settings(args).environ)
 
 
 # Subcommands the harness package provides; they take everything after their name untouched.

@@ -58,4 +58,4 @@ def test_the_runtime_cli_reads_back_what_cli_args_names(command: list[str]) -> N
     src = StackSource(("/s/a.yaml", "/s/b.yaml"), "demo", ("debug", "x"))
     args = cli.parse_args([command[0], *src.cli_args(), "--data-dir", "/data", *command[1:]])
     assert (args.files, args.project_name, args.profiles) == (["/s/a.yaml", "/s/b.yaml"], "demo", ["debug", "x"])
-    assert cli._source(args).paths == src.paths and cli._source(args).profiles == src.profiles
+    assert cli._source(args) == src and cli._source(args) is cli._source(args)   # read once per command
