@@ -32,11 +32,12 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import Any, TextIO, cast
 
 import docker
 import docker.errors
 
+from runtime.compose.source import SELECTIONS, StackSource
 from runtime.errors import (
     EXIT_ENGINE,
     EXIT_FAILED,
@@ -52,9 +53,6 @@ from runtime.errors import (
 from runtime.exits import RESTART_MODES, describe_restart, with_default_restart
 from runtime.settings import RuntimeSettings
 from runtime.state import ServiceStatus, StatusDocument
-
-if TYPE_CHECKING:
-    from runtime.compose.source import StackSource
 
 EPILOG = """\
 exit codes:
@@ -77,12 +75,12 @@ environment:
   ARMSTACK_KEEP_RELEASES earlier releases kept for rollback (default 1)
   ARMSTACK_BUILD_CACHE_BUDGET  build cache kept at boot cleanup (default 256M)
   ARMSTACK_ENGINE_ROOT   where this process sees the engine's data root (for free space)
-  COMPOSE_PROFILES       a,b: profiles enabled when no --profile is given (also read from .env)
+{selection_variables}
   ARMSTACK_LISTEN        up: serve /healthz, /status, /metrics there (as --listen)
   ARMSTACK_PROBATION     how long a replaced service must stay up before its update is kept
                          (default 60s; 0: off; label io.armstack.probation per service)
   ARMSTACK_ROLLBACK      what a failed probation rolls back: service (its group) or release
-"""
+""".format(selection_variables="\n".join(f"  {s.variable:22} {s.variable_help}" for s in SELECTIONS))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,8 +89,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-GLOBAL_DEFAULTS: dict[str, Any] = {"files": None, "profiles": None, "project_name": None, "data_dir": None,
-                                   "log_format": "text", "no_color": False, "default_restart": None}
+GLOBAL_DEFAULTS: dict[str, Any] = {"files": None, "project_name": None, "data_dir": None,
+                                   "log_format": "text", "no_color": False, "default_restart": None,
+                                   **{s.field: None for s in SELECTIONS}}
 
 
 def _global_options(with_file: bool = True, after: str = "") -> argparse.ArgumentParser:
@@ -108,8 +107,9 @@ def _global_options(with_file: bool = True, after: str = "") -> argparse.Argumen
         g.add_argument("-f", "--file", dest="files" + after, action="append", default=argparse.SUPPRESS,
                        metavar="FILE", help="compose file or directory (default: the current directory); repeat "
                                             "to merge override files in order, as docker compose does")
-    g.add_argument("--profile", dest="profiles" + after, action="append", default=argparse.SUPPRESS, metavar="NAME",
-                   help="enable the services of this profile (repeatable; default: $COMPOSE_PROFILES)")
+    for s in SELECTIONS:   # --profile: the source's own table names each selection's flag
+        g.add_argument(s.flag, dest=s.field + after, action="append", default=argparse.SUPPRESS,
+                       metavar=s.metavar, help=s.help)
     g.add_argument("-p", "--project-name", default=argparse.SUPPRESS,
                    help="project name (default: top-level name:, else the directory name)")
     g.add_argument("--data-dir", default=argparse.SUPPRESS,
@@ -249,14 +249,12 @@ def _client(settings: RuntimeSettings) -> docker.DockerClient:
 
 def _source(args: argparse.Namespace) -> StackSource:
     """The one place the options that name a stack become one: the files (``-f``, repeated),
-    project (``-p``) and profiles (``--profile``), read with the settings' variables. Everything
-    after (loading, the supervisor, an apply request, push, the state) takes this source."""
-    from runtime.compose.source import StackSource
-
+    project (``-p``) and selections (``--profile``...), read with the settings' variables.
+    Everything after (loading, the supervisor, an apply request, push, the state) takes this source."""
     source = getattr(args, "source", None)
     if source is None:
-        source = args.source = StackSource.of(args.files, args.project_name, args.profiles or (),
-                                              _settings(args).environ)
+        source = args.source = StackSource.of(args.files, args.project_name, env=_settings(args).environ,
+                                              **{s.field: getattr(args, s.field) or () for s in SELECTIONS})
     return cast(StackSource, source)
 
 
@@ -656,7 +654,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for key, default in GLOBAL_DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, default)
-    for key in ("files", "profiles"):
+    for key in ("files", *(s.field for s in SELECTIONS)):
         joined = (getattr(args, key) or []) + (getattr(args, key + "_after", None) or [])
         setattr(args, key, joined or None)
     args.file = args.files[0] if args.files else None  # the main file: project directory, .env
@@ -670,8 +668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name not in argv:
             continue
         i = argv.index(name)
-        if all(a.startswith("-") or argv[j - 1] in ("-f", "--file", "-p", "--project-name", "--data-dir",
-                                                     "--log-format") for j, a in enumerate(argv[:i])):
+        valued = ("-f", "--file", "-p", "--project-name", "--data-dir", "--log-format", *(s.flag for s in SELECTIONS))
+        if all(a.startswith("-") or argv[j - 1] in valued for j, a in enumerate(argv[:i])):
             return cmd_harness(argparse.Namespace(command=name, args=argv[i + 1:]))
     args = parse_args(argv)
     try:
