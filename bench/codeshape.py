@@ -1,4 +1,4 @@
-"""``python -m bench.codeshape [--top N] [--json] [--root DIR]``: the largest classes, read by AST.
+"""``python -m bench.codeshape [--top N] [--json] [--root DIR] [--names NAME]``: the largest classes, read by AST.
 
 For every class in ``runtime/`` and ``harness/`` it reports
 
@@ -10,8 +10,40 @@ For every class in ``runtime/`` and ``harness/`` it reports
   at the top or inside functions; ``from runtime import backoff`` counts ``runtime.backoff``,
   and each ``runtime.compose.*`` module counts on its own.
 
+``--names NAME`` instead lists the modules whose code names ``NAME``: a variable, parameter,
+keyword, attribute or string (docstrings and comments do not count) -- where a decision about
+``NAME`` is spelled out, so how many files a change to it reaches.
+
 Nothing is imported or run: the figures come from the source text alone, so they can be taken
 on any checkout (``--root``) to compare two versions.
+
+Reach of a compose key with a selector (issue 11, "one home per decision")
+---------------------------------------------------------------------------
+A key such as ``profiles`` has its service-level rules and also a selector: a CLI flag
+(``--profile``), a variable (``COMPOSE_PROFILES``) and a harness parameter. The files adding it
+touches, for the key's behaviour to reach every path (CLI -> supervisor -> state -> harness):
+
+before (commit 94146d6), 15: ``runtime/compose/<key>.py``, ``loader.py`` (the names threaded
+through ``_load``/``_read_stack``), ``merge.py`` (its merge identity), ``compat.py`` (a
+hand-written row), ``source.py`` (field, JSON, validation, ``cli_args``, ``pinned``),
+``runtime/cli.py`` (option, default, joining, ``_source``, help line), ``runtime/supervisor.py``,
+``runtime/releases.py`` and ``runtime/rollback.py`` (the release kept files and profiles apart),
+``runtime/push.py`` and ``runtime/pushplan.py`` (the target's apply command), and
+``harness/device.py``, ``harness/protocol.py``, ``harness/snapshots.py``, ``harness/buildcache.py``
+(each carried ``profiles`` beside the path). ``--names profiles`` on that checkout: 16 modules
+(those, and ``runtime/control.py``, which reads apply requests of older CLIs).
+
+now, at most 4: ``runtime/compose/<key>.py`` (its rules, variable and resolution),
+``runtime/compose/source.py`` (the field and its ``SELECTIONS`` entry: flag, variable, name
+pattern, resolution), ``runtime/compose/loader.py`` (one ``_SELECT`` entry) and, only when compose
+merges the key by identity rather than appending, ``runtime/compose/merge.py``. The CLI's options,
+defaults and help, the JSON form, the compat table (``loader.RESOLVED_FIRST``), the supervisor,
+apply requests, push, the kept release and the harness (``deploy(StackSource)``, snapshots, build
+cache) carry the source whole. ``--names profiles`` now: 9 modules -- those 4 (``merge.py`` counted),
+the readers of shapes written before the source was carried whole (``runtime/control.py``,
+``runtime/rollback.py``, ``harness/snapshots.py``) and the ``profiles=`` conveniences kept for
+callers (``loader.load_stack``/``load_text``, ``harness/device.py`` and ``harness/protocol.py``'s
+``deploy(path, profiles=...)``), none of which a new key needs.
 """
 
 from __future__ import annotations
@@ -115,6 +147,36 @@ def scan(root: Path, packages: tuple[str, ...] = PACKAGES) -> list[ClassShape]:
     return sorted(shapes, key=lambda s: (-s.lines, s.path, s.name))
 
 
+def _docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the string nodes that are docstrings (they describe, they decide nothing)."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body
+                and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)):
+            out.add(id(node.body[0].value))
+    return out
+
+
+def names(source: str, name: str) -> bool:
+    """Whether the code of a module names ``name``: as a variable, parameter, keyword, attribute
+    or a string that is not a docstring."""
+    tree = ast.parse(source)
+    docs = _docstrings(tree)
+    for node in ast.walk(tree):
+        if ((isinstance(node, ast.Name) and node.id == name)
+                or (isinstance(node, ast.Attribute) and node.attr == name)
+                or (isinstance(node, ast.arg | ast.keyword) and node.arg == name)
+                or (isinstance(node, ast.Constant) and node.value == name and id(node) not in docs)):
+            return True
+    return False
+
+
+def naming(root: Path, name: str, packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    """The modules under ``root``'s packages whose code names ``name``, by path."""
+    files = sorted(p for pkg in packages for p in (root / pkg).rglob("*.py"))
+    return [p.relative_to(root).as_posix() for p in files if names(p.read_text(encoding="utf-8"), name)]
+
+
 def table(shapes: list[ClassShape]) -> str:
     head = f"{'class':28} {'module':32} {'lines':>6} {'attrs':>6} {'methods':>8} {'fan-out':>8}"
     rows = [f"{s.name:28} {s.path:32} {s.lines:6d} {s.attrs:6d} {s.methods:8d} {s.fan_out:8d}" for s in shapes]
@@ -126,10 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=10, help="how many classes (default 10)")
     parser.add_argument("--json", action="store_true", help="JSON instead of a table")
     parser.add_argument("--root", type=Path, default=REPO, help="the checkout to read (default: this one)")
+    parser.add_argument("--names", metavar="NAME", help="list the modules whose code names NAME instead")
     args = parser.parse_args(argv)
     missing = [pkg for pkg in PACKAGES if not (args.root / pkg).is_dir()]
     if missing:
         parser.error(f"{args.root} has no {', '.join(missing)} directory; --root must name a checkout")
+    if args.names:
+        found = naming(args.root, args.names)
+        print(json.dumps(found, indent=2) if args.json else "\n".join([f"{len(found)} modules name {args.names}:",
+                                                                     *found]))
+        return 0
     shapes = scan(args.root)[: max(args.top, 0)]
     print(json.dumps([asdict(s) for s in shapes], indent=2) if args.json else table(shapes))
     return 0

@@ -35,6 +35,7 @@ from runtime.labels import BUILD_HASH
 
 if TYPE_CHECKING:
     from harness.device import EmulatedDevice
+    from runtime.compose.source import StackSource
 
 
 
@@ -96,31 +97,31 @@ def _member(tar: tarfile.TarFile, name: str) -> Any:
     return f
 
 
-def _built_services(compose: Path, profiles: Sequence[str]) -> list[tuple[str, str]]:
-    """(service, image ref) of every service of the stack at ``compose`` that has a build section."""
-    from runtime.compose import load_stack
+def _built_services(source: StackSource) -> list[tuple[str, str]]:
+    """(service, image ref) of every service of the stack ``source`` names that has a build section."""
+    from runtime.compose.loader import load_source
     from runtime.errors import ComposeError
 
     try:
-        stack = load_stack(compose, profiles=profiles).stack
+        stack = load_source(source).stack
     except (ComposeError, OSError):
         return []
     return [(s.name, stack.image_ref(s.name)) for s in stack.services if s.build is not None]
 
 
-def preload(device: EmulatedDevice, compose: Path) -> list[str]:
-    """Load cached builds of the stack at ``compose`` (host side) into the device's engine; the
+def preload(device: EmulatedDevice, source: StackSource) -> list[str]:
+    """Load cached builds of the stack ``source`` names (host side) into the device's engine; the
     services whose image came ready (built under the same inputs, tagged as the runtime looks for).
 
     A service whose inputs changed gets its newest earlier build loaded untagged: the runtime
     builds it, and the classic builder finds the unchanged steps in that image's parent chain.
     """
-    from runtime.compose import load_stack
+    from runtime.compose.loader import load_source
     from runtime.desired import make_desired
     from runtime.errors import ComposeError
 
     try:
-        stack = load_stack(compose).stack
+        stack = load_source(source).stack
     except (ComposeError, OSError):
         return []   # the deploy reports it
     engine = device.engine
@@ -185,8 +186,8 @@ def _chain(engine: Any, image_id: str) -> list[str]:
     return out
 
 
-def store(device: EmulatedDevice, compose: Path) -> list[str]:
-    """Save the images the device's runtime built for the stack at ``compose`` (host side) that
+def store(device: EmulatedDevice, source: StackSource) -> list[str]:
+    """Save the images the device's runtime built for the stack ``source`` names (host side) that
     the cache lacks; the hashes saved."""
     from harness.images import BASES
 
@@ -197,7 +198,7 @@ def store(device: EmulatedDevice, compose: Path) -> list[str]:
         with contextlib.suppress(docker.errors.ImageNotFound):
             bases.append(engine.images.get(BASES[kind].official[0]).attrs["RootFS"]["Layers"])
     chains = base_chains(bases)
-    for _, ref in _built_services(compose, device.profiles):
+    for _, ref in _built_services(source):
         try:
             image = engine.images.get(ref)
         except docker.errors.ImageNotFound:

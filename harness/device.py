@@ -19,6 +19,7 @@ are a :class:`harness.protocol.Device`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -63,6 +64,7 @@ from harness.report import UpdateReport  # noqa: E402
 from harness.session import OWNER, labels, owner_alive, sweep  # noqa: E402
 from harness.settings import HarnessSettings  # noqa: E402
 from harness.waits import first_match, listening_ports, wait_for  # noqa: E402
+from runtime.compose.source import StackSource  # noqa: E402
 from runtime.labels import STACK as STACK_LABEL  # noqa: E402
 from runtime.state import StatusDocument  # noqa: E402
 
@@ -93,6 +95,17 @@ def compose_file(path: str | os.PathLike[str]) -> Path:
     if compose is None:
         raise DeployError(f"{src} has none of {', '.join(COMPOSE_NAMES)}")
     return compose
+
+
+def stack_source(path_or_source: str | os.PathLike[str] | StackSource, profiles: Sequence[str] = ()) -> StackSource:
+    """What a deploy names, as a :class:`StackSource` (host paths): the source itself, or a path
+    (a compose file, or a directory holding one) with ``profiles``, the convenience of
+    ``deploy(path, profiles=[...])``. Both at once would leave two lists of profiles to choose from."""
+    if isinstance(path_or_source, StackSource):
+        if profiles:
+            raise DeployError("give the profiles in the StackSource or as profiles=, not both")
+        return path_or_source
+    return StackSource.of(path_or_source, profiles=profiles)
 
 
 def share_card_directory(name: str, host: docker.DockerClient) -> Path | None:
@@ -159,9 +172,8 @@ class DeviceBase:
         self.name = name
         self.keep = keep
         self.host = host
-        self.project: str | None = None
-        self.compose_path: str | None = None
-        self.profiles: tuple[str, ...] = ()
+        # The deployed stack as the runtime reads it: its files on the device, project, profiles.
+        self.source: StackSource | None = None
         self.runtime_image = ""
         self.volumes: dict[str, str] = {}
         self._runtime_c: DockerContainer | None = None
@@ -245,46 +257,60 @@ class DeviceBase:
         return container.logs(tail=n).decode(errors="replace")
 
     # ---- stacks ----------------------------------------------------------------------
-    def deploy(self, path: str | os.PathLike[str], *, profiles: Sequence[str] = ()) -> UpdateReport:
+    @property
+    def project(self) -> str | None:
+        """The deployed stack's project (None before the first deploy)."""
+        return self.source.project if self.source is not None else None
+
+    def deploy(self, path_or_source: str | os.PathLike[str] | StackSource, *,
+               profiles: Sequence[str] = ()) -> UpdateReport:
         """Copy a stack onto the device and have its runtime apply it; returns the runtime's report.
+
+        ``path_or_source`` is a :class:`~runtime.compose.source.StackSource` (its files, in merge
+        order, all in or below the first one's directory, which is what is copied; its project and
+        profiles), or a compose file or directory: ``profiles`` then enables compose profiles
+        (``--profile``) as ``StackSource.of(path, profiles=profiles)`` would. The source holds for
+        this deploy and the runtime's later restarts; a later deploy names its own. Its variables
+        (``env``) are used to check the stack here; the runtime reads the device's own.
 
         The first deploy starts the runtime (``armstack up``) and returns the report of its first
         apply from the status; later ones run ``armstack apply --json`` in the runtime and parse
         what it prints. Both are the same JSON, typed (it is still a mapping over the JSON too).
-        ``profiles`` enables compose profiles (``--profile``), for this deploy and the runtime's
-        later restarts; a later deploy names its own.
         """
-        from runtime.compose import load_stack
+        from runtime.compose.loader import load_source
         from runtime.errors import ComposeError
 
-        compose = compose_file(path)
+        source = stack_source(path_or_source, profiles)
+        files = [compose_file(p) for p in source.paths]
+        compose = files[0]
         try:
-            project = load_stack(compose).stack.project
+            project = load_source(source).stack.project
         except ComposeError as e:
             raise DeployError(f"the stack at {compose} is invalid", str(e)) from e
         if self.project not in (None, project):
             raise DeployError(f"device {self.name} already runs stack {self.project!r}; one stack per device")
+        outside = [str(f) for f in files if not f.is_relative_to(compose.parent)]
+        if outside:
+            raise DeployError(f"only the directory of {compose} is copied to the device; "
+                              f"{', '.join(outside)} is not in it")
         stack_dir = f"{STACKS_DIR}/{project}"
         self.shell(f"rm -rf {stack_dir}.new && mkdir -p {stack_dir}.new")
         self._put_archive(f"{stack_dir}.new", tar_directory(compose.parent, "."))
         # Swap in whole, so a runtime reading the directory never sees half a stack.
         self.shell(f"rm -rf {stack_dir}.old; [ ! -d {stack_dir} ] || mv {stack_dir} {stack_dir}.old; "
                        f"mv {stack_dir}.new {stack_dir}; rm -rf {stack_dir}.old")
-        self.project, self.compose_path = project, f"{stack_dir}/{compose.name}"
-        self.profiles = tuple(profiles)
+        on_device = [f"{stack_dir}/{f.relative_to(compose.parent).as_posix()}" for f in files]
+        self.source = dataclasses.replace(source.pinned(on_device), project=project, env=None)
         if self._runtime_c is None:
             return self._start_runtime()
         return self._apply()
 
     def _stack_args(self) -> list[str]:
-        """``-f``, ``-p`` and ``--profile``s of the deployed stack, as the runtime's CLI takes them."""
-        from runtime.compose.source import StackSource
-
-        assert self.compose_path and self.project
-        return StackSource.of(self.compose_path, self.project, self.profiles).cli_args()
+        """The deployed stack's source as the runtime's CLI takes it (``-f``, ``-p``, ``--profile``...)."""
+        assert self.source is not None
+        return self.source.cli_args()
 
     def _start_runtime(self) -> UpdateReport:
-        assert self.compose_path and self.project
         mounts, env = self._runtime_mounts()
         env = {**env, **self._clock_env()}
         self._runtime_c = _with_mounts(
@@ -317,7 +343,6 @@ class DeviceBase:
         return status
 
     def _apply(self) -> UpdateReport:
-        assert self.compose_path and self.project
         code, out = self.runtime_container().exec_run(
             ["armstack", "apply", *self._stack_args(), "--data-dir", DATA_DIR, "--json"],
             environment={"DOCKER_HOST": SOCKET}, demux=True)
@@ -666,11 +691,11 @@ class EmulatedDevice(DeviceBase):
     def _restore_stack(self, meta: snapshots.SnapshotMeta, *, keep_containers: bool = False) -> None:
         """Put back a snapshot's stack files and start the runtime on them (with ``keep_containers``,
         it adopts the stack's containers that are there)."""
-        assert self._store is not None and meta.project is not None and meta.compose_path is not None
+        assert self._store is not None and meta.source is not None
         data = snapshots.stack_archive(self._store, meta.name)
         if data is not None:
             snapshots.put_stack(self, data)
-        self.project, self.compose_path, self.profiles = meta.project, meta.compose_path, meta.profiles
+        self.source = meta.source
         # The stack's containers go, its volumes stay: the runtime creates them as on a first
         # deploy, so nothing counts as restarted (starting the old ones would count).
         for c in self.engine.containers.list(all=True, filters={"label": f"{STACK_LABEL}={meta.project}"}):
@@ -727,15 +752,16 @@ class EmulatedDevice(DeviceBase):
         if meta.project is not None:
             self._restore_stack(meta)
 
-    def deploy(self, path: str | os.PathLike[str], *, profiles: Sequence[str] = ()) -> UpdateReport:
+    def deploy(self, path_or_source: str | os.PathLike[str] | StackSource, *,
+               profiles: Sequence[str] = ()) -> UpdateReport:
         """:meth:`DeviceBase.deploy`, with images built before under the same build inputs loaded
         from the host's build cache first (harness.buildcache), and what it built added to it."""
-        compose = compose_file(path)
+        source = stack_source(path_or_source, profiles)
         if self.build_cache:
-            buildcache.preload(self, compose)
-        report = super().deploy(compose, profiles=profiles)
+            buildcache.preload(self, source)
+        report = super().deploy(source)
         if self.build_cache:
-            buildcache.store(self, compose)
+            buildcache.store(self, source)
         if self.auto_reset_point and self.reset_point is None and self._store is not None:
             snapshots.take(self, self._store, f"reset-{self.name}", snapshots.RESET)
             self.reset_point = self._own_reset_point = f"reset-{self.name}"

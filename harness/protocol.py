@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from harness.arch import Arch
     from harness.report import UpdateReport
+    from runtime.compose.source import StackSource
 
 T = TypeVar("T")
 
@@ -85,8 +86,11 @@ class Device(FaultTarget, Protocol):
 
     name: str
     arch: Arch
-    project: str | None
+    source: StackSource | None   # the deployed stack as the runtime reads it (None before a deploy)
     capabilities: frozenset[str]
+
+    @property
+    def project(self) -> str | None: ...
 
     # -- lifecycle and time --
     def start(self) -> Device: ...
@@ -103,7 +107,8 @@ class Device(FaultTarget, Protocol):
     def shell(self, cmd: str, check: bool = True) -> ExecResult: ...
 
     # -- the stack --
-    def deploy(self, path: str | os.PathLike[str], *, profiles: Sequence[str] = ()) -> UpdateReport: ...
+    def deploy(self, path_or_source: str | os.PathLike[str] | StackSource, *,
+               profiles: Sequence[str] = ()) -> UpdateReport: ...
     def status(self) -> dict[str, Any] | None: ...
     def status_document(self) -> StatusDocument | None: ...
     def services(self) -> dict[str, ServiceStatus]: ...

@@ -26,13 +26,14 @@ import tarfile
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.cardstore import CARD_FILE, TMP_PREFIX, CardStore
 from harness.errors import DeviceError
 from harness.session import OWNER, labels, owner_alive
+from runtime.compose.source import StackSource
 
 if TYPE_CHECKING:
     from harness.device import EmulatedDevice
@@ -61,6 +62,17 @@ def template_key(arch: str, disk: str, engine_image: str, bases: Mapping[str, st
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _source(raw: dict[str, Any]) -> StackSource | None:
+    """The stack source of a snapshot's meta.json; snapshots taken before metas held one named
+    the main file (``compose_path``), project and profiles apart, and still restore."""
+    if raw.get("source") is not None:
+        return StackSource.from_json(raw["source"])
+    if raw.get("project") is None or raw.get("compose_path") is None:
+        return None
+    return StackSource.from_json({"paths": [raw["compose_path"]], "project": raw["project"],
+                                  "profiles": raw.get("profiles") or []})
+
+
 def template_name(arch: str, disk: str, key: str) -> str:
     return check_name(f"template-{arch}-{disk}-{key}")
 
@@ -75,21 +87,24 @@ class SnapshotMeta:
     disk: str
     created: float
     owner: str = ""
-    project: str | None = None
-    compose_path: str | None = None
-    profiles: tuple[str, ...] = field(default_factory=tuple)
+    # The stack on the card as its runtime reads it (files on the device); None: no stack.
+    source: StackSource | None = None
+
+    @property
+    def project(self) -> str | None:
+        return self.source.project if self.source is not None else None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        doc: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc["source"] = self.source.to_json() if self.source is not None else None
+        return json.dumps(doc, indent=2)
 
     @classmethod
     def from_json(cls, text: str, where: str) -> SnapshotMeta:
         try:
             raw = json.loads(text)
             meta = cls(name=str(raw["name"]), kind=str(raw["kind"]), arch=str(raw["arch"]), disk=str(raw["disk"]),
-                       created=float(raw["created"]), owner=str(raw.get("owner") or ""),
-                       project=raw.get("project"), compose_path=raw.get("compose_path"),
-                       profiles=tuple(raw.get("profiles") or ()))
+                       created=float(raw["created"]), owner=str(raw.get("owner") or ""), source=_source(raw))
         except (ValueError, KeyError, TypeError) as e:
             raise DeviceError(f"{where} is not a snapshot description ({e}); remove it with "
                               "`python -m harness.cli snapshots --prune NAME`") from e
@@ -194,8 +209,7 @@ def take(device: EmulatedDevice, store: CardStore, name: str, kind: str = SNAPSH
         with frozen_card(device):
             store.clone(card / CARD_FILE, tmp / CARD_FILE)
         meta = SnapshotMeta(name=name, kind=kind, arch=device.arch.name, disk=device.disk, created=time.time(),
-                            owner=labels()[OWNER] if kind == RESET else "", project=device.project,
-                            compose_path=device.compose_path, profiles=device.profiles)
+                            owner=labels()[OWNER] if kind == RESET else "", source=device.source)
         (tmp / META_FILE).write_text(meta.to_json())
         (tmp / META_FILE).chmod(0o600)
         store.publish(tmp, name, owned=kind == RESET)

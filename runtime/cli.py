@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -36,6 +37,7 @@ from typing import Any, TextIO, cast
 import docker
 import docker.errors
 
+from runtime.compose.source import SELECTIONS, StackSource
 from runtime.errors import (
     EXIT_ENGINE,
     EXIT_FAILED,
@@ -73,12 +75,12 @@ environment:
   ARMSTACK_KEEP_RELEASES earlier releases kept for rollback (default 1)
   ARMSTACK_BUILD_CACHE_BUDGET  build cache kept at boot cleanup (default 256M)
   ARMSTACK_ENGINE_ROOT   where this process sees the engine's data root (for free space)
-  COMPOSE_PROFILES       a,b: profiles enabled when no --profile is given (also read from .env)
+{selection_variables}
   ARMSTACK_LISTEN        up: serve /healthz, /status, /metrics there (as --listen)
   ARMSTACK_PROBATION     how long a replaced service must stay up before its update is kept
                          (default 60s; 0: off; label io.armstack.probation per service)
   ARMSTACK_ROLLBACK      what a failed probation rolls back: service (its group) or release
-"""
+""".format(selection_variables="\n".join(f"  {s.variable:22} {s.variable_help}" for s in SELECTIONS))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,8 +89,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-GLOBAL_DEFAULTS: dict[str, Any] = {"files": None, "profiles": None, "project_name": None, "data_dir": None,
-                                   "log_format": "text", "no_color": False, "default_restart": None}
+GLOBAL_DEFAULTS: dict[str, Any] = {"files": None, "project_name": None, "data_dir": None,
+                                   "log_format": "text", "no_color": False, "default_restart": None,
+                                   **{s.field: None for s in SELECTIONS}}
 
 
 def _global_options(with_file: bool = True, after: str = "") -> argparse.ArgumentParser:
@@ -104,8 +107,9 @@ def _global_options(with_file: bool = True, after: str = "") -> argparse.Argumen
         g.add_argument("-f", "--file", dest="files" + after, action="append", default=argparse.SUPPRESS,
                        metavar="FILE", help="compose file or directory (default: the current directory); repeat "
                                             "to merge override files in order, as docker compose does")
-    g.add_argument("--profile", dest="profiles" + after, action="append", default=argparse.SUPPRESS, metavar="NAME",
-                   help="enable the services of this profile (repeatable; default: $COMPOSE_PROFILES)")
+    for s in SELECTIONS:   # --profile: the source's own table names each selection's flag
+        g.add_argument(s.flag, dest=s.field + after, action="append", default=argparse.SUPPRESS,
+                       metavar=s.metavar, help=s.help)
     g.add_argument("-p", "--project-name", default=argparse.SUPPRESS,
                    help="project name (default: top-level name:, else the directory name)")
     g.add_argument("--data-dir", default=argparse.SUPPRESS,
@@ -243,17 +247,15 @@ def _client(settings: RuntimeSettings) -> docker.DockerClient:
                                 "start it or set DOCKER_HOST.") from exc
 
 
-def _compose_path(args: argparse.Namespace) -> Path:
-    from runtime.compose.loader import find_compose_file
-
-    return Path(find_compose_file(args.file or "."))
-
-
-def _source(args: argparse.Namespace, project: str | None = None) -> Any:
-    """The files (``-f``, repeated), project and profiles (``--profile``) the stack is read from."""
-    from runtime.compose.source import StackSource
-
-    return StackSource.of(args.files, project or args.project_name, args.profiles or (), _settings(args).environ)
+def _source(args: argparse.Namespace) -> StackSource:
+    """The one place the options that name a stack become one: the files (``-f``, repeated),
+    project (``-p``) and selections (``--profile``...), read with the settings' variables.
+    Everything after (loading, the supervisor, an apply request, push, the state) takes this source."""
+    source = getattr(args, "source", None)
+    if source is None:
+        source = args.source = StackSource.of(args.files, args.project_name, env=_settings(args).environ,
+                                              **{s.field: getattr(args, s.field) or () for s in SELECTIONS})
+    return cast(StackSource, source)
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -291,9 +293,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     sup = Supervisor(
-        _client(settings), _compose_path(args), project=args.project_name, presenter=_presenter(args),
+        _client(settings), _source(args), presenter=_presenter(args),
         reconcile_interval=args.reconcile_interval, restart_unhealthy=not args.no_restart_unhealthy,
-        detach_on_exit=args.detach_on_exit, settings=settings, source=_source(args),
+        detach_on_exit=args.detach_on_exit, settings=settings,
     )
     return sup.run()
 
@@ -329,7 +331,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if pid is not None:
         generation = (store.read_status() or {}).get("generation")
         current = generation if type(generation) is int and generation >= 0 else 0
-        src = _source(args, stack.project)
+        src = dataclasses.replace(_source(args), project=stack.project)
         req = ApplyRequest(src.pinned([str(Path(find_compose_file(f)).resolve()) for f in src.paths]), current + 1)
         print(f"a supervisor (pid {pid}) runs project {stack.project}: handing it generation {req.generation}",
               file=sys.stderr)
@@ -339,8 +341,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return _print_apply(done.get("last_apply"), args.json)
     settings = _settings(args)
     sup = Supervisor(
-        _client(settings), Path(stack.source), project=stack.project, presenter=_presenter(args, sys.stderr),
-        once=True, apply_timeout=args.timeout, settings=settings, source=_source(args, stack.project),
+        _client(settings), dataclasses.replace(_source(args), project=stack.project),
+        presenter=_presenter(args, sys.stderr), once=True, apply_timeout=args.timeout, settings=settings,
     )
     code = sup.run()
     if code in (EXIT_OK, EXIT_FAILED) and sup.last_apply is not None:
@@ -607,12 +609,10 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from runtime.compose.loader import find_compose_file
     from runtime.push import run
 
     stack = _load(args)   # a release that does not load is not shipped
-    return run(args, stack, [find_compose_file(f) for f in _source(args, stack.project).paths],
-               _settings(args).environ)
+    return run(args, stack, _source(args), _settings(args).environ)
 
 
 # Subcommands the harness package provides; they take everything after their name untouched.
@@ -654,7 +654,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for key, default in GLOBAL_DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, default)
-    for key in ("files", "profiles"):
+    for key in ("files", *(s.field for s in SELECTIONS)):
         joined = (getattr(args, key) or []) + (getattr(args, key + "_after", None) or [])
         setattr(args, key, joined or None)
     args.file = args.files[0] if args.files else None  # the main file: project directory, .env
@@ -668,8 +668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name not in argv:
             continue
         i = argv.index(name)
-        if all(a.startswith("-") or argv[j - 1] in ("-f", "--file", "-p", "--project-name", "--data-dir",
-                                                     "--log-format") for j, a in enumerate(argv[:i])):
+        valued = ("-f", "--file", "-p", "--project-name", "--data-dir", "--log-format", *(s.flag for s in SELECTIONS))
+        if all(a.startswith("-") or argv[j - 1] in valued for j, a in enumerate(argv[:i])):
             return cmd_harness(argparse.Namespace(command=name, args=argv[i + 1:]))
     args = parse_args(argv)
     try:

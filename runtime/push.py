@@ -35,6 +35,7 @@ from typing import IO, Any, TextIO, cast
 from runtime import pushreceiver
 from runtime.buildctx import IgnorePattern, context_files, parse_dockerignore
 from runtime.compose.model import BuildSpec
+from runtime.compose.source import StackSource
 from runtime.errors import BuildContextError, TransferError
 from runtime.pushplan import (
     Changes,
@@ -285,13 +286,18 @@ def summary(result: PushResult) -> str:
             f"received {result.received_bytes}")
 
 
-def run(args: Any, stack: Any, compose_files: Sequence[str], environ: Mapping[str, str],
+def run(args: Any, stack: Any, source: StackSource, environ: Mapping[str, str],
         log: TextIO = sys.stderr) -> int:
     """``armstack push``: returns the apply's exit code (0 with ``--no-apply`` once shipped).
 
-    ``environ``: this process's environment (the settings'), passed on to a local apply.
+    ``source``: the stack's files, project and profiles as given here (the target's apply names
+    them, its files in the pushed directory). ``environ``: this process's environment (the
+    settings'), passed on to a local apply.
     """
+    from runtime.compose.loader import find_compose_file
+
     target = parse_target(args.target, args.to)
+    compose_files = [find_compose_file(p) for p in source.paths]
     _, files, rel_files = stack_release(stack, compose_files)
     env = None
     apply: str | None = None
@@ -302,8 +308,8 @@ def run(args: Any, stack: Any, compose_files: Sequence[str], environ: Mapping[st
             armstack = shlex.join([sys.executable, "-m", "runtime"])
             package_root = str(Path(__file__).resolve().parent.parent)
             env = {**environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, environ.get("PYTHONPATH")]))}
-        apply = args.apply_command or apply_command(rel_files, args.profiles or (), armstack, args.data_dir,
-                                                      args.project_name)
+        on_target = dataclasses.replace(source, paths=tuple(rel_files), env=None)
+        apply = args.apply_command or apply_command(on_target, armstack, args.data_dir)
     print(f"pushing {len(files)} entries of {Path(compose_files[0]).resolve().parent} to {target}", file=log)
     result = push(target, files, apply=apply, out=sys.stdout, ssh=shlex.split(args.ssh), env=env,
                   on_shipped=lambda r: print(summary(r), file=log, flush=True))

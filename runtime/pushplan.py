@@ -9,14 +9,16 @@ the contents of the regular files among them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from runtime.compose.source import StackSource
 from runtime.dockerignore import IgnorePattern, is_ignored
 from runtime.errors import UsageError
 
@@ -149,21 +151,20 @@ def diff(old: Mapping[str, object], new: Mapping[str, Entry]) -> Changes:
 STACK_DIR_VARIABLE = "ARMSTACK_STACK_DIR"   # set by the receiver for the apply command: the target path
 
 
-def apply_command(files: Sequence[str], profiles: Sequence[str], armstack: str, data_dir: str | None = None,
-                  project: str | None = None) -> str:
+def apply_command(source: StackSource, armstack: str, data_dir: str | None = None) -> str:
     """The shell command that applies the pushed release on the target.
 
-    ``armstack`` runs the CLI there (a shell command); the files are named through the stack
-    directory as given (``$ARMSTACK_STACK_DIR/compose.yaml``), not the release it points to, so the
-    project keeps the stack directory's name.
+    ``source``: its files relative to the stack directory, its project and profiles as given
+    here. ``armstack`` runs the CLI there (a shell command); the files are named through the
+    stack directory as given (``$ARMSTACK_STACK_DIR/compose.yaml``), not the release it points
+    to, so the project keeps the stack directory's name.
     """
     words = [armstack]
     if data_dir is not None:
         words += ["--data-dir", shlex.quote(data_dir)]
-    if project is not None:
-        words += ["-p", shlex.quote(project)]
-    for f in files:
-        words += ["-f", f'"${STACK_DIR_VARIABLE}"/{shlex.quote(f)}']
-    for p in profiles:
-        words += ["--profile", shlex.quote(p)]
+    # The files placed by the variable (quoted after it); the rest of the source's options as it
+    # names them itself.
+    placed = [f'"${STACK_DIR_VARIABLE}"/{shlex.quote(f)}' for f in source.paths]
+    args = [shlex.quote(a) for a in dataclasses.replace(source, paths=()).cli_args()]
+    words += [a for p in placed for a in ("-f", p)] + args
     return " ".join([*words, "apply"])

@@ -14,12 +14,13 @@ with the rest of ``state.json`` (before acting on a rollback, so a power cut fin
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime import rollback as rb
 from runtime.compose import snapshot
 from runtime.compose.model import StackSpec
+from runtime.compose.source import StackSource
 from runtime.observed import Desired, ObservedState
 from runtime.report import kept_container
 from runtime.tracker import ExitVerdict, ServiceTracker
@@ -95,8 +96,8 @@ class ReleaseKeeper:
         self._crashes.clear()
         return None
 
-    def settled(self, stack: StackSpec, observed: ObservedState, files: Iterable[str],
-                profiles: Iterable[str], *, ok: bool = True) -> None:
+    def settled(self, stack: StackSpec, observed: ObservedState, source: StackSource | None, *,
+                ok: bool = True) -> None:
         """The apply finished and no probation runs: what runs now is the current release.
 
         An apply that failed otherwise than by a rollback (a build error, a timeout) leaves the
@@ -115,7 +116,7 @@ class ReleaseKeeper:
             fingerprints.pop(name, None)
             if prev is not None and name in prev.fingerprints:
                 fingerprints[name] = prev.fingerprints[name]
-        current = rb.PreviousRelease(tuple(files), tuple(profiles), images, fingerprints, snapshot.to_json(stack))
+        current = rb.PreviousRelease(source, images, fingerprints, snapshot.to_json(stack))
         self.current_stack = stack
         self.fingerprint = fingerprints
         self.state = dataclasses.replace(self.state, current=current)

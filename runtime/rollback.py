@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runtime.compose.model import ServiceSpec, StackSpec
+from runtime.compose.source import StackSource
 from runtime.compose.units import parse_duration
 from runtime.hashing import attached_services, config_hash, digest
 
@@ -260,8 +261,8 @@ def rollback_reason(failed: str, why: str) -> str:
 class PreviousRelease:
     """A release as a rollback goes back to it: how to load it, the images its containers ran."""
 
-    files: tuple[str, ...] = ()
-    profiles: tuple[str, ...] = ()
+    # How it was loaded (files absolute); None: a state written before releases kept it, or no file.
+    source: StackSource | None = None
     images: Mapping[str, str] = field(default_factory=dict)         # service -> image id
     fingerprints: Mapping[str, str] = field(default_factory=dict)   # service -> fingerprint
     # The loaded stack (runtime.compose.snapshot): the files are usually replaced in place by
@@ -269,16 +270,30 @@ class PreviousRelease:
     stack: Mapping[str, Any] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": list(self.files), "profiles": list(self.profiles), "images": dict(sorted(self.images.items())),
+        return {"source": self.source.to_json() if self.source is not None else None,
+                "images": dict(sorted(self.images.items())),
                 "fingerprints": dict(sorted(self.fingerprints.items())), "stack": self.stack}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PreviousRelease:
         stack = data.get("stack")
-        return cls(tuple(str(f) for f in data.get("files") or ()), tuple(str(p) for p in data.get("profiles") or ()),
+        return cls(_release_source(data),
                    {str(k): str(v) for k, v in (data.get("images") or {}).items()},
                    {str(k): str(v) for k, v in (data.get("fingerprints") or {}).items()},
                    stack if isinstance(stack, Mapping) else None)
+
+
+def _release_source(data: Mapping[str, Any]) -> StackSource | None:
+    """The source a release was loaded from; a state from before releases kept one named its
+    files and profiles apart. One that does not read is forgotten: the stack snapshot beside it
+    is what a rollback uses."""
+    doc = data.get("source")
+    if doc is None and data.get("files"):
+        doc = {"paths": list(data.get("files") or ()), "project": None, "profiles": list(data.get("profiles") or ())}
+    try:
+        return StackSource.from_json(doc) if doc is not None else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -111,20 +111,24 @@ class LoadedStack:
     warnings: tuple[str, ...] = ()
 
 
-def load_stack_or_problems(path: Path, project: str | None, source: StackSource | None = None,
-                           default_restart: RestartMode = DEFAULT_RESTART) -> LoadedStack:
-    """The loaded stack (ComposeError if invalid) with its restart policies resolved, and the
-    loader's warnings.
+def load_stack_or_problems(source: StackSource, default_restart: RestartMode = DEFAULT_RESTART) -> LoadedStack:
+    """The stack ``source`` names, loaded (ComposeError if invalid) with its restart policies
+    resolved, and the loader's warnings."""
+    from runtime.compose.loader import load_source
 
-    ``source`` (override files, profiles, variables) is how the stack was first given; its files
-    apply while ``path`` is still its main file.
-    """
-    from runtime.compose.loader import find_compose_file, load_source
-
-    if source is None or Path(find_compose_file(source.paths[0])).resolve() != Path(path).resolve():
-        source = dataclasses.replace(source, paths=(str(path),)) if source else StackSource.of(path, project)
-    result = load_source(dataclasses.replace(source, project=project))
+    result = load_source(source)
     return LoadedStack(with_default_restart(result.stack, default_restart), tuple(str(w) for w in result.warnings))
+
+
+def main_file(source: StackSource) -> Path:
+    """The main compose file of ``source``, for messages and the status: the path as given when
+    it names none (loading it then says why)."""
+    from runtime.compose.loader import find_compose_file
+
+    try:
+        return Path(find_compose_file(source.paths[0])).resolve()
+    except ComposeError:
+        return Path(source.paths[0]).resolve()
 
 
 class Supervisor:
@@ -133,8 +137,7 @@ class Supervisor:
     def __init__(
         self,
         client: docker.DockerClient,
-        compose_path: Path | str,
-        project: str | None = None,
+        source: StackSource | Path | str,
         presenter: LogPresenter | None = None,
         reconcile_interval: float = 30.0,
         backoff: bo.BackoffPolicy = bo.BackoffPolicy(),  # noqa: B008 - frozen, safe as a default
@@ -145,20 +148,19 @@ class Supervisor:
         apply_timeout: float = 300.0,
         settings: RuntimeSettings | None = None,
         disk_usage: UsageProvider | None = None,
-        source: StackSource | None = None,
     ) -> None:
         # Without settings (tests, embedding) the environment is read here, once, with the
         # same validation as the CLI's: a bad value raises SettingsError (a usage error).
         self.settings = settings if settings is not None else RuntimeSettings.from_environ()
         self.client = client
-        self.compose_path = Path(compose_path).resolve()
-        self.project_arg = project
-        # Files, profiles and the variables they are read with, kept for reloads.
-        if source is None:
-            source = StackSource.of(self.compose_path, project, (), self.settings.environ)
-        elif source.env is None:
-            source = dataclasses.replace(source, env=self.settings.environ)
+        # Files, project, profiles and the variables they are read with, kept for reloads (a bare
+        # path: that file, read with this process's environment).
+        if not isinstance(source, StackSource):
+            source = StackSource.of(source)
+        if source.env is None:
+            source = source.with_env(self.settings.environ)
         self.source = source
+        self.compose_path = main_file(source)
         self.presenter = presenter or LogPresenter()
         self.reconcile_interval = reconcile_interval
         self.restart_unhealthy = restart_unhealthy
@@ -221,8 +223,7 @@ class Supervisor:
     def run(self) -> int:
         log = self.presenter.runtime
         try:
-            loaded = load_stack_or_problems(self.compose_path, self.project_arg, self.source,
-                                            self.settings.default_restart)
+            loaded = load_stack_or_problems(self.source, self.settings.default_restart)
         except ComposeError as exc:
             for p in exc.problems:
                 log(str(p), level="error")
@@ -461,16 +462,17 @@ class Supervisor:
             # The SIGHUP of a request already taken with an earlier one: what it asked for is
             # being applied, and reloading now would only supersede it.
             return
-        path = Path(req.file) if req is not None else self.compose_path
-        project = (req.project or None) if req is not None else None
         rid = req.id if req is not None else None
         generation = max(self.generation + 1, req.generation if req is not None else 0)
         # An apply names its own files and profiles, as each `docker compose up` does; a bare
-        # SIGHUP reloads the way the stack was last given.
+        # SIGHUP reloads the way the stack was last given. Either keeps the running project
+        # unless it names one.
         source = self.source if req is None else req.source.with_env(self.settings.environ)
+        source = dataclasses.replace(source, project=source.project or self.stack.project)
+        path = main_file(source)
         log(f"reload requested: {path}" + (f" (apply request {rid})" if rid else ""))
         try:
-            loaded = load_stack_or_problems(path, project or self.stack.project, source, self.settings.default_restart)
+            loaded = load_stack_or_problems(source, self.settings.default_restart)
             stack = loaded.stack
             if stack.project != self.stack.project:
                 raise ArmstackError(f"the file names project {stack.project!r}, but this supervisor runs "
@@ -490,7 +492,7 @@ class Supervisor:
             self._persist()
             self._write_status(force=True)
             return
-        self.compose_path = path.resolve()
+        self.compose_path = path
         self.source = source
         # A new configuration is a new situation: crash streaks start over.
         self.tracker.new_configuration()
@@ -505,8 +507,8 @@ class Supervisor:
                                   on_probation=self.releases.on_probation())
         if done is not None:
             self.ready = True
-            files = [str(Path(f).resolve()) for f in self.source.paths]
-            self.releases.settled(self.stack, observed, files, self.source.profiles, ok=done.ok)
+            files = tuple(str(Path(f).resolve()) for f in self.source.paths)
+            self.releases.settled(self.stack, observed, dataclasses.replace(self.source, paths=files), ok=done.ok)
             self._persist()
 
     def _judge_probation(self, observed: ObservedState) -> None:

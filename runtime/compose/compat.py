@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from runtime.compose import extends, loader, profiles, resources, service
+from runtime.compose import loader, resources, service
 from runtime.compose.fileobjects import SECTIONS
 
 HONOURED = "honoured"
@@ -24,8 +24,8 @@ def rows() -> list[tuple[str, str, str, str]]:
         out.append(("top level", key, WARNING, "not supported: ignored"))
     for key in sorted(service._READERS):
         out.append(("service", key, HONOURED, ""))
-    for key, module in (("extends", extends), ("profiles", profiles)):
-        out.append(("service", key, HONOURED, f"resolved before the service is read ({module.__name__})"))
+    for key, module in loader.RESOLVED_FIRST.items():
+        out.append(("service", key, HONOURED, f"resolved before the service is read ({module})"))
     for key, why in sorted(service._UNSUPPORTED.items()):
         out.append(("service", key, WARNING, why))
     for key in sorted(service._IGNORED):

@@ -3,8 +3,9 @@
 The steps, none of which touches the engine::
 
     find the file(s) ─ read .env ─ per file: parse YAML (with lines), interpolate, include,
-        extends ─ merge the files (runtime.compose.files) ─ drop services of disabled
-        profiles ─ read top level ─ read each service ─ check references and cycles ─ StackSpec
+        extends ─ merge the files (runtime.compose.files) ─ drop services the source's
+        selections leave out (disabled profiles) ─ read top level ─ read each service ─ check
+        references and cycles ─ StackSpec
 
 Errors are collected along the way and raised together as one
 :class:`~runtime.errors.ComposeError`; things that are merely odd (unknown keys, unset
@@ -15,19 +16,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from runtime.compose.coerce import FieldError, name_key
+from runtime.compose.extends import Extender
 from runtime.compose.fileobjects import read_file_objects
 from runtime.compose.files import ComposeText, ModelReader, read_env_file
 from runtime.compose.graph import check_cycles, check_references
 from runtime.compose.model import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
-from runtime.compose.profiles import active_profiles, select_services
+from runtime.compose.profiles import select_services
 from runtime.compose.report import Report
 from runtime.compose.resources import read_resources
 from runtime.compose.service import read_service
-from runtime.compose.source import StackSource
+from runtime.compose.source import SELECTIONS, StackSource
 from runtime.compose.yamlnodes import LineDict
 from runtime.errors import ComposeError, Problem
 
@@ -35,6 +37,15 @@ COMPOSE_FILENAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docke
 _SERVICE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
 _TOP_LEVEL = ("version", "name", "services", "volumes", "networks", "secrets", "configs")
 _TOP_LEVEL_IGNORED = ("models",)
+
+# Each selection of a StackSource (runtime.compose.source.SELECTIONS) by the service key it is
+# matched against (the same name) and what keeps the services it chooses: a report, the merged
+# ``services`` and the names enabled in, the services that are part of the stack out.
+_SELECT: dict[str, Callable[[Report, LineDict, Sequence[str]], LineDict]] = {"profiles": select_services}
+# Service keys resolved before a service is read (the compatibility table lists them from here),
+# by the module that resolves them: extends while the files are read, the selections here.
+RESOLVED_FIRST: dict[str, str] = {"extends": Extender.__module__,
+                                  **{key: select.__module__ for key, select in _SELECT.items()}}
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,7 @@ def load_source(source: StackSource) -> LoadResult:
     """Load the stack ``source`` describes (see :func:`load_stack`)."""
     paths = [find_compose_file(p) for p in source.paths]
     files = [ComposeText(p) for p in paths]
-    return _load(files, os.path.dirname(paths[0]), source.project, source.env, source.profiles, paths[0])
+    return _load(files, os.path.dirname(paths[0]), source, paths[0])
 
 
 def load_text(
@@ -94,13 +105,12 @@ def load_text(
 ) -> LoadResult:
     """Load compose ``text`` as if it were the file ``source`` in the directory ``workdir``."""
     base = os.path.abspath(os.fspath(workdir) if workdir is not None else os.getcwd())
-    return _load([ComposeText(source, text)], base, project, environ, profiles, source)
+    return _load([ComposeText(source, text)], base, StackSource.of(source, project, profiles, environ), source)
 
 
-def _load(files: list[ComposeText], base: str, project: str | None, environ: Mapping[str, str] | None,
-          profiles: Sequence[str], main: str) -> LoadResult:
+def _load(files: list[ComposeText], base: str, source: StackSource, main: str) -> LoadResult:
     report = Report(main)
-    env = _environment(report, base, os.environ if environ is None else environ)
+    env = _environment(report, base, os.environ if source.env is None else source.env)
     try:
         tree = ModelReader(report).read_model(files, base, env)
     except RecursionError:
@@ -108,7 +118,7 @@ def _load(files: list[ComposeText], base: str, project: str | None, environ: Map
         tree = None
     if tree is None:
         raise ComposeError(report.errors, report.warnings)
-    stack = _read_stack(report, tree, base, project, env, active_profiles(profiles, env))
+    stack = _read_stack(report, tree, base, source, env)
     if report.errors or stack is None:
         raise ComposeError(report.errors, report.warnings)
     return LoadResult(stack, tuple(report.warnings))
@@ -127,16 +137,17 @@ def _environment(report: Report, workdir: str, environ: Mapping[str, str]) -> di
     return {**read_env_file(report, path, environ), **environ}
 
 
-def _read_stack(
-    report: Report, top: LineDict, workdir: str, project: str | None, env: dict[str, str],
-    profiles: Sequence[str],
-) -> StackSpec | None:
-    """The stack of a merged, interpolated model (see runtime.compose.files)."""
+def _read_stack(report: Report, top: LineDict, workdir: str, source: StackSource, env: dict[str, str],
+                ) -> StackSpec | None:
+    """The stack of a merged, interpolated model (see runtime.compose.files), as ``source``
+    selects it (its selections resolved with ``env``, the variables the files are read with)."""
     _check_top_level_keys(report, top)
-    name = _project_name(report, top, workdir, project)
+    name = _project_name(report, top, workdir, source.project)
     services_node = _services_node(report, top)
-    if services_node is not None:
-        services_node = select_services(report, services_node, profiles)
+    for selection in SELECTIONS:
+        if services_node is not None:
+            chosen = selection.resolve(source.selected(selection), env)
+            services_node = _SELECT[selection.field](report, services_node, chosen)
     volumes = read_resources(report, "volumes", top.get("volumes"), top.line_of("volumes"), VolumeSpec)
     networks = read_resources(report, "networks", top.get("networks"), top.line_of("networks"), NetworkSpec)
     secrets = read_file_objects(report, "secrets", top.get("secrets"), top.line_of("secrets"), workdir, env)

@@ -17,13 +17,14 @@ from runtime.compose.report import Report
 from runtime.compose.yamlnodes import LineDict, LineList
 
 _PROFILE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+VARIABLE = "COMPOSE_PROFILES"   # the profiles enabled when none are given, a,b
 
 
 def active_profiles(explicit: Sequence[str] | None, env: Mapping[str, str]) -> tuple[str, ...]:
     """The enabled profiles: those given (``--profile``), else ``COMPOSE_PROFILES``."""
     names = list(explicit or ())
     if not names:
-        names = env.get("COMPOSE_PROFILES", "").split(",")
+        names = env.get(VARIABLE, "").split(",")
     out: list[str] = []
     for name in names:
         for part in name.split(","):
@@ -78,7 +79,7 @@ def _profiles_of(report: Report, service: str, node: Any) -> tuple[str, ...]:
 def _hint(name: str, profiles: tuple[str, ...]) -> str:
     listed = ", ".join(profiles)
     return (f"'{name}' is only in the profile(s) {listed}, which are not enabled; enable one "
-            f"(--profile {profiles[0]} or COMPOSE_PROFILES={profiles[0]}), or remove the reference")
+            f"(--profile {profiles[0]} or {VARIABLE}={profiles[0]}), or remove the reference")
 
 
 def _check_needs(report: Report, service: str, node: LineDict, disabled: Mapping[str, tuple[str, ...]]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from runtime.compose.source import StackSource
 from runtime.disk import DiskPolicy, DiskUsage, Threshold
 from runtime.logs import LogPresenter
 from runtime.settings import RuntimeSettings
@@ -41,7 +42,7 @@ def run_once(stack: Stack, percent: float, policy: DiskPolicy | None = None) -> 
     # Probation off, as the stack fixture's environment has it: these updates test the disk.
     settings = RuntimeSettings.from_environ({"ARMSTACK_EXTRA_LABELS": TEST_LABEL, "ARMSTACK_PROBATION": "0"})
     settings = dataclasses.replace(settings, data_dir=stack.data_dir, disk=policy or DiskPolicy())
-    sup = Supervisor(stack.client, stack.dir / "compose.yaml", project=stack.project, settings=settings,
+    sup = Supervisor(stack.client, StackSource.of(stack.dir / "compose.yaml", stack.project), settings=settings,
                      presenter=LogPresenter(out, color=False), once=True, apply_timeout=60,
                      disk_usage=fake_disk(percent))
     sup.run()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from runtime import cli
 from runtime.compose.source import StackSource
-from runtime.supervisor import load_stack_or_problems
+from runtime.settings import RuntimeSettings
+from runtime.supervisor import Supervisor, load_stack_or_problems
 
 pytestmark = pytest.mark.unit
 
@@ -54,14 +56,25 @@ def test_validate_merges_the_files_and_enables_the_profile(
 def test_supervisor_reloads_with_the_same_files_and_profiles(tmp_path: Path) -> None:
     base, override = _stack_files(tmp_path)
     source = StackSource.of([base, override], profiles=["debug"], env={})
-    stack = load_stack_or_problems(base, None, source).stack
+    stack = load_stack_or_problems(source).stack
     assert (stack.service_names, stack.service("web").image) == (("web", "debug"), "nginx:1.27")
-    # Another main file (an apply request naming it): the profiles still apply, the overrides do not.
+    # An apply request's source names its own main file and project: the overrides it does not
+    # name do not apply, the profiles it names do.
     other = tmp_path / "other" / "compose.yaml"
     other.parent.mkdir()
     other.write_text(BASE)
-    stack = load_stack_or_problems(other, "x", source).stack
+    stack = load_stack_or_problems(StackSource.of(other, "x", ["debug"], env={})).stack
     assert (stack.project, stack.service_names, stack.service("web").image) == ("x", ("web", "debug"), "nginx")
+
+
+def test_the_supervisor_takes_the_cli_source_whole(tmp_path: Path) -> None:
+    base, override = _stack_files(tmp_path)
+    args = cli.parse_args(["-f", str(base), "-f", str(override), "--profile", "debug", "-p", "demo", "up"])
+    args.settings = RuntimeSettings(data_dir=tmp_path / "data", environ={})
+    sup = Supervisor(cast(Any, None), cli._source(args), settings=args.settings)
+    assert sup.source == StackSource((str(base), str(override)), "demo", ("debug",))
+    assert sup.compose_path == base.resolve()
+    assert load_stack_or_problems(sup.source).stack.service_names == ("web", "debug")
 
 
 def test_the_loaders_warnings_come_back_with_the_stack_they_belong_to(tmp_path: Path) -> None:
@@ -70,8 +83,8 @@ def test_the_loaders_warnings_come_back_with_the_stack_they_belong_to(tmp_path: 
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "compose.yaml").write_text("services:\n  web:\n    image: x\n    unknownthing: 1\n")
     (tmp_path / "b" / "compose.yaml").write_text("services:\n  web:\n    image: x\n")
-    warned = load_stack_or_problems(tmp_path / "a" / "compose.yaml", None, StackSource.of(tmp_path / "a", env={}))
-    clean = load_stack_or_problems(tmp_path / "b" / "compose.yaml", None, StackSource.of(tmp_path / "b", env={}))
+    warned = load_stack_or_problems(StackSource.of(tmp_path / "a", env={}))
+    clean = load_stack_or_problems(StackSource.of(tmp_path / "b", env={}))
     assert [w.split(": ", 1)[1] for w in warned.warnings] == ["services.web.unknownthing: unknown key "
                                                               "'unknownthing' is ignored"]
     assert clean.warnings == () and clean.stack.service_names == ("web",)

@@ -83,3 +83,17 @@ def test_a_root_that_is_not_a_checkout_is_refused(tmp_path: Path, capsys: pytest
         main(["--root", str(tmp_path)])
     assert exc.value.code == 2
     assert "has no runtime, harness directory" in capsys.readouterr().err
+
+
+def test_names_finds_a_name_in_code_not_in_docstrings_or_comments(tmp_path: Path) -> None:
+    from bench.codeshape import names, naming
+
+    assert not names('"""profiles are described here."""\n# profiles\nx = 1\n', "profiles")
+    for code in ("profiles = 1\n", "def f(profiles): pass\n", "f(profiles=1)\n", "a.profiles\n",
+                 "d = {'profiles': 1}\n"):
+        assert names(code, "profiles"), code
+    assert not names("profiles_of = 1\nx = 'profiles are off'\n", "profiles")
+    for pkg, text in (("runtime", "profiles = 1\n"), ("harness", "x = 1\n")):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "m.py").write_text(text)
+    assert naming(tmp_path, "profiles") == ["runtime/m.py"]

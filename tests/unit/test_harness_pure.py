@@ -9,8 +9,9 @@ import pytest
 
 from harness import capabilities, images, session
 from harness.arch import get_arch
-from harness.device import DiskUsage, ExecResult, parse_size
-from harness.errors import SetupError
+from harness.device import DiskUsage, ExecResult, parse_size, stack_source
+from harness.errors import DeployError, SetupError
+from runtime.compose.source import StackSource
 
 
 @pytest.mark.parametrize(("name", "uname", "platform"), [
@@ -143,3 +144,11 @@ def test_crash_signals_the_main_process_by_name_without_sig() -> None:
     device = _Device(pid=4242)
     assert faults.crash(device, "web", "sigterm") == "c0"  # type: ignore[arg-type]
     assert device.commands == ["kill -s TERM 4242"]
+
+
+def test_a_deploy_names_a_stack_source_or_a_path_with_profiles() -> None:
+    src = StackSource(("/s/compose.yaml", "/s/device.yaml"), "demo", ("debug",))
+    assert stack_source(src) is src
+    assert stack_source("/s", ["debug"]) == StackSource(("/s",), None, ("debug",))
+    with pytest.raises(DeployError, match="not both"):
+        stack_source(src, ["other"])

@@ -16,6 +16,7 @@ import pytest
 
 from runtime import pushreceiver as R
 from runtime.compose.model import BuildSpec
+from runtime.compose.source import StackSource
 from runtime.dockerignore import parse_dockerignore
 from runtime.errors import TransferError, UsageError
 from runtime.push import LocalFile, PushResult, push, receiver_argv, release_files
@@ -116,11 +117,12 @@ def test_release_id_is_a_hash_of_the_manifest() -> None:
 
 
 def test_apply_command_names_files_through_the_stack_directory() -> None:
-    cmd = apply_command(["compose.yaml", "over ride.yaml"], ["debug"], "armstack", "/var/lib/armstack")
+    cmd = apply_command(StackSource(("compose.yaml", "over ride.yaml"), None, ("debug",)), "armstack",
+                        "/var/lib/armstack")
     assert cmd == ("armstack --data-dir /var/lib/armstack -f \"$ARMSTACK_STACK_DIR\"/compose.yaml "
                    "-f \"$ARMSTACK_STACK_DIR\"/'over ride.yaml' --profile debug apply")
-    assert apply_command(["compose.yaml"], [], "armstack", project="my app") == \
-        "armstack -p 'my app' -f \"$ARMSTACK_STACK_DIR\"/compose.yaml apply"
+    assert apply_command(StackSource(("compose.yaml",), "my app"), "armstack") == \
+        "armstack -f \"$ARMSTACK_STACK_DIR\"/compose.yaml -p 'my app' apply"
 
 
 # -- the receiver's rules ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from runtime import rollback as rb
 from runtime.actions import Build, Create, Pull, Recreate
 from runtime.applies import ApplyChannel
 from runtime.compose.model import ServiceSpec, StackSpec, VolumeSpec
+from runtime.compose.source import StackSource
 from runtime.errors import SettingsError
 from runtime.observed import Desired, ObservedState
 from runtime.planner import plan
@@ -184,7 +185,8 @@ def test_remembered_bad_releases_are_bounded_and_not_duplicated() -> None:
 
 
 def full_state() -> rb.RollbackState:
-    prev = rb.PreviousRelease(("/srv/v1/compose.yaml",), ("debug",), {"web": "sha256:w1"}, {"web": "f1"})
+    prev = rb.PreviousRelease(StackSource(("/srv/v1/compose.yaml",), "demo", ("debug",)), {"web": "sha256:w1"},
+                              {"web": "f1"})
     return rb.RollbackState(
         previous=prev, current=dataclasses.replace(prev, fingerprints={"web": "f2"}),
         probation=(rb.Probation("web", 10.0, 30.0, "f2"),), rolled_back=("web",),
@@ -195,6 +197,10 @@ def full_state() -> rb.RollbackState:
 def test_rollback_state_round_trips_through_the_state_file(tmp_path: Path) -> None:
     state = full_state()
     assert rb.RollbackState.from_json(state.to_json()) == state
+    # A state file from before releases kept their source: files and profiles read back as one.
+    older = {**state.previous.to_json(), "files": ["/srv/v1/compose.yaml"], "profiles": ["debug"]}  # type: ignore[union-attr]
+    del older["source"]
+    assert rb.PreviousRelease.from_json(older).source == StackSource(("/srv/v1/compose.yaml",), None, ("debug",))
     store = StateStore(tmp_path, "demo")
     store.save(PersistedState(release="r", generation=3, rollback=state))
     assert store.load().rollback == state
@@ -274,7 +280,7 @@ def test_update_fails_probation_and_the_group_goes_back_without_a_build_or_pull(
     v1 = Desired(web_stack("web:1"))
     assert keeper.begin(v1) is None
     converge(eng, v1)
-    keeper.settled(v1.stack, eng.state, ["/srv/v1/compose.yaml"], [])
+    keeper.settled(v1.stack, eng.state, StackSource(("/srv/v1/compose.yaml",)))
     assert keeper.state.current is not None and keeper.state.current.images["web"] == "sha256:web:1"
     db_before = eng.state.containers_of("db")[0].id
 
@@ -317,7 +323,7 @@ def test_a_crash_during_probation_fails_it_and_crashes_before_do_not() -> None:
     v1 = Desired(web_stack("web:1"))
     keeper.begin(v1)
     converge(eng, v1)
-    keeper.settled(v1.stack, eng.state, ["/v1"], [])
+    keeper.settled(v1.stack, eng.state, StackSource(("/v1",)))
     v2 = Desired(web_stack("web:2"))
     keeper.begin(v2)
     converge(eng, v2)
@@ -340,7 +346,7 @@ def test_probation_off_and_services_without_a_previous_release_are_not_judged() 
     assert not keeper.on_probation()
     eng = engine_with("web:1", "alpine:3.19")
     converge(eng, v1)
-    keeper.settled(v1.stack, eng.state, ["/v1"], [])
+    keeper.settled(v1.stack, eng.state, StackSource(("/v1",)))
     keeper.begin(Desired(web_stack("web:2")))
     keeper.replaced(v1.stack, "web", now=1.0)       # probation 0: off
     assert not keeper.on_probation()
@@ -359,7 +365,7 @@ def v2_on_probation() -> tuple[Any, ReleaseKeeper, Desired, Desired]:
     v1, v2 = Desired(web_stack("web:1")), Desired(web_stack("web:2"))
     keeper.begin(v1)
     converge(eng, v1)
-    keeper.settled(v1.stack, eng.state, ["/v1"], [])
+    keeper.settled(v1.stack, eng.state, StackSource(("/v1",)))
     keeper.begin(v2)
     converge(eng, v2)
     keeper.replaced(v2.stack, "web", now=100.0)
@@ -391,7 +397,7 @@ def test_a_power_cut_during_probation_resumes_it_from_the_boot() -> None:
     keeper = ReleaseKeeper(probation=10.0)
     keeper.begin(v1)
     converge(eng, v1)
-    keeper.settled(v1.stack, eng.state, ["/v1"], [])
+    keeper.settled(v1.stack, eng.state, StackSource(("/v1",)))
     keeper.begin(v2)
     keeper.replaced(v2.stack, "web", now=100.0)
     after = ReleaseKeeper(probation=10.0)
@@ -510,10 +516,10 @@ def test_an_apply_that_failed_without_a_rollback_does_not_become_the_release_to_
     v1 = Desired(web_stack("web:1"))
     keeper.begin(v1)
     converge(eng, v1)
-    keeper.settled(v1.stack, eng.state, ["/v1"], [])
+    keeper.settled(v1.stack, eng.state, StackSource(("/v1",)))
     keeper.begin(Desired(web_stack("web:2")))        # say its pull failed: v1 still runs
-    keeper.settled(web_stack("web:2"), eng.state, ["/v2"], [], ok=False)
-    assert keeper.state.current is not None and keeper.state.current.files == ("/v1",)
+    keeper.settled(web_stack("web:2"), eng.state, StackSource(("/v2",)), ok=False)
+    assert keeper.state.current is not None and keeper.state.current.source == StackSource(("/v1",))
 
 
 def test_a_bad_probation_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -530,10 +536,11 @@ def test_a_bad_probation_flag_is_a_usage_error(tmp_path: Path, capsys: pytest.Ca
 def test_a_proven_release_is_not_put_on_probation_again() -> None:
     eng, keeper, v1, v2 = v2_on_probation()
     assert keeper.check(v2, eng.state, ServiceTracker(), 111.0) is None and not keeper.on_probation()
-    keeper.settled(v2.stack, eng.state, ["/v2"], [])
+    keeper.settled(v2.stack, eng.state, StackSource(("/v2",)))
     keeper.replaced(v2.stack, "web", now=200.0)    # its container died and was replaced later on
     assert not keeper.on_probation()
     keeper.begin(v2)                                 # a reboot with the same release
     keeper.replaced(v2.stack, "web", now=300.0)
     assert not keeper.on_probation()
-    assert keeper.state.previous is not None and keeper.state.previous.files == ("/v1",)   # still v1 to go back to
+    # Still v1 to go back to.
+    assert keeper.state.previous is not None and keeper.state.previous.source == StackSource(("/v1",))

@@ -17,6 +17,7 @@ from harness import buildcache, snapshots
 from harness.cardstore import CARD_FILE, OWNER_FILE, CardStore, file_lock
 from harness.errors import DeviceError
 from harness.session import OWNER, labels
+from runtime.compose.source import StackSource
 
 
 def _store(tmp_path: Path) -> CardStore:
@@ -64,10 +65,17 @@ def test_template_key_follows_every_input() -> None:
 
 
 def test_meta_round_trip_and_a_clear_error_for_a_damaged_one() -> None:
+    source = StackSource(("/srv/armstack/stacks/minimal/compose.yaml",), "minimal", ("debug",))
     meta = snapshots.SnapshotMeta(name="s", kind=snapshots.SNAPSHOT, arch="arm64", disk="2G", created=1.0,
-                                  project="minimal", compose_path="/srv/armstack/stacks/minimal/compose.yaml",
-                                  profiles=("debug",))
+                                  source=source)
     assert snapshots.SnapshotMeta.from_json(meta.to_json(), "x") == meta
+    assert meta.project == "minimal"
+    # A meta.json from before snapshots held the source: the same stack, read from its loose fields.
+    older = {**{k: v for k, v in json.loads(meta.to_json()).items() if k != "source"}, "project": "minimal",
+             "compose_path": source.paths[0], "profiles": ["debug"]}
+    assert snapshots.SnapshotMeta.from_json(json.dumps(older), "x") == meta
+    template = snapshots.SnapshotMeta("t", snapshots.TEMPLATE, "arm64", "2G", 0.0)
+    assert snapshots.SnapshotMeta.from_json(template.to_json(), "x").source is None
     with pytest.raises(DeviceError, match="/some/meta.json is not a snapshot description"):
         snapshots.SnapshotMeta.from_json('{"name": "s"}', "/some/meta.json")
     with pytest.raises(DeviceError, match="unknown snapshot kind"):

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from runtime.compose.source import MAX_LISTED, StackSource
+from runtime.compose.source import MAX_LISTED, SELECTIONS, StackSource
+from runtime.settings import RuntimeSettings
 
 
 def test_json_round_trip_leaves_the_variables_behind() -> None:
@@ -58,4 +59,21 @@ def test_the_runtime_cli_reads_back_what_cli_args_names(command: list[str]) -> N
     src = StackSource(("/s/a.yaml", "/s/b.yaml"), "demo", ("debug", "x"))
     args = cli.parse_args([command[0], *src.cli_args(), "--data-dir", "/data", *command[1:]])
     assert (args.files, args.project_name, args.profiles) == (["/s/a.yaml", "/s/b.yaml"], "demo", ["debug", "x"])
-    assert cli._source(args).paths == src.paths and cli._source(args).profiles == src.profiles
+    assert cli._source(args) == src and cli._source(args) is cli._source(args)   # read once per command
+
+
+def test_every_selection_is_a_cli_option_a_json_field_and_a_documented_variable() -> None:
+    # The CLI, the JSON form and the help read the selections from StackSource's own table.
+    from runtime import cli
+    from runtime.compose import compat, loader
+
+    for s in SELECTIONS:
+        args = cli.parse_args([s.flag, "a", "validate", s.flag, "b"])
+        args.settings = RuntimeSettings(environ={})
+        assert cli._source(args).selected(s) == ("a", "b")
+        assert StackSource.from_json({"paths": ["/a"], s.field: ["a"]}).selected(s) == ("a",)
+        assert s.variable in cli.EPILOG
+        assert ("service", s.field) in {(section, key) for section, key, _, _ in compat.rows()}
+        assert s.field in loader.RESOLVED_FIRST
+    with pytest.raises(TypeError, match="no selection named colour"):
+        StackSource.of("a.yaml", colour=["red"])
