@@ -1,7 +1,7 @@
 """The lossy SD card's cost: the same writes and the same build on a device whose card has the
 volatile write cache (cardfs, the default) and on one whose card is the plain image file.
 
-``run(quick=False) -> Result``: two devices, one after the other, each doing
+``run(quick=False) -> Result``: two devices, up together and taking turns round by round, each doing
 
 * **stream**: ``dd`` of 256 MiB (64 with ``quick``) to the card, then ``fsync`` — fio's sequential write;
 * **small files**: 500 files of 8 KiB, each written and fsynced (a database's commits);
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import partial
 from typing import Any
 
@@ -41,17 +42,24 @@ def _build(d: Any) -> None:
 
 def run(quick: bool = False) -> Result:
     r = Result("card")
-    rounds = 1 if quick else 3
+    rounds = 1 if quick else 5
     mb = 64 if quick else 256
     cases: dict[str, Callable[[Any], None]] = {
         "stream write + fsync": lambda d: _stream(d, mb), "500 small files, each fsynced": _small,
         "build of the minimal server image": _build}
-    seconds: dict[str, dict[str, float]] = {}
-    for side, cache in (("plain", False), ("cache", True)):
-        with device(disk="2G", card_cache=cache, preload=("python",)) as d:
+    samples: dict[str, dict[str, list[float]]] = {name: {"plain": [], "cache": []} for name in cases}
+    # Both devices are up together and the sides take turns, round by round: on a shared machine
+    # the load drifts over minutes, and one side measured after the other would take its drift.
+    with ExitStack() as stack:
+        devices = {side: stack.enter_context(device(disk="2G", card_cache=cache, preload=("python",)))
+                   for side, cache in (("plain", False), ("cache", True))}
+        for d in devices.values():
             _build(d)   # warm: base image layers and the engine's first-build costs out of the timing
+        for _ in range(rounds):
             for name, fn in cases.items():
-                seconds.setdefault(name, {})[side] = statistics.median(timed(partial(fn, d)) for _ in range(rounds))
+                for side, d in devices.items():
+                    samples[name][side].append(timed(partial(fn, d)))
+    seconds = {name: {side: statistics.median(v) for side, v in sides.items()} for name, sides in samples.items()}
     for name, sides in seconds.items():
         r.row(f"{name}, plain card", sides["plain"], "s")
         r.row(f"{name}, card with write cache", sides["cache"], "s")

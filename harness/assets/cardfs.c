@@ -17,6 +17,12 @@
  *   readonly                    the card refuses writes (a worn card turning read-only)
  *   heal                        clear latency, bandwidth, errors and read-only
  *
+ * Write-back: once more than CARDFS_WRITEBACK_MB (default 32) is dirty, a background thread writes
+ * dirty runs back to BACKING (in card order) while writes go on, down to half of it, as a card's
+ * controller drains its cache; a flush then only waits for the remainder. What stays below the
+ * mark (a few files nobody fsynced) is still lost at a power cut; written back early is only
+ * what a real cache may also have written by then. Durable is only what a flush reached.
+ *
  * Why a FUSE file under the loop device: this kernel has no device-mapper (no dm-flakey), and
  * the host's page cache would otherwise keep every write of the card across a power cut. The
  * file is opened with direct I/O so the kernel keeps no second copy of the card's pages; what
@@ -53,9 +59,14 @@ static struct {
   int fd;
   uint64_t size, nblocks;
   unsigned char *overlay; /* the cache: anonymous memory shaped like the card */
-  uint64_t *dirty;        /* one bit per block */
+  uint64_t *dirty;        /* one bit per block: the cache's copy is newer than BACKING's */
+  uint64_t *busy;         /* one bit per block: being written back now (the cache's copy is current) */
   uint64_t ndirty, cap_blocks, resident; /* resident: blocks touched since memory was last given back */
+  uint64_t inflight;      /* blocks the background write-back is writing outside the lock */
+  uint64_t wb_high, wb_low, cursor; /* background write-back: start above high, stop at low; where next */
+  int flushing;           /* a flush (or power cut) waits for the background write-back to stand still */
   pthread_mutex_t lock;
+  pthread_cond_t kick, idle; /* kick: dirty data above the mark; idle: a background write finished */
   /* faults */
   int off, readonly;
   int64_t latency_us, bandwidth;
@@ -63,7 +74,7 @@ static struct {
   struct errspec rerr, werr;
   /* counters */
   uint64_t reads, writes, fsyncs, writebacks, errors, lost_bytes, flushed_bytes;
-} C = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} C = {.lock = PTHREAD_MUTEX_INITIALIZER, .kick = PTHREAD_COND_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER};
 
 static double now(void) {
   struct timespec ts;
@@ -107,9 +118,31 @@ static int injected(struct errspec *e, uint64_t off, size_t size) {
 }
 
 static int isdirty(uint64_t b) { return (C.dirty[b / 64] >> (b % 64)) & 1; }
+/* Whether the cache holds the block's current content (lock held). */
+static int cached(uint64_t b) { return ((C.dirty[b / 64] | C.busy[b / 64]) >> (b % 64)) & 1; }
 
-/* Write every dirty block back to BACKING (lock held). */
-static int writeback(void) {
+static int pwrite_all(const unsigned char *buf, uint64_t len, uint64_t off) {
+  for (uint64_t done = 0; done < len;) {
+    ssize_t n = pwrite(C.fd, buf + done, len - done, (off_t)(off + done));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    done += (uint64_t)n;
+  }
+  return 0;
+}
+
+/* Waits until the background write-back has nothing outside the lock (lock held). */
+static void quiesce(void) {
+  C.flushing++;
+  while (C.inflight)
+    pthread_cond_wait(&C.idle, &C.lock);
+}
+
+/* Write every dirty block back to BACKING (lock held; nothing in flight: see quiesce). */
+static int writeback_all(void) {
   uint64_t b = 0;
   while (b < C.nblocks) {
     if (!C.dirty[b / 64]) {
@@ -126,15 +159,9 @@ static int writeback(void) {
     uint64_t off = b * BLK, len = (e - b) * BLK;
     if (off + len > C.size)
       len = C.size - off;
-    for (uint64_t done = 0; done < len;) {
-      ssize_t n = pwrite(C.fd, C.overlay + off + done, len - done, (off_t)(off + done));
-      if (n < 0) {
-        if (errno == EINTR)
-          continue;
-        return -errno;
-      }
-      done += (uint64_t)n;
-    }
+    int rc = pwrite_all(C.overlay + off, len, off);
+    if (rc < 0)
+      return rc;
     for (uint64_t i = b; i < e; i++)
       C.dirty[i / 64] &= ~(1ull << (i % 64));
     C.ndirty -= e - b;
@@ -149,6 +176,97 @@ static int writeback(void) {
     C.resident = 0;
   }
   return 0;
+}
+
+static int writeback(void) {
+  quiesce();
+  int rc = writeback_all();
+  C.flushing--;
+  return rc;
+}
+
+/* The next run of dirty blocks from the cursor on, at most `max` long; 0 if none (lock held). */
+static int next_run(uint64_t *b0, uint64_t *e0, uint64_t max) {
+  for (uint64_t scanned = 0, b = C.cursor; scanned < C.nblocks;) {
+    if (b >= C.nblocks)
+      b = 0;
+    if (!C.dirty[b / 64]) {
+      uint64_t next = (b / 64 + 1) * 64;
+      scanned += next - b;
+      b = next;
+      continue;
+    }
+    if (!isdirty(b)) {
+      b++, scanned++;
+      continue;
+    }
+    uint64_t e = b;
+    while (e < C.nblocks && e - b < max && isdirty(e))
+      e++;
+    *b0 = b, *e0 = e;
+    return 1;
+  }
+  return 0;
+}
+
+/* The background write-back: drains the cache while writes go on. Its pwrite runs outside the
+   lock; its blocks are marked busy, so reads and partial writes take them from the cache, and a
+   write landing on one meanwhile dirties it again (it goes out once more, later). */
+static void *writer(void *arg) {
+  (void)arg;
+  int failed = 0; /* BACKING refused a write: no retry before the next kick */
+  pthread_mutex_lock(&C.lock);
+  for (;;) {
+    while (failed || C.off || C.readonly || C.flushing || C.ndirty <= C.wb_high) {
+      pthread_cond_wait(&C.kick, &C.lock);
+      failed = 0;
+    }
+    while (!C.off && !C.readonly && !C.flushing && C.ndirty > C.wb_low) {
+      uint64_t b, e;
+      if (!next_run(&b, &e, 1024)) /* 4 MiB at most, so the lock is never held for long */
+        break;
+      for (uint64_t i = b; i < e; i++) {
+        C.dirty[i / 64] &= ~(1ull << (i % 64));
+        C.busy[i / 64] |= 1ull << (i % 64);
+      }
+      C.ndirty -= e - b;
+      C.inflight += e - b;
+      uint64_t off = b * BLK, len = (e - b) * BLK;
+      if (off + len > C.size)
+        len = C.size - off;
+      pthread_mutex_unlock(&C.lock);
+      int rc = pwrite_all(C.overlay + off, len, off);
+      pthread_mutex_lock(&C.lock);
+      for (uint64_t i = b; i < e; i++) {
+        C.busy[i / 64] &= ~(1ull << (i % 64));
+        if (rc < 0 && !isdirty(i)) { /* not on the card: dirty again, the next flush retries and reports it */
+          C.dirty[i / 64] |= 1ull << (i % 64);
+          C.ndirty++;
+        }
+      }
+      C.inflight -= e - b;
+      if (rc == 0)
+        C.flushed_bytes += len;
+      /* Memory is given back run by run once more than the cache's size was touched (a long
+         stream without a flush); a run written to again meanwhile keeps it (it is dirty). */
+      if (rc == 0 && C.resident > C.cap_blocks) {
+        uint64_t again = 0;
+        for (uint64_t i = b; i < e; i++)
+          again += (uint64_t)isdirty(i);
+        if (!again) {
+          madvise(C.overlay + off, (e - b) * BLK, MADV_DONTNEED);
+          C.resident -= C.resident < e - b ? C.resident : e - b;
+        }
+      }
+      C.cursor = e;
+      pthread_cond_broadcast(&C.idle);
+      if (rc < 0) {
+        failed = 1; /* no retry loop on a failing BACKING: the next write or flush decides */
+        break;
+      }
+    }
+  }
+  return NULL;
 }
 
 static void drop(void) {
@@ -197,8 +315,8 @@ static int card_read(char *buf, size_t size, off_t offset) {
   /* Runs of clean blocks come from BACKING, dirty ones from the cache. */
   for (uint64_t pos = off; pos < off + size;) {
     uint64_t b = pos / BLK, end = pos;
-    int d = isdirty(b);
-    while (end < off + size && isdirty(end / BLK) == d)
+    int d = cached(b);
+    while (end < off + size && cached(end / BLK) == d)
       end = (end / BLK + 1) * BLK;
     if (end > off + size)
       end = off + size;
@@ -231,7 +349,8 @@ static int card_write(const char *buf, size_t size, off_t offset) {
     if (isdirty(b))
       continue;
     uint64_t bs = b * BLK, be = bs + BLK;
-    if (bs < off || be > off + size) { /* partly overwritten: the rest of the block first */
+    /* partly overwritten: the rest of the block first (from BACKING, unless being written back) */
+    if ((bs < off || be > off + size) && !cached(b)) {
       uint64_t n = be > C.size ? C.size - bs : BLK;
       if ((rc = read_backing((char *)C.overlay + bs, n, bs)) < 0)
         goto out;
@@ -241,9 +360,12 @@ static int card_write(const char *buf, size_t size, off_t offset) {
     C.resident++;
   }
   memcpy(C.overlay + off, buf, size);
-  /* A full cache writes itself back, as a disk's does: un-flushed data may then survive. */
+  /* A full cache writes itself back, as a disk's does: un-flushed data may then survive. Above the
+     mark, the background write-back starts; the cap only bites when it cannot keep up. */
   if (C.ndirty > C.cap_blocks && (rc = writeback()) < 0)
     goto out;
+  if (C.ndirty > C.wb_high)
+    pthread_cond_signal(&C.kick);
   rc = (int)size;
 out:
   pthread_mutex_unlock(&C.lock);
@@ -255,7 +377,7 @@ static int card_fsync(void) {
   pthread_mutex_lock(&C.lock);
   int rc = 0;
   C.fsyncs++;
-  if (C.off || (C.ndirty && (C.readonly || injected(&C.werr, 0, C.size)))) {
+  if (C.off || ((C.ndirty || C.inflight) && (C.readonly || injected(&C.werr, 0, C.size)))) {
     C.errors++;
     rc = -EIO;
   } else {
@@ -278,7 +400,7 @@ static int status(char *buf, size_t len) {
                    C.off ? "off" : "on", C.readonly, C.latency_us / 1000.0, C.bandwidth,
                    C.rerr.on ? (C.rerr.after >= 0 ? "after" : "range") : "none",
                    C.werr.on ? (C.werr.after >= 0 ? "after" : "range") : "none", C.size,
-                   C.ndirty * BLK, C.lost_bytes, C.flushed_bytes, C.reads, C.writes, C.fsyncs, C.writebacks,
+                   (C.ndirty + C.inflight) * BLK, C.lost_bytes, C.flushed_bytes, C.reads, C.writes, C.fsyncs, C.writebacks,
                    C.errors);
   pthread_mutex_unlock(&C.lock);
   return n;
@@ -297,8 +419,10 @@ static int command(const char *text, size_t size) {
   int rc = 0;
   pthread_mutex_lock(&C.lock);
   if (!strcmp(line, "cut")) {
+    C.off = 1;    /* first: nothing new is taken, nor written back */
+    quiesce();    /* what is already on its way to BACKING gets there (a write the card had begun) */
     drop();
-    C.off = 1;
+    C.flushing--;
   } else if (!strcmp(line, "flush")) {
     rc = writeback();
   } else if (!strcmp(line, "readonly")) {
@@ -307,6 +431,7 @@ static int command(const char *text, size_t size) {
     C.readonly = 0;
     C.latency_us = C.bandwidth = 0;
     C.rerr.on = C.werr.on = 0;
+    pthread_cond_signal(&C.kick);
   } else if (sscanf(line, "latency %lf", &ms) == 1 && ms >= 0) {
     C.latency_us = (int64_t)(ms * 1000);
   } else if (sscanf(line, "bandwidth %lld", &a) == 1 && a >= 0) {
@@ -408,6 +533,13 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
   (void)conn;
   cfg->direct_io = 1;
   cfg->attr_timeout = 0;
+  /* Here, not in main: fuse_main forks into the background first, and threads do not survive it. */
+  pthread_t tid;
+  if (pthread_create(&tid, NULL, writer, NULL)) {
+    fprintf(stderr, "cardfs: no background write-back thread: %s\n", strerror(errno));
+    exit(1);
+  }
+  pthread_detach(tid);
   return NULL;
 }
 
@@ -449,7 +581,11 @@ int main(int argc, char **argv) {
   C.cap_blocks = (uint64_t)(cap ? atoll(cap) : 512) * (1 << 20) / BLK;
   C.overlay = mmap(NULL, C.nblocks * BLK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   C.dirty = calloc((C.nblocks + 63) / 64, 8);
-  if (C.overlay == MAP_FAILED || !C.dirty) {
+  C.busy = calloc((C.nblocks + 63) / 64, 8);
+  const char *mark = getenv("CARDFS_WRITEBACK_MB");
+  C.wb_high = (uint64_t)(mark ? atoll(mark) : 32) * (1 << 20) / BLK;
+  C.wb_low = C.wb_high / 2;
+  if (C.overlay == MAP_FAILED || !C.dirty || !C.busy) {
     fprintf(stderr, "cardfs: no memory for the cache of a %" PRIu64 "-byte card\n", C.size);
     return 1;
   }
