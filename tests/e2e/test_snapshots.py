@@ -76,6 +76,8 @@ def test_module_device_next_test_finds_it_as_deployed(arm_device: EmulatedDevice
     # The fixture reset the device before this test: it is as right after the first deploy.
     arm_device.wait_until_running("client", timeout=60)
     assert {s.restarts for s in arm_device.services().values()} == {0}
+    assert arm_device.services()["server"].last_exit is None   # the runtime forgot the crash too
+    assert not [ln for ln in arm_device.logs() if "exited with code" in ln]   # the log is this test's
     assert arm_device.disk_usage().percent < 80
     assert hits(arm_device) < 1000
 
