@@ -788,13 +788,7 @@ class EmulatedDevice(DeviceBase):
         if self._runtime_c is None:
             return False
         rt = self.runtime_container()
-        supervisor = (self.status() or {}).get("supervisor") or {}
-        started_at = supervisor.get("started_at")
-        if rt.status != "running" or not isinstance(started_at, int | float):
-            return False
-        # Whole seconds are enough: a supervisor starts seconds after its container under emulation.
-        container_start = datetime.fromisoformat(rt.attrs["State"]["StartedAt"][:19]).replace(tzinfo=UTC)
-        return float(started_at) >= container_start.timestamp()
+        return rt.status == "running" and supervisor_since_start(self.status(), rt.attrs["State"]["StartedAt"])
 
     def _drop_runtime(self) -> None:
         """Remove the runtime container and give the next one an empty state directory."""
@@ -981,6 +975,21 @@ class EmulatedDevice(DeviceBase):
     def heal_card(self) -> CardState:
         """Clear every card fault; if ext4 went read-only the device reboots (fsck at boot)."""
         return self._card.heal(self.reboot)
+
+
+def supervisor_since_start(status: dict[str, Any] | None, container_started: str) -> bool:
+    """Whether a runtime status document was written by a supervisor that started after its
+    container did (``container_started``: the engine's ``State.StartedAt``)."""
+    supervisor = (status or {}).get("supervisor")
+    started_at = supervisor.get("started_at") if isinstance(supervisor, dict) else None
+    if isinstance(started_at, bool) or not isinstance(started_at, int | float):
+        return False
+    try:
+        # Whole seconds are enough: a supervisor starts seconds after its container under emulation.
+        since = datetime.fromisoformat(container_started[:19]).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return False
+    return float(started_at) >= since
 
 
 def _engine_pid(engine: Any) -> int:

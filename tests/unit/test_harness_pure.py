@@ -9,7 +9,7 @@ import pytest
 
 from harness import capabilities, images, session
 from harness.arch import get_arch
-from harness.device import DiskUsage, ExecResult, parse_size
+from harness.device import DiskUsage, ExecResult, parse_size, supervisor_since_start
 from harness.errors import SetupError
 
 
@@ -143,3 +143,14 @@ def test_crash_signals_the_main_process_by_name_without_sig() -> None:
     device = _Device(pid=4242)
     assert faults.crash(device, "web", "sigterm") == "c0"  # type: ignore[arg-type]
     assert device.commands == ["kill -s TERM 4242"]
+
+
+def test_a_runtime_counts_as_settled_only_with_a_status_of_its_own_start() -> None:
+    started = "2026-12-02T04:30:00.123456789Z"   # the container's (re)start, as the engine says it
+    at = 1796185800.0                             # 2026-12-02 04:30:00 UTC
+    assert supervisor_since_start({"supervisor": {"pid": 1, "started_at": at + 4.2}}, started)
+    # The status of the supervisor killed before the engine restarted the container: not this one's.
+    assert not supervisor_since_start({"supervisor": {"pid": 1, "started_at": at - 30}}, started)
+    assert not supervisor_since_start(None, started)
+    assert not supervisor_since_start({"supervisor": {"started_at": True}}, started)
+    assert not supervisor_since_start({"supervisor": {"started_at": at + 4}}, "not a time")
