@@ -15,6 +15,16 @@ def tar_directory(src: Path, arcname: str) -> bytes:
     return buf.getvalue()
 
 
+def tar_bytes(name: str, data: bytes, *, mode: int = 0o644) -> bytes:
+    """A tar holding one file ``name`` with ``data`` (owned by root, ``mode``)."""
+    buf = io.BytesIO()
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), mode
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def read_single_file(chunks: object) -> bytes:
     """The content of the one file in a ``get_archive`` stream."""
     data = b"".join(chunks)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -41,7 +42,7 @@ from testcontainers.core.container import DockerContainer  # noqa: E402
 
 from harness import buildcache, cardstore, faults, images, netfaults, procfaults, reaper, snapshots  # noqa: E402
 from harness.arch import Arch, check_emulation, get_arch  # noqa: E402
-from harness.archive import read_single_file, tar_directory  # noqa: E402
+from harness.archive import read_single_file, tar_bytes, tar_directory  # noqa: E402
 from harness.capabilities import engine_run_kwargs  # noqa: E402
 from harness.card import Card, CardState, ErrorKind  # noqa: E402
 from harness.errors import DeployError, DeviceError, FaultError  # noqa: E402
@@ -65,6 +66,7 @@ from harness.session import OWNER, labels, owner_alive, sweep  # noqa: E402
 from harness.settings import HarnessSettings  # noqa: E402
 from harness.waits import first_match, listening_ports, wait_for  # noqa: E402
 from runtime.compose.source import StackSource  # noqa: E402
+from runtime.errors import SupervisorError  # noqa: E402
 from runtime.labels import STACK as STACK_LABEL  # noqa: E402
 from runtime.state import StatusDocument  # noqa: E402
 
@@ -177,6 +179,7 @@ class DeviceBase:
         self.runtime_image = ""
         self.volumes: dict[str, str] = {}
         self._runtime_c: DockerContainer | None = None
+        self._log_start = 0   # runtime log lines from before the last reset(): not this test's
         self._net: netfaults.NetworkFaults | None = None
         self._starved: dict[str, procfaults.Starved] = {}
         # More environment for the runtime, read when it starts. A test's deploy does not wait out
@@ -355,6 +358,39 @@ class DeviceBase:
         except ValueError:
             return UpdateReport.from_json({"output": stdout})
 
+    def _forget_history(self) -> None:
+        """Have the running runtime forget its services' history and apply the stack again:
+        ``armstack apply --reset``'s request (runtime.control), handed over here without the
+        CLI, whose Python start-up under emulation would cost seconds. Restart counts, backoff,
+        probation and rollback memory are then as right after the first deploy."""
+        from runtime.control import ApplyRequest, hand_off
+
+        assert self.source is not None and self.project
+        state_dir = f"{DATA_DIR}/{self.project}"
+        rt = self.runtime_container()
+        generation = (self.status() or {}).get("generation")
+        current = generation if type(generation) is int and generation >= 0 else 0
+        req = ApplyRequest(self.source, current + 1, reset=True)
+        bits, _ = rt.get_archive(f"{state_dir}/supervisor.pid")
+        pid = int(json.loads(read_single_file(bits)))
+
+        def write_json(path: Path, doc: Any) -> None:
+            # In place, not renamed: the supervisor reads requests when signalled, after this.
+            rt.put_archive(state_dir, tar_bytes(path.name, json.dumps(doc).encode(), mode=0o600))
+
+        def kill(pid: int, sig: int) -> None:
+            code, out = rt.exec_run(["sh", "-c", f"kill -{int(sig)} {int(pid)}"])   # the shell's own kill
+            if code != 0:
+                raise ProcessLookupError(out.decode(errors="replace").strip())
+
+        status = hand_off(req, state_dir=Path(state_dir), pid=pid, read_status=self.status, write_json=write_json,
+                          supervisor_running=lambda: self.runtime_container().status == "running",
+                          timeout=self.timeout(120), kill=kill)
+        last = status.get("last_apply") or {}
+        if not last.get("ok", False):
+            raise DeployError(f"the runtime on device {self.name} failed to apply the stack after forgetting "
+                              "its history", str(last.get("error") or self._tail(self.runtime_container())))
+
     def status(self) -> dict[str, Any] | None:
         """The runtime's status document as JSON (None before the first apply)."""
         if self.project is None or self._runtime_c is None:
@@ -466,7 +502,7 @@ class DeviceBase:
         if self._runtime_c is None:
             return []
         text = _ANSI.sub("", self.runtime_container().logs().decode(errors="replace"))
-        lines = text.splitlines()
+        lines = text.splitlines()[self._log_start:]
         if service is None:
             return lines
         return [ln for ln in lines if ln.split(" | ", 1)[0].strip() == service and " | " in ln]
@@ -718,29 +754,24 @@ class EmulatedDevice(DeviceBase):
     def reset(self, *, full: bool = False) -> None:
         """Back to the reset point (the snapshot the device started from or last took, or the
         state right after its first deploy when ``auto_reset_point``): volumes and stack files
-        restored, faults healed, the runtime started afresh (restart counts at 0).
+        restored, faults healed, restart counts at 0.
 
-        By default in place (harness.snapshots.reset_in_place): only services whose volumes
-        changed or that are not running start again. ``full`` (and the fallback when the engine
-        does not answer) restores the whole card and boots the device on it."""
+        By default in place (harness.snapshots.reset_in_place), with the runtime frozen while it
+        runs: only services whose volumes changed or that are not running start again, and the
+        runtime, still running, forgets its services' history (``_forget_history``). A runtime
+        that is not running is started afresh instead. ``full`` (and the fallback when the
+        engine does not answer) restores the whole card and boots the device on it."""
         if self._store is None or self.card_dir is None or self.reset_point is None:
             raise DeviceError(f"device {self.name} has no reset point: take one with device.snapshot(name) "
                               "after deploying, or start the device from a snapshot")
-        if self._runtime_c is not None:
-            with contextlib.suppress(docker.errors.NotFound):
-                self.runtime_container().remove(force=True)
-            self._runtime_c = None
-        with contextlib.suppress(docker.errors.NotFound):
-            self.host.volumes.get(self.volumes["data"]).remove(force=True)
-        self.host.volumes.create(self.volumes["data"], labels=labels(self.name))   # runtime state afresh
+        self._heal_faults()
         if not full and self.project is not None:
             try:
-                meta = snapshots.reset_in_place(self, self._store, self.reset_point)
-            except (DeviceError, docker.errors.DockerException, OSError):
-                pass   # judged or failed in place: the whole card then
-            else:
-                self._restore_stack(meta, keep_containers=True)
+                self._reset_in_place()
                 return
+            except (DeviceError, DeployError, SupervisorError, docker.errors.DockerException, OSError, ValueError):
+                pass   # judged or failed in place: the whole card then
+        self._drop_runtime()
         engine = self.engine_container()
         if engine.status == "running":
             engine.kill()   # the card is thrown away: nothing on it needs to stop in order
@@ -751,6 +782,59 @@ class EmulatedDevice(DeviceBase):
         self._boot()
         if meta.project is not None:
             self._restore_stack(meta)
+
+    def _reset_in_place(self) -> None:
+        assert self._store is not None and self.reset_point is not None
+        if not self._runtime_settled():
+            self._drop_runtime()
+            meta = snapshots.reset_in_place(self, self._store, self.reset_point)
+            self._restore_stack(meta, keep_containers=True)
+            return
+        rt = self.runtime_container()
+        self._log_start += len(rt.logs().decode(errors="replace").splitlines()[self._log_start:])
+        # Frozen, the runtime cannot start what reset_in_place removes, nor write into a volume
+        # being copied back; what it missed it sees in the events waiting when it thaws.
+        rt.pause()
+        try:
+            meta = snapshots.reset_in_place(self, self._store, self.reset_point)
+            data = snapshots.stack_archive(self._store, meta.name)
+            if data is not None:
+                snapshots.put_stack(self, data)
+            self.source = meta.source
+        finally:
+            rt.unpause()
+        self._forget_history()
+
+    def _runtime_settled(self) -> bool:
+        """Whether the runtime container runs a supervisor that wrote its status since the container
+        (re)started. One the engine restarts after a kill may still be starting: its status and
+        pid file are the dead one's, and a SIGHUP before its handler is set would end it."""
+        if self._runtime_c is None:
+            return False
+        rt = self.runtime_container()
+        return rt.status == "running" and supervisor_since_start(self.status(), rt.attrs["State"]["StartedAt"])
+
+    def _drop_runtime(self) -> None:
+        """Remove the runtime container and give the next one an empty state directory."""
+        if self._runtime_c is not None:
+            with contextlib.suppress(docker.errors.NotFound, DeviceError):
+                self.runtime_container().remove(force=True, v=True)
+            self._runtime_c = None
+        self._log_start = 0
+        with contextlib.suppress(docker.errors.NotFound):
+            self.host.volumes.get(self.volumes["data"]).remove(force=True)
+        self.host.volumes.create(self.volumes["data"], labels=labels(self.name))   # runtime state afresh
+
+    def _heal_faults(self) -> None:
+        """Lift the faults the harness keeps applying (network, CPU, clock, paused services);
+        what a reset copies back or recreates heals the rest."""
+        def heal_clock() -> None:
+            if procfaults.clock_offset(self):
+                self.heal_clock()
+
+        for heal in (self.heal_network, self.heal_cpu, lambda: procfaults.thaw_all(self), heal_clock):
+            with contextlib.suppress(docker.errors.DockerException, DeviceError, FaultError, OSError):
+                heal()   # one that cannot (the engine down) leaves the others, and the full reset, to go on
 
     def deploy(self, path_or_source: str | os.PathLike[str] | StackSource, *,
                profiles: Sequence[str] = ()) -> UpdateReport:
@@ -916,6 +1000,21 @@ class EmulatedDevice(DeviceBase):
     def heal_card(self) -> CardState:
         """Clear every card fault; if ext4 went read-only the device reboots (fsck at boot)."""
         return self._card.heal(self.reboot)
+
+
+def supervisor_since_start(status: dict[str, Any] | None, container_started: str) -> bool:
+    """Whether a runtime status document was written by a supervisor that started after its
+    container did (``container_started``: the engine's ``State.StartedAt``)."""
+    supervisor = (status or {}).get("supervisor")
+    started_at = supervisor.get("started_at") if isinstance(supervisor, dict) else None
+    if isinstance(started_at, bool) or not isinstance(started_at, int | float):
+        return False
+    try:
+        # Whole seconds are enough: a supervisor starts seconds after its container under emulation.
+        since = datetime.fromisoformat(container_started[:19]).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return False
+    return float(started_at) >= since
 
 
 def _engine_pid(engine: Any) -> int:

@@ -265,9 +265,10 @@ def reset_in_place(device: EmulatedDevice, store: CardStore, name: str) -> Snaps
 
     The snapshot's card is cloned next to the device's and mounted read-only in the engine
     container; every stack volume whose files differ is copied back (its containers removed
-    first), containers that are not running are removed, fill files go, the stack files are put
-    back, and the runtime starts afresh (its restart counts at 0): it adopts the containers that
-    kept running and creates the removed ones as on a first deploy. What cannot be judged in
+    first), containers that are not running are removed and fill files go. The device then puts
+    the stack files back and has the runtime forget its services' history (or starts it afresh):
+    it adopts the containers that kept running and creates the removed ones as on a first
+    deploy (EmulatedDevice.reset). What cannot be judged in
     place (the engine not answering, a different stack) raises DeviceError; ``reset(full=True)``
     restores the whole card instead.
     """

@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--release", default=None)
+    ap.add_argument("--reset", action="store_true",
+                    help="forget every service's history first (restart counts, backoff, probation, rollback "
+                         "memory): as just deployed")
     _disk_options(ap)
     _rollback_options(ap)
 
@@ -332,7 +335,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         generation = (store.read_status() or {}).get("generation")
         current = generation if type(generation) is int and generation >= 0 else 0
         src = dataclasses.replace(_source(args), project=stack.project)
-        req = ApplyRequest(src.pinned([str(Path(find_compose_file(f)).resolve()) for f in src.paths]), current + 1)
+        req = ApplyRequest(src.pinned([str(Path(find_compose_file(f)).resolve()) for f in src.paths]), current + 1,
+                           reset=args.reset)
         print(f"a supervisor (pid {pid}) runs project {stack.project}: handing it generation {req.generation}",
               file=sys.stderr)
         done = hand_off(req, state_dir=store.dir, pid=pid, read_status=store.read_status,
@@ -343,6 +347,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     sup = Supervisor(
         _client(settings), dataclasses.replace(_source(args), project=stack.project),
         presenter=_presenter(args, sys.stderr), once=True, apply_timeout=args.timeout, settings=settings,
+        forget_history=args.reset,
     )
     code = sup.run()
     if code in (EXIT_OK, EXIT_FAILED) and sup.last_apply is not None:

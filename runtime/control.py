@@ -174,12 +174,15 @@ class ApplyRequest:
     """What ``armstack apply`` asks a running supervisor to load (``request-<id>.json``).
 
     ``source`` names the files (absolute, in merge order), project and profiles as the CLI read
-    them; its schema and limits are :class:`StackSource`'s own.
+    them; its schema and limits are :class:`StackSource`'s own. ``reset`` (``apply --reset``):
+    the supervisor first forgets its per-service history, as if the stack had just been deployed
+    (see ``Supervisor._forget_history``).
     """
 
     source: StackSource
     generation: int
     id: str = field(default_factory=new_request_id)
+    reset: bool = False
 
     @property
     def file(self) -> str:
@@ -191,7 +194,7 @@ class ApplyRequest:
         return self.source.project
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source.to_json(), "generation": self.generation, "id": self.id}
+        return {"source": self.source.to_json(), "generation": self.generation, "id": self.id, "reset": self.reset}
 
     @classmethod
     def from_json(cls, doc: Any) -> ApplyRequest:
@@ -203,8 +206,11 @@ class ApplyRequest:
             raise ValueError(f"'generation' must be an integer from 0 to {MAX_GENERATION}, not {generation!r}")
         if not isinstance(rid, str) or not _REQUEST_ID.match(rid):
             raise ValueError("'id' must be 1 to 64 letters, digits, '_' or '-'")
+        reset = doc.get("reset", False)   # absent in requests of a CLI from before it existed
+        if type(reset) is not bool:
+            raise ValueError(f"'reset' must be true or false, not {reset!r}")
         source = doc["source"] if "source" in doc else _older_source(doc)
-        return cls(StackSource.from_json(source), generation, rid)
+        return cls(StackSource.from_json(source), generation, rid, reset)
 
 
 def _older_source(doc: dict[str, Any]) -> Any:

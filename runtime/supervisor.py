@@ -12,7 +12,8 @@ Life cycle of ``Supervisor.run()``::
     SIGTERM/SIGINT: stop the stack in reverse dependency order (unless detach-on-exit), exit 0
     SIGHUP: reload (the newest request-<id>.json from ``armstack apply``, else the same file) as
             generation N+1; the result names the request id, older requests are answered as dropped
-            (runtime.applies)
+            (runtime.applies); a request of ``apply --reset`` first forgets every service's
+            history (restart counts, backoff, probation, rollback memory): as just deployed
 
 A service the apply replaced is on probation (runtime.releases, decisions in runtime.rollback):
 failing it rolls its group back to the previous release, and the apply answers "rolled back".
@@ -148,6 +149,7 @@ class Supervisor:
         apply_timeout: float = 300.0,
         settings: RuntimeSettings | None = None,
         disk_usage: UsageProvider | None = None,
+        forget_history: bool = False,
     ) -> None:
         # Without settings (tests, embedding) the environment is read here, once, with the
         # same validation as the CLI's: a bad value raises SettingsError (a usage error).
@@ -166,6 +168,7 @@ class Supervisor:
         self.restart_unhealthy = restart_unhealthy
         self.detach_on_exit = detach_on_exit
         self.once = once
+        self.forget_history = forget_history   # `apply --reset` without a supervisor: forget at boot
         self.disk = StackDisk(usage=disk_usage)   # disk_usage: injected in tests, a fake small disk
         # Watchdog and metrics: the endpoint and systemd read only what the loop publishes here.
         self.publisher = Publisher(self.settings.listen, self.settings.systemd, self.presenter.runtime)
@@ -281,6 +284,8 @@ class Supervisor:
         self.generation = self.persisted.generation
         self.tracker.records = dict(self.persisted.services)
         self.releases.state = self.persisted.rollback
+        if self.forget_history:
+            self._forget_history()
         self.presenter.add_names(stack.service_names)
         self.follower = LogFollower(self.client, self.presenter)
         try:
@@ -479,6 +484,8 @@ class Supervisor:
                                     f"{self.stack.project!r}; use `armstack -p {stack.project} apply`.")
             for w in loaded.warnings:
                 log(w, level="warning")
+            if req is not None and req.reset:
+                self._forget_history()   # before _set_stack: a release remembered as bad is forgotten too
             self._set_stack(stack)
         except Exception as exc:  # noqa: BLE001 - a file that cannot be loaded never ends the supervisor
             problems = exc.problems if isinstance(exc, ComposeError) else []
@@ -498,6 +505,19 @@ class Supervisor:
         self.tracker.new_configuration()
         self.applies.supersede(rid)
         self._start_generation(generation, rid)
+
+    def _forget_history(self) -> None:
+        """Back to just deployed (``apply --reset``): what a supervisor starting on an empty state
+        directory would know. Restart counts, crash streaks and backoff (runtime.tracker), probation,
+        the releases to roll back to and the known-bad ones (runtime.releases) go; the release,
+        the generation (answers stay in order) and the containers running stay. Persisted by the
+        apply that follows."""
+        self.presenter.runtime("forgetting the history of every service: as just deployed")
+        self.tracker.forget()
+        self.releases = ReleaseKeeper(self.settings.probation, self.settings.rollback, self.presenter.runtime)
+        self._restart_marks.clear()
+        self._die_seen.clear()
+        self._event_to_action.clear()
 
     def _check_apply(self, observed: ObservedState) -> None:
         """Finish the pending apply once every service is up and probation is over, or once it cannot be."""

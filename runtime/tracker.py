@@ -164,6 +164,13 @@ class ServiceTracker:
         self._history.pop(service, None)
         self._runtime.pop(service, None)
 
+    def forget(self) -> None:
+        """Back to just deployed (``apply --reset``): records, crash streaks and backoff go. The
+        exits already seen stay seen, so a container that crashed before is not counted again."""
+        self.records.clear()
+        self._history.clear()
+        self._runtime.clear()
+
     def new_configuration(self) -> None:
         """A new configuration is a new situation: every crash streak starts over."""
         self._history.clear()

@@ -254,3 +254,26 @@ def test_apply_hands_its_profiles_to_the_running_supervisor(stack: Stack) -> Non
     assert done.returncode == 0, done.stderr
     assert set(stack.containers()) == {"app", "debug"}
     assert set(stack.status()["services"]) == {"app", "debug"}
+
+
+def test_apply_reset_makes_the_running_supervisor_forget_every_service_history(stack: Stack) -> None:
+    write_stack(stack.dir, stack.project)
+    proc = stack.start_supervisor()
+    assert stack.wait_applied()["ok"], stack.log_text()
+    before = stack.containers()
+    os.kill(before["api"]["State"]["Pid"], signal.SIGKILL)   # a real crash
+    stack.wait("the crash in the status", lambda: stack.status()["services"]["api"]["restarts"] == 1)
+    done = stack.cli("apply", "--json", "--timeout", "30")   # a plain apply keeps the history
+    assert done.returncode == 0, done.stderr
+    assert stack.status()["services"]["api"]["restarts"] == 1
+
+    done = stack.cli("apply", "--reset", "--json", "--timeout", "30")
+    assert done.returncode == 0, done.stderr
+    services = stack.status()["services"]
+    assert {(s["restarts"], s["last_exit"]) for s in services.values()} == {(0, None)}
+    state = json.loads((stack.status_path.parent / "state.json").read_text())
+    assert all(r.get("restarts", 0) == 0 for r in state["services"].values())
+    # The same supervisor, the same containers: nothing was started again for it.
+    assert stack.status()["supervisor"]["pid"] == proc.pid
+    assert {s: a["Id"] for s, a in stack.containers().items()} == {s: a["Id"] for s, a in before.items()}
+    assert "forgetting the history of every service" in stack.log_text()

@@ -9,7 +9,7 @@ import pytest
 
 from harness import capabilities, images, session
 from harness.arch import get_arch
-from harness.device import DiskUsage, ExecResult, parse_size, stack_source
+from harness.device import DiskUsage, ExecResult, parse_size, stack_source, supervisor_since_start
 from harness.errors import DeployError, SetupError
 from runtime.compose.source import StackSource
 
@@ -152,3 +152,14 @@ def test_a_deploy_names_a_stack_source_or_a_path_with_profiles() -> None:
     assert stack_source("/s", ["debug"]) == StackSource(("/s",), None, ("debug",))
     with pytest.raises(DeployError, match="not both"):
         stack_source(src, ["other"])
+
+
+def test_a_runtime_counts_as_settled_only_with_a_status_of_its_own_start() -> None:
+    started = "2026-12-02T04:30:00.123456789Z"   # the container's (re)start, as the engine says it
+    at = 1796185800.0                             # 2026-12-02 04:30:00 UTC
+    assert supervisor_since_start({"supervisor": {"pid": 1, "started_at": at + 4.2}}, started)
+    # The status of the supervisor killed before the engine restarted the container: not this one's.
+    assert not supervisor_since_start({"supervisor": {"pid": 1, "started_at": at - 30}}, started)
+    assert not supervisor_since_start(None, started)
+    assert not supervisor_since_start({"supervisor": {"started_at": True}}, started)
+    assert not supervisor_since_start({"supervisor": {"started_at": at + 4}}, "not a time")

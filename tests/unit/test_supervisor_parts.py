@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -99,6 +100,11 @@ def test_request_round_trip(tmp_path: Path) -> None:
     full = ApplyRequest(StackSource(("/a/compose.yaml", "/a/device.yaml"), "p", ("debug",)), 5)
     atomic_write_json(request_path(tmp_path, full.id), full.to_json())
     assert take_requests(tmp_path) == ([full], [])
+    # `apply --reset` travels too; a request without the key (an older CLI) is a plain apply.
+    reset = ApplyRequest(StackSource.of("/a/compose.yaml", "p"), 6, reset=True)
+    atomic_write_json(request_path(tmp_path, reset.id), reset.to_json())
+    assert take_requests(tmp_path) == ([reset], [])
+    assert ApplyRequest.from_json({k: v for k, v in reset.to_json().items() if k != "reset"}).reset is False
 
 
 def test_a_request_of_an_older_cli_is_read_as_the_new_shape(tmp_path: Path) -> None:
@@ -130,6 +136,7 @@ BAD_REQUESTS = [
     '{"source": {"paths": ["rel.yaml"], "project": "demo"}, "generation": 1, "id": "r1"}',
     '{"source": {"paths": ["/a/compose.yaml"], "project": "demo", "profiles": ["a b"]}, "generation": 1, "id": "r1"}',
     '{"source": ["/a/compose.yaml"], "generation": 1, "id": "r1"}',
+    '{"source": {"paths": ["/a/compose.yaml"], "project": "demo"}, "generation": 1, "id": "r1", "reset": "yes"}',
     "{}",
     "[1, 2]",
     '{"file": "/a/compose.yaml", "gen',
@@ -347,6 +354,45 @@ def test_concurrent_requests_each_get_their_own_answer(tmp_path: Path) -> None:
     status = sup.status()
     assert status["last_apply"]["request_id"] == third.id
     assert set(status["dropped_requests"]) == {first.id, second.id}
+
+
+def _crash(ex: _FakeExecutor, service: str) -> None:
+    """The service's container exits with 137 now (after the supervisor started: a crash)."""
+    st = ex.engine.state
+    ex.engine.state = dataclasses.replace(st, containers=tuple(
+        dataclasses.replace(c, status="exited", exit_code=137, finished_at=time.time()) if c.service == service else c
+        for c in st.containers))
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_a_reset_request_forgets_every_service_history(tmp_path: Path, reset: bool) -> None:
+    ex = _FakeExecutor(specs.stack(specs.svc("web"), specs.svc("db")))
+    sup, out = _supervisor(tmp_path, ex, once=False)
+    sup.releases.probation = 0.0   # no probation to wait out
+    sup._start_generation(1)
+    assert sup._reconcile() is None and sup.apply_ok
+    sup._reload()                  # the stack as its file says (what the requests below name)
+    assert sup._reconcile() is None and sup.apply_ok
+    _crash(ex, "web")
+    assert sup._reconcile() is None
+    sup.releases.state = dataclasses.replace(sup.releases.state, totals={"db": 2})   # rolled back twice before
+    before = sup.status()["services"]
+    assert (before["web"]["restarts"], before["web"]["last_exit"], before["db"]["rollbacks"]) == (1, 137, 2)
+
+    req = ApplyRequest(StackSource.of(str(tmp_path / "compose.yaml"), "demo"), 3, reset=reset)
+    atomic_write_json(request_path(sup.store.ensure_dir(), req.id), req.to_json())  # type: ignore[union-attr]
+    sup._reload()
+    assert sup._reconcile() is None
+    assert sup.last_apply is not None and sup.last_apply.request_id == req.id and sup.last_apply.ok
+    after = sup.status()["services"]
+    kept = sup.store.load().services  # type: ignore[union-attr]
+    if reset:   # as just deployed: what a runtime on an empty state directory would say
+        assert (after["web"]["restarts"], after["web"]["last_exit"], after["db"]["rollbacks"]) == (0, None, 0)
+        assert kept.get("web") is None or kept["web"].restarts == 0
+        assert "forgetting the history" in out.getvalue()
+    else:       # a plain apply keeps the history
+        assert (after["web"]["restarts"], after["db"]["rollbacks"]) == (1, 2) and kept["web"].restarts == 1
+    assert [c.status for c in ex.engine.state.containers] == ["running", "running"]   # nothing restarted for it
 
 
 def test_requests_left_from_before_a_restart_are_answered_as_dropped(tmp_path: Path) -> None:

@@ -152,3 +152,22 @@ def test_a_new_configuration_clears_every_streak() -> None:
     assert t.held("a", 2.5)
     t.new_configuration()
     assert not t.held("a", 2.5) and t.runtimes() == ()
+
+
+def test_forget_is_as_just_deployed_and_an_exit_seen_is_not_counted_again() -> None:
+    st = stack(svc("web"))
+    web = running(st).containers[0]
+    t = ServiceTracker(BackoffPolicy(initial=1.0, factor=2.0, crash_loop_threshold=2))
+    for i in range(2):
+        crashed = died(web, at=START + 10.0 * (i + 1) - 0.1)
+        exits(t, st, ObservedState((crashed,)), now=10.0 * (i + 1))
+        t.started("web")
+        web = dataclasses.replace(crashed, status="running", finished_at=None)
+    assert t.record("web").restarts == 2 and t.runtime("web").crash_looping and t.held("web", 20.5)
+    dead = died(web, at=START + 29.9)
+    exits(t, st, ObservedState((dead,)), now=30.0)
+    t.forget()
+    assert t.record("web").restarts == 0 and t.record("web").last_exit_code is None
+    assert not t.runtime("web").crash_looping and not t.held("web", 30.5) and t.next_wakeup(30.0) is None
+    assert exits(t, st, ObservedState((dead,)), now=31.0) == []   # counted before the reset: not news
+    assert t.record("web").restarts == 0
