@@ -28,6 +28,12 @@ class ReactionTimes:
             issued = now - seconds   # when the start call went out, not when it returned
             self._event_to_action[service] = max(0.0, issued - self._die_read.pop(service))
 
+    def forget(self) -> None:
+        """Back to just deployed (``apply --reset``): no restart, no reaction recorded."""
+        self._marks.clear()
+        self._die_read.clear()
+        self._event_to_action.clear()
+
     @property
     def marks(self) -> list[tuple[str, float]]:
         return list(self._marks)

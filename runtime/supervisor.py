@@ -515,9 +515,7 @@ class Supervisor:
         self.presenter.runtime("forgetting the history of every service: as just deployed")
         self.tracker.forget()
         self.releases = ReleaseKeeper(self.settings.probation, self.settings.rollback, self.presenter.runtime)
-        self._restart_marks.clear()
-        self._die_seen.clear()
-        self._event_to_action.clear()
+        self.reaction.forget()
 
     def _check_apply(self, observed: ObservedState) -> None:
         """Finish the pending apply once every service is up and probation is over, or once it cannot be."""

@@ -21,6 +21,7 @@ from harness import snapshots
 from harness.cardstore import CARD_FILE, TMP_PREFIX, CardStore
 from harness.errors import DeviceError
 from harness.waits import wait_for
+from runtime.compose.source import StackSource
 
 CARD = b"template card " * 4096 + b"end"   # what the stand-in device's card holds
 ARCH, DISK, KEY = "arm64", "2G", "k1"
@@ -45,8 +46,7 @@ class _Device:
 
         self.arch, self.disk = get_arch(arch), disk
         self.project: str | None = None
-        self.compose_path: str | None = None
-        self.profiles: tuple[str, ...] = ()
+        self.source: StackSource | None = None
         self.card_dir = self.work / f"card-{os.getpid()}"
 
     def __enter__(self) -> _Device:
