@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import docker
 import docker.errors
@@ -43,19 +44,12 @@ class StackResources:
         spec = next((n for n in stack.networks if n.name == stack_name), None)
         external = spec is not None and spec.external
 
-        def make() -> None:
+        def find() -> tuple[bool, Mapping[str, str] | None]:
             found = [n for n in api.networks(names=[name]) if n["Name"] == name]
-            if found:
-                if not external:
-                    self._vet("network", name, found[0].get("Labels"))
-                return
-            if external:   # as compose: an external network is never created
-                raise EngineError(f"The network {name!r} is declared as external, but could not be found. "
-                                  f"Create it first (docker network create {name}) or remove 'external'.")
-            api.create_network(name, **network_create_kwargs(stack.project, stack_name, spec,
-                                                             self.session.extra_labels))
+            return (True, found[0].get("Labels")) if found else (False, None)
 
-        self.session.call(f"create network {name!r}", make)
+        self._ensure("network", name, external, find, lambda: api.create_network(
+            name, **network_create_kwargs(stack.project, stack_name, spec, self.session.extra_labels)))
         self._networks_seen.add(name)
 
     def ensure_volume(self, name: str) -> None:
@@ -71,23 +65,32 @@ class StackResources:
         spec = next((v for v in stack.volumes if v.name == stack_name), None)
         external = spec is not None and spec.external
 
-        def make() -> None:
+        def find() -> tuple[bool, Mapping[str, str] | None]:
             try:
-                found = api.inspect_volume(name)
+                return True, api.inspect_volume(name).get("Labels")
             except docker.errors.NotFound:
-                found = None
-            if found is not None:
-                if not external:
-                    self._vet("volume", name, found.get("Labels"))
-                return
-            if external:   # as compose: an external volume is never created
-                raise EngineError(f"The volume {name!r} is declared as external, but could not be found. "
-                                  f"Create it first (docker volume create {name}) or remove 'external'.")
-            api.create_volume(name, **volume_create_kwargs(stack.project, stack_name, spec,
-                                                           self.session.extra_labels))
+                return False, None
 
-        self.session.call(f"create volume {name!r}", make)
+        self._ensure("volume", name, external, find, lambda: api.create_volume(
+            name, **volume_create_kwargs(stack.project, stack_name, spec, self.session.extra_labels)))
         self._volumes_seen.add(name)
+
+    def _ensure(self, kind: Kind, name: str, external: bool,
+                find: Callable[[], tuple[bool, Mapping[str, str] | None]], create: Callable[[], object]) -> None:
+        """Vet the existing network or volume ``name`` (unless external), or create it; as compose,
+        an external one is never created."""
+        def make() -> None:
+            exists, labels = find()
+            if exists:
+                if not external:
+                    self._vet(kind, name, labels)
+                return
+            if external:
+                raise EngineError(f"The {kind} {name!r} is declared as external, but could not be found. "
+                                  f"Create it first (docker {kind} create {name}) or remove 'external'.")
+            create()
+
+        self.session.call(f"create {kind} {name!r}", make)
 
     def ensure_mounted_volumes(self, service: str) -> None:
         """Vet (or create) every named volume a container is about to mount: a name proves nothing."""
@@ -106,29 +109,25 @@ class StackResources:
 
     def remove_network(self, name: str) -> None:
         api = self.session.api
-
-        def run() -> None:
-            try:
-                self._removable("network", name, api.inspect_network(name).get("Labels"))
-                api.remove_network(name)
-            except docker.errors.NotFound:
-                pass
-
-        self.session.call(f"remove network {name!r}", run)
+        self._remove("network", name, api.inspect_network, api.remove_network)
         self._networks_seen.discard(name)
 
     def remove_volume(self, name: str) -> None:
         api = self.session.api
+        self._remove("volume", name, api.inspect_volume, api.remove_volume)
+        self._volumes_seen.discard(name)
 
+    def _remove(self, kind: Kind, name: str, inspect: Callable[[str], Mapping[str, Any]],
+                remove: Callable[[str], object]) -> None:
+        """Remove our network or volume ``name`` (one already gone is fine; another's is refused)."""
         def run() -> None:
             try:
-                self._removable("volume", name, api.inspect_volume(name).get("Labels"))
-                api.remove_volume(name)
+                self._removable(kind, name, inspect(name).get("Labels"))
+                remove(name)
             except docker.errors.NotFound:
                 pass
 
-        self.session.call(f"remove volume {name!r}", run)
-        self._volumes_seen.discard(name)
+        self.session.call(f"remove {kind} {name!r}", run)
 
     def remove_labelled_networks(self) -> list[str]:
         """Remove every network labelled as the stack's; returns error sentences."""
