@@ -35,7 +35,6 @@ from runtime.actions import (
     Wait,
 )
 from runtime.compose.model import StackSpec
-from runtime.containerspec import service_container_name
 from runtime.engine.creating import ContainerFactory
 from runtime.engine.hooks import Hooks
 from runtime.engine.images import Images
@@ -187,8 +186,3 @@ class Executor:
     def remove_networks(self) -> list[str]:
         return self.resources.remove_labelled_networks()
 
-    def remove_volumes(self) -> list[str]:
-        return self.resources.remove_labelled_volumes()
-
-    def container_of(self, service: str) -> str | None:
-        return service_container_name(self.stack, service)

@@ -138,14 +138,3 @@ class StackResources:
             except docker.errors.DockerException as exc:
                 errors.append(f"Could not remove network {net['Name']!r}: {describe(exc)}.")
         return errors
-
-    def remove_labelled_volumes(self) -> list[str]:
-        """Remove every volume labelled as the stack's; returns error sentences."""
-        api, errors = self.session.api, []
-        vols = api.volumes(filters={"label": f"{L.STACK}={self.session.stack.project}"}).get("Volumes") or []
-        for vol in vols:
-            try:
-                api.remove_volume(vol["Name"])
-            except docker.errors.DockerException as exc:
-                errors.append(f"Could not remove volume {vol['Name']!r}: {describe(exc)}.")
-        return errors
