@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -31,7 +32,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -66,6 +66,7 @@ from harness.session import OWNER, labels, owner_alive, sweep  # noqa: E402
 from harness.settings import HarnessSettings  # noqa: E402
 from harness.waits import first_match, listening_ports, wait_for  # noqa: E402
 from runtime.compose.source import StackSource  # noqa: E402
+from runtime.engine.reading import engine_time  # noqa: E402
 from runtime.errors import SupervisorError  # noqa: E402
 from runtime.labels import STACK as STACK_LABEL  # noqa: E402
 from runtime.state import StatusDocument  # noqa: E402
@@ -363,14 +364,12 @@ class DeviceBase:
         ``armstack apply --reset``'s request (runtime.control), handed over here without the
         CLI, whose Python start-up under emulation would cost seconds. Restart counts, backoff,
         probation and rollback memory are then as right after the first deploy."""
-        from runtime.control import ApplyRequest, hand_off
+        from runtime.control import ApplyRequest, hand_off, next_generation
 
         assert self.source is not None and self.project
         state_dir = f"{DATA_DIR}/{self.project}"
         rt = self.runtime_container()
-        generation = (self.status() or {}).get("generation")
-        current = generation if type(generation) is int and generation >= 0 else 0
-        req = ApplyRequest(self.source, current + 1, reset=True)
+        req = ApplyRequest(self.source, next_generation(self.status()), reset=True)
         bits, _ = rt.get_archive(f"{state_dir}/supervisor.pid")
         pid = int(json.loads(read_single_file(bits)))
 
@@ -727,11 +726,8 @@ class EmulatedDevice(DeviceBase):
     def _restore_stack(self, meta: snapshots.SnapshotMeta, *, keep_containers: bool = False) -> None:
         """Put back a snapshot's stack files and start the runtime on them (with ``keep_containers``,
         it adopts the stack's containers that are there)."""
-        assert self._store is not None and meta.source is not None
-        data = snapshots.stack_archive(self._store, meta.name)
-        if data is not None:
-            snapshots.put_stack(self, data)
-        self.source = meta.source
+        assert meta.source is not None
+        self._put_back_stack(meta)
         # The stack's containers go, its volumes stay: the runtime creates them as on a first
         # deploy, so nothing counts as restarted (starting the old ones would count).
         for c in self.engine.containers.list(all=True, filters={"label": f"{STACK_LABEL}={meta.project}"}):
@@ -796,14 +792,18 @@ class EmulatedDevice(DeviceBase):
         # being copied back; what it missed it sees in the events waiting when it thaws.
         rt.pause()
         try:
-            meta = snapshots.reset_in_place(self, self._store, self.reset_point)
-            data = snapshots.stack_archive(self._store, meta.name)
-            if data is not None:
-                snapshots.put_stack(self, data)
-            self.source = meta.source
+            self._put_back_stack(snapshots.reset_in_place(self, self._store, self.reset_point))
         finally:
             rt.unpause()
         self._forget_history()
+
+    def _put_back_stack(self, meta: snapshots.SnapshotMeta) -> None:
+        """The snapshot's stack files back on the device, and its source the deployed one."""
+        assert self._store is not None
+        data = snapshots.stack_archive(self._store, meta.name)
+        if data is not None:
+            snapshots.put_stack(self, data)
+        self.source = meta.source
 
     def _runtime_settled(self) -> bool:
         """Whether the runtime container runs a supervisor that wrote its status since the container
@@ -1009,12 +1009,9 @@ def supervisor_since_start(status: dict[str, Any] | None, container_started: str
     started_at = supervisor.get("started_at") if isinstance(supervisor, dict) else None
     if isinstance(started_at, bool) or not isinstance(started_at, int | float):
         return False
-    try:
-        # Whole seconds are enough: a supervisor starts seconds after its container under emulation.
-        since = datetime.fromisoformat(container_started[:19]).replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return False
-    return float(started_at) >= since
+    since = engine_time(container_started)
+    # Whole seconds are enough: a supervisor starts seconds after its container under emulation.
+    return since is not None and float(started_at) >= math.floor(since)
 
 
 def _engine_pid(engine: Any) -> int:

@@ -12,7 +12,7 @@ Exit codes:
     130  interrupted (Ctrl-C)
 
 ``apply`` while a supervisor runs the project: the project's lock is held, so ``apply`` writes
-``request-<id>.json`` {"file", "project", "generation": current+1, "id"} atomically, sends SIGHUP
+``request-<id>.json`` {"source", "generation": current+1, "id", "reset"} atomically, sends SIGHUP
 to the supervisor (the pid file's pid, once checked to hold the lock) and waits for the result
 of that request id in the status. A request the supervisor dropped (superseded by a concurrent
 apply, or lost in a supervisor restart) exits 4 and says so; it is never reported as applied.
@@ -324,7 +324,7 @@ def _print_apply(last: dict[str, Any] | None, as_json: bool) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from runtime.compose.loader import find_compose_file
-    from runtime.control import ApplyRequest, hand_off, is_locked, running_supervisor
+    from runtime.control import ApplyRequest, hand_off, is_locked, next_generation, running_supervisor
     from runtime.state import atomic_write_json
     from runtime.supervisor import Supervisor
 
@@ -332,10 +332,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     store = _store(args, stack.project)
     pid = running_supervisor(store.lock_path, store.pid_path)
     if pid is not None:
-        generation = (store.read_status() or {}).get("generation")
-        current = generation if type(generation) is int and generation >= 0 else 0
         src = dataclasses.replace(_source(args), project=stack.project)
-        req = ApplyRequest(src.pinned([str(Path(find_compose_file(f)).resolve()) for f in src.paths]), current + 1,
+        req = ApplyRequest(src.pinned([str(Path(find_compose_file(f)).resolve()) for f in src.paths]),
+                           next_generation(store.read_status()),
                            reset=args.reset)
         print(f"a supervisor (pid {pid}) runs project {stack.project}: handing it generation {req.generation}",
               file=sys.stderr)

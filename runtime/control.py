@@ -287,6 +287,12 @@ def _finite_int(value: object) -> int | None:
     return int(value)
 
 
+def next_generation(status: dict[str, Any] | None) -> int:
+    """The generation a new request asks for: one past the status's (0 for a missing or bad one)."""
+    generation = (status or {}).get("generation")
+    return (generation if type(generation) is int and generation >= 0 else 0) + 1
+
+
 def hand_off(
     request: ApplyRequest,
     *,

@@ -464,3 +464,12 @@ def test_status_document_refuses_wrong_types(path: str, value: object) -> None:
         StatusDocument.from_json(_damaged(path, value))
     with pytest.raises(StateError, match="not a JSON object"):
         StatusDocument.from_json([1])
+
+
+def test_a_request_asks_for_the_generation_after_the_status_s() -> None:
+    from runtime.control import next_generation
+
+    assert next_generation({"generation": 7}) == 8
+    assert next_generation(None) == 1 and next_generation({}) == 1
+    for bad in (-1, True, 2.0, "3"):   # a status nobody should trust starts the count again
+        assert next_generation({"generation": bad}) == 1
