@@ -13,9 +13,11 @@ FROM ${BASE} AS python-deps
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PATH=/opt/armstack/bin:$PATH PYTHONPATH=/opt/armstack/src \
     ARMSTACK_DATA_DIR=/data/armstack
-# Dependencies first: this layer stays cached while the runtime's code changes.
-RUN python3 -m venv /opt/armstack \
- && /opt/armstack/bin/pip install --no-cache-dir --disable-pip-version-check "docker>=6.1" "PyYAML>=6.0"
+# Dependencies first: this layer stays cached while the runtime's code changes. A base that already
+# has the venv is used as it is (the test kit makes one on its host: pip under emulation is slow).
+RUN if [ -x /opt/armstack/bin/python ]; then /opt/armstack/bin/python -c "import docker, yaml"; else \
+    python3 -m venv /opt/armstack \
+ && /opt/armstack/bin/pip install --no-cache-dir --disable-pip-version-check "docker>=6.1" "PyYAML>=6.0"; fi
 
 FROM python-deps AS runtime
 COPY runtime /opt/armstack/src/runtime

@@ -29,6 +29,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from harness import runtimedeps
 from harness.arch import Arch, check_emulation, get_arch
 from harness.errors import ImageBuildError, SetupError
 from harness.progress import Update, plan, step
@@ -438,7 +439,7 @@ def build_runtime(arch_name: str | Arch, client: docker.DockerClient | None = No
 def _build_target(arch: Arch, target: str, client: docker.DockerClient | None, tag: str | None) -> str:
     """A target of the runtime's Dockerfile on the python stand-in, tagged by the source hash."""
     client = client or docker.from_env()
-    base = build_base("python", arch, client)
+    base = build_runtime_deps(arch, build_base("python", arch, client), client)
     source = runtime_source_hash()
     tag = tag or f"{prefix()}/{target}:{source}-{arch.name}"
     if _image_label(client, tag, LABEL_SOURCE) == source:
@@ -451,6 +452,28 @@ def _build_target(arch: Arch, target: str, client: docker.DockerClient | None, t
         shutil.copytree(package, context / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
         _build(client, context, tag, arch, update, buildargs={"BASE": base}, target=target,
                labels={LABEL_SOURCE: source, LABEL_KIND: target})
+    return tag
+
+
+def build_runtime_deps(arch: Arch, base: str, client: docker.DockerClient) -> str:
+    """``base`` (the python stand-in) with the runtime's venv and dependencies in place, made on the
+    host (harness.runtimedeps); ``base`` itself where the host cannot, and the image installs them."""
+    dockerfile, _ = runtime_sources()
+    wanted = runtimedeps.requirements(dockerfile.read_text())
+    key = hashlib.sha256(f"{runtimedeps.key(arch, wanted)}|{client.images.get(base).id}".encode()).hexdigest()[:16]
+    tag = f"{prefix()}/runtime-deps:{key}-{arch.name}"
+    if _image_label(client, tag, LABEL_KEY) == key:
+        return tag
+    with step(f"image {tag}", key=f"image runtime-deps {arch.name}") as update:
+        try:
+            tree, compiled = runtimedeps.site_packages(arch, wanted, cache_dir())
+        except ImageBuildError as e:
+            update(f"the runtime image installs its dependencies itself: {e}")
+            return base
+        with tempfile.TemporaryDirectory(prefix="armstack-deps-") as tmp:
+            shutil.copytree(tree, Path(tmp) / "site-packages")
+            (Path(tmp) / "Dockerfile").write_text(runtimedeps.dockerfile(base, compiled))
+            _build(client, Path(tmp), tag, arch, update, labels={LABEL_KIND: "runtime-deps", LABEL_KEY: key})
     return tag
 
 
@@ -469,7 +492,8 @@ def build_all_in_one(client: docker.DockerClient | None = None, tag: str | None 
 # shows (absolute times depend on the machine and its load): seconds seen on a 2-core x86_64
 # machine with QEMU 10, the debian rootfs taking 0.6 of the python one when both run at once.
 EXPECTED_SECONDS = {"rootfs python": 335.0, "rootfs debian": 200.0, "rootfs engine": 31.0,
-                    "image runtime": 108.0, "image python": 4.0, "image debian": 4.0, "image engine": 5.0}
+                    "image runtime-deps": 13.0, "image runtime": 14.0, "image python": 4.0, "image debian": 4.0,
+                    "image engine": 5.0}
 
 
 def setup_steps(client: docker.DockerClient, arches: Sequence[Arch], kinds: Sequence[str]) -> dict[str, float]:
@@ -482,14 +506,16 @@ def setup_steps(client: docker.DockerClient, arches: Sequence[Arch], kinds: Sequ
                 continue
             if kind == "runtime" and not is_current(client, "runtime", arch):
                 images.append(("python", arch))   # the runtime image is built on the python one
+                if not is_current(client, "python", arch):   # ... with the venv made on the host
+                    images.append(("runtime-deps", arch))
             images.append((kind, arch))
     if "engine" in kinds:
         images.append(("engine", get_arch("amd64")))
     steps: dict[str, float] = {}
     for kind, arch in dict.fromkeys(images):
-        if is_current(client, kind, arch):
+        if kind != "runtime-deps" and is_current(client, kind, arch):
             continue
-        if kind != "runtime":
+        if kind not in ("runtime", "runtime-deps"):
             for a, packages, _ in _rootfs_jobs([arch], [kind]):
                 if not rootfs_path(a, packages).exists():
                     steps[rootfs_name(a, packages)] = EXPECTED_SECONDS[f"rootfs {kind}"]

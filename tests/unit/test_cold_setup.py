@@ -55,7 +55,7 @@ def test_a_cold_setup_plans_every_rootfs_and_image(tmp_path: Path, monkeypatch: 
     steps = images.setup_steps(NoImages(), [ARM64, ARMV7], ["engine", "runtime", "debian"])  # type: ignore[arg-type]
     assert list(steps)[:5] == ["rootfs python arm64", "rootfs debian arm64", "rootfs python armv7",
                                "rootfs debian armv7", "rootfs engine amd64"]
-    assert set(list(steps)[5:]) == {f"image {k} {a}" for k in ("python", "runtime", "debian")
+    assert set(list(steps)[5:]) == {f"image {k} {a}" for k in ("python", "runtime-deps", "runtime", "debian")
                                     for a in ("arm64", "armv7")} | {"image engine amd64"}
     # A cached rootfs is not made again; its image still is built.
     images.rootfs_path(ARMV7, images.BASES["debian"].packages).parent.mkdir(parents=True)
