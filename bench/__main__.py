@@ -15,10 +15,13 @@ from bench.common import Result, device, write
 BENCHES: dict[str, str | None] = {
     "planner": None, "recovery": "2G", "footprint": "2G", "updates": "2G", "disk": "1500M", "device_start": None,
     "vs_compose": "2G", "push": None, "device_tests": None, "card": None,
+    "cold_setup": None,
 }
 # Left out of --quick: they build stacks from nothing (several minutes each under emulation).
-NOT_QUICK = {"vs_compose"}
+NOT_QUICK = {"vs_compose", "cold_setup"}
 BUILDS = {"updates", "vs_compose"}
+# Benchmarks without a device of their own that take --arch.
+ARCH_BENCHES = {"device_start", "device_tests", "cold_setup"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in [b for b in wanted if not BENCHES[b]]:
         print(f"== {name}", flush=True)
         module = importlib.import_module(f"bench.{name}")
-        collect(name, module.run(quick=args.quick) if name not in ("device_start", "device_tests") else module.run(
+        collect(name, module.run(quick=args.quick) if name not in ARCH_BENCHES else module.run(
             quick=args.quick and not args.all, arch=args.arch))
     device_benches = [b for b in wanted if BENCHES[b]]
     for name in device_benches:

@@ -29,7 +29,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from harness import runtimedeps
+from harness import rootfshooks, runtimedeps
 from harness.arch import Arch, check_emulation, get_arch
 from harness.errors import ImageBuildError, SetupError
 from harness.progress import Update, plan, step
@@ -37,7 +37,7 @@ from harness.settings import HarnessSettings
 
 SUITE = "bookworm"
 # Bump when the way a rootfs is made changes, so cached tarballs are rebuilt.
-RECIPE = "3"
+RECIPE = "4"
 # Where a wheel installs the runtime image's Dockerfile, relative to its prefix (see pyproject.toml).
 SHIPPED_DOCKERFILE = "share/armstack/Dockerfile"
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -177,6 +177,10 @@ def bootstrap_command(tool: str, arch: Arch, packages: Sequence[str], python: bo
             cmd.append(f"--hook-dir={MERGED_USR_HOOKS}")
         if python:   # what _trim does for debootstrap: pip may install into the system, as in python:*
             cmd.append('--customize-hook=rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED')
+            if arch.qemu is not None:   # the slowest maintainer scripts' work done natively
+                tools = rootfshooks.native_tools()
+                cmd += [f"--essential-hook={rootfshooks.essential_hook(tools)}",
+                        f"--customize-hook={rootfshooks.customize_hook(tools)}"]
         cmd += ["--mode=root", "--format=tar"]
     return [*cmd, SUITE, str(target), source]
 

@@ -1,0 +1,149 @@
+"""What two kinds of Debian maintainer scripts do, done on the host while a foreign rootfs is made.
+
+Bootstrapping an ARM rootfs runs every maintainer script under QEMU, where each process start
+costs tens of milliseconds. Two kinds dominate the python stand-in's bootstrap (measured with
+timestamps on mmdebstrap's output, emulated arm64, 300 s in all): ``update-ca-certificates``
+(two processes per certificate, 64 s) and byte-compiling Python (``py_compile``/``py3compile``
+in six postinsts, about 50 s). Their results do not depend on the CPU: symbolic links, a bundle
+of PEM text, and ``.pyc`` files, which are the same for every architecture of one Python version.
+
+So mmdebstrap's essential hook diverts both tools to no-ops before those packages are configured
+(:func:`essential_hook`), and its customize hook (:func:`customize_hook`) does their work here,
+natively (:func:`certificates`, :func:`bytecode`), then puts the real tools back. Each is used
+only where the host can do the work: ``openssl`` on the host for the certificates, the image's
+Python version on the host for the byte code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PYTHON = "3.11"   # the stand-in's (Debian bookworm's) Python
+# (path in the rootfs, what the bootstrap runs instead): each is diverted by dpkg, so the package's
+# own file lands beside it and comes back when the diversion is removed.
+CERT_TOOL = ("/usr/sbin/update-ca-certificates", "#!/bin/sh\nexit 0\n")
+BYTECODE_TOOLS = (
+    ("/usr/bin/py3compile", "#!/bin/sh\nexit 0\n"),
+    # Run as a script by the python3.11 postinsts; nothing imports it during the bootstrap.
+    (f"/usr/lib/python{PYTHON}/py_compile.py", '"""Byte-compiled on the host after the bootstrap."""\n'),
+)
+DIVERTED = ".native"
+# Where Debian's python packages keep modules they byte-compile in their postinsts.
+PYTHON_DIRS = (f"usr/lib/python{PYTHON}", "usr/lib/python3/dist-packages", "usr/share/python3")
+CERTS = "usr/share/ca-certificates"
+LOCAL_CERTS = "usr/local/share/ca-certificates"
+ETC_CERTS = "etc/ssl/certs"
+BUNDLE = "ca-certificates.crt"
+
+
+def native_tools() -> list[tuple[str, str]]:
+    """The tools whose work this host can do natively."""
+    tools = []
+    if shutil.which("openssl"):
+        tools.append(CERT_TOOL)
+    if sys.version_info[:2] == tuple(map(int, PYTHON.split("."))):
+        tools.extend(BYTECODE_TOOLS)
+    return tools
+
+
+def essential_hook(tools: list[tuple[str, str]]) -> str:
+    """Shell for mmdebstrap's ``--essential-hook`` (``$1`` = the rootfs): divert ``tools`` to their
+    no-op stand-ins before the remaining packages are installed and configured."""
+    lines = []
+    for path, stub in tools:
+        lines.append(f"chroot \"$1\" dpkg-divert --quiet --local --rename --divert {path}{DIVERTED} --add {path}")
+        lines.append(f'mkdir -p "$1{os.path.dirname(path)}" && printf %s {shlex.quote(stub)} > "$1{path}" '
+                     f'&& chmod 755 "$1{path}"')
+    return " && ".join(lines) or "true"
+
+
+def customize_hook(tools: list[tuple[str, str]]) -> str:
+    """Shell for mmdebstrap's ``--customize-hook``: the tools' work done here, the tools put back."""
+    if not tools:
+        return "true"
+    work = [sys.executable, str(Path(__file__).resolve())]   # stdlib only: runs from a checkout or a wheel
+    if CERT_TOOL in tools:
+        work.append("--certificates")
+    if any(t in tools for t in BYTECODE_TOOLS):
+        work.append("--bytecode")
+    lines = [f"{shlex.join(work)} \"$1\""]
+    for path, _ in tools:
+        lines.append(f'rm -f "$1{path}" && chroot "$1" dpkg-divert --quiet --local --rename --remove {path}')
+    return " && ".join(lines)
+
+
+def _pem_name(cert: str) -> str:
+    """The link name update-ca-certificates gives a certificate in /etc/ssl/certs."""
+    base = os.path.basename(cert).removesuffix(".crt")
+    return base.replace(" ", "_").replace("(", "=").replace(")", "=").replace(",", "_") + ".pem"
+
+
+def enabled_certificates(conf: str) -> list[str]:
+    """The certificates ``/etc/ca-certificates.conf`` enables (relative to /usr/share/ca-certificates)."""
+    return [line for line in (raw.strip() for raw in conf.splitlines())
+            if line and not line.startswith(("#", "!"))]
+
+
+def certificates(root: Path) -> int:
+    """What ``update-ca-certificates --fresh`` makes in ``root``: a link per enabled certificate,
+    the bundle, and OpenSSL's hash links (``openssl rehash`` of copies here, the links made alike
+    in ``root``). Returns how many certificates were added."""
+    etc = root / ETC_CERTS
+    etc.mkdir(parents=True, exist_ok=True)
+    sources = [f"/{CERTS}/{c}" for c in enabled_certificates((root / "etc/ca-certificates.conf").read_text())]
+    local = root / LOCAL_CERTS
+    sources += sorted(f"/{LOCAL_CERTS}/{p.relative_to(local)}" for p in local.rglob("*.crt")) if local.is_dir() else []
+    bundle = bytearray()
+    with tempfile.TemporaryDirectory(prefix="armstack-certs-") as tmp:
+        added = 0
+        for source in sources:
+            data = (root / source.lstrip("/")).read_bytes()
+            link = etc / _pem_name(source)
+            link.unlink(missing_ok=True)
+            link.symlink_to(source)
+            (Path(tmp) / link.name).write_bytes(data)
+            bundle += data if data.endswith(b"\n") else data + b"\n"
+            added += 1
+        subprocess.run(["openssl", "rehash", tmp], check=True, capture_output=True)
+        for made in Path(tmp).iterdir():
+            if made.is_symlink():
+                target = etc / made.name
+                target.unlink(missing_ok=True)
+                target.symlink_to(os.readlink(made))
+    (etc / BUNDLE).write_bytes(bytes(bundle))
+    (etc / BUNDLE).chmod(0o644)
+    return added
+
+
+def bytecode(root: Path) -> None:
+    """Byte-compile what the python postinsts would have, with the paths the image has."""
+    dirs = [str(root / d) for d in PYTHON_DIRS if (root / d).is_dir()]
+    # Timestamp-based, as Debian's (compileall would write hash-based ones under SOURCE_DATE_EPOCH).
+    done = subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "timestamp",
+                           "-s", str(root), "-p", "/", *dirs], capture_output=True, text=True)
+    if done.returncode != 0:   # a module that does not compile is imported from source, as without a .pyc
+        print(f"byte-compiling left some modules as source: {done.stdout.strip()[-300:]}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--certificates", action="store_true")
+    parser.add_argument("--bytecode", action="store_true")
+    args = parser.parse_args(argv)
+    if args.certificates:
+        print(f"{certificates(args.root)} certificates added natively", flush=True)
+    if args.bytecode:
+        bytecode(args.root)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
