@@ -7,7 +7,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from harness import images, progress
+from harness import images, progress, rootfshooks
 from harness.arch import get_arch
 
 pytestmark = pytest.mark.unit
@@ -87,3 +87,16 @@ def test_steps_of_a_plan_record_their_time_and_an_empty_plan_shows_nothing(
     with progress.plan("setup", {}):
         pass
     assert "setup took" not in capsys.readouterr().err
+
+
+def test_mmdebstrap_leaves_out_what_slim_images_leave_out_and_hooks_emulated_python_only() -> None:
+    arm = images.bootstrap_command("mmdebstrap", ARM64, images.BASES["python"].packages, True,
+                                   Path("/w/r.tar"), "http://m/debian")
+    rules = [part.removeprefix("--dpkgopt=") for part in arm if part.startswith("--dpkgopt=")]
+    assert "path-exclude=/usr/share/man/*" in rules and "path-include=/usr/share/doc/*/copyright" in rules
+    # An include after its exclude: dpkg applies the last matching rule.
+    assert rules.index("path-include=/usr/share/locale/locale.alias") > rules.index("path-exclude=/usr/share/locale/*")
+    assert any(part.startswith("--essential-hook=") for part in arm) == bool(rootfshooks.native_tools())
+    native = images.bootstrap_command("mmdebstrap", images.get_arch("amd64"), images.BASES["python"].packages,
+                                      True, Path("/w/r.tar"), "http://m/debian")
+    assert not any(part.startswith("--essential-hook=") for part in native)   # nothing emulated to spare
