@@ -540,34 +540,50 @@ def setup_steps(client: docker.DockerClient, arches: Sequence[Arch], kinds: Sequ
     return dict(sorted(steps.items(), key=lambda kv: not kv[0].startswith("rootfs")))
 
 
+def _chains(arches: Sequence[Arch], kinds: Sequence[str]) -> list[list[tuple[str, Arch]]]:
+    """The images to make as independent chains, each in the order its images need each other: the
+    engine; per arch python then runtime (built on it), and debian. Each image makes its root
+    filesystem when it is not cached yet."""
+    chains: list[list[tuple[str, Arch]]] = []
+    if "engine" in kinds:
+        chains.append([("engine", get_arch("amd64"))])
+    for arch in arches:
+        python = [(k, arch) for k in ("python", "runtime") if k in kinds]
+        chains += [python] if python else []
+        chains += [[(k, arch)] for k in kinds if k not in ("engine", "python", "runtime")]
+    return chains
+
+
 def prepare(arches: Sequence[str | Arch], kinds: Sequence[str],
             client: docker.DockerClient | None = None) -> dict[tuple[str, str], str]:
     """Make (or reuse) the images ``kinds`` (engine, python, debian, runtime) for ``arches``; returns
     their host tags by (kind, arch name), the engine's under its own arch (amd64 on this host).
 
-    A cold setup bootstraps every missing root filesystem at once, then builds the images; each
-    step's progress line says its share of the whole, and a last line what each one took.
+    A cold setup runs the chains of :func:`_chains` side by side: an image is built as soon as its
+    own root filesystem is there, not once every one is (the engine's, native, is there long before
+    the emulated ones). Each step's progress line says its share of the whole, and a last line what
+    each one took.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     client = client or docker.from_env()
     targets = [get_arch(a) for a in arches]
     tags: dict[tuple[str, str], str] = {}
-    with plan("setup", setup_steps(client, targets, kinds)) as current:
-        rootfs = {(a.name, p): (a, p, py) for a, p, py in _rootfs_jobs(targets, kinds)
-                  if rootfs_name(a, p) in current.expected}
-        if rootfs:
-            from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(max_workers=len(rootfs)) as pool:
-                for future in [pool.submit(rootfs_tarball, a, p, py) for a, p, py in rootfs.values()]:
-                    future.result()
-        if "engine" in kinds:
-            tags["engine", get_arch("amd64").name] = build_engine(client)
-        for arch in targets:
-            for kind in kinds:
-                if kind == "runtime":
-                    tags[kind, arch.name] = build_runtime(arch, client)
-                elif kind != "engine":
-                    tags[kind, arch.name] = build_base(kind, arch, client)
+    def make(chain: list[tuple[str, Arch]]) -> None:
+        for kind, arch in chain:
+            if kind == "engine":
+                tags[kind, arch.name] = build_engine(client)
+            elif kind == "runtime":
+                tags[kind, arch.name] = build_runtime(arch, client)
+            else:
+                tags[kind, arch.name] = build_base(kind, arch, client)
+
+    with plan("setup", setup_steps(client, targets, kinds)):
+        chains = _chains(targets, kinds)
+        with ThreadPoolExecutor(max_workers=max(1, len(chains))) as pool:
+            for future in [pool.submit(make, chain) for chain in chains]:
+                future.result()
     return tags
 
 

@@ -100,3 +100,12 @@ def test_mmdebstrap_leaves_out_what_slim_images_leave_out_and_hooks_emulated_pyt
     native = images.bootstrap_command("mmdebstrap", images.get_arch("amd64"), images.BASES["python"].packages,
                                       True, Path("/w/r.tar"), "http://m/debian")
     assert not any(part.startswith("--essential-hook=") for part in native)   # nothing emulated to spare
+
+
+def test_images_are_made_in_independent_chains_each_in_the_order_it_needs() -> None:
+    chains = images._chains([ARM64, ARMV7], ["engine", "python", "debian", "runtime"])
+    named = [[f"{kind} {arch.name}" for kind, arch in chain] for chain in chains]
+    assert named == [["engine amd64"], ["python arm64", "runtime arm64"], ["debian arm64"],
+                     ["python armv7", "runtime armv7"], ["debian armv7"]]
+    # A device asks for the engine and the runtime only: the runtime's chain makes its python image.
+    assert [[k for k, _ in c] for c in images._chains([ARM64], ["engine", "runtime"])] == [["engine"], ["runtime"]]
