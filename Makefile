@@ -28,13 +28,14 @@ SOAK_SEED   ?= 20261202
 soak: images
 	$(PY) -m harness.cli chaos --arch $(ARCH) --faults $(SOAK_FAULTS) --seed $(SOAK_SEED) --out reports/chaos
 
-# Lint (ruff, actionlint), types, then unit + integration + the quick e2e set (arm64, one armv7 boot): what CI runs.
+# Lint (ruff, actionlint), types, then unit + the quick e2e set (arm64, one armv7 boot) + integration: what CI
+# runs. Device tests right after the unit tier: on a cold machine they start as soon as the images are there.
 test: setup
 	.venv/bin/ruff check runtime harness tests bench
 	.venv/bin/actionlint $(WORKFLOWS)
 	.venv/bin/mypy runtime harness tests/e2e/test_scenarios.py
 	$(PY) -m harness.cli build --arch $(TEST_ARCHES) --kind engine,python,debian,runtime
-	$(PYTEST) -m "not full" -p no:cacheprovider --junitxml=reports/junit.xml tests/unit tests/integration tests/e2e
+	$(PYTEST) -m "not full" -p no:cacheprovider --junitxml=reports/junit.xml tests/unit tests/e2e tests/integration
 
 test-unit: setup
 	$(PYTEST) -m unit tests/unit
