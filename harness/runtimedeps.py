@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -73,8 +72,9 @@ def dockerfile(base: str, compiled: bool) -> str:
 
 
 def _pip(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+    assign = [f"{k}={v}" for k, v in (env or {}).items()]
+    return subprocess.run(["env", *assign, sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
+                          capture_output=True, text=True)
 
 
 def _resolve(wanted: Sequence[str], work: Path) -> list[tuple[str, str]]:
