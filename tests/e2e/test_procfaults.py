@@ -129,6 +129,9 @@ def test_clock_jumps_of_the_stack(arm_device: EmulatedDevice, stacks: Path) -> N
         for seen in (date, py):
             assert before + expected - 1 <= seen <= after + expected + 1, (expected, before, seen, after)
 
+    # The service's own process (started by runc, not by an exec) has the shim loaded too.
+    maps = d.exec("client", "cat /proc/1/maps")
+    assert maps.exit_code == 0 and "/dev/.armstack-clockshim.so" in maps.output, maps.output[-2000:]
     client = d.container("client").attrs
     assert client["HostConfig"]["Runtime"] == "runc"
     assert not [m for m in client["Mounts"] if "armstack-clock" in m["Destination"] + m.get("Source", "")]
