@@ -110,8 +110,8 @@ def test_clock_jumps_of_the_stack(arm_device: EmulatedDevice, stacks: Path) -> N
     up_minimal(d, stacks)
 
     def offset_seen() -> tuple[float, float, float, float]:
-        """(lowest offset possible, date's offset, Python's offset, highest offset possible) and
-        the sleep, from host times taken around the probe."""
+        """(host time before the probe, date's reading, Python's reading, host time after it);
+        the probe's half-second sleep checked on the way."""
         before = time.time()
         res = d.exec("client", _CLOCK_PROBE)
         after = time.time()
