@@ -56,6 +56,7 @@ from harness.protocol import (  # noqa: E402
     POWER,
     PROCESS_FAULTS,
     RUNTIME_KILL,
+    STACK_CLOCK,
     Device,
     DiskUsage,
     ExecResult,
@@ -601,10 +602,13 @@ class DeviceBase:
                 procfaults.heal_cpu(self, self._starved.pop(name))
 
     def clock_jump(self, seconds: float) -> float:
-        """Move the runtime's wall clock by ``seconds``; returns its offset from the real clock."""
+        """Move the runtime's wall clock by ``seconds``, and the stack's containers' (glibc programs)
+        where the device can (``stack-clock``); monotonic clocks untouched. Returns the offset
+        from the real clock."""
         return procfaults.clock_jump(self, seconds)
 
     def heal_clock(self) -> None:
+        """Put the wall clocks clock_jump() moved back on the real one."""
         procfaults.set_clock_offset(self, 0.0)
 
     def _clock_env(self) -> dict[str, str]:
@@ -629,7 +633,7 @@ class EmulatedDevice(DeviceBase):
     """
 
     capabilities = frozenset({EMULATED, POWER, ENGINE_KILL, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL, NET_FAULTS,
-                              CLOCK, CARD_FAULTS})
+                              CLOCK, STACK_CLOCK, CARD_FAULTS})
 
     def __init__(self, arch: str | Arch = "arm64", disk: str = "2G", name: str | None = None, *,
                  keep: bool = False, client: docker.DockerClient | None = None,

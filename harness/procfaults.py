@@ -10,21 +10,30 @@ fault                       how it is injected                            the en
 ``starve_cpu(service, c)``  ``docker update`` of the container's CPU      nothing; the service
                             quota to ``c`` CPUs (kept across restarts     is slow, may fail its
                             of the container)                             healthcheck
-``clock_jump(seconds)``     the runtime's wall clock moved by             nothing (only the
-                            ``seconds`` (realtime only; monotonic and     runtime's clock moves)
-                            the engine's clock untouched)
+``clock_jump(seconds)``     the wall clock of the runtime and of the      nothing (the engine's
+                            stack's containers moved by ``seconds``       own clock stays)
+                            (realtime only; monotonic clocks untouched)
 ==========================  ============================================  ======================
 
 Each has its heal: ``resume``, ``heal_cpu``, ``clock_jump(-offset)``/``heal_clock``.
 
-The clock of the runtime: a real clock jump moves every program's realtime clock and leaves
-the monotonic one alone. libfaketime (Debian 12's 0.9.10) cannot do the second: with the
-monotonic clock exempted its ``clock_nanosleep`` fails with EINVAL, and every ``time.sleep``
-of Python 3.11 with it; without the exemption a backward jump freezes every timer. The
-runtime is Python, so the harness gives its container a ``sitecustomize`` (on the stack
-volume, first on ``PYTHONPATH``) that adds an offset read from a file to ``time.time()``;
-:func:`clock_jump` rewrites that file. The stack's containers keep the real clock: their
-images are the user's and cannot be given a preload without recreating them.
+The clock: a real clock jump moves every program's realtime clock and leaves the monotonic
+one alone. libfaketime (Debian 12's 0.9.10) cannot do the second: with the monotonic clock
+exempted its ``clock_nanosleep`` fails with EINVAL, and every ``time.sleep`` of Python 3.11
+with it; without the exemption a backward jump freezes every timer. A time namespace cannot
+move the realtime clock. So one offset file on the device (:data:`CLOCK_FILE`, on the stack
+volume) is read by two hooks, and :func:`clock_jump` rewrites it:
+
+- the runtime (Python) gets a ``sitecustomize`` (first on ``PYTHONPATH``) that adds the offset
+  to ``time.time()``;
+- every container the runtime creates for a service gets a preload library (harness/assets/clockshim.c)
+  that adds it to the realtime ``clock_gettime``, ``gettimeofday``, ``time`` and
+  ``timespec_get``: the engine's runc (harness/assets/runc-clock.sh) binds it, an
+  ``/etc/ld.so.preload`` naming it and the clock directory into the container, the container's
+  configuration (``docker inspect``) untouched. Only a glibc userland reads that preload list:
+  musl (Alpine) images, statically linked programs (Go) and an image with a preload list of its
+  own keep the real clock, as do the engine and the device shell. Only an emulated device's
+  engine has that runc (capability ``stack-clock``); on a board only the runtime's clock moves.
 """
 
 from __future__ import annotations
@@ -38,7 +47,9 @@ from harness.errors import FaultError
 if TYPE_CHECKING:
     from harness.protocol import FaultTarget
 
-CLOCK_DIR = "/srv/armstack/clock"          # on the stack volume: the runtime's and the device shell's
+# On the stack volume: the runtime's, the device shell's and the engine's (runc-clock.sh binds it
+# into the stack's containers at /dev/.armstack-clock, where clockshim.c reads the offset).
+CLOCK_DIR = "/srv/armstack/clock"
 CLOCK_FILE = f"{CLOCK_DIR}/offset"
 CLOCK_HOOK = Path(__file__).resolve().parent / "assets" / "clock_sitecustomize.py"
 CPU_PERIOD = 100_000                        # µs: the CFS period docker uses for --cpus
@@ -147,7 +158,7 @@ def heal_cpu(device: FaultTarget, starved: Starved) -> None:
         _update(device, c.id, restore_update(starved.original))
 
 
-# -- the runtime's clock -----------------------------------------------------------------------
+# -- the clock of the runtime and of the stack --------------------------------------------------
 
 def clock_env(image_env: list[str] | None) -> dict[str, str]:
     """Environment of a runtime container whose wall clock :func:`clock_jump` can move: the hook
@@ -170,18 +181,26 @@ def parse_offset(text: str) -> float:
         return 0.0
 
 
+def offset_text(seconds: float) -> str:
+    """The offset file's contents: fixed-point decimal seconds, which both hooks parse (the
+    shim reads no exponent), to the microsecond."""
+    text = f"{float(seconds):.6f}"
+    return "0.000000" if float(text) == 0 else text   # never "-0.000000"
+
+
 def clock_offset(device: FaultTarget) -> float:
-    """The runtime clock's offset from the real one, in seconds."""
+    """The device clock's offset from the real one, in seconds."""
     return parse_offset(device.shell(f"cat {CLOCK_FILE} 2>/dev/null", check=False).output)
 
 
 def set_clock_offset(device: FaultTarget, seconds: float) -> float:
-    # Rename over the old file: the hook never reads half a number.
+    # Rename over the old file: no hook ever reads half a number.
     new = f"{CLOCK_FILE}.new"
-    device.shell(f"[ -d {CLOCK_DIR} ] && echo {float(seconds)!r} > {new} && mv {new} {CLOCK_FILE}")
+    device.shell(f"mkdir -p {CLOCK_DIR} && echo {offset_text(seconds)} > {new} && mv {new} {CLOCK_FILE}")
     return float(seconds)
 
 
 def clock_jump(device: FaultTarget, seconds: float) -> float:
-    """Move the runtime's wall clock by ``seconds`` (negative: backwards); returns the new offset."""
+    """Move the wall clock of the runtime and of the stack's containers by ``seconds`` (negative:
+    backwards); returns the new offset."""
     return set_clock_offset(device, clock_offset(device) + seconds)

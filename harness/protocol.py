@@ -36,6 +36,8 @@ PROCESS_FAULTS = "process-faults"   # crash(), oom(), crash_loop(), make_unhealt
 NET_FAULTS = "net-faults"      # partition(), isolate(), dns_failure() by iptables in the services' namespaces,
                                # latency()/loss()/bandwidth() where the kernel has netem (netem_support())
 CLOCK = "clock"                # clock_jump() of the runtime's wall clock
+# clock_jump() moves the stack's containers' wall clock too (glibc programs; harness.procfaults)
+STACK_CLOCK = "stack-clock"
 # card_latency(), card_bandwidth(), card_errors(), card_read_only(), heal_card(), card_state(), and
 # a power_cut() that loses what no flush reached (harness.card). A host without /dev/fuse gives the
 # card no cache: then card_state() and the card faults raise FaultError and nothing is lost.

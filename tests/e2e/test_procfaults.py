@@ -91,3 +91,47 @@ def test_clock_jumps_of_the_runtime(arm_device: EmulatedDevice, stacks: Path) ->
     d.heal_clock()
     d.deploy(stacks / "minimal")
     assert abs(float((d.status() or {})["last_apply"]["finished_at"]) - time.time()) < 120
+
+
+# What a stack's program reads of its clocks: the realtime clock (date, Python) and how long a
+# half-second Python sleep took by the container's own monotonic clock.
+_CLOCK_PROBE = ("date +%s.%N; python3 -c 'import time; t0 = time.monotonic(); time.sleep(0.5); "
+                "print(time.monotonic() - t0); print(time.time())'")
+
+
+@pytest.mark.full
+def test_clock_jumps_of_the_stack(arm_device: EmulatedDevice, stacks: Path) -> None:
+    """clock_jump moves the realtime clock of the stack's programs (a new `docker exec` and the
+    Python in it) by the device's offset, forward and back; their monotonic clock, and so a
+    sleep, stays real; heal_clock puts them on the real clock; the container's configuration is
+    the one compose asked for."""
+    d = arm_device
+    assert "stack-clock" in d.capabilities
+    up_minimal(d, stacks)
+
+    def offset_seen() -> tuple[float, float, float, float]:
+        """(host time before the probe, date's reading, Python's reading, host time after it);
+        the probe's half-second sleep checked on the way."""
+        before = time.time()
+        res = d.exec("client", _CLOCK_PROBE)
+        after = time.time()
+        assert res.exit_code == 0, res.output
+        date, slept, py = (float(x) for x in res.output.split())
+        assert 0.5 <= slept < 0.5 + d.timeout(1.0), f"time.sleep(0.5) took {slept:.3f} s in the container"
+        return before, date, py, after
+
+    for jump, expected in ((86_400.0, 86_400.0), (-3_600.0, 82_800.0), (None, 0.0)):
+        if jump is None:
+            d.heal_clock()
+        else:
+            assert d.clock_jump(jump) == expected
+        before, date, py, after = offset_seen()
+        for seen in (date, py):
+            assert before + expected - 1 <= seen <= after + expected + 1, (expected, before, seen, after)
+
+    # The service's own process (started by runc, not by an exec) has the shim loaded too.
+    maps = d.exec("client", "cat /proc/1/maps")
+    assert maps.exit_code == 0 and "/dev/.armstack-clockshim.so" in maps.output, maps.output[-2000:]
+    client = d.container("client").attrs
+    assert client["HostConfig"]["Runtime"] == "runc"
+    assert not [m for m in client["Mounts"] if "armstack-clock" in m["Destination"] + m.get("Source", "")]
