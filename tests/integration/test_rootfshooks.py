@@ -60,3 +60,17 @@ def test_native_certificates_match_update_ca_certificates(package, tmp_path):
     assert added > 100 and added == sum(1 for n in expected if n.endswith(".pem"))
     assert _listing(ours, "") == expected
     assert (ours / rootfshooks.ETC_CERTS / rootfshooks.BUNDLE).stat().st_mode & 0o777 == 0o644
+
+
+def test_held_back_certificate_files_are_taken_from_the_package(package, tmp_path):
+    """The bootstrap holds the files back (a dpkg rule) while the package is configured; then they
+    come from the package apt left in the archive cache, and the result is the same."""
+    debian, ours = _unpacked(package, tmp_path / "debian"), _unpacked(package, tmp_path / "ours")
+    shutil.rmtree(ours / rootfshooks.CERTS)
+    (ours / rootfshooks.ARCHIVES).mkdir(parents=True)
+    shutil.copy(package, ours / rootfshooks.ARCHIVES)
+    rootfshooks.certificates(debian)
+    rootfshooks.certificates(ours)
+    assert _listing(ours, "") == _listing(debian, "")
+    assert sorted(p.name for p in (ours / rootfshooks.CERTS / "mozilla").iterdir()) == \
+        sorted(p.name for p in (debian / rootfshooks.CERTS / "mozilla").iterdir())

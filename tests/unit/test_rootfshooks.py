@@ -42,3 +42,12 @@ def test_byte_code_is_made_natively_only_by_the_images_python(monkeypatch):
     assert rootfshooks.native_tools() == list(BYTECODE_TOOLS)
     monkeypatch.setattr(rootfshooks.shutil, "which", lambda name: "/usr/bin/openssl")
     assert rootfshooks.native_tools() == [CERT_TOOL, *BYTECODE_TOOLS]
+
+
+def test_certificate_files_are_held_back_only_while_packages_are_configured():
+    essential = rootfshooks.essential_hook([CERT_TOOL])
+    customize = rootfshooks.customize_hook([CERT_TOOL])
+    assert rootfshooks.HOLD_CERTS in essential and rootfshooks.HOLD_CERTS_RULE.strip() in essential
+    # Lifted before the certificates are made, so later installs unpack them as usual.
+    assert customize.index(f'rm -f "$1{rootfshooks.HOLD_CERTS}"') < customize.index("--certificates")
+    assert rootfshooks.HOLD_CERTS not in rootfshooks.essential_hook(list(BYTECODE_TOOLS))
