@@ -79,6 +79,8 @@ CARD_MOUNT = f"{CARD_DIR}/card"       # where the engine mounts the card, seen b
 STACKS_DIR = "/srv/armstack/stacks"   # same path in both containers, so bind mounts resolve alike
 DATA_DIR = "/data/armstack"
 SOCKET = "unix:///run/armstack/docker.sock"
+START_GATES = "/srv/armstack"          # the stack volume: the runtime's and the device shell's
+START_GATE_ENV = "ARMSTACK_START_GATE"
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 T = TypeVar("T")
@@ -305,18 +307,35 @@ class DeviceBase:
                        f"mv {stack_dir}.new {stack_dir}; rm -rf {stack_dir}.old")
         on_device = [f"{stack_dir}/{f.relative_to(compose.parent).as_posix()}" for f in files]
         self.source = dataclasses.replace(source.pinned(on_device), project=project, env=None)
+        put_images = self._image_loader(source)
         if self._runtime_c is None:
-            return self._start_runtime()
+            return self._start_runtime(put_images)
+        if put_images is not None:
+            put_images()
         return self._apply()
+
+    def _image_loader(self, source: StackSource) -> Callable[[], object] | None:
+        """What puts images into the engine before the runtime plans the stack ``source`` names
+        (host paths), or None: nothing here (a device kind with a cache of images says what)."""
+        return None
 
     def _stack_args(self) -> list[str]:
         """The deployed stack's source as the runtime's CLI takes it (``-f``, ``-p``, ``--profile``...)."""
         assert self.source is not None
         return self.source.cli_args()
 
-    def _start_runtime(self) -> UpdateReport:
+    def _start_runtime(self, put_images: Callable[[], object] | None = None) -> UpdateReport:
+        """Start the runtime (``armstack up`` on the deployed stack) and wait for its first apply.
+
+        ``put_images`` runs while the runtime's Python starts (seconds under emulation, most of a
+        deploy whose images are ready): the runtime imports its modules and waits at a start gate
+        (harness/assets/clock_sitecustomize.py) until ``put_images`` has returned, so it plans with
+        them in the engine, as if they had been loaded before it started."""
         mounts, env = self._runtime_mounts()
         env = {**env, **self._clock_env()}
+        gate = f"{START_GATES}/.start-{uuid.uuid4().hex[:12]}" if put_images is not None else None
+        if gate is not None:
+            env[START_GATE_ENV] = gate   # a file only this start waits for: never one left from before
         self._runtime_c = _with_mounts(
             DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw=self._client_kw(),
                             env=env)
@@ -325,6 +344,12 @@ class DeviceBase:
                          stop_signal="SIGTERM", platform=self.arch.platform),
             mounts)
         reaper.start(self._runtime_c)
+        if put_images is not None:
+            try:
+                put_images()
+            finally:
+                # Kept afterwards: a restart of the runtime (its container's policy) finds the gate open.
+                self.shell(f"touch {gate}")
         status = self._wait_applied(1)
         return UpdateReport.from_json(status.get("last_apply"))
 
@@ -836,13 +861,17 @@ class EmulatedDevice(DeviceBase):
             with contextlib.suppress(docker.errors.DockerException, DeviceError, FaultError, OSError):
                 heal()   # one that cannot (the engine down) leaves the others, and the full reset, to go on
 
+    def _image_loader(self, source: StackSource) -> Callable[[], object] | None:
+        """Images built before under the same build inputs, loaded from the host's build cache
+        (harness.buildcache)."""
+        return (lambda: buildcache.preload(self, source)) if self.build_cache else None
+
     def deploy(self, path_or_source: str | os.PathLike[str] | StackSource, *,
                profiles: Sequence[str] = ()) -> UpdateReport:
         """:meth:`DeviceBase.deploy`, with images built before under the same build inputs loaded
-        from the host's build cache first (harness.buildcache), and what it built added to it."""
+        from the host's build cache before the runtime plans (harness.buildcache; on a first deploy
+        while the runtime starts), and what it built added to it."""
         source = stack_source(path_or_source, profiles)
-        if self.build_cache:
-            buildcache.preload(self, source)
         report = super().deploy(source)
         if self.build_cache:
             buildcache.store(self, source)
