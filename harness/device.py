@@ -113,6 +113,28 @@ def stack_source(path_or_source: str | os.PathLike[str] | StackSource, profiles:
     return StackSource.of(path_or_source, profiles=profiles)
 
 
+# Longest path of a unix socket (sun_path holds 108 bytes, its last one the terminating NUL).
+UNIX_PATH_MAX = 107
+
+
+def engine_socket_path(mountpoint: str | None) -> Path | None:
+    """Where the host reaches a device engine's socket, given the host path of the volume it is
+    made in (``/run/armstack`` in the engine); None where a client could not connect to it."""
+    if not mountpoint:
+        return None
+    path = Path(mountpoint) / "docker.sock"
+    return path if len(os.fsencode(path)) <= UNIX_PATH_MAX else None
+
+
+def local_volume_path(host: docker.DockerClient, volume: str) -> str | None:
+    """The host directory of a volume of the host engine, if this process can use it (root and
+    an engine on this machine, as for :func:`share_card_directory`)."""
+    if os.geteuid() != 0 or not str(host.api.base_url).startswith("http+docker://"):
+        return None
+    mountpoint = host.volumes.get(volume).attrs.get("Mountpoint")
+    return mountpoint if mountpoint and os.path.isdir(mountpoint) else None
+
+
 def share_card_directory(name: str, host: docker.DockerClient) -> Path | None:
     """A host directory with shared mount propagation, through which the runtime sees the card.
 
@@ -650,7 +672,8 @@ class EmulatedDevice(DeviceBase):
     ``snapshot``: start from that snapshot's card (and stack) instead of a new card; ``template``
     (default): a new card is a clone of the prepared card of this arch and size (harness.snapshots).
     ``build_cache`` (default): deploys reuse and fill the host's build cache (harness.buildcache);
-    off for tests that measure builds from nothing.
+    off for tests that measure builds from nothing. ``engine_tcp``: the engine answers on TCP port
+    2375 too, as a board's would (see tests/e2e/test_board.py).
     """
 
     capabilities = frozenset({EMULATED, POWER, ENGINE_KILL, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL, NET_FAULTS,
@@ -660,7 +683,7 @@ class EmulatedDevice(DeviceBase):
                  keep: bool = False, client: docker.DockerClient | None = None,
                  preload: tuple[str, ...] = ("python", "debian"), snapshot: str | None = None,
                  template: bool = True, build_cache: bool = True,
-                 card_cache: bool = True):
+                 card_cache: bool = True, engine_tcp: bool = False):
         arch = get_arch(arch)
         parse_size(disk)  # fail now on a bad size, not inside the engine container
         super().__init__(arch, name or f"armstack-{arch.name}-{uuid.uuid4().hex[:8]}", keep=keep,
@@ -668,6 +691,11 @@ class EmulatedDevice(DeviceBase):
         self.disk = disk
         self.preload = preload
         self.card_cache = card_cache   # False: the host keeps every write of the card (no lossy power cut)
+        # The engine answers on TCP port 2375 too, as a board's would. Without it the harness
+        # reaches the engine through its socket where it can (dockerd waits 1 s before it serves
+        # plain TCP, at every start), else over TCP all the same.
+        self.engine_tcp = engine_tcp
+        self._engine_socket: Path | None = None
         self._engine_c: DockerContainer | None = None
         self._engine_client: docker.DockerClient | None = None
         self._engine_ip: str | None = None
@@ -695,6 +723,8 @@ class EmulatedDevice(DeviceBase):
             self.host.volumes.create(vol, labels=labels(self.name))
         run = dict(engine_run_kwargs(self.host, engine_image))
         self._shared = share_card_directory(self.name, self.host)
+        self._engine_socket = None if self.engine_tcp else engine_socket_path(
+            local_volume_path(self.host, self.volumes["sock"]))
         env_card: dict[str, str] = {}
         card = str(self.card_dir) if self.card_dir is not None else self.volumes["sdcard"]
         mounts = {**run.pop("volumes", {}),
@@ -708,6 +738,7 @@ class EmulatedDevice(DeviceBase):
             DockerContainer(engine_image, name=f"{self.name}-engine", docker_client_kw={}, env=env_card)
             .with_env("ARMSTACK_DISK_SIZE", self.disk)
             .with_env("ARMSTACK_CARD_CACHE", "on" if self.card_cache else "off")
+            .with_env("ARMSTACK_ENGINE_TCP", "off" if self._engine_socket is not None else "on")
             .with_kwargs(**run, labels=labels(self.name), hostname=self.name,
                          restart_policy={"Name": "unless-stopped"}),
             mounts)
@@ -916,6 +947,11 @@ class EmulatedDevice(DeviceBase):
     @property
     def engine(self) -> docker.DockerClient:
         """A docker-py client of the device's own engine (reconnects if the engine moved)."""
+        if self._engine_socket is not None:
+            # The socket's path stays across restarts of the engine: no address to look up.
+            if self._engine_client is None:
+                self._engine_client = docker.DockerClient(base_url=f"unix://{self._engine_socket}", timeout=120)
+            return self._engine_client
         ip = self.engine_container().attrs["NetworkSettings"]["IPAddress"]
         if self._engine_client is None or ip != self._engine_ip:
             if self._engine_client is not None:
