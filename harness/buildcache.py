@@ -150,20 +150,42 @@ def preload(device: EmulatedDevice, source: StackSource) -> list[str]:
     return ready
 
 
-def latest(arch: str, ref: str, settings: HarnessSettings | None = None) -> Path | None:
-    """The newest cache entry (its tar) of image ``ref``, whatever its build hash."""
+def entries(arch: str, ref: str, settings: HarnessSettings | None = None) -> list[Path]:
+    """The cache entries (their tars) of image ``ref``, whatever their build hash, oldest first."""
     root = entry(arch, "x", settings).parent
-    best: tuple[float, Path] | None = None
+    found: list[tuple[float, Path]] = []
     for info in root.glob("*.json") if root.is_dir() else ():
         try:
             if json.loads(info.read_text()).get("ref") != ref:
                 continue
-            mtime = info.stat().st_mtime
+            found.append((info.stat().st_mtime, info.with_suffix(".tar")))
         except (OSError, ValueError):
             continue
-        if best is None or mtime > best[0]:
-            best = (mtime, info.with_suffix(".tar"))
-    return best[1] if best else None
+    return [path for _, path in sorted(found)]
+
+
+def latest(arch: str, ref: str, settings: HarnessSettings | None = None) -> Path | None:
+    """The newest cache entry (its tar) of image ``ref``, whatever its build hash."""
+    found = entries(arch, ref, settings)
+    return found[-1] if found else None
+
+
+def forget(arch: str, refs: Iterable[str], settings: HarnessSettings | None = None) -> list[Path]:
+    """Remove every cache entry of the images ``refs``, earlier builds too (whose layers a changed
+    build would start from): the next device builds them from nothing. The tars removed."""
+    removed = []
+    for ref in refs:
+        for path in entries(arch, ref, settings):
+            with file_lock(path.with_suffix(".lock")):   # not under a store() of the same entry
+                path.with_suffix(".json").unlink(missing_ok=True)   # first: no json, no entry
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def built_images(source: StackSource) -> list[str]:
+    """The image refs of the services with a build section of the stack ``source`` names (host side)."""
+    return [ref for _, ref in _built_services(source)]
 
 
 def _has(engine: Any, ref: str, build_hash: str) -> bool:

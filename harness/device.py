@@ -80,6 +80,8 @@ CARD_MOUNT = f"{CARD_DIR}/card"       # where the engine mounts the card, seen b
 STACKS_DIR = "/srv/armstack/stacks"   # same path in both containers, so bind mounts resolve alike
 DATA_DIR = "/data/armstack"
 SOCKET = "unix:///run/armstack/docker.sock"
+START_GATES = "/srv/armstack"          # the stack volume: the runtime's and the device shell's
+START_GATE_ENV = "ARMSTACK_START_GATE"
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 T = TypeVar("T")
@@ -110,6 +112,28 @@ def stack_source(path_or_source: str | os.PathLike[str] | StackSource, profiles:
             raise DeployError("give the profiles in the StackSource or as profiles=, not both")
         return path_or_source
     return StackSource.of(path_or_source, profiles=profiles)
+
+
+# Longest path of a unix socket (sun_path holds 108 bytes, its last one the terminating NUL).
+UNIX_PATH_MAX = 107
+
+
+def engine_socket_path(mountpoint: str | None) -> Path | None:
+    """Where the host reaches a device engine's socket, given the host path of the volume it is
+    made in (``/run/armstack`` in the engine); None where a client could not connect to it."""
+    if not mountpoint:
+        return None
+    path = Path(mountpoint) / "docker.sock"
+    return path if len(os.fsencode(path)) <= UNIX_PATH_MAX else None
+
+
+def local_volume_path(host: docker.DockerClient, volume: str) -> str | None:
+    """The host directory of a volume of the host engine, if this process can use it (root and
+    an engine on this machine, as for :func:`share_card_directory`)."""
+    if os.geteuid() != 0 or not str(host.api.base_url).startswith("http+docker://"):
+        return None
+    mountpoint = host.volumes.get(volume).attrs.get("Mountpoint")
+    return mountpoint if mountpoint and os.path.isdir(mountpoint) else None
 
 
 def share_card_directory(name: str, host: docker.DockerClient) -> Path | None:
@@ -306,18 +330,35 @@ class DeviceBase:
                        f"mv {stack_dir}.new {stack_dir}; rm -rf {stack_dir}.old")
         on_device = [f"{stack_dir}/{f.relative_to(compose.parent).as_posix()}" for f in files]
         self.source = dataclasses.replace(source.pinned(on_device), project=project, env=None)
+        put_images = self._image_loader(source)
         if self._runtime_c is None:
-            return self._start_runtime()
+            return self._start_runtime(put_images)
+        if put_images is not None:
+            put_images()
         return self._apply()
+
+    def _image_loader(self, source: StackSource) -> Callable[[], object] | None:
+        """What puts images into the engine before the runtime plans the stack ``source`` names
+        (host paths), or None: nothing here (a device kind with a cache of images says what)."""
+        return None
 
     def _stack_args(self) -> list[str]:
         """The deployed stack's source as the runtime's CLI takes it (``-f``, ``-p``, ``--profile``...)."""
         assert self.source is not None
         return self.source.cli_args()
 
-    def _start_runtime(self) -> UpdateReport:
+    def _start_runtime(self, put_images: Callable[[], object] | None = None) -> UpdateReport:
+        """Start the runtime (``armstack up`` on the deployed stack) and wait for its first apply.
+
+        ``put_images`` runs while the runtime's Python starts (seconds under emulation, most of a
+        deploy whose images are ready): the runtime imports its modules and waits at a start gate
+        (harness/assets/clock_sitecustomize.py) until ``put_images`` has returned, so it plans with
+        them in the engine, as if they had been loaded before it started."""
         mounts, env = self._runtime_mounts()
         env = {**env, **self._clock_env()}
+        gate = f"{START_GATES}/.start-{uuid.uuid4().hex[:12]}" if put_images is not None else None
+        if gate is not None:
+            env[START_GATE_ENV] = gate   # a file only this start waits for: never one left from before
         self._runtime_c = _with_mounts(
             DockerContainer(self.runtime_image, name=f"{self.name}-runtime", docker_client_kw=self._client_kw(),
                             env=env)
@@ -326,6 +367,12 @@ class DeviceBase:
                          stop_signal="SIGTERM", platform=self.arch.platform),
             mounts)
         reaper.start(self._runtime_c)
+        if put_images is not None:
+            try:
+                put_images()
+            finally:
+                # Kept afterwards: a restart of the runtime (its container's policy) finds the gate open.
+                self.shell(f"touch {gate}")
         status = self._wait_applied(1)
         return UpdateReport.from_json(status.get("last_apply"))
 
@@ -629,7 +676,8 @@ class EmulatedDevice(DeviceBase):
     ``snapshot``: start from that snapshot's card (and stack) instead of a new card; ``template``
     (default): a new card is a clone of the prepared card of this arch and size (harness.snapshots).
     ``build_cache`` (default): deploys reuse and fill the host's build cache (harness.buildcache);
-    off for tests that measure builds from nothing.
+    off for tests that measure builds from nothing. ``engine_tcp``: the engine answers on TCP port
+    2375 too, as a board's would (see tests/e2e/test_board.py).
     """
 
     capabilities = frozenset({EMULATED, POWER, ENGINE_KILL, RUNTIME_KILL, PROCESS_FAULTS, DISK_FILL, NET_FAULTS,
@@ -639,7 +687,7 @@ class EmulatedDevice(DeviceBase):
                  keep: bool = False, client: docker.DockerClient | None = None,
                  preload: tuple[str, ...] = ("python", "debian"), snapshot: str | None = None,
                  template: bool = True, build_cache: bool = True,
-                 card_cache: bool = True):
+                 card_cache: bool = True, engine_tcp: bool = False):
         arch = get_arch(arch)
         parse_size(disk)  # fail now on a bad size, not inside the engine container
         super().__init__(arch, name or f"armstack-{arch.name}-{uuid.uuid4().hex[:8]}", keep=keep,
@@ -647,6 +695,11 @@ class EmulatedDevice(DeviceBase):
         self.disk = disk
         self.preload = preload
         self.card_cache = card_cache   # False: the host keeps every write of the card (no lossy power cut)
+        # The engine answers on TCP port 2375 too, as a board's would. Without it the harness
+        # reaches the engine through its socket where it can (dockerd waits 1 s before it serves
+        # plain TCP, at every start), else over TCP all the same.
+        self.engine_tcp = engine_tcp
+        self._engine_socket: Path | None = None
         self._engine_c: DockerContainer | None = None
         self._engine_client: docker.DockerClient | None = None
         self._engine_ip: str | None = None
@@ -674,6 +727,8 @@ class EmulatedDevice(DeviceBase):
             self.host.volumes.create(vol, labels=labels(self.name))
         run = dict(engine_run_kwargs(self.host, engine_image))
         self._shared = share_card_directory(self.name, self.host)
+        self._engine_socket = None if self.engine_tcp else engine_socket_path(
+            local_volume_path(self.host, self.volumes["sock"]))
         env_card: dict[str, str] = {}
         card = str(self.card_dir) if self.card_dir is not None else self.volumes["sdcard"]
         mounts = {**run.pop("volumes", {}),
@@ -687,6 +742,7 @@ class EmulatedDevice(DeviceBase):
             DockerContainer(engine_image, name=f"{self.name}-engine", docker_client_kw={}, env=env_card)
             .with_env("ARMSTACK_DISK_SIZE", self.disk)
             .with_env("ARMSTACK_CARD_CACHE", "on" if self.card_cache else "off")
+            .with_env("ARMSTACK_ENGINE_TCP", "off" if self._engine_socket is not None else "on")
             .with_kwargs(**run, labels=labels(self.name), hostname=self.name,
                          restart_policy={"Name": "unless-stopped"}),
             mounts)
@@ -840,13 +896,17 @@ class EmulatedDevice(DeviceBase):
             with contextlib.suppress(docker.errors.DockerException, DeviceError, FaultError, OSError):
                 heal()   # one that cannot (the engine down) leaves the others, and the full reset, to go on
 
+    def _image_loader(self, source: StackSource) -> Callable[[], object] | None:
+        """Images built before under the same build inputs, loaded from the host's build cache
+        (harness.buildcache)."""
+        return (lambda: buildcache.preload(self, source)) if self.build_cache else None
+
     def deploy(self, path_or_source: str | os.PathLike[str] | StackSource, *,
                profiles: Sequence[str] = ()) -> UpdateReport:
         """:meth:`DeviceBase.deploy`, with images built before under the same build inputs loaded
-        from the host's build cache first (harness.buildcache), and what it built added to it."""
+        from the host's build cache before the runtime plans (harness.buildcache; on a first deploy
+        while the runtime starts), and what it built added to it."""
         source = stack_source(path_or_source, profiles)
-        if self.build_cache:
-            buildcache.preload(self, source)
         report = super().deploy(source)
         if self.build_cache:
             buildcache.store(self, source)
@@ -891,6 +951,11 @@ class EmulatedDevice(DeviceBase):
     @property
     def engine(self) -> docker.DockerClient:
         """A docker-py client of the device's own engine (reconnects if the engine moved)."""
+        if self._engine_socket is not None:
+            # The socket's path stays across restarts of the engine: no address to look up.
+            if self._engine_client is None:
+                self._engine_client = docker.DockerClient(base_url=f"unix://{self._engine_socket}", timeout=120)
+            return self._engine_client
         ip = self.engine_container().attrs["NetworkSettings"]["IPAddress"]
         if self._engine_client is None or ip != self._engine_ip:
             if self._engine_client is not None:

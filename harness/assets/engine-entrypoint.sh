@@ -95,10 +95,15 @@ mount --make-rprivate /var/lib/docker 2>/dev/null || true
 rm -rf /var/run/docker
 rm -f /run/armstack/docker.sock /var/run/docker.sock /var/run/docker.pid
 
-# The runtime's socket (shared volume), the standard one (as on a board), and TCP for the host.
-# --tls=false says outright that the TCP socket is plain (it is reachable only on the host's
-# bridge): without it dockerd 20.10 waits 15 s at every start to warn about it.
-set -- dockerd --host unix:///run/armstack/docker.sock --host unix:///var/run/docker.sock --host tcp://0.0.0.0:2375 \
-  --tls=false --data-root /var/lib/docker --storage-driver overlay2 ${ARMSTACK_DOCKERD_ARGS:-}
+# The runtime's socket (shared volume), the standard one (as on a board), and TCP for the host
+# unless ARMSTACK_ENGINE_TCP=off (the harness then uses the runtime's socket, through the volume):
+# dockerd pauses 1 s before it serves plain TCP, at every start. --tls=false says outright that the
+# TCP socket is plain (it is reachable only on the host's bridge): without it dockerd 20.10 waits
+# 15 s at every start to warn about it.
+tcp=""
+[ "${ARMSTACK_ENGINE_TCP:-on}" = off ] || tcp="--host tcp://0.0.0.0:2375 --tls=false"
+# shellcheck disable=SC2086  # $tcp: two options or none
+set -- dockerd --host unix:///run/armstack/docker.sock --host unix:///var/run/docker.sock $tcp \
+  --data-root /var/lib/docker --storage-driver overlay2 ${ARMSTACK_DOCKERD_ARGS:-}
 if card_cache_on; then card_layer_run "$@"; fi
 exec "$@"

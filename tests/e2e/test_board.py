@@ -3,6 +3,7 @@ for the board: an emulated device's engine reached over TCP, as a real board's w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from harness.waits import wait_for
 
 @pytest.mark.quick
 @pytest.mark.device(arch="arm64")
-def test_device_api_on_a_board_over_docker_host(arm_device: Any, stacks: Path) -> None:
+def test_device_api_on_a_board_over_docker_host(device_factory: Callable[..., Any], device_arch: Any,
+                                                stacks: Path) -> None:
+    arm_device = device_factory(arch=device_arch, engine_tcp=True)   # its engine answers on TCP, as a board's
     ip = arm_device.engine_container().attrs["NetworkSettings"]["IPAddress"]
     with BoardDevice(f"tcp://{ip}:2375") as board:
         assert board.engine.info()["Name"] == arm_device.engine.info()["Name"]

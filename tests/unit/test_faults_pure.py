@@ -136,6 +136,36 @@ def test_the_clock_hook_moves_wall_time_only(tmp_path: Path) -> None:
     assert out.stdout.split() == ["-86400", "-86400", "3600", "0"]
 
 
+
+def test_the_start_gate_holds_the_runtime_after_its_imports(tmp_path: Path) -> None:
+    """With a start gate that is not there, the runtime's Python imports the runtime and waits for
+    the gate before its main code runs; with the gate there (a restart) or none, nothing waits."""
+    (tmp_path / "sitecustomize.py").write_text(procfaults.CLOCK_HOOK.read_text())
+    gate = tmp_path / "gate"
+    probe = textwrap.dedent(f"""
+        import os, sys
+        print(os.path.exists({str(gate)!r}), "runtime.supervisor" in sys.modules)
+    """)
+    repo = Path(__file__).resolve().parents[2]
+    env: dict[str, Any] = {**os.environ, "PYTHONPATH": f"{tmp_path}:{repo}", "ARMSTACK_START_GATE": str(gate)}
+    held = subprocess.Popen([sys.executable, "-c", probe], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        # Still held once its imports are surely done: the gate is what it waits for.
+        with pytest.raises(subprocess.TimeoutExpired):
+            held.wait(timeout=5)
+        gate.touch()
+        out, _ = held.communicate(timeout=30)
+    finally:
+        held.kill()
+    assert out.split() == ["True", "True"]
+    again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert again.stdout.split() == ["True", "False"]   # open: no wait, nothing imported ahead
+    env.pop("ARMSTACK_START_GATE")
+    gate.unlink()
+    ungated = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert ungated.stdout.split() == ["False", "False"]
+
+
 # -- NetworkFaults against a fake device: what is (re-)applied where --------------------------------
 
 class FakeContainer:

@@ -9,7 +9,15 @@ import pytest
 
 from harness import capabilities, images, session
 from harness.arch import get_arch
-from harness.device import DiskUsage, ExecResult, parse_size, stack_source, supervisor_since_start
+from harness.device import (
+    UNIX_PATH_MAX,
+    DiskUsage,
+    ExecResult,
+    engine_socket_path,
+    parse_size,
+    stack_source,
+    supervisor_since_start,
+)
 from harness.errors import DeployError, SetupError
 from runtime.compose.source import StackSource
 
@@ -163,3 +171,12 @@ def test_a_runtime_counts_as_settled_only_with_a_status_of_its_own_start() -> No
     assert not supervisor_since_start(None, started)
     assert not supervisor_since_start({"supervisor": {"started_at": True}}, started)
     assert not supervisor_since_start({"supervisor": {"started_at": at + 4}}, "not a time")
+
+
+def test_engine_socket_path_only_where_a_client_can_connect() -> None:
+    volumes = "/var/lib/docker/volumes/armstack-arm64-0123abcd-sock/_data"
+    assert str(engine_socket_path(volumes)) == f"{volumes}/docker.sock"
+    assert engine_socket_path(None) is None and engine_socket_path("") is None   # not a volume of this machine
+    deep = "/" + "d" * (UNIX_PATH_MAX - len("/docker.sock") - 1)
+    assert len(str(engine_socket_path(deep))) == UNIX_PATH_MAX
+    assert engine_socket_path(deep + "d") is None   # too long for sun_path: TCP then

@@ -247,3 +247,32 @@ def test_latest_entry_of_an_image_whatever_its_hash(tmp_path: Path) -> None:
         info.write_text(json.dumps({"image": "sha256:x", "ref": ref}))
         os.utime(info, (1000 + n, 1000 + n))
     assert buildcache.latest("arm64", "minimal-server", settings) == buildcache.entry("arm64", "bbb", settings)
+
+
+def test_forget_removes_every_entry_of_the_images_earlier_builds_too(tmp_path: Path) -> None:
+    from harness.settings import HarnessSettings
+
+    settings = HarnessSettings(cache=tmp_path)
+    assert buildcache.forget("arm64", ["updates-api"], settings) == []
+    for n, (build_hash, ref) in enumerate([("aaa", "updates-api"), ("bbb", "updates-api"), ("ccc", "updates-worker"),
+                                           ("ddd", "other")]):
+        tar = buildcache.entry("arm64", build_hash, settings)
+        tar.parent.mkdir(parents=True, exist_ok=True)
+        tar.write_bytes(b"t")
+        tar.with_suffix(".json").write_text(json.dumps({"image": "sha256:x", "ref": ref}))
+        os.utime(tar.with_suffix(".json"), (1000 + n, 1000 + n))
+    assert buildcache.entries("arm64", "updates-api", settings) == [buildcache.entry("arm64", h, settings)
+                                                                    for h in ("aaa", "bbb")]
+    removed = buildcache.forget("arm64", ["updates-api", "updates-worker"], settings)
+    assert sorted(p.stem for p in removed) == ["aaa", "bbb", "ccc"]
+    left = sorted(p.name for p in buildcache.entry("arm64", "x", settings).parent.iterdir() if p.suffix != ".lock")
+    assert left == ["ddd.json", "ddd.tar"]
+    assert buildcache.latest("arm64", "updates-api", settings) is None
+
+
+
+def test_built_images_of_a_stack() -> None:
+    from runtime.compose.source import StackSource
+
+    stack = Path(__file__).resolve().parents[2] / "stacks" / "updates"
+    assert buildcache.built_images(StackSource.of(stack)) == ["updates-api", "updates-worker"]
