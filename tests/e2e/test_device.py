@@ -116,12 +116,13 @@ def test_nothing_left_on_host_after_failure_or_interrupt(pytester: pytest.Pytest
     cmd = [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", str(pytester.path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=pytester.path)
     assert proc.stdout is not None
-    output, owned_while_up = [], 0
+    output, owned_while_up = [], (0, 0)
     owner = ""
 
-    def owned() -> int:
+    def owned() -> tuple[int, int]:
+        """(containers, volumes) the inner session owns."""
         flt = {"label": f"io.armstack.owner={owner}"}
-        return len(host.containers.list(all=True, filters=flt)) + len(host.volumes.list(filters=flt))
+        return len(host.containers.list(all=True, filters=flt)), len(host.volumes.list(filters=flt))
 
     for line in proc.stdout:
         output.append(line)
@@ -134,7 +135,8 @@ def test_nothing_left_on_host_after_failure_or_interrupt(pytester: pytest.Pytest
     proc.wait(timeout=600)
     text = "".join(output)
     assert owner, text
-    assert owned_while_up >= 5, "the inner test's device should have existed"  # engine container + 4 volumes
+    # The device existed: its engine container and the volumes it keeps its card and sockets on.
+    assert owned_while_up[0] >= 1 and owned_while_up[1] >= 1, f"the inner test's device should have existed: {text}"
     if not interrupt:
         assert "device artefacts saved under" in text, text
-    assert owned() == 0, f"objects of {owner} left behind"
+    assert owned() == (0, 0), f"objects of {owner} left behind"
