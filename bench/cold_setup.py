@@ -9,39 +9,20 @@ reused; the engine image (amd64) is part of every run. The plan's last line says
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 
-import docker
-
-from bench.common import Result
+from bench.common import Result, cold_cache
 
 KINDS = ("engine", "python", "debian", "runtime")
-PREFIX = "armstack-bench-cold"
 
 
 def _cold(arches: list[str]) -> float:
     from harness import images
 
-    cache = tempfile.mkdtemp(prefix="armstack-cold-", dir="/var/tmp")   # on disk: a /tmp may be a small tmpfs
-    saved = {k: os.environ.get(k) for k in ("ARMSTACK_CACHE", "ARMSTACK_IMAGE_PREFIX")}
-    os.environ.update(ARMSTACK_CACHE=cache, ARMSTACK_IMAGE_PREFIX=PREFIX)
-    try:
+    with cold_cache():
         t0 = time.perf_counter()
         images.prepare(arches, KINDS)
         return time.perf_counter() - t0
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        shutil.rmtree(cache, ignore_errors=True)
-        host = docker.from_env()
-        for img in host.images.list():
-            if any(t.startswith(f"{PREFIX}/") for t in img.tags):
-                host.images.remove(img.id, force=True)
 
 
 def run(quick: bool = False, arch: str = "arm64") -> Result:

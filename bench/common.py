@@ -105,3 +105,34 @@ def _plot(results: list[Result]) -> None:
         fig.tight_layout()
         fig.savefig(RESULTS / f"{r.name}.png", dpi=110)
         plt.close(fig)
+
+
+COLD_PREFIX = "armstack-bench-cold"
+
+
+@contextmanager
+def cold_cache() -> Iterator[None]:
+    """Nothing made before can be reused inside: a fresh cache directory and image names of its own
+    (ARMSTACK_CACHE, ARMSTACK_IMAGE_PREFIX); both, and the images made under those names, go after."""
+    import os
+    import shutil
+    import tempfile
+
+    import docker
+
+    cache = tempfile.mkdtemp(prefix="armstack-cold-", dir="/var/tmp")   # on disk: a /tmp may be a small tmpfs
+    saved = {k: os.environ.get(k) for k in ("ARMSTACK_CACHE", "ARMSTACK_IMAGE_PREFIX")}
+    os.environ.update(ARMSTACK_CACHE=cache, ARMSTACK_IMAGE_PREFIX=COLD_PREFIX)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(cache, ignore_errors=True)
+        host = docker.from_env()
+        for img in host.images.list():
+            if any(t.startswith(f"{COLD_PREFIX}/") for t in img.tags):
+                host.images.remove(img.id, force=True)

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 
-import docker
-
-from bench.common import Result
+from bench.common import Result, cold_cache
 from harness.device import EmulatedDevice
 
 
@@ -35,23 +30,8 @@ def run(quick: bool = False, arch: str = "arm64") -> Result:
     if quick:
         result.notes.append("cold start skipped in quick mode (run `make bench` for it)")
         return result
-    # Cold: a fresh cache and image names of its own, so nothing built before can be reused.
-    cache = tempfile.mkdtemp(prefix="armstack-cold-")
-    saved = {k: os.environ.get(k) for k in ("ARMSTACK_CACHE", "ARMSTACK_IMAGE_PREFIX")}
-    os.environ.update(ARMSTACK_CACHE=cache, ARMSTACK_IMAGE_PREFIX="armstack-bench-cold")
-    try:
+    with cold_cache():
         cold, cold_deployed = _start_stop(arch)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        shutil.rmtree(cache, ignore_errors=True)
-        host = docker.from_env()
-        for img in host.images.list():
-            if any(t.startswith("armstack-bench-cold/") for t in img.tags):
-                host.images.remove(img.id, force=True)
     result.row(f"cold start ({arch}, root filesystems + image builds)", cold, "s")
     result.row("cold / warm", cold / min(s for s, _ in warm), "x")
     result.series["cold start"] = [cold]
