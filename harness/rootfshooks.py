@@ -12,9 +12,8 @@ So mmdebstrap's essential hook diverts both tools to no-ops before those package
 natively (:func:`certificates`, :func:`bytecode`), then puts the real tools back. The certificate
 files themselves are held back by a dpkg rule until then (ca-certificates' debconf script spends
 another 40 s per arch grepping for each file it finds; with none it takes its first-install answer,
-which enables the same list). Each is used
-only where the host can do the work: ``openssl`` on the host for the certificates, the image's
-Python version on the host for the byte code.
+which enables the same list). Each is used only where the host can do the work: ``openssl`` and
+``dpkg-deb`` on the host for the certificates, the image's Python version for the byte code.
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ ARCHIVES = "var/cache/apt/archives"
 def native_tools() -> list[tuple[str, str]]:
     """The tools whose work this host can do natively."""
     tools = []
-    if shutil.which("openssl"):
+    if shutil.which("openssl") and shutil.which("dpkg-deb"):
         tools.append(CERT_TOOL)
     if sys.version_info[:2] == tuple(map(int, PYTHON.split("."))):
         tools.extend(BYTECODE_TOOLS)

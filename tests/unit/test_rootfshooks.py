@@ -40,7 +40,9 @@ def test_byte_code_is_made_natively_only_by_the_images_python(monkeypatch):
     assert rootfshooks.native_tools() == []
     monkeypatch.setattr(rootfshooks.sys, "version_info", (3, 11, 2))
     assert rootfshooks.native_tools() == list(BYTECODE_TOOLS)
-    monkeypatch.setattr(rootfshooks.shutil, "which", lambda name: "/usr/bin/openssl")
+    monkeypatch.setattr(rootfshooks.shutil, "which", lambda name: "/usr/bin/openssl" if name == "openssl" else None)
+    assert rootfshooks.native_tools() == list(BYTECODE_TOOLS)   # the package's files need dpkg-deb too
+    monkeypatch.setattr(rootfshooks.shutil, "which", lambda name: f"/usr/bin/{name}")
     assert rootfshooks.native_tools() == [CERT_TOOL, *BYTECODE_TOOLS]
 
 
