@@ -131,6 +131,9 @@ def cold_cache() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        from harness.cardstore import unmount_store
+
+        unmount_store(Path(cache))
         shutil.rmtree(cache, ignore_errors=True)
         host = docker.from_env()
         for img in host.images.list():

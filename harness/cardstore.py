@@ -189,3 +189,17 @@ def open_store(settings: HarnessSettings | None = None, *, create: bool = True) 
                 root.mkdir(mode=0o700, exist_ok=True)
         root.chmod(0o700)
     return CardStore(root, reflink=os.path.ismount(root))
+
+
+def unmount_store(cache: Path) -> bool:
+    """Unmount the card store of the cache directory ``cache``, if it is mounted; whether it was.
+
+    The store stays mounted for later sessions; a cache that is thrown away (a benchmark's cold
+    cache, a test's own home) takes its store with it, or the mount and its loop device outlive it.
+    """
+    root = cache / "cards"
+    if not os.path.ismount(root):
+        return False
+    _run(["umount", str(root)], "unmounting the card store")   # mount -o loop: the loop device goes too
+    return True
+

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import cardstore
 from harness.arch import get_arch
 from harness.device import EmulatedDevice
 from harness.plugin import save_artifacts
@@ -133,6 +134,8 @@ def test_nothing_left_on_host_after_failure_or_interrupt(pytester: pytest.Pytest
             if interrupt:
                 proc.send_signal(2)  # SIGINT, as Ctrl-C would
     proc.wait(timeout=600)
+    # The inner session's home was the test's directory: its card store goes with it.
+    cardstore.unmount_store(pytester.path / ".cache" / "armstack")
     text = "".join(output)
     assert owner, text
     # The device existed: its engine container and the volumes it keeps its card and sockets on.
