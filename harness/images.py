@@ -480,11 +480,12 @@ def build_runtime(arch_name: str | Arch, client: docker.DockerClient | None = No
 def _build_target(arch: Arch, target: str, client: docker.DockerClient | None, tag: str | None) -> str:
     """A target of the runtime's Dockerfile on the python stand-in, tagged by the source hash."""
     client = client or docker.from_env()
-    base = build_runtime_deps(arch, build_base("python", arch, client), client)
+    python = build_base("python", arch, client)
     source = runtime_source_hash()
     tag = tag or f"{prefix()}/{target}:{source}-{arch.name}"
     if _image_label(client, tag, LABEL_SOURCE) == source:
         return tag
+    base = build_runtime_deps(arch, python, client)   # only for a build: it reads the Dockerfile, asks the engine
     dockerfile, package = runtime_sources()
     with tempfile.TemporaryDirectory(prefix=f"armstack-{target}-") as tmp, \
             step(f"image {tag}", key=f"image {target} {arch.name}") as update:
