@@ -37,7 +37,7 @@ from harness.settings import HarnessSettings
 
 SUITE = "bookworm"
 # Bump when the way a rootfs is made changes, so cached tarballs are rebuilt.
-RECIPE = "4"
+RECIPE = "5"
 # Where a wheel installs the runtime image's Dockerfile, relative to its prefix (see pyproject.toml).
 SHIPPED_DOCKERFILE = "share/armstack/Dockerfile"
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -53,6 +53,11 @@ class BaseKind:
     packages: tuple[str, ...]   # added to debootstrap's minbase
     cmd: str
     python: bool = False
+    # Whose rootfs this one's is made on, as a layer: only its own packages are installed, on a copy
+    # of the other's tree (mmdebstrap). One essential bootstrap per arch: measured 2026-12 on 2
+    # idle cores, emulated arm64, the debian rootfs took 130-145 s and the python one on top of it
+    # 54 s, against 223 s for the python one bootstrapped alone; the trees are the same files.
+    layer_on: str | None = None
 
 
 BASES: dict[str, BaseKind] = {
@@ -60,7 +65,7 @@ BASES: dict[str, BaseKind] = {
                        (), '["bash"]'),
     "python": BaseKind("python", ("python:3.11-slim-bookworm", "python:3.11-slim", "python:3.11", "python:3-slim"),
                        ("python3", "python3-pip", "python3-venv", "python-is-python3", "ca-certificates"),
-                       '["python3"]', python=True),
+                       '["python3"]', python=True, layer_on="debian"),
 }
 # iproute2: tc for the network faults (netem), run natively in the services' namespaces.
 # jq: the engine's runc wrapper edits each container's OCI config with it (runc-clock.sh).
@@ -187,9 +192,13 @@ SLIM_DPKG_RULES = (
 )
 
 
+def _installed_bootstrapper() -> str | None:
+    return next((tool for tool in BOOTSTRAPPERS if shutil.which(tool)), None)
+
+
 def bootstrapper() -> str:
     """The tool that makes root filesystems here: mmdebstrap if installed, else debootstrap."""
-    found = next((tool for tool in BOOTSTRAPPERS if shutil.which(tool)), None)
+    found = _installed_bootstrapper()
     if found is None:
         raise SetupError("neither mmdebstrap nor debootstrap is installed: run `make setup` "
                          "(or apt-get install mmdebstrap)")
@@ -197,23 +206,34 @@ def bootstrapper() -> str:
 
 
 def bootstrap_command(tool: str, arch: Arch, packages: Sequence[str], python: bool, target: Path,
-                      source: str) -> list[str]:
+                      source: str, layer_on: Path | None = None, work: Path | None = None) -> list[str]:
     """The command that makes Debian minbase + ``packages`` for ``arch``: mmdebstrap writes the
     tarball ``target`` itself (trimmed: no apt lists nor caches); debootstrap fills the
-    directory ``target`` (trimmed and packed by :func:`_pack`)."""
-    cmd = [tool, f"--arch={arch.debian}", "--variant=minbase"]
+    directory ``target`` (trimmed and packed by :func:`_pack`). With mmdebstrap, ``layer_on`` is
+    the rootfs tarball to install ``packages`` on, and ``work`` a private directory for its hooks."""
+    layered = tool == "mmdebstrap" and layer_on is not None
+    cmd = [tool, f"--arch={arch.debian}", "--variant=custom" if layered else "--variant=minbase"]
     if packages:
         cmd.append("--include=" + ",".join(packages))
     if tool == "mmdebstrap":
         cmd += [f"--dpkgopt={rule}" for rule in SLIM_DPKG_RULES]
-        if MERGED_USR_HOOKS.is_dir():
+        base_status = (work or Path(tempfile.gettempdir())) / "base-status"
+        if layer_on is not None:
+            # mmdebstrap downloads and unpacks only what the base lacks, then installs it with dpkg in
+            # its "essential" step; the debs stay until its cleanup, for the native certificate files.
+            cmd += [f"--setup-hook={rootfshooks.layer_setup_hook(layer_on, base_status)}", "--skip=essential/unlink"]
+        elif MERGED_USR_HOOKS.is_dir():
             cmd.append(f"--hook-dir={MERGED_USR_HOOKS}")
         if python:   # what _trim does for debootstrap: pip may install into the system, as in python:*
             cmd.append('--customize-hook=rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED')
             if arch.qemu is not None:   # the slowest maintainer scripts' work done natively
                 tools = rootfshooks.native_tools()
-                cmd += [f"--essential-hook={rootfshooks.essential_hook(tools)}",
-                        f"--customize-hook={rootfshooks.customize_hook(tools)}"]
+                # A layer's packages are installed in the "essential" step: the tools are diverted before it.
+                before = f"--extract-hook={rootfshooks.essential_hook(tools, unpacked=True)}" if layered \
+                    else f"--essential-hook={rootfshooks.essential_hook(tools)}"
+                cmd += [before, f"--customize-hook={rootfshooks.customize_hook(tools)}"]
+        if layer_on is not None:
+            cmd.append(f"--customize-hook={rootfshooks.layer_customize_hook(base_status, packages)}")
         cmd += ["--mode=root", "--format=tar"]
     return [*cmd, SUITE, str(target), source]
 
@@ -225,19 +245,40 @@ def rootfs_name(arch: Arch, packages: tuple[str, ...]) -> str:
     return f"rootfs {kind} {arch.name}"
 
 
+def layer_base(packages: tuple[str, ...], tool: str | None) -> tuple[str, ...] | None:
+    """The packages of the rootfs whose tree the rootfs of ``packages`` is made on, if it is a layer
+    (only mmdebstrap makes layers; debootstrap bootstraps every rootfs on its own)."""
+    return _layered_on(packages) if tool == "mmdebstrap" else None
+
+
+def _layered_on(packages: tuple[str, ...]) -> tuple[str, ...] | None:
+    kind = next((b for b in BASES.values() if b.packages == packages), None)
+    return BASES[kind.layer_on].packages if kind is not None and kind.layer_on is not None else None
+
+
+def _rootfs_key(arch: Arch, packages: tuple[str, ...]) -> str:
+    """Keyed by how it is made where layers are made: a new base makes its layers again."""
+    base = _layered_on(packages)
+    return _key(arch, packages, "" if base is None else f"on {_rootfs_key(arch, base)}")
+
+
 def rootfs_path(arch: Arch, packages: tuple[str, ...]) -> Path:
-    return cache_dir() / "rootfs" / f"{SUITE}-{arch.name}-{_key(arch, packages)}.tar"
+    return cache_dir() / "rootfs" / f"{SUITE}-{arch.name}-{_rootfs_key(arch, packages)}.tar"
 
 
 def rootfs_tarball(arch: Arch, packages: tuple[str, ...], python: bool = False) -> Path:
-    """A cached rootfs tarball of Debian minbase + packages for arch; bootstraps on a miss."""
+    """A cached rootfs tarball of Debian minbase + packages for arch; bootstraps on a miss, on the
+    tree of its :func:`layer_base` (made first, if missing) where it has one."""
     out = rootfs_path(arch, packages)
     if out.exists():
         return out
+    tool = bootstrapper()
+    base = layer_base(packages, tool)
+    # Outside this rootfs's lock: whoever makes the base holds only the base's.
+    layer_on = rootfs_tarball(arch, base) if base is not None else None
     with _locked(out.with_suffix(".lock")):
         if out.exists():  # another process built it while we waited
             return out
-        tool = bootstrapper()
         if os.geteuid() != 0:
             raise SetupError(f"building a base image runs {tool}, which needs root; run as root")
         check_emulation(arch)
@@ -245,7 +286,7 @@ def rootfs_tarball(arch: Arch, packages: tuple[str, ...], python: bool = False) 
         tmp = out.with_suffix(".tar.tmp")
         try:
             target = tmp if tool == "mmdebstrap" else work / "root"
-            cmd = bootstrap_command(tool, arch, packages, python, target, mirror())
+            cmd = bootstrap_command(tool, arch, packages, python, target, mirror(), layer_on, work)
             name = rootfs_name(arch, packages)
             with step(f"{tool} {SUITE} {arch.name}" + (f" + {' '.join(packages)}" if packages else ""),
                       key=name) as update:
@@ -279,14 +320,17 @@ def _trim(root: Path, python: bool) -> None:
 def _rootfs_jobs(arches: Iterable[str | Arch], kinds: Iterable[str]) -> list[tuple[Arch, tuple[str, ...], bool]]:
     """The root filesystems the images ``kinds`` of ``arches`` are made from, each once."""
     kinds = list(kinds)
+    tool = _installed_bootstrapper()
     jobs: list[tuple[Arch, tuple[str, ...], bool]] = []
     for name in arches:
         arch = get_arch(name)
         for kind in kinds:
-            if kind in BASES:
-                jobs.append((arch, BASES[kind].packages, BASES[kind].python))
-            elif kind == "runtime":
-                jobs.append((arch, BASES["python"].packages, True))
+            base = BASES["python" if kind == "runtime" else kind] if kind in (*BASES, "runtime") else None
+            if base is None:
+                continue
+            if (under := layer_base(base.packages, tool)) is not None:
+                jobs.append((arch, under, False))   # made first: the layer is made on its tree
+            jobs.append((arch, base.packages, base.python))
     if "engine" in kinds:
         jobs.append((get_arch("amd64"), ENGINE_PACKAGES, False))
     return list({(a.name, p): (a, p, py) for a, p, py in jobs}.values())
@@ -345,7 +389,8 @@ def host_ca_bundle(settings: HarnessSettings | None = None) -> bytes | None:
 
 
 def _base_key(kind: str, arch: Arch) -> str:
-    return _key(arch, BASES[kind].packages, hashlib.sha256(host_ca_bundle() or b"").hexdigest())
+    packages = BASES[kind].packages
+    return _key(arch, packages, f"{hashlib.sha256(host_ca_bundle() or b'').hexdigest()}|{_rootfs_key(arch, packages)}")
 
 
 def _engine_key(arch: Arch) -> str:

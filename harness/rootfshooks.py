@@ -1,4 +1,5 @@
-"""What two kinds of Debian maintainer scripts do, done on the host while a foreign rootfs is made.
+"""mmdebstrap hooks: two kinds of maintainer-script work done on the host while a foreign rootfs is
+made, and apt's marks for a rootfs made as a layer on another.
 
 Bootstrapping an ARM rootfs runs every maintainer script under QEMU, where each process start
 costs tens of milliseconds. Two kinds dominate the python stand-in's bootstrap (measured with
@@ -14,6 +15,10 @@ files themselves are held back by a dpkg rule until then (ca-certificates' debco
 another 40 s per arch grepping for each file it finds; with none it takes its first-install answer,
 which enables the same list). Each is used only where the host can do the work: ``openssl`` and
 ``dpkg-deb`` on the host for the certificates, the image's Python version for the byte code.
+
+A layer (the python stand-in on the debian one) is installed by mmdebstrap's dpkg, which leaves
+apt's "automatically installed" marks alone; :func:`mark_automatic` sets them as the one apt run of
+a direct bootstrap does, so ``apt-get autoremove`` in a user's image behaves the same.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 PYTHON = "3.11"   # the stand-in's (Debian bookworm's) Python
@@ -60,9 +66,10 @@ def native_tools() -> list[tuple[str, str]]:
     return tools
 
 
-def essential_hook(tools: list[tuple[str, str]]) -> str:
+def essential_hook(tools: list[tuple[str, str]], unpacked: bool = False) -> str:
     """Shell for mmdebstrap's ``--essential-hook`` (``$1`` = the rootfs): divert ``tools`` to their
-    no-op stand-ins before the remaining packages are installed and configured."""
+    no-op stand-ins before the remaining packages are installed and configured. ``unpacked``: the
+    packages' files are in the tree already (mmdebstrap's extract step, run as an extract hook)."""
     lines = []
     if CERT_TOOL in tools:
         # ca-certificates' debconf script asks two emulated greps per certificate file it finds (40 s
@@ -70,6 +77,8 @@ def essential_hook(tools: list[tuple[str, str]]) -> str:
         # certificate of its list enabled, what the long way gives too. The files follow natively.
         lines.append(f'mkdir -p "$1{os.path.dirname(HOLD_CERTS)}" && printf %s {shlex.quote(HOLD_CERTS_RULE)} '
                      f'> "$1{HOLD_CERTS}"')
+        if unpacked:
+            lines.append(f'rm -rf "$1/{CERTS}"')
     for path, stub in tools:
         lines.append(f"chroot \"$1\" dpkg-divert --quiet --local --rename --divert {path}{DIVERTED} --add {path}")
         lines.append(f'mkdir -p "$1{os.path.dirname(path)}" && printf %s {shlex.quote(stub)} > "$1{path}" '
@@ -77,20 +86,65 @@ def essential_hook(tools: list[tuple[str, str]]) -> str:
     return " && ".join(lines) or "true"
 
 
+def _helper() -> str:
+    """This module run as a program, in shell: stdlib only, so from a checkout or a wheel alike."""
+    return shlex.join([sys.executable, str(Path(__file__).resolve())])
+
+
 def customize_hook(tools: list[tuple[str, str]]) -> str:
-    """Shell for mmdebstrap's ``--customize-hook``: the tools' work done here, the tools put back."""
+    """Shell for mmdebstrap's ``--customize-hook``: the tools put back, their work done here. The
+    byte code comes last, so ``py_compile.py``'s own is made from the real module, not its stub."""
     if not tools:
         return "true"
-    work = [sys.executable, str(Path(__file__).resolve())]   # stdlib only: runs from a checkout or a wheel
+    work = _helper()
+    lines = []
     if CERT_TOOL in tools:
-        work.append("--certificates")
-    if any(t in tools for t in BYTECODE_TOOLS):
-        work.append("--bytecode")
-    lines = [f'rm -f "$1{HOLD_CERTS}"'] if CERT_TOOL in tools else []
-    lines.append(f"{shlex.join(work)} \"$1\"")
+        lines += [f'rm -f "$1{HOLD_CERTS}"', f'{work} --certificates "$1"']
     for path, _ in tools:
         lines.append(f'rm -f "$1{path}" && chroot "$1" dpkg-divert --quiet --local --rename --remove {path}')
+    if any(t in tools for t in BYTECODE_TOOLS):
+        lines.append(f'{work} --bytecode "$1"')
     return " && ".join(lines)
+
+
+def layer_setup_hook(base: Path, base_status: Path) -> str:
+    """Shell for mmdebstrap's ``--setup-hook`` of a layer: the base rootfs's tree (tarball ``base``)
+    in place before anything is downloaded, its dpkg status kept at ``base_status`` (outside the
+    rootfs) for :func:`layer_customize_hook`."""
+    return f'tar -C "$1" -xf {shlex.quote(str(base))} && cp "$1/var/lib/dpkg/status" {shlex.quote(str(base_status))}'
+
+
+def layer_customize_hook(base_status: Path, requested: Sequence[str]) -> str:
+    """Shell for mmdebstrap's ``--customize-hook`` of a layer: apt's marks (:func:`mark_automatic`)."""
+    return (f'APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" {_helper()} --mark-automatic {shlex.quote(str(base_status))} '
+            f'--requested {shlex.quote(",".join(requested))} "$1"')
+
+
+def installed_packages(status: str) -> set[str]:
+    """The packages a dpkg status file says are installed (``name`` or ``name:arch`` as written)."""
+    found = set()
+    for stanza in status.split("\n\n"):
+        fields = dict(line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line[0].isspace())
+        if fields.get("Status", "").split()[-1:] == ["installed"] and "Package" in fields:
+            found.add(fields["Package"].strip())
+    return found
+
+
+def new_dependencies(before: str, after: str, requested: set[str]) -> list[str]:
+    """The packages installed between two dpkg status files that nobody asked for: what apt marks
+    as automatically installed when it pulls them in itself."""
+    return sorted(installed_packages(after) - installed_packages(before) - requested)
+
+
+def mark_automatic(root: Path, base_status: Path, requested: set[str]) -> list[str]:
+    """Mark what was installed on top of ``base_status`` as apt would have, but ``requested``:
+    mmdebstrap installs a layer with dpkg, which leaves apt's marks alone. Run with mmdebstrap's
+    apt configuration (``APT_CONFIG``), so the host's apt-mark writes ``root``'s marks."""
+    status = root / "var/lib/dpkg/status"
+    packages = new_dependencies(base_status.read_text(), status.read_text(), requested)
+    if packages:
+        subprocess.run(["apt-mark", "auto", *packages], check=True, capture_output=True)
+    return packages
 
 
 def _pem_name(cert: str) -> str:
@@ -162,11 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path)
     parser.add_argument("--certificates", action="store_true")
     parser.add_argument("--bytecode", action="store_true")
+    parser.add_argument("--mark-automatic", type=Path, metavar="BASE_STATUS",
+                        help="mark what was installed since this dpkg status as automatically installed")
+    parser.add_argument("--requested", default="", help="comma-separated packages asked for by name")
     args = parser.parse_args(argv)
     if args.certificates:
         print(f"{certificates(args.root)} certificates added natively", flush=True)
     if args.bytecode:
         bytecode(args.root)
+    if args.mark_automatic:
+        marked = mark_automatic(args.root, args.mark_automatic, set(filter(None, args.requested.split(","))))
+        print(f"{len(marked)} packages marked as automatically installed", flush=True)
     return 0
 
 

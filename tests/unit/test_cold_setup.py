@@ -52,9 +52,11 @@ def test_mmdebstrap_lays_out_merged_usr_as_debootstrap_does(monkeypatch: pytest.
 
 def test_a_cold_setup_plans_every_rootfs_and_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARMSTACK_CACHE", str(tmp_path))
+    monkeypatch.setattr(images, "_installed_bootstrapper", lambda: "mmdebstrap")
     steps = images.setup_steps(NoImages(), [ARM64, ARMV7], ["engine", "runtime", "debian"])  # type: ignore[arg-type]
-    assert list(steps)[:5] == ["rootfs python arm64", "rootfs debian arm64", "rootfs python armv7",
-                               "rootfs debian armv7", "rootfs engine amd64"]
+    # The python rootfs is a layer on the debian one, which is made first.
+    assert list(steps)[:5] == ["rootfs debian arm64", "rootfs python arm64", "rootfs debian armv7",
+                               "rootfs python armv7", "rootfs engine amd64"]
     assert set(list(steps)[5:]) == {f"image {k} {a}" for k in ("python", "runtime-deps", "runtime", "debian")
                                     for a in ("arm64", "armv7")} | {"image engine amd64"}
     # A cached rootfs is not made again; its image still is built.
@@ -109,3 +111,46 @@ def test_images_are_made_in_independent_chains_each_in_the_order_it_needs() -> N
                      ["python armv7", "runtime armv7"], ["debian armv7"]]
     # A device asks for the engine and the runtime only: the runtime's chain makes its python image.
     assert [[k for k, _ in c] for c in images._chains([ARM64], ["engine", "runtime"])] == [["engine"], ["runtime"]]
+
+
+def test_only_mmdebstrap_makes_the_python_rootfs_as_a_layer_on_the_debian_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARMSTACK_CACHE", str(tmp_path))
+    python, debian = images.BASES["python"].packages, images.BASES["debian"].packages
+    assert images.layer_base(python, "mmdebstrap") == debian
+    assert images.layer_base(python, "debootstrap") is None and images.layer_base(debian, "mmdebstrap") is None
+    monkeypatch.setattr(images, "_installed_bootstrapper", lambda: "debootstrap")
+    steps = images.setup_steps(NoImages(), [ARM64], ["runtime"])  # type: ignore[arg-type]
+    assert [s for s in steps if s.startswith("rootfs")] == ["rootfs python arm64"]   # bootstrapped alone
+    monkeypatch.setattr(images, "_installed_bootstrapper", lambda: "mmdebstrap")
+    steps = images.setup_steps(NoImages(), [ARM64], ["runtime"])  # type: ignore[arg-type]
+    assert [s for s in steps if s.startswith("rootfs")] == ["rootfs debian arm64", "rootfs python arm64"]
+
+
+def test_a_layer_installs_only_its_own_packages_on_the_base_tree_and_sets_apt_marks() -> None:
+    base, work = Path("/c/debian.tar"), Path("/c/work")
+    cmd = images.bootstrap_command("mmdebstrap", ARM64, images.BASES["python"].packages, True,
+                                   Path("/c/python.tar.tmp"), "http://m/debian", layer_on=base, work=work)
+    assert "--variant=custom" in cmd and "--include=" + ",".join(images.BASES["python"].packages) in cmd
+    setup = next(part for part in cmd if part.startswith("--setup-hook="))
+    assert f'tar -C "$1" -xf {base}' in setup and str(work / "base-status") in setup
+    assert not any(part.startswith("--hook-dir") for part in cmd)   # the base's tree is merged-/usr already
+    assert "--skip=essential/unlink" in cmd   # the certificates come from the kept package
+    hooks = [part.split("=", 1)[0] for part in cmd if part.endswith("-hook") or "-hook=" in part]
+    if rootfshooks.native_tools():
+        # dpkg installs a layer in the "essential" step: the tools are diverted before it, not after.
+        assert "--extract-hook" in hooks and "--essential-hook" not in hooks
+    marks = next(part for part in cmd if "--mark-automatic" in part)
+    assert marks.startswith('--customize-hook=APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" ')
+    assert "--requested python3,python3-pip" in marks
+    # debootstrap has no layers: it bootstraps the whole rootfs.
+    deb = images.bootstrap_command("debootstrap", ARM64, images.BASES["python"].packages, True, Path("/w/root"),
+                                   "http://m/debian", layer_on=base, work=work)
+    assert "--variant=minbase" in deb and not any("hook" in part for part in deb)
+
+
+def test_a_new_base_makes_its_layer_and_the_layers_image_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    python = images.BASES["python"].packages
+    before, image_before = images._rootfs_key(ARM64, python), images._base_key("python", ARM64)
+    monkeypatch.setitem(images.BASES, "debian", images.BaseKind("debian", (), ("tzdata",), '["bash"]'))
+    assert images._rootfs_key(ARM64, python) != before and images._base_key("python", ARM64) != image_before

@@ -24,14 +24,64 @@ def test_essential_hook_diverts_each_tool_before_putting_its_stub_in_place():
     assert rootfshooks.essential_hook([]) == "true"
 
 
-def test_customize_hook_does_the_work_before_removing_the_diversions():
+def test_customize_hook_makes_certificates_before_and_byte_code_after_the_real_tools_are_back():
     hook = rootfshooks.customize_hook([CERT_TOOL])
     assert "--certificates" in hook and "--bytecode" not in hook
     assert hook.index("--certificates") < hook.index("dpkg-divert --quiet --local --rename --remove "
                                                       "/usr/sbin/update-ca-certificates")
     both = rootfshooks.customize_hook([CERT_TOOL, *BYTECODE_TOOLS])
-    assert "--certificates --bytecode" in both and both.count("--remove") == 3
+    assert both.count("--remove") == 3
+    # py_compile.py is compiled too: from the real module, not from its stub.
+    assert both.rindex("--remove") < both.index("--bytecode")
     assert rootfshooks.customize_hook([]) == "true"
+
+
+def test_a_hook_that_runs_after_mmdebstrap_unpacked_the_packages_removes_the_held_certificate_files():
+    assert f'rm -rf "$1/{rootfshooks.CERTS}"' in rootfshooks.essential_hook([CERT_TOOL], unpacked=True)
+    assert "rm -rf" not in rootfshooks.essential_hook([CERT_TOOL])
+    assert "rm -rf" not in rootfshooks.essential_hook(list(BYTECODE_TOOLS), unpacked=True)
+
+
+STATUS = """Package: libc6
+Status: install ok installed
+Architecture: arm64
+Description: GNU C Library
+ Status: not a field
+
+Package: gone
+Status: deinstall ok config-files
+
+Package: python3
+Status: install ok installed
+"""
+
+
+def test_installed_packages_are_read_from_dpkg_status_stanzas():
+    assert rootfshooks.installed_packages(STATUS) == {"libc6", "python3"}
+    assert rootfshooks.installed_packages("") == set()
+
+
+def test_a_layers_new_packages_are_automatic_but_the_requested_ones():
+    after = STATUS + "".join(f"\nPackage: {name}\nStatus: install ok installed\n"
+                             for name in ("libpython3.11", "openssl"))
+    before = "Package: libc6\nStatus: install ok installed\n"
+    assert rootfshooks.new_dependencies(before, after, {"python3"}) == ["libpython3.11", "openssl"]
+
+
+def test_marks_are_set_by_apt_mark_with_the_bootstraps_configuration(tmp_path, monkeypatch):
+    (tmp_path / "var/lib/dpkg").mkdir(parents=True)
+    (tmp_path / "var/lib/dpkg/status").write_text(STATUS)
+    base = tmp_path / "base-status"
+    base.write_text("Package: libc6\nStatus: install ok installed\n")
+    ran = []
+    monkeypatch.setattr(rootfshooks.subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+    assert rootfshooks.mark_automatic(tmp_path, base, set()) == ["python3"]
+    assert ran == [["apt-mark", "auto", "python3"]]
+    ran.clear()
+    assert rootfshooks.mark_automatic(tmp_path, base, {"python3"}) == [] and ran == []
+    hook = rootfshooks.layer_customize_hook(base, ["python3", "pip"])
+    assert hook.startswith('APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" ') and f"--mark-automatic {base}" in hook
+    assert "--requested python3,pip" in hook
 
 
 def test_byte_code_is_made_natively_only_by_the_images_python(monkeypatch):
