@@ -578,9 +578,9 @@ def build_all_in_one(client: docker.DockerClient | None = None, tag: str | None 
 # What each step of a cold setup costs relative to the others, for the share each progress line
 # shows (absolute times depend on the machine and its load): seconds seen on a 2-core x86_64
 # machine with QEMU 10, both arches' chains side by side (python bench.cold_setup).
-EXPECTED_SECONDS = {"rootfs python": 860.0, "rootfs debian": 790.0, "rootfs engine": 280.0,
-                    "image runtime-deps": 37.0, "image runtime": 19.0, "image python": 10.0, "image debian": 4.0,
-                    "image engine": 80.0}
+EXPECTED_SECONDS = {"rootfs python": 66.0, "rootfs debian": 195.0, "rootfs engine": 72.0,
+                    "image runtime-deps": 13.0, "image runtime": 6.0, "image python": 6.0, "image debian": 4.0,
+                    "image engine": 51.0}
 
 
 def setup_steps(client: docker.DockerClient, arches: Sequence[Arch], kinds: Sequence[str]) -> dict[str, float]:
