@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -652,10 +652,21 @@ def prepare(arches: Sequence[str | Arch], kinds: Sequence[str],
 
     with plan("setup", setup_steps(client, targets, kinds)):
         chains = _chains(targets, kinds)
-        with ThreadPoolExecutor(max_workers=max(1, len(chains))) as pool:
+        early = [a for a in targets if "runtime" in kinds and not is_current(client, "runtime", a)]
+        with ThreadPoolExecutor(max_workers=max(1, len(chains) + len(early))) as pool:
+            for arch in early:
+                pool.submit(_prefetch_runtime_deps, arch)
             for future in [pool.submit(make, chain) for chain in chains]:
                 future.result()
     return tags
+
+
+def _prefetch_runtime_deps(arch: Arch) -> None:
+    """The runtime's dependencies made on the host while the root filesystems are bootstrapped:
+    they need no image, and the runtime's chain finds them in the cache (10 s less on its path)."""
+    dockerfile, _ = runtime_sources()
+    with suppress(ImageBuildError):   # the chain tries again and says why; the image then installs them
+        runtimedeps.site_packages(arch, runtimedeps.requirements(dockerfile.read_text()), cache_dir())
 
 
 def load_into(target: docker.DockerClient, source: docker.DockerClient, tag: str, names: tuple[str, ...]) -> None:
