@@ -328,7 +328,8 @@ def _rootfs_jobs(arches: Iterable[str | Arch], kinds: Iterable[str]) -> list[tup
             base = BASES["python" if kind == "runtime" else kind] if kind in (*BASES, "runtime") else None
             if base is None:
                 continue
-            if (under := layer_base(base.packages, tool)) is not None:
+            under = layer_base(base.packages, tool)
+            if under is not None and not rootfs_path(arch, base.packages).exists():
                 jobs.append((arch, under, False))   # made first: the layer is made on its tree
             jobs.append((arch, base.packages, base.python))
     if "engine" in kinds:

@@ -125,6 +125,10 @@ def test_only_mmdebstrap_makes_the_python_rootfs_as_a_layer_on_the_debian_one(
     monkeypatch.setattr(images, "_installed_bootstrapper", lambda: "mmdebstrap")
     steps = images.setup_steps(NoImages(), [ARM64], ["runtime"])  # type: ignore[arg-type]
     assert [s for s in steps if s.startswith("rootfs")] == ["rootfs debian arm64", "rootfs python arm64"]
+    # A cached layer needs no base: its image is made from it alone.
+    images.rootfs_path(ARM64, python).parent.mkdir(parents=True)
+    images.rootfs_path(ARM64, python).touch()
+    assert not any(s.startswith("rootfs") for s in images.setup_steps(NoImages(), [ARM64], ["runtime"]))  # type: ignore[arg-type]
 
 
 def test_a_layer_installs_only_its_own_packages_on_the_base_tree_and_sets_apt_marks() -> None:
