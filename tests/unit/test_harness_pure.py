@@ -105,7 +105,8 @@ def test_rootfs_cache_key_depends_on_arch_and_packages() -> None:
     assert images._key(arm, ("a", "b")) == images._key(arm, ("b", "a"))
 
 
-def test_host_tags_never_use_official_names() -> None:
+def test_host_tags_never_use_official_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARMSTACK_IMAGE_PREFIX", raising=False)
     for kind in ("debian", "python", "engine"):
         tag = images.host_tag(kind, get_arch("arm64"))
         assert tag.startswith("armstack/"), tag
