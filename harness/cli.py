@@ -1,4 +1,4 @@
-"""``armstack images build|list|snapshots`` and ``armstack chaos``: the harness's part of the ``armstack`` command."""
+"""``armstack images build|list|prune|snapshots`` and ``armstack chaos``: the harness's part of ``armstack``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ def images_main(argv: list[str]) -> int:
     build.add_argument("--arch", default="arm64", help="comma list of arm64, armv7, amd64 (default arm64)")
     build.add_argument("--kind", default=",".join(KINDS), help=f"comma list of {', '.join(KINDS)}")
     sub.add_parser("list", help="list the base images on this engine")
+    prune = sub.add_parser("prune", help="remove the cached root filesystems, dependency trees and kit images "
+                                         "this version of armstack does not use")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     snaps = sub.add_parser("snapshots", help="list device card templates and snapshots (or remove them)")
     snaps.add_argument("--prune", nargs="*", metavar="NAME", default=None,
                        help="remove the named snapshots; with no name, every one (a running session's "
@@ -28,6 +31,8 @@ def images_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.command == "snapshots":
         return snapshots_main(args.prune)
+    if args.command == "prune":
+        return prune_main(args.dry_run)
 
     from harness import images
 
@@ -51,6 +56,20 @@ def images_main(argv: list[str]) -> int:
     except HarnessError as e:
         print(f"armstack images: {e}", file=sys.stderr)
         return 1
+
+
+def prune_main(dry_run: bool) -> int:
+    import docker.errors
+
+    from harness.prune import prune
+
+    try:
+        done = prune(dry_run=dry_run)
+    except (HarnessError, docker.errors.DockerException) as e:
+        print(f"armstack images prune: {e}", file=sys.stderr)
+        return 1
+    print(done.summary(dry_run))
+    return 0
 
 
 def chaos_main(argv: list[str]) -> int:

@@ -543,13 +543,18 @@ def _build_target(arch: Arch, target: str, client: docker.DockerClient | None, t
     return tag
 
 
-def build_runtime_deps(arch: Arch, base: str, client: docker.DockerClient) -> str:
-    """``base`` (the python stand-in) with the runtime's venv and dependencies in place, made on the
-    host (harness.runtimedeps); ``base`` itself where the host cannot, and the image installs them."""
+def runtime_deps_tag(arch: Arch, base: str, client: docker.DockerClient) -> tuple[str, str, tuple[str, ...]]:
+    """(tag, key, requirements) of the runtime's dependencies installed on the image ``base``."""
     dockerfile, _ = runtime_sources()
     wanted = runtimedeps.requirements(dockerfile.read_text())
     key = hashlib.sha256(f"{runtimedeps.key(arch, wanted)}|{client.images.get(base).id}".encode()).hexdigest()[:16]
-    tag = f"{prefix()}/runtime-deps:{key}-{arch.name}"
+    return f"{prefix()}/runtime-deps:{key}-{arch.name}", key, wanted
+
+
+def build_runtime_deps(arch: Arch, base: str, client: docker.DockerClient) -> str:
+    """``base`` (the python stand-in) with the runtime's venv and dependencies in place, made on the
+    host (harness.runtimedeps); ``base`` itself where the host cannot, and the image installs them."""
+    tag, key, wanted = runtime_deps_tag(arch, base, client)
     if _image_label(client, tag, LABEL_KEY) == key:
         return tag
     with step(f"image {tag}", key=f"image runtime-deps {arch.name}") as update:
