@@ -217,11 +217,15 @@ def bootstrap_command(tool: str, arch: Arch, packages: Sequence[str], python: bo
         cmd.append("--include=" + ",".join(packages))
     if tool == "mmdebstrap":
         cmd += [f"--dpkgopt={rule}" for rule in SLIM_DPKG_RULES]
-        base_status = (work or Path(tempfile.gettempdir())) / "base-status"
+        marks = []   # after the other customize hooks: apt's marks of what they leave installed
         if layer_on is not None:
+            if work is None:
+                raise ValueError("a layer's hooks need a private work directory")
+            base_status = work / "base-status"
             # mmdebstrap downloads and unpacks only what the base lacks, then installs it with dpkg in
             # its "essential" step; the debs stay until its cleanup, for the native certificate files.
             cmd += [f"--setup-hook={rootfshooks.layer_setup_hook(layer_on, base_status)}", "--skip=essential/unlink"]
+            marks.append(f"--customize-hook={rootfshooks.layer_customize_hook(base_status, packages)}")
         elif MERGED_USR_HOOKS.is_dir():
             cmd.append(f"--hook-dir={MERGED_USR_HOOKS}")
         if python:   # what _trim does for debootstrap: pip may install into the system, as in python:*
@@ -232,9 +236,7 @@ def bootstrap_command(tool: str, arch: Arch, packages: Sequence[str], python: bo
                 before = f"--extract-hook={rootfshooks.essential_hook(tools, unpacked=True)}" if layered \
                     else f"--essential-hook={rootfshooks.essential_hook(tools)}"
                 cmd += [before, f"--customize-hook={rootfshooks.customize_hook(tools)}"]
-        if layer_on is not None:
-            cmd.append(f"--customize-hook={rootfshooks.layer_customize_hook(base_status, packages)}")
-        cmd += ["--mode=root", "--format=tar"]
+        cmd += [*marks, "--mode=root", "--format=tar"]
     return [*cmd, SUITE, str(target), source]
 
 

@@ -158,3 +158,9 @@ def test_a_new_base_makes_its_layer_and_the_layers_image_again(monkeypatch: pyte
     before, image_before = images._rootfs_key(ARM64, python), images._base_key("python", ARM64)
     monkeypatch.setitem(images.BASES, "debian", images.BaseKind("debian", (), ("tzdata",), '["bash"]'))
     assert images._rootfs_key(ARM64, python) != before and images._base_key("python", ARM64) != image_before
+
+
+def test_a_layer_without_a_private_work_directory_is_refused() -> None:
+    with pytest.raises(ValueError, match="private work directory"):
+        images.bootstrap_command("mmdebstrap", ARM64, images.BASES["python"].packages, True, Path("/c/p.tar"),
+                                 "http://m/debian", layer_on=Path("/c/debian.tar"))
