@@ -140,6 +140,8 @@ def mark_automatic(root: Path, base_status: Path, requested: set[str]) -> list[s
     """Mark what was installed on top of ``base_status`` as apt would have, but ``requested``:
     mmdebstrap installs a layer with dpkg, which leaves apt's marks alone. Run with mmdebstrap's
     apt configuration (``APT_CONFIG``), so the host's apt-mark writes ``root``'s marks."""
+    if not os.environ.get("APT_CONFIG"):   # without it apt-mark would change this machine's own marks
+        raise RuntimeError("marking a layer's packages needs mmdebstrap's apt configuration in APT_CONFIG")
     status = root / "var/lib/dpkg/status"
     packages = new_dependencies(base_status.read_text(), status.read_text(), requested)
     if packages:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness import rootfshooks
 from harness.rootfshooks import BYTECODE_TOOLS, CERT_TOOL
 
@@ -75,6 +77,11 @@ def test_marks_are_set_by_apt_mark_with_the_bootstraps_configuration(tmp_path, m
     base.write_text("Package: libc6\nStatus: install ok installed\n")
     ran = []
     monkeypatch.setattr(rootfshooks.subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+    monkeypatch.delenv("APT_CONFIG", raising=False)
+    with pytest.raises(RuntimeError, match="APT_CONFIG"):   # never the host's own apt marks
+        rootfshooks.mark_automatic(tmp_path, base, set())
+    assert ran == []
+    monkeypatch.setenv("APT_CONFIG", str(tmp_path / "apt.conf"))
     assert rootfshooks.mark_automatic(tmp_path, base, set()) == ["python3"]
     assert ran == [["apt-mark", "auto", "python3"]]
     ran.clear()
