@@ -401,8 +401,15 @@ def _engine_key(arch: Arch) -> str:
     return _key(arch, ENGINE_PACKAGES, hashlib.sha256(entry).hexdigest())
 
 
-def runtime_tag(arch: Arch) -> str:
-    return f"{prefix()}/runtime:{runtime_source_hash()}-{arch.name}"
+def runtime_tag(arch: Arch, target: str = "runtime", source: str | None = None) -> str:
+    """The host tag of a target of the runtime's Dockerfile (runtime, all-in-one) as this code
+    builds it (``source``: its :func:`runtime_source_hash`, when the caller has it already)."""
+    return f"{prefix()}/{target}:{source or runtime_source_hash()}-{arch.name}"
+
+
+def runtime_requirements() -> tuple[str, ...]:
+    """What the runtime's Dockerfile pip-installs into its venv."""
+    return runtimedeps.requirements(runtime_sources()[0].read_text())
 
 
 def engine_tag(arch: Arch) -> str:
@@ -530,7 +537,7 @@ def _build_target(arch: Arch, target: str, client: docker.DockerClient | None, t
     client = client or docker.from_env()
     python = build_base("python", arch, client)
     source = runtime_source_hash()
-    tag = tag or f"{prefix()}/{target}:{source}-{arch.name}"
+    tag = tag or runtime_tag(arch, target, source)
     if _image_label(client, tag, LABEL_SOURCE) == source:
         return tag
     base = build_runtime_deps(arch, python, client)   # only for a build: it reads the Dockerfile, asks the engine
@@ -547,8 +554,7 @@ def _build_target(arch: Arch, target: str, client: docker.DockerClient | None, t
 
 def runtime_deps_tag(arch: Arch, base: str, client: docker.DockerClient) -> tuple[str, str, tuple[str, ...]]:
     """(tag, key, requirements) of the runtime's dependencies installed on the image ``base``."""
-    dockerfile, _ = runtime_sources()
-    wanted = runtimedeps.requirements(dockerfile.read_text())
+    wanted = runtime_requirements()
     key = hashlib.sha256(f"{runtimedeps.key(arch, wanted)}|{client.images.get(base).id}".encode()).hexdigest()[:16]
     return f"{prefix()}/runtime-deps:{key}-{arch.name}", key, wanted
 
@@ -672,9 +678,8 @@ def prepare(arches: Sequence[str | Arch], kinds: Sequence[str],
 def _prefetch_runtime_deps(arch: Arch) -> None:
     """The runtime's dependencies made on the host while the root filesystems are bootstrapped:
     they need no image, and the runtime's chain finds them in the cache (10 s less on its path)."""
-    dockerfile, _ = runtime_sources()
     with suppress(ImageBuildError):   # the chain tries again and says why; the image then installs them
-        runtimedeps.site_packages(arch, runtimedeps.requirements(dockerfile.read_text()), cache_dir())
+        runtimedeps.site_packages(arch, runtime_requirements(), cache_dir())
 
 
 def load_into(target: docker.DockerClient, source: docker.DockerClient, tag: str, names: tuple[str, ...]) -> None:

@@ -59,7 +59,7 @@ def current_cache() -> tuple[set[Path], set[Path]]:
     """The rootfs tarballs and dependency trees this version makes, for every arch."""
     rootfs = {images.rootfs_path(arch, images.BASES[kind].packages) for arch in _arches() for kind in images.BASES}
     rootfs.add(images.rootfs_path(get_arch("amd64"), images.ENGINE_PACKAGES))
-    wanted = runtimedeps.requirements(images.runtime_sources()[0].read_text())
+    wanted = images.runtime_requirements()
     deps = {images.cache_dir() / "runtime-deps" / f"{arch.name}-{runtimedeps.key(arch, wanted)}" for arch in _arches()}
     return rootfs, deps
 
@@ -73,8 +73,7 @@ def current_tags(client: docker.DockerClient) -> set[str]:
         tags.add(python)
         with suppress(docker.errors.ImageNotFound):   # no python image: no dependencies image is current
             tags.add(images.runtime_deps_tag(arch, python, client)[0])
-    source = images.runtime_source_hash()
-    tags.add(f"{images.prefix()}/all-in-one:{source}-amd64")
+    tags.add(images.runtime_tag(get_arch("amd64"), "all-in-one"))
     return tags
 
 

@@ -116,7 +116,7 @@ def layer_setup_hook(base: Path, base_status: Path) -> str:
 
 def layer_customize_hook(base_status: Path, requested: Sequence[str]) -> str:
     """Shell for mmdebstrap's ``--customize-hook`` of a layer: apt's marks (:func:`mark_automatic`)."""
-    return (f'APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" {_helper()} --mark-automatic {shlex.quote(str(base_status))} '
+    return (f'{_helper()} --mark-automatic {shlex.quote(str(base_status))} --apt-config "$MMDEBSTRAP_APT_CONFIG" '
             f'--requested {shlex.quote(",".join(requested))} "$1"')
 
 
@@ -136,16 +136,17 @@ def new_dependencies(before: str, after: str, requested: set[str]) -> list[str]:
     return sorted(installed_packages(after) - installed_packages(before) - requested)
 
 
-def mark_automatic(root: Path, base_status: Path, requested: set[str]) -> list[str]:
+def mark_automatic(root: Path, base_status: Path, requested: set[str], apt_config: str) -> list[str]:
     """Mark what was installed on top of ``base_status`` as apt would have, but ``requested``:
-    mmdebstrap installs a layer with dpkg, which leaves apt's marks alone. Run with mmdebstrap's
-    apt configuration (``APT_CONFIG``), so the host's apt-mark writes ``root``'s marks."""
-    if not os.environ.get("APT_CONFIG"):   # without it apt-mark would change this machine's own marks
-        raise RuntimeError("marking a layer's packages needs mmdebstrap's apt configuration in APT_CONFIG")
+    mmdebstrap installs a layer with dpkg, which leaves apt's marks alone. ``apt_config`` is
+    mmdebstrap's apt configuration, so the host's apt-mark writes ``root``'s marks."""
+    if not apt_config:   # without it apt-mark would change this machine's own marks
+        raise RuntimeError("marking a layer's packages needs mmdebstrap's apt configuration")
     status = root / "var/lib/dpkg/status"
     packages = new_dependencies(base_status.read_text(), status.read_text(), requested)
     if packages:
-        subprocess.run(["apt-mark", "auto", *packages], check=True, capture_output=True)
+        subprocess.run(["env", f"APT_CONFIG={apt_config}", "apt-mark", "auto", *packages],
+                       check=True, capture_output=True)
     return packages
 
 
@@ -221,13 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mark-automatic", type=Path, metavar="BASE_STATUS",
                         help="mark what was installed since this dpkg status as automatically installed")
     parser.add_argument("--requested", default="", help="comma-separated packages asked for by name")
+    parser.add_argument("--apt-config", default="", help="the bootstrap's apt configuration (for --mark-automatic)")
     args = parser.parse_args(argv)
     if args.certificates:
         print(f"{certificates(args.root)} certificates added natively", flush=True)
     if args.bytecode:
         bytecode(args.root)
     if args.mark_automatic:
-        marked = mark_automatic(args.root, args.mark_automatic, set(filter(None, args.requested.split(","))))
+        marked = mark_automatic(args.root, args.mark_automatic, set(filter(None, args.requested.split(","))),
+                                args.apt_config)
         print(f"{len(marked)} packages marked as automatically installed", flush=True)
     return 0
 
