@@ -242,9 +242,14 @@ def bootstrap_command(tool: str, arch: Arch, packages: Sequence[str], python: bo
 
 def rootfs_name(arch: Arch, packages: tuple[str, ...]) -> str:
     """What a rootfs is, for progress lines: ``rootfs python armv7``."""
-    kind = next((k for k, b in BASES.items() if b.packages == packages), None)
-    kind = kind or ("engine" if packages == ENGINE_PACKAGES else "+".join(packages) or "minbase")
+    base = _base_of(packages)
+    kind = base.name if base else ("engine" if packages == ENGINE_PACKAGES else "+".join(packages) or "minbase")
     return f"rootfs {kind} {arch.name}"
+
+
+def _base_of(packages: tuple[str, ...]) -> BaseKind | None:
+    """The stand-in whose rootfs ``packages`` make, if any."""
+    return next((b for b in BASES.values() if b.packages == packages), None)
 
 
 def layer_base(packages: tuple[str, ...], tool: str | None) -> tuple[str, ...] | None:
@@ -254,7 +259,7 @@ def layer_base(packages: tuple[str, ...], tool: str | None) -> tuple[str, ...] |
 
 
 def _layered_on(packages: tuple[str, ...]) -> tuple[str, ...] | None:
-    kind = next((b for b in BASES.values() if b.packages == packages), None)
+    kind = _base_of(packages)
     return BASES[kind.layer_on].packages if kind is not None and kind.layer_on is not None else None
 
 

@@ -4,8 +4,8 @@ Root filesystem tarballs, the runtime's dependency trees and the kit's images ar
 they are made (recipe, packages, sources), so a newer armstack or a change to the runtime's code
 makes new ones beside the old, which then only fill the disk (a rootfs is 60-400 MB). This removes,
 from the cache (``~/.cache/armstack``) and from the host engine's images labelled as the kit's under
-this image prefix, those no key of this version names. Nothing else is touched: not other files in the cache, not the
-device card store (``armstack images snapshots --prune``), not an image a container still uses
+this image prefix, those no key of this version names. Nothing else is touched: not other files in
+the cache, not the device card store (``armstack images snapshots --prune``), not an image a container still uses
 (the engine refuses; it is reported as kept).
 """
 
@@ -60,20 +60,20 @@ def current_cache() -> tuple[set[Path], set[Path]]:
     rootfs = {images.rootfs_path(arch, images.BASES[kind].packages) for arch in _arches() for kind in images.BASES}
     rootfs.add(images.rootfs_path(get_arch("amd64"), images.ENGINE_PACKAGES))
     wanted = images.runtime_requirements()
-    deps = {images.cache_dir() / "runtime-deps" / f"{arch.name}-{runtimedeps.key(arch, wanted)}" for arch in _arches()}
+    deps = {runtimedeps.tree_path(arch, wanted, images.cache_dir()) for arch in _arches()}
     return rootfs, deps
 
 
 def current_tags(client: docker.DockerClient) -> set[str]:
     """The kit's image names this version uses, as they are now on the host."""
-    tags = {images.engine_tag(get_arch("amd64"))}
+    source = images.runtime_source_hash()   # hashes every runtime file: once
+    tags = {images.engine_tag(get_arch("amd64")), images.runtime_tag(get_arch("amd64"), "all-in-one", source)}
     for arch in _arches():
-        tags |= {images.host_tag("debian", arch), images.runtime_tag(arch)}
+        tags |= {images.host_tag("debian", arch), images.runtime_tag(arch, source=source)}
         python = images.host_tag("python", arch)
         tags.add(python)
         with suppress(docker.errors.ImageNotFound):   # no python image: no dependencies image is current
             tags.add(images.runtime_deps_tag(arch, python, client)[0])
-    tags.add(images.runtime_tag(get_arch("amd64"), "all-in-one"))
     return tags
 
 

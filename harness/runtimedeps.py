@@ -106,13 +106,18 @@ def _fetch(arch: Arch, name: str, version: str, wheels: Path) -> None:
                               f"{', '.join(w.name for w in made) or 'nothing'}, not a pure wheel")
 
 
+def tree_path(arch: Arch, wanted: Sequence[str], cache: Path) -> Path:
+    """Where the cache keeps the tree of ``wanted`` for ``arch`` (its ``site-packages`` inside)."""
+    return cache / "runtime-deps" / f"{arch.name}-{key(arch, wanted)}"
+
+
 def site_packages(arch: Arch, wanted: Sequence[str], cache: Path) -> tuple[Path, bool]:
     """A cached site-packages tree of ``wanted`` for ``arch``, and whether it is byte-compiled.
 
     Made in a temporary directory and renamed into place, so an interrupted run leaves nothing a
     later one would use. ImageBuildError when the host cannot make it.
     """
-    out = cache / "runtime-deps" / f"{arch.name}-{key(arch, wanted)}"
+    out = tree_path(arch, wanted, cache)
     if not out.is_dir():
         out.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
